@@ -1,0 +1,66 @@
+# What main.py runs at every wake: a maintenance window after power-on (so mpremote can reach
+# the board), then one cycle under a watchdog, then deep sleep until the next reading.
+from station import clock, config, cycle, state as state_mod
+from station.flashqueue import FlashQueue
+
+QUEUE_DIR = "queue"
+
+
+def maintenance_window(board, seconds):
+    """True when someone pressed Ctrl-C (mpremote does): stay awake in the REPL."""
+    print("mizumori: maintenance window %d s, Ctrl-C for the REPL" % seconds)
+    try:
+        for _ in range(seconds * 10):
+            clock.sleep_ms(100)
+    except KeyboardInterrupt:
+        print("mizumori: maintenance mode, station loop stopped")
+        return True
+    return False
+
+
+def sleep_ms_until(board, target_s, now_s, floor_ms=1000):
+    return max(floor_ms, (target_s - now_s) * 1000)
+
+
+def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
+    """One wake. Ends in board.deepsleep(); returns only for the REPL or in the sim."""
+    if board is None:
+        from station.hw.esp32 import Board
+        board = Board()
+    woke = clock.ticks_ms()
+    cfg, cfg_errors = config.load(cfg_path)
+    pins = config.pins(cfg)
+    st = state_mod.load(board)
+    cause = board.reset_cause()
+    if cause in ("power_on", "hard") or board.service_held(pins["service"]):
+        if maintenance_window(board, cfg["maintenance_s"]):
+            return None
+    if board.woke_by_rain():
+        # A tip woke us: count it and sleep on to the scheduled wake.
+        st["rain"] += 1
+        state_mod.save(board, st)
+        board.deepsleep(sleep_ms_until(board, st["next_wake"], board.time(), 100),
+                        pins["rain"])
+        return None
+    wdt = board.watchdog(cfg["wdt_ms"])
+    st["wakes"] += 1
+    result = None
+    try:
+        queue = FlashQueue(queue_dir, max_records=cfg["queue_max"])
+        result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
+        if cfg_errors:
+            st["err"] = "; ".join(cfg_errors)
+        if result["upload"] and uploader is not None and uploader(queue, result):
+            st["since_upload"] = 0
+    except Exception as e:  # never die awake: record it and try again next wake
+        st["err"] = "cycle: %r" % e
+        st["next_wake"] = board.time() + cfg["interval_normal_s"]
+    wdt.feed()
+    state_mod.save(board, st)
+    if result is not None:
+        print("mizumori: seq %d level %s flags %s next %d s" % (
+            result["seq"], result["level_mm"], result["flags"], result["interval_s"]))
+    awake_ms = clock.ticks_diff(clock.ticks_ms(), woke)
+    board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000 - awake_ms),
+                    pins["rain"])
+    return result

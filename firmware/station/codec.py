@@ -1,0 +1,178 @@
+# Reading codec v1: the bytes a station sends. See docs/protocol.md.
+#
+# Every record starts with one header byte: high nibble = codec version (1), low nibble =
+# record type. Records have a fixed length per type, so a batch is simply records laid end to
+# end. All integers are big-endian (network order, easy to read in a hex dump).
+#
+#   level  (0x11, 11 bytes): hdr, seq u24, age u24, level i16 mm, battery u8 (20 mV), flags u8
+#   full   (0x12, 18 bytes): the level record, then temperature i16 (0.01 C), humidity u8
+#                            (0.5 %), pressure u16 (0.1 hPa), rain u16 (0.1 mm since last)
+#   status (0x13,  9 bytes): hdr, queue depth u16, dropped u16, config version u16,
+#                            reset cause u8, rssi i8 (dBm)
+#
+# Absent values use sentinels: level/temperature -32768, battery 0, humidity 255,
+# pressure 0, rain 65535, rssi -128.
+import struct
+
+VERSION = 1
+LEVEL = 0x11
+FULL = 0x12
+STATUS = 0x13
+
+LEVEL_LEN = 11
+FULL_LEN = 18
+STATUS_LEN = 9
+AGE_OFFSET = 4  # bytes 4..6 of level and full records hold the age
+
+SEQ_MASK = 0xFFFFFF
+AGE_MAX = 0xFFFFFF  # about 194 days; older readings are sent with this age
+
+# Status flag bits, in wire order.
+NO_ECHO = 0x01
+OUT_OF_RANGE = 0x02
+STUCK = 0x04
+JUMP = 0x08
+SENSOR_MISSING = 0x10
+FLOOD_MODE = 0x20
+QUEUE_DROPPED = 0x40
+CLOCK_UNSYNCED = 0x80
+FLAG_NAMES = (
+    "no_echo", "out_of_range", "stuck", "jump",
+    "sensor_missing", "flood_mode", "queue_dropped", "clock_unsynced",
+)
+FAULTS = NO_ECHO | OUT_OF_RANGE | STUCK | JUMP | SENSOR_MISSING
+
+RESET_CAUSES = ("unknown", "power_on", "hard", "wdt", "deepsleep", "soft", "brownout")
+
+_NO_I16 = -32768
+_LEN = {LEVEL: LEVEL_LEN, FULL: FULL_LEN, STATUS: STATUS_LEN}
+_TYPE_NAMES = {LEVEL: "level", FULL: "full", STATUS: "status"}
+
+
+class CodecError(ValueError):
+    pass
+
+
+def _clamp(v, lo, hi):
+    return lo if v < lo else hi if v > hi else v
+
+
+def _opt(value, scale, lo, hi, absent):
+    # Scale a physical value to its wire integer, or the sentinel when absent.
+    if value is None:
+        return absent
+    return _clamp(int(round(value * scale)), lo, hi)
+
+
+def flags_to_names(flags):
+    return [FLAG_NAMES[i] for i in range(8) if flags & (1 << i)]
+
+
+def flags_from_names(names):
+    flags = 0
+    for n in names:
+        flags |= 1 << FLAG_NAMES.index(n)
+    return flags
+
+
+def encode_level(seq, age_s, level_mm, battery_mv, flags):
+    """The 11-byte record. level_mm/battery_mv may be None."""
+    if level_mm is None:
+        lv = _NO_I16
+    else:
+        lv = _clamp(level_mm, -32767, 32767)
+    bat = _opt(battery_mv, 0.05, 1, 255, 0)
+    age = _clamp(age_s, 0, AGE_MAX)
+    return struct.pack(">BHBHBhBB", LEVEL, (seq >> 8) & 0xFFFF, seq & 0xFF,
+                       age >> 8, age & 0xFF, lv, bat, flags & 0xFF)
+
+
+def encode_full(seq, age_s, level_mm, battery_mv, flags,
+                temperature_c, humidity_pct, pressure_hpa, rain_mm):
+    """The 18-byte record: the level record plus the environment."""
+    head = encode_level(seq, age_s, level_mm, battery_mv, flags)
+    tail = struct.pack(">hBHH",
+                       _opt(temperature_c, 100, -32767, 32767, _NO_I16),
+                       _opt(humidity_pct, 2, 0, 200, 255),
+                       _opt(pressure_hpa, 10, 1, 65535, 0),
+                       _opt(rain_mm, 10, 0, 65534, 65535))
+    return bytes([FULL]) + head[1:] + tail
+
+
+def encode_status(queue_depth, dropped, config_version, reset_cause, rssi_dbm):
+    return struct.pack(">BHHHBb", STATUS, _clamp(queue_depth, 0, 65535),
+                       _clamp(dropped, 0, 65535), config_version & 0xFFFF,
+                       reset_cause & 0xFF, _clamp(-128 if rssi_dbm is None else rssi_dbm,
+                                                  -128, 127))
+
+
+def with_age(record, age_s):
+    """A copy of a level or full record with its age set (done at transmission)."""
+    age = _clamp(age_s, 0, AGE_MAX)
+    out = bytearray(record)
+    out[AGE_OFFSET] = age >> 16
+    out[AGE_OFFSET + 1] = (age >> 8) & 0xFF
+    out[AGE_OFFSET + 2] = age & 0xFF
+    return bytes(out)
+
+
+def to_level(record):
+    """The 11-byte level record for a full record (for small LoRaWAN payloads)."""
+    if record[0] == LEVEL:
+        return bytes(record)
+    if record[0] != FULL:
+        raise CodecError("not a reading record")
+    return bytes([LEVEL]) + bytes(record[1:LEVEL_LEN])
+
+
+def _u24(b, i):
+    return (b[i] << 16) | (b[i + 1] << 8) | b[i + 2]
+
+
+def _decode_one(b, i):
+    hdr = b[i]
+    if hdr >> 4 != VERSION:
+        raise CodecError("record %d: unsupported codec version %d" % (i, hdr >> 4))
+    n = _LEN.get(hdr)
+    if n is None:
+        raise CodecError("record %d: unknown record type 0x%02x" % (i, hdr))
+    if i + n > len(b):
+        raise CodecError("record %d: truncated (%d of %d bytes)" % (i, len(b) - i, n))
+    if hdr == STATUS:
+        depth, dropped, cfg, cause, rssi = struct.unpack_from(">HHHBb", b, i + 1)
+        return n, {
+            "type": "status", "queue_depth": depth, "dropped": dropped,
+            "config_version": cfg,
+            "reset_cause": RESET_CAUSES[cause] if cause < len(RESET_CAUSES) else "unknown",
+            "rssi_dbm": None if rssi == -128 else rssi,
+        }
+    lv, bat, flags = struct.unpack_from(">hBB", b, i + 7)
+    rec = {
+        "type": _TYPE_NAMES[hdr], "seq": _u24(b, i + 1), "age_s": _u24(b, i + 4),
+        "level_mm": None if lv == _NO_I16 else lv,
+        "battery_mv": None if bat == 0 else bat * 20,
+        "flags": flags_to_names(flags),
+    }
+    if hdr == FULL:
+        t, h, p, r = struct.unpack_from(">hBHH", b, i + 11)
+        if h != 255 and h > 200:
+            raise CodecError("record %d: humidity %d out of range" % (i, h))
+        rec["temperature_c"] = None if t == _NO_I16 else t / 100
+        rec["humidity_pct"] = None if h == 255 else h / 2
+        rec["pressure_hpa"] = None if p == 0 else p / 10
+        rec["rain_mm"] = None if r == 65535 else r / 10
+    return n, rec
+
+
+def decode(data):
+    """All records of a batch, in order. Raises CodecError naming the offending offset."""
+    b = bytes(data)
+    if not b:
+        raise CodecError("empty batch")
+    out = []
+    i = 0
+    while i < len(b):
+        n, rec = _decode_one(b, i)
+        out.append(rec)
+        i += n
+    return out

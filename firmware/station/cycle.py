@@ -1,0 +1,109 @@
+# One wake cycle: sample -> process -> queue -> decide the next interval.
+# A faulty sensor gives a flagged reading, never an exception out of here.
+import struct
+
+from station import codec, processing, schedule, sensors
+from station.drivers import SensorFault
+
+
+def sample(sensor, n, wdt=None):
+    """(good samples, {fault flag: count}) from n attempts; stops early if the sensor is gone."""
+    good = []
+    faults = {}
+    for _ in range(n):
+        try:
+            good.append(sensor.read_mm())
+        except SensorFault as e:
+            faults[e.flag] = faults.get(e.flag, 0) + 1
+            if e.flag == codec.SENSOR_MISSING:
+                break
+        if wdt:
+            wdt.feed()
+    return good, faults
+
+
+def read_env(board, cfg, pins, notes):
+    """(temperature C, humidity %, pressure hPa), each None when unavailable."""
+    if not cfg["env_sensor"]:
+        return None, None, None
+    try:
+        return sensors.env_sensor(board, pins).read()
+    except SensorFault as e:
+        notes.append("env sensor: %s" % e)
+        return None, None, None
+
+
+def read_level(board, cfg, pins, state, temp_c, notes, wdt):
+    """(level mm or None, fault flags); updates state["stuck"]."""
+    try:
+        kind, sensor = sensors.level_sensor(board, cfg, pins)
+        good, faults = sample(sensor, cfg["samples"], wdt)
+    except (OSError, ValueError) as e:  # the bus itself could not be opened
+        notes.append("level sensor: %r" % e)
+        kind, good, faults = "distance", [], {codec.SENSOR_MISSING: 1}
+    level, flags, state["stuck"] = processing.level_from_samples(
+        kind, good, faults, temp_c, cfg, state["level"], state["stuck"])
+    if flags & codec.FAULTS:
+        notes.append("level flags: %s" % ",".join(codec.flags_to_names(flags)))
+    return level, flags
+
+
+def read_battery(board, cfg, pins, notes):
+    try:
+        return sensors.battery(board, cfg, pins).read_mv()
+    except (OSError, ValueError) as e:
+        notes.append("battery: %r" % e)
+        return None
+
+
+def stored_time(payload):
+    return struct.unpack_from(">I", payload, 0)[0]
+
+
+def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
+    """Measure, store and decide. Returns a dict describing the reading and the decision."""
+    notes = []
+    now = board.time()
+    if queue.newest is not None and now < stored_time(queue.newest[1]):
+        # The clock went back (power loss resets the RTC): never before a stored reading.
+        now = stored_time(queue.newest[1]) + 1
+        board.set_time(now)
+        state["synced"] = False
+    temp_c, hum, pres = read_env(board, cfg, pins, notes)
+    level, flags = read_level(board, cfg, pins, state, temp_c, notes, wdt)
+    battery_mv = read_battery(board, cfg, pins, notes)
+    state["rain"] += rain_tips
+    rain_mm = state["rain"] * cfg["rain_mm_per_tip"]
+    decision = schedule.decide(cfg, state, level, now)
+    if decision["flood"]:
+        flags |= codec.FLOOD_MODE
+    if queue.dropped > state["dropped_seen"]:
+        flags |= codec.QUEUE_DROPPED
+    if not state["synced"]:
+        flags |= codec.CLOCK_UNSYNCED
+    record = codec.encode_full(queue.next_seq, 0, level, battery_mv, flags,
+                               temp_c, hum, pres, rain_mm)
+    try:
+        seq = queue.append(struct.pack(">I", now) + record)
+    except OSError:  # flash full: make room the counted way, then store
+        queue.drop_oldest()
+        seq = queue.append(struct.pack(">I", now) + record)
+    # The reading is stored: only now consume what it carries.
+    state["rain"] = 0
+    state["dropped_seen"] = queue.dropped
+    if level is not None:
+        state["level"], state["t"] = level, now
+    state["alert"] = decision["alert"]
+    state["flood"] = decision["flood"]
+    state["since_upload"] += 1
+    state["next_wake"] = now + decision["interval_s"]
+    if notes:
+        state["err"] = "; ".join(notes)
+    return {
+        "seq": seq, "t": now, "level_mm": level, "flags": flags, "battery_mv": battery_mv,
+        "temperature_c": temp_c, "humidity_pct": hum, "pressure_hpa": pres,
+        "rain_mm": rain_mm, "notes": notes, "record": record,
+        "alert": decision["alert"], "flood": decision["flood"],
+        "rate_mm_h": decision["rate_mm_h"], "interval_s": decision["interval_s"],
+        "upload": decision["upload"],
+    }

@@ -1,0 +1,80 @@
+# The real board: ESP32 with MicroPython's machine and esp32 modules.
+import time
+
+import esp32
+import machine
+
+_CAUSES = {
+    machine.PWRON_RESET: "power_on",
+    machine.HARD_RESET: "hard",
+    machine.WDT_RESET: "wdt",
+    machine.DEEPSLEEP_RESET: "deepsleep",
+    machine.SOFT_RESET: "soft",
+}
+
+
+class Board:
+    name = "esp32"
+    IRQ_FALLING = machine.Pin.IRQ_FALLING
+
+    def __init__(self):
+        self._rtc = machine.RTC()
+
+    # buses and pins
+    def uart(self, uid, baudrate, tx, rx):
+        return machine.UART(uid, baudrate=baudrate, tx=tx, rx=rx, rxbuf=256)
+
+    def i2c(self, scl, sda):
+        return machine.I2C(0, scl=machine.Pin(scl), sda=machine.Pin(sda), freq=100000)
+
+    def adc(self, pin):
+        adc = machine.ADC(machine.Pin(pin))
+        adc.atten(machine.ADC.ATTN_11DB)  # full range ~0.15-2.45 V, calibrated by read_uv
+        return adc
+
+    def pin_in(self, pin, pull_up=False):
+        return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP if pull_up else None)
+
+    def pin_out(self, pin, value=0):
+        return machine.Pin(pin, machine.Pin.OUT, value=value)
+
+    def time_pulse_us(self, pin, level, timeout_us):
+        return machine.time_pulse_us(pin, level, timeout_us)
+
+    def sleep_us(self, us):
+        time.sleep_us(us)
+
+    # time and memory that survive deep sleep
+    def time(self):
+        return int(time.time())
+
+    def set_time(self, t):
+        tm = time.gmtime(t)
+        self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+    def rtc_memory(self):
+        return self._rtc.memory()
+
+    def set_rtc_memory(self, data):
+        self._rtc.memory(data)
+
+    # power
+    def reset_cause(self):
+        return _CAUSES.get(machine.reset_cause(), "unknown")
+
+    def woke_by_rain(self):
+        return machine.wake_reason() == machine.EXT0_WAKE
+
+    def sleep_tips(self):
+        return 0  # each tip during deep sleep wakes the board (ext0) and is counted then
+
+    def service_held(self, pin):
+        return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0
+
+    def watchdog(self, timeout_ms):
+        return machine.WDT(timeout=timeout_ms)
+
+    def deepsleep(self, ms, rain_pin=None):
+        if rain_pin is not None:
+            esp32.wake_on_ext0(pin=machine.Pin(rain_pin), level=esp32.WAKEUP_ALL_LOW)
+        machine.deepsleep(ms)

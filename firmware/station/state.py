@@ -1,0 +1,44 @@
+# The little state that must survive deep sleep, kept in RTC memory (lost on power loss,
+# which is fine: everything durable lives in flash).
+import json
+
+MAX_BYTES = 2048  # RTC user memory on the ESP32 port
+
+
+def defaults():
+    return {
+        "level": None,      # last level, mm
+        "t": None,          # its time, s
+        "alert": 0,         # river level reached, 0..4
+        "flood": False,     # in flood (fast) mode
+        "since_upload": 0,  # readings since the last successful upload
+        "stuck": 0,         # consecutive identical bursts
+        "rain": 0,          # rain tips not yet reported
+        "next_wake": 0,     # when the scheduled wake is due (rain wakes sleep on to it)
+        "dropped_seen": 0,  # queue drops already flagged on a reading
+        "synced": False,    # clock set from the server since power-on
+        "wakes": 0,
+        "err": "",          # last error, for `info`
+    }
+
+
+def load(board):
+    st = defaults()
+    raw = board.rtc_memory()
+    if raw:
+        try:
+            saved = json.loads(raw)
+            for k in st:
+                if k in saved:
+                    st[k] = saved[k]
+        except (ValueError, TypeError):
+            st["err"] = "RTC memory unreadable"
+    return st
+
+
+def save(board, st):
+    st["err"] = st["err"][:200]
+    data = json.dumps(st).encode()
+    if len(data) > MAX_BYTES:
+        raise ValueError("state too large for RTC memory")
+    board.set_rtc_memory(data)
