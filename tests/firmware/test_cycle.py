@@ -1,0 +1,188 @@
+# Whole wake cycles on the simulated board: real drivers, real queue, real codec.
+from station import app, codec, config, cycle, state
+from station.flashqueue import FlashQueue
+from station.hw import sim
+from support import raises, tempdir
+
+
+def setup(**changes):
+    d = tempdir()
+    cfg, errors = config.merge(config.DEFAULTS, changes)
+    assert errors == []
+    config.save(cfg, d + "/config.json")
+    return d
+
+
+def wake(d, board):
+    """Run main.py's wake on the board; returns how long it asked to sleep (ms)."""
+    return raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue").ms
+
+
+def stored(d):
+    q = FlashQueue(d + "/queue")
+    return [codec.decode(p[4:])[0] for _, p in q.peek(1000, 100000)]
+
+
+def one_cycle(world, **changes):
+    cfg, _ = config.merge(config.DEFAULTS, changes)
+    q = FlashQueue(tempdir())
+    st = state.defaults()
+    board = sim.Board(world)
+    r = cycle.run(board, cfg, config.pins(cfg), st, q, rain_tips=board.sleep_tips())
+    return r, q, st
+
+
+def test_a_cycle_stores_one_reading_with_everything_measured():
+    w = sim.World()
+    w.level_mm, w.battery_mv, w.rain_tips = 1200, 3710, 5
+    r, q, st = one_cycle(w)
+    assert abs(r["level_mm"] - 1200) <= 3
+    assert r["seq"] == 1 and q.depth() == 1
+    rec = codec.decode(q.peek(1)[0][1][4:])[0]
+    assert rec["type"] == "full" and rec["seq"] == 1
+    assert rec["level_mm"] == r["level_mm"]
+    assert abs(rec["battery_mv"] - 3710) <= 20
+    assert abs(rec["temperature_c"] - 20.0) <= 0.02 and abs(rec["humidity_pct"] - 60) <= 0.5
+    assert abs(rec["pressure_hpa"] - 1013.2) <= 0.1
+    assert rec["rain_mm"] == 1.0
+    assert rec["flags"] == ["clock_unsynced"]  # nobody has set the clock yet
+    assert st["rain"] == 0 and st["level"] == r["level_mm"]
+
+
+def test_temperature_compensation_recovers_the_true_level_in_cold_air():
+    w = sim.World()
+    w.level_mm, w.air_temp_c, w.noise_mm = 1000, -10.0, 0
+    compensated, _, _ = one_cycle(w)
+    assert abs(compensated["level_mm"] - 1000) <= 2
+    raw, _, _ = one_cycle(w, env_sensor=False)
+    # slower sound in cold air: 4 m reads as ~4.22 m, the level ~220 mm too low
+    assert raw["level_mm"] < 800
+
+
+def test_each_sensor_fault_gives_a_flagged_reading_not_an_exception():
+    cases = (("missing", "sensor_missing"), ("garbage", "sensor_missing"),
+             ("no_echo", "no_echo"))
+    for fault, flag in cases:
+        w = sim.World()
+        w.faults.add(fault)
+        r, q, st = one_cycle(w)
+        rec = codec.decode(q.peek(1)[0][1][4:])[0]
+        assert rec["level_mm"] is None and flag in rec["flags"], (fault, rec)
+        assert "level" in st["err"]
+
+
+def test_missing_environment_sensor_keeps_the_level():
+    w = sim.World()
+    w.faults.add("env_missing")
+    r, q, st = one_cycle(w)
+    rec = codec.decode(q.peek(1)[0][1][4:])[0]
+    assert rec["temperature_c"] is None and rec["pressure_hpa"] is None
+    assert abs(rec["level_mm"] - w.level_mm) <= 3
+    assert "env sensor" in st["err"]
+
+
+def test_stuck_sensor_is_flagged_after_repeats():
+    w = sim.World()
+    w.faults.add("stuck")
+    w.noise_mm = 0
+    cfg, _ = config.merge(config.DEFAULTS, {"stuck_count": 3})
+    q = FlashQueue(tempdir())
+    st = state.defaults()
+    flags = [cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q)["flags"] & codec.STUCK
+             for _ in range(5)]
+    assert flags == [0, 0, 0, codec.STUCK, codec.STUCK]
+
+
+def test_jsnsr04t_and_pressure_transducer_stations():
+    w = sim.World()
+    w.level_mm = 2100
+    r, _, _ = one_cycle(w, level_sensor="jsnsr04t")
+    assert abs(r["level_mm"] - 2100) <= 3
+    w.sensor_offset_mm = 300
+    r, _, _ = one_cycle(w, level_sensor="current_loop", sensor_offset_mm=300)
+    assert abs(r["level_mm"] - 2100) <= 3
+    w.faults.add("missing")
+    r, _, _ = one_cycle(w, level_sensor="current_loop")
+    assert r["level_mm"] is None and r["flags"] & codec.SENSOR_MISSING
+
+
+def test_wakes_follow_a_flood_from_normal_to_fast_and_back():
+    d = setup(thresholds_mm=[1000, 1500, 2000, 2500])
+    w = sim.World()
+    board = sim.Board(w)
+    sleeps = []
+    for level in (500, 520, 1100, 1700, 1650, 900, 880, 870):
+        w.level_mm = level
+        ms = wake(d, board)
+        sleeps.append(ms // 1000)
+        w.now += ms // 1000
+    # slow, slow, fast (standby reached), fast, fast, slow once the level fell and steadied
+    want = [600, 600, 120, 120, 120, 600, 600, 600]
+    assert [abs(s - w) <= 1 for s, w in zip(sleeps, want)] == [True] * 8, sleeps
+    recs = stored(d)
+    assert [r["seq"] for r in recs] == list(range(1, 9))
+    assert ["flood_mode" in r["flags"] for r in recs][:5] == [False, False, True, True, True]
+
+
+def test_state_survives_deep_sleep_in_rtc_memory():
+    d = setup()
+    rtc = d + "/rtc.bin"
+    w = sim.World()
+    wake(d, sim.Board(w, rtc_path=rtc))
+    board = sim.Board(w, rtc_path=rtc)  # a new process, as after a real deep sleep
+    assert state.load(board)["wakes"] == 1
+    wake(d, board)
+    st = state.load(sim.Board(w, rtc_path=rtc))
+    assert st["wakes"] == 2 and st["since_upload"] == 2
+
+
+def test_an_unexpected_error_still_ends_in_deep_sleep_and_is_recorded():
+    d = setup()
+    with open(d + "/queue", "w") as f:  # a file where the queue directory should be
+        f.write("x")
+    board = sim.Board(sim.World())
+    ms = wake(d, board)
+    assert ms >= 1000
+    assert state.load(board)["err"].startswith("cycle:")
+
+
+def test_bad_config_file_is_reported_and_defaults_used():
+    d = tempdir()
+    with open(d + "/config.json", "w") as f:
+        f.write('{"mount_mm": "tall"}')
+    board = sim.Board(sim.World())
+    wake(d, board)
+    assert "mount_mm" in state.load(board)["err"]
+    assert len(stored(d)) == 1
+
+
+def test_clock_reset_by_power_loss_never_runs_before_stored_readings():
+    d = setup()
+    w = sim.World()
+    wake(d, sim.Board(w))
+    w.now -= 10 ** 6  # power loss: the RTC restarts in the past
+    wake(d, sim.Board(w, reset_cause="deepsleep"))
+    recs = FlashQueue(d + "/queue").peek(10)
+    t1, t2 = [cycle.stored_time(p) for _, p in recs]
+    assert t2 > t1
+
+
+def test_power_on_opens_the_maintenance_window_first():
+    d = setup(maintenance_s=0)
+    ms = wake(d, sim.Board(sim.World(), reset_cause="power_on"))
+    assert ms > 0 and len(stored(d)) == 1
+
+
+def test_uploader_is_called_when_an_upload_is_due():
+    d = setup(upload_every=2)
+    w = sim.World()
+    board = sim.Board(w)
+    calls = []
+
+    def uploader(q, result):
+        calls.append(result["seq"])
+        return True
+
+    for _ in range(4):
+        raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue", uploader)
+    assert calls == [2, 4]
