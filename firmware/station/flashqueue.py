@@ -7,7 +7,8 @@
 #
 # "meta" holds (acked seq, next seq, dropped count) and is replaced atomically (temp file +
 # rename). It is written on acknowledgement and on drop only, never per reading; on open the
-# next sequence number is max(meta, newest frame + 1), and a segment is deleted only after meta
+# next sequence number is max(meta, newest segment's name, newest frame + 1), and a segment is
+# deleted only after meta
 # has recorded a next seq past its records, so a sequence number is never handed out twice.
 import binascii
 import struct
@@ -76,6 +77,9 @@ class FlashQueue:
         self._tail_clean = True
         self.newest = None  # (seq, payload) of the last record written
         if self._segs:
+            # A segment named K exists only once K was handed out: K is a floor even when
+            # the cut left that newest segment empty.
+            self.next_seq = max(self.next_seq, self._segs[-1])
             frames, skipped = self._read(self._segs[-1])
             if frames:
                 self.newest = frames[-1]
