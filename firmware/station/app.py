@@ -1,6 +1,9 @@
 # What main.py runs at every wake: a maintenance window after power-on (so mpremote can reach
 # the board), then one cycle under a watchdog, then deep sleep until the next reading.
-from station import clock, config, cycle, state as state_mod
+import time
+
+from station import config, cycle
+from station import state as state_mod
 from station.flashqueue import FlashQueue
 
 QUEUE_DIR = "queue"
@@ -11,7 +14,7 @@ def maintenance_window(board, seconds):
     print("mizumori: maintenance window %d s, Ctrl-C for the REPL" % seconds)
     try:
         for _ in range(seconds * 10):
-            clock.sleep_ms(100)
+            time.sleep_ms(100)
     except KeyboardInterrupt:
         print("mizumori: maintenance mode, station loop stopped")
         return True
@@ -27,7 +30,7 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
     if board is None:
         from station.hw.esp32 import Board
         board = Board()
-    woke = clock.ticks_ms()
+    woke = time.ticks_ms()
     cfg, cfg_errors = config.load(cfg_path)
     pins = config.pins(cfg)
     st = state_mod.load(board)
@@ -60,7 +63,7 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
     if result is not None:
         print("mizumori: seq %d level %s flags %s next %d s" % (
             result["seq"], result["level_mm"], result["flags"], result["interval_s"]))
-    awake_ms = clock.ticks_diff(clock.ticks_ms(), woke)
+    awake_ms = time.ticks_diff(time.ticks_ms(), woke)
     board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000 - awake_ms),
                     pins["rain"])
     return result

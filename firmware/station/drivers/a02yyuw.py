@@ -2,7 +2,9 @@
 # It sends a frame about every 100 ms: 0xFF, distance high byte, low byte, checksum where
 # checksum = (0xFF + high + low) & 0xFF; the distance is in millimetres (30..4500).
 # We treat a distance of 0 as "no echo" and other values outside the range as out of range.
-from station import clock, codec
+import time
+
+from station import codec
 from station.drivers import SensorFault
 
 MIN_MM = 30
@@ -44,12 +46,12 @@ class A02YYUW:
         uart = self.uart
         if uart.any():
             uart.read()  # drop stale frames buffered while we were busy
-        start = clock.ticks_ms()
+        start = time.ticks_ms()
         got_bytes = False
-        while clock.ticks_diff(clock.ticks_ms(), start) < self.timeout_ms:
+        while time.ticks_diff(time.ticks_ms(), start) < self.timeout_ms:
             n = uart.any()
             if not n:
-                clock.sleep_ms(10)
+                time.sleep_ms(10)
                 continue
             got_bytes = True
             values = self.parser.feed(uart.read(n))

@@ -4,8 +4,9 @@
 # formulas only shift (floor, like C's arithmetic shift on the targets) and divide positive
 # numbers, so the results are bit-exact with the C reference.
 import struct
+import time
 
-from station import clock, codec
+from station import codec
 from station.drivers import SensorFault
 
 CHIP_ID = 0x60
@@ -94,7 +95,7 @@ class BME280:
             for _ in range(20):  # ~10 ms typical at x1 oversampling
                 if not i2c.readfrom_mem(self.addr, REG_STATUS, 1)[0] & 0x08:
                     break
-                clock.sleep_ms(2)
+                time.sleep_ms(2)
             d = i2c.readfrom_mem(self.addr, REG_DATA, 8)
         except OSError:
             raise SensorFault(codec.SENSOR_MISSING, "I2C error")

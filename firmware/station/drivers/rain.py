@@ -1,19 +1,19 @@
 # Tipping-bucket rain gauge: a reed switch closing to ground once per tip.
 # While awake an IRQ counts tips; during deep sleep each tip wakes the board (ext0), the app
 # adds it to RTC memory and sleeps on, so the count survives deep sleep.
-from station import clock
+import time
 
 
 class RainGauge:
     def __init__(self, pin, trigger, debounce_ms=50):
         self.count = 0
         self.debounce_ms = debounce_ms
-        self._last = clock.ticks_ms() - debounce_ms
+        self._last = time.ticks_add(time.ticks_ms(), -debounce_ms)
         pin.irq(handler=self._tip, trigger=trigger)
 
     def _tip(self, _pin):
-        now = clock.ticks_ms()
-        if clock.ticks_diff(now, self._last) >= self.debounce_ms:
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._last) >= self.debounce_ms:
             self.count += 1
             self._last = now
 

@@ -33,7 +33,9 @@ class Board:
         return adc
 
     def pin_in(self, pin, pull_up=False):
-        return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP if pull_up else None)
+        if pull_up:
+            return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
+        return machine.Pin(pin, machine.Pin.IN)
 
     def pin_out(self, pin, value=0):
         return machine.Pin(pin, machine.Pin.OUT, value=value)
@@ -76,5 +78,5 @@ class Board:
 
     def deepsleep(self, ms, rain_pin=None):
         if rain_pin is not None:
-            esp32.wake_on_ext0(pin=machine.Pin(rain_pin), level=esp32.WAKEUP_ALL_LOW)
+            esp32.wake_on_ext0(machine.Pin(rain_pin), esp32.WAKEUP_ALL_LOW)
         machine.deepsleep(ms)
