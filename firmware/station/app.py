@@ -21,10 +21,6 @@ def maintenance_window(board, seconds):
     return False
 
 
-def sleep_ms_until(board, target_s, now_s, floor_ms=1000):
-    return max(floor_ms, (target_s - now_s) * 1000)
-
-
 def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
     """One wake. Ends in board.deepsleep(); returns only for the REPL or in the sim."""
     if board is None:
@@ -42,8 +38,7 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
         # A tip woke us: count it and sleep on to the scheduled wake.
         st["rain"] += 1
         state_mod.save(board, st)
-        board.deepsleep(sleep_ms_until(board, st["next_wake"], board.time(), 100),
-                        pins["rain"])
+        board.deepsleep(max(100, (st["next_wake"] - board.time()) * 1000), pins["rain"])
         return None
     wdt = board.watchdog(cfg["wdt_ms"])
     st["wakes"] += 1
