@@ -1,0 +1,1 @@
+"""The Mizumori fleet server."""

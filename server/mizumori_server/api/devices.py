@@ -1,0 +1,172 @@
+"""Provisioning (by a technician, or by the device itself from the allowlist), device
+installation at stations, and per-device config."""
+
+import hmac
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from mizumori_server import devices, security
+from mizumori_server.api.stations import get_station
+from mizumori_server.deps import DB, Operator, Reader, Technician
+from mizumori_server.models import AllowlistEntry, Device
+
+router = APIRouter(prefix="/api", tags=["devices"])
+HardwareId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$")]
+
+
+class Provision(BaseModel):
+    hardware_id: HardwareId
+    station: str | None = None
+    transport: Literal["wifi", "lorawan"] = "wifi"
+    dev_eui: str | None = Field(None, pattern=r"^[0-9a-fA-F]{16}$")
+
+
+class SelfRegister(BaseModel):
+    hardware_id: HardwareId
+
+
+class AllowEntry(BaseModel):
+    hardware_id: HardwareId
+    station: str | None = None
+
+
+class Allowlist(BaseModel):
+    entries: list[AllowEntry] = Field(max_length=10000)
+
+
+class Install(BaseModel):
+    station: str | None
+
+
+class ConfigChange(BaseModel):
+    """Per-device overrides of firmware settings (firmware/station/config.py)."""
+
+    settings: dict[str, Any]
+
+
+def device_json(session: DB, d: Device) -> dict[str, object]:
+    return {"device_id": d.id, "hardware_id": d.hardware_id, "transport": d.transport,
+            "dev_eui": d.dev_eui, "firmware_version": d.firmware_version,
+            "station": _station_code(session, d.station_id),
+            "provisioned_at": d.provisioned_at, "config_version": d.desired_version,
+            "reported_config_version": d.reported_version}
+
+
+def _station_code(session: DB, station_id: int | None) -> str | None:
+    if station_id is None:
+        return None
+    from mizumori_server.models import Station
+
+    s = session.get(Station, station_id)
+    return s.code if s else None
+
+
+def _provisioned(session: DB, d: Device, secret: bytes) -> dict[str, object]:
+    return {**device_json(session, d), "secret": security.secret_text(secret),
+            "config": devices.effective_config(session, d),
+            "note": "the secret is shown once; the previous one no longer works"}
+
+
+@router.post("/devices/provision", status_code=201)
+def provision(body: Provision, request: Request, session: DB,
+              user: Technician) -> dict[str, object]:
+    """Register or re-provision a device: a fresh secret (shown once) and its config."""
+    station = get_station(session, body.station) if body.station else None
+    try:
+        d, secret = devices.provision(session, request.app.state.box, body.hardware_id,
+                                      station, user.username, body.transport, body.dev_eui)
+        session.commit()
+    except Exception:
+        session.rollback()
+        if body.dev_eui and session.scalars(select(Device).where(
+                Device.dev_eui == body.dev_eui, Device.hardware_id != body.hardware_id)).first():
+            raise HTTPException(409, f"DevEUI {body.dev_eui} belongs to another device") \
+                from None
+        raise
+    return _provisioned(session, d, secret)
+
+
+@router.post("/devices/register", status_code=201)
+def self_register(body: SelfRegister, request: Request, session: DB,
+                  x_mizumori_provisioning: Annotated[str | None, Header()] = None
+                  ) -> dict[str, object]:
+    """A device registers itself with the batch provisioning secret, if its hardware id is
+    on the allowlist (each entry can be used once)."""
+    configured = request.app.state.settings.provisioning_secret
+    if not configured or not x_mizumori_provisioning or not hmac.compare_digest(
+            configured.encode(), x_mizumori_provisioning.encode()):
+        raise HTTPException(401, "wrong or missing provisioning secret")
+    entry = session.get(AllowlistEntry, body.hardware_id)
+    if entry is None or entry.used_at is not None:
+        raise HTTPException(403, "hardware id not on the allowlist (or already registered)")
+    station = session.get(devices.Station, entry.station_id) if entry.station_id else None
+    d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
+                                  "self-registration")
+    entry.used_at = devices.now()
+    session.commit()
+    return _provisioned(session, d, secret)
+
+
+@router.put("/provisioning/allowlist")
+def put_allowlist(body: Allowlist, session: DB, _: Technician) -> dict[str, int]:
+    """Add hardware ids (optionally with their station) that may self-register."""
+    added = 0
+    for e in body.entries:
+        station = get_station(session, e.station) if e.station else None
+        row = session.get(AllowlistEntry, e.hardware_id)
+        if row is None:
+            session.add(AllowlistEntry(hardware_id=e.hardware_id, created_at=devices.now(),
+                                       station_id=station.id if station else None))
+            added += 1
+        else:
+            row.station_id = station.id if station else None
+    session.commit()
+    return {"added": added, "total": len(body.entries)}
+
+
+@router.get("/devices")
+def list_devices(session: DB, _: Reader) -> list[dict[str, object]]:
+    return [device_json(session, d)
+            for d in session.scalars(select(Device).order_by(Device.hardware_id))]
+
+
+def get_device(session: DB, device_id: int) -> Device:
+    d = session.get(Device, device_id)
+    if d is None:
+        raise HTTPException(404, f"no device {device_id}")
+    return d
+
+
+@router.get("/devices/{device_id}")
+def device_detail(device_id: int, session: DB, _: Reader) -> dict[str, object]:
+    d = get_device(session, device_id)
+    return {**device_json(session, d), "config": devices.effective_config(session, d)}
+
+
+@router.post("/devices/{device_id}/install")
+def install(device_id: int, body: Install, session: DB, user: Technician) -> dict[str, object]:
+    """Install the device at a station (its previous device leaves it; history is kept), or
+    remove it with station null."""
+    d = get_device(session, device_id)
+    station = get_station(session, body.station) if body.station else None
+    devices.install(session, d, station, user.username)
+    session.commit()
+    return device_json(session, d)
+
+
+@router.patch("/devices/{device_id}/config")
+def change_config(device_id: int, body: ConfigChange, session: DB,
+                  _: Operator) -> dict[str, object]:
+    """Change the device's desired config; it is sent with the next ingest reply until the
+    device reports that version."""
+    d = get_device(session, device_id)
+    problems = devices.check_overrides(body.settings)
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
+    d.desired_config = {**(d.desired_config or {}), **body.settings}
+    d.desired_version += 1
+    session.commit()
+    return {**device_json(session, d), "config": devices.effective_config(session, d)}

@@ -1,0 +1,158 @@
+"""Login, sessions, personal API tokens and user management."""
+
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import delete, func, select
+
+from mizumori_server import security
+from mizumori_server.deps import DB, SESSION_COOKIE, Admin, Reader
+from mizumori_server.devices import now
+from mizumori_server.models import ApiToken, LoginAttempt, User
+
+router = APIRouter(prefix="/api", tags=["people"])
+Role = Literal["admin", "operator", "technician", "viewer"]
+
+
+class Login(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class NewUser(BaseModel):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=10, max_length=200)
+    role: Role
+
+
+class UserChange(BaseModel):
+    role: Role | None = None
+    disabled: bool | None = None
+    password: str | None = Field(None, min_length=10, max_length=200)
+
+
+class NewToken(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    days: int | None = Field(None, ge=1, le=3650)
+
+
+def user_json(u: User) -> dict[str, object]:
+    return {"id": u.id, "username": u.username, "role": u.role, "disabled": u.disabled}
+
+
+@router.post("/login")
+def login(body: Login, request: Request, response: Response, session: DB) -> dict[str, object]:
+    """Log in: a session cookie for the dashboard, and the same token in the body."""
+    settings = request.app.state.settings
+    t = now()
+    client = request.client.host if request.client else "unknown"
+    keys = (f"user:{body.username}", f"addr:{client}")
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < t - 60))
+    recent = session.scalar(select(func.count()).where(LoginAttempt.key.in_(keys),
+                                                       LoginAttempt.at >= t - 60)) or 0
+    if recent >= settings.login_attempts_per_minute:
+        session.commit()
+        raise HTTPException(429, "too many failed logins, wait a minute",
+                            headers={"Retry-After": "60"})
+    user = session.scalars(select(User).where(User.username == body.username)).first()
+    if user is None or user.disabled or not security.verify_password(user.password_hash,
+                                                                      body.password):
+        session.add_all(LoginAttempt(key=k, at=t) for k in keys)
+        session.commit()
+        raise HTTPException(401, "wrong username or password")
+    token = security.new_token()
+    hours = settings.session_hours
+    session.add(ApiToken(user_id=user.id, kind="session", name="login",
+                         token_hash=security.token_hash(token), created_at=t,
+                         expires_at=t + hours * 3600))
+    session.commit()
+    response.set_cookie(SESSION_COOKIE, token, max_age=hours * 3600, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return {"token": token, "user": user_json(user)}
+
+
+@router.post("/logout")
+def logout(request: Request, response: Response, session: DB, user: Reader) -> dict[str, str]:
+    token = request.cookies.get(SESSION_COOKIE) or \
+        request.headers.get("authorization", "")[7:].strip()
+    session.execute(delete(ApiToken).where(ApiToken.token_hash == security.token_hash(token),
+                                           ApiToken.kind == "session"))
+    session.commit()
+    response.delete_cookie(SESSION_COOKIE)
+    return {"status": "logged out"}
+
+
+@router.get("/me")
+def me(user: Reader) -> dict[str, object]:
+    return user_json(user)
+
+
+@router.post("/tokens", status_code=201)
+def create_token(body: NewToken, session: DB, user: Reader) -> dict[str, object]:
+    """A personal API token for scripts. Shown once; only its hash is kept."""
+    token = security.new_token()
+    t = now()
+    row = ApiToken(user_id=user.id, kind="token", name=body.name,
+                   token_hash=security.token_hash(token), created_at=t,
+                   expires_at=t + body.days * 86400 if body.days else None)
+    session.add(row)
+    session.commit()
+    return {"id": row.id, "name": row.name, "token": token, "expires_at": row.expires_at}
+
+
+@router.get("/tokens")
+def list_tokens(session: DB, user: Reader) -> list[dict[str, object]]:
+    rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                  ApiToken.kind == "token"))
+    return [{"id": r.id, "name": r.name, "created_at": r.created_at,
+             "expires_at": r.expires_at} for r in rows]
+
+
+@router.delete("/tokens/{token_id}")
+def revoke_token(token_id: int, session: DB, user: Reader) -> dict[str, str]:
+    n = session.execute(delete(ApiToken).where(ApiToken.id == token_id,
+                                               ApiToken.user_id == user.id)).rowcount
+    session.commit()
+    if not n:
+        raise HTTPException(404, "no such token")
+    return {"status": "revoked"}
+
+
+@router.get("/users")
+def list_users(session: DB, _: Admin) -> list[dict[str, object]]:
+    return [user_json(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+@router.post("/users", status_code=201)
+def create_user(body: NewUser, session: DB, _: Admin) -> dict[str, object]:
+    if session.scalars(select(User).where(User.username == body.username)).first():
+        raise HTTPException(409, f"user {body.username} exists")
+    user = create(session, body.username, body.password, body.role)
+    session.commit()
+    return user_json(user)
+
+
+@router.patch("/users/{user_id}")
+def change_user(user_id: int, body: UserChange, session: DB, _: Admin) -> dict[str, object]:
+    user = session.get(User, user_id)
+    if user is None:
+        raise HTTPException(404, "no such user")
+    if body.role is not None:
+        user.role = body.role
+    if body.disabled is not None:
+        user.disabled = body.disabled
+        if body.disabled:  # end their sessions and tokens at once
+            session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    if body.password is not None:
+        user.password_hash = security.hash_password(body.password)
+    session.commit()
+    return user_json(user)
+
+
+def create(session: DB, username: str, password: str, role: str) -> User:
+    user = User(username=username, password_hash=security.hash_password(password), role=role,
+                disabled=False, created_at=now())
+    session.add(user)
+    session.flush()
+    return user

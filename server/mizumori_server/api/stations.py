@@ -1,0 +1,189 @@
+"""Stations, their readings (downsampled), CSV export, latest state and fleet status."""
+
+import csv
+import io
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import select
+
+from mizumori_server import queries
+from mizumori_server.deps import DB, Operator, Reader
+from mizumori_server.devices import bump_config, now
+from mizumori_server.models import DeviceInstall, Reading, Station
+
+router = APIRouter(prefix="/api", tags=["stations"])
+SiteType = Literal["river", "underpass", "culvert", "paddy", "reservoir", "other"]
+THRESHOLDS = ("standby_mm", "caution_mm", "evacuation_mm", "danger_mm")
+
+
+class StationFields(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    site_type: SiteType | None = None
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    datum_m: float | None = None
+    mount_height_mm: int | None = Field(None, ge=0, le=30000)
+    standby_mm: int | None = None
+    caution_mm: int | None = None
+    evacuation_mm: int | None = None
+    danger_mm: int | None = None
+    rise_limit_mm_h: int | None = Field(None, ge=1, le=100000)
+    interval_normal_s: int | None = Field(None, ge=30, le=86400)
+    interval_flood_s: int | None = Field(None, ge=30, le=86400)
+    upload_every: int | None = Field(None, ge=1, le=144)
+
+    @model_validator(mode="after")
+    def thresholds_rise(self) -> "StationFields":
+        levels = [getattr(self, k) for k in THRESHOLDS if getattr(self, k) is not None]
+        if levels != sorted(levels):
+            raise ValueError("river levels must rise: standby <= caution <= evacuation <= "
+                             "danger")
+        return self
+
+
+class NewStation(StationFields):
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    site_type: SiteType
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    mount_height_mm: int = Field(ge=0, le=30000)
+
+
+COLUMNS = ("code", "name", "site_type", "latitude", "longitude", "datum_m",
+           "mount_height_mm", *THRESHOLDS, "rise_limit_mm_h", "interval_normal_s",
+           "interval_flood_s", "upload_every")
+
+
+def station_json(s: Station) -> dict[str, object]:
+    return {c: getattr(s, c) for c in COLUMNS}
+
+
+def get_station(session: DB, code: str) -> Station:
+    s = session.scalars(select(Station).where(Station.code == code)).first()
+    if s is None:
+        raise HTTPException(404, f"no station {code}")
+    return s
+
+
+@router.get("/stations")
+def list_stations(session: DB, _: Reader) -> list[dict[str, object]]:
+    return [station_json(s) for s in session.scalars(select(Station).order_by(Station.code))]
+
+
+@router.post("/stations", status_code=201)
+def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, object]:
+    if session.scalars(select(Station).where(Station.code == body.code)).first():
+        raise HTTPException(409, f"station {body.code} exists")
+    s = Station(created_at=now(), datum_m=0.0, rise_limit_mm_h=300, interval_normal_s=600,
+                interval_flood_s=120, upload_every=3)
+    for k, v in body.model_dump(exclude_none=True).items():
+        setattr(s, k, v)
+    session.add(s)
+    session.commit()
+    return station_json(s)
+
+
+@router.get("/stations/{code}")
+def station_detail(code: str, session: DB, _: Reader) -> dict[str, object]:
+    s = get_station(session, code)
+    installs = session.scalars(select(DeviceInstall).where(DeviceInstall.station_id == s.id)
+                               .order_by(DeviceInstall.installed_at)).all()
+    latest = session.get(queries.StationLatest, s.id)
+    return {**station_json(s), "latest": queries.station_state(s, latest),
+            "devices": [{"device_id": i.device_id, "installed_at": i.installed_at,
+                         "removed_at": i.removed_at, "by": i.by_user} for i in installs]}
+
+
+@router.patch("/stations/{code}")
+def change_station(code: str, body: StationFields, session: DB,
+                   _: Operator) -> dict[str, object]:
+    s = get_station(session, code)
+    for k, v in body.model_dump(exclude_unset=True).items():
+        setattr(s, k, v)
+    levels = [getattr(s, k) for k in THRESHOLDS if getattr(s, k) is not None]
+    if levels != sorted(levels):
+        raise HTTPException(422, "river levels must rise: standby <= caution <= evacuation "
+                                 "<= danger")
+    bump_config(session, s.id)  # its device gets the new settings in the next reply
+    session.commit()
+    return station_json(s)
+
+
+def time_range(start: int | None, end: int | None, default_s: int) -> tuple[int, int]:
+    end = now() + 1 if end is None else end
+    start = end - default_s if start is None else start
+    if start >= end:
+        raise HTTPException(400, "start must be before end")
+    return start, end
+
+
+@router.get("/stations/{code}/readings")
+def readings(code: str, session: DB, _: Reader,
+             start: Annotated[int | None, Query(description="Unix seconds")] = None,
+             end: Annotated[int | None, Query(description="Unix seconds, exclusive")] = None,
+             max_points: Annotated[int, Query(ge=10, le=100000)] = 1000) -> dict[str, object]:
+    """The station's readings in [start, end) (default: the last 24 h); over max_points,
+    buckets with min/max/mean level."""
+    s = get_station(session, code)
+    lo, hi = time_range(start, end, 86400)
+    return {"station": code, "start": lo, "end": hi,
+            **queries.series(session, s.id, lo, hi, max_points)}
+
+
+@router.get("/stations/{code}/readings.csv")
+def readings_csv(code: str, session: DB, _: Reader, request: Request,
+                 start: int | None = None, end: int | None = None) -> StreamingResponse:
+    """Every reading in the range as CSV (UTC ISO 8601 times), streamed."""
+    s = get_station(session, code)
+    lo, hi = time_range(start, end, 7 * 86400)
+    query = (select(Reading).where(Reading.station_id == s.id, Reading.t >= lo,
+                                   Reading.t < hi).order_by(Reading.t, Reading.seq)
+             .execution_options(yield_per=2000))
+    sessions = request.app.state.sessions
+
+    def rows():  # type: ignore[no-untyped-def]
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["station", "time_utc", "level_m", "flags", "battery_v", "temperature_c",
+                    "humidity_pct", "pressure_hpa", "rain_mm", "seq"])
+        with sessions() as own:
+            for r in own.scalars(query):
+                w.writerow([code, iso(r.t), "" if r.level_mm is None else r.level_mm / 1000,
+                            "|".join(queries.flag_names(r.flags)),
+                            "" if r.battery_mv is None else r.battery_mv / 1000,
+                            _blank(r.temperature_c), _blank(r.humidity_pct),
+                            _blank(r.pressure_hpa), _blank(r.rain_mm), r.seq])
+                if buf.tell() > 65536:
+                    yield buf.getvalue()
+                    buf.seek(0)
+                    buf.truncate()
+        yield buf.getvalue()
+
+    return StreamingResponse(rows(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{code}.csv"'})
+
+
+def _blank(v: object) -> object:
+    return "" if v is None else v
+
+
+def iso(t: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@router.get("/latest")
+def latest(session: DB, _: Reader) -> list[dict[str, object]]:
+    """Every station's latest state (cost proportional to stations, not history)."""
+    return queries.latest(session)
+
+
+@router.get("/fleet")
+def fleet(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
+    st = request.app.state.settings
+    return queries.fleet(session, now(), st.late_after_intervals, st.offline_after_intervals)

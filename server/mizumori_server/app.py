@@ -1,0 +1,64 @@
+"""The FastAPI application."""
+
+import asyncio
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from mizumori_server import db, security
+from mizumori_server.api import devices, ingest, people, stations
+from mizumori_server.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = db.make_engine(settings.effective_database_url())
+    if settings.auto_migrate:
+        db.upgrade(engine)
+    db.require_migrated(engine)  # refuse to serve an un-migrated database
+
+    app = FastAPI(title="Mizumori fleet server", version="0.1.0",
+                  description="Water-level stations for municipal flood prevention.")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = db.sessions(engine)
+    app.state.box = security.SecretBox(settings.secret_key)
+    app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
+    for router in (people.router, stations.router, devices.router, ingest.router):
+        app.include_router(router)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, e: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": e.detail}, status_code=e.status_code,
+                            headers=e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        errors = [{"where": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
+                  for err in e.errors()]
+        return JSONResponse({"detail": "; ".join(f"{x['where']}: {x['problem']}"
+                                                 for x in errors), "errors": errors},
+                            status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, e: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"internal error: {type(e).__name__}"},
+                            status_code=500)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> JSONResponse:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as e:  # noqa: BLE001 - any failure means unhealthy
+            return JSONResponse({"status": "unhealthy", "database": str(e)[:200]}, 503)
+        return JSONResponse({"status": "ok", "database": engine.dialect.name})
+
+    @app.get("/metrics", tags=["ops"])
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

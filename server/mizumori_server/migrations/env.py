@@ -1,0 +1,12 @@
+"""Alembic environment: the engine comes from mizumori_server.db (no alembic.ini)."""
+
+from alembic import context
+from mizumori_server.models import Base
+
+engine = context.config.attributes["engine"]
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata,
+                      render_as_batch=connection.dialect.name == "sqlite")
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

@@ -1,0 +1,164 @@
+"""The database model. Times are stored as integer Unix seconds (portable, compact, and
+bucketing for downsampling is integer division on every database)."""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ROLES = ("admin", "operator", "technician", "viewer")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiToken(Base):
+    """A personal API token (scripts) or a login session (dashboard): both are bearer
+    secrets whose SHA-256 is stored, never the secret itself."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))  # "token" | "session"
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class LoginAttempt(Base):
+    """Failed logins, for rate limiting that holds across workers."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True)  # username or client address
+    at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    site_type: Mapped[str] = mapped_column(String(32))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    datum_m: Mapped[float] = mapped_column(Float, default=0.0)  # datum elevation, T.P. m
+    mount_height_mm: Mapped[int] = mapped_column(Integer)
+    standby_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 水防団待機水位
+    caution_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # はん濫注意水位
+    evacuation_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 避難判断水位
+    danger_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # はん濫危険水位
+    rise_limit_mm_h: Mapped[int] = mapped_column(Integer, default=300)
+    # The station's schedule, pushed to its device: a reading every interval, uploaded every
+    # `upload_every` readings in normal times and every reading in flood mode.
+    interval_normal_s: Mapped[int] = mapped_column(Integer, default=600)
+    interval_flood_s: Mapped[int] = mapped_column(Integer, default=120)
+    upload_every: Mapped[int] = mapped_column(Integer, default=3)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hardware_id: Mapped[str] = mapped_column(String(64), unique=True)
+    transport: Mapped[str] = mapped_column(String(16), default="wifi")  # wifi | lorawan
+    dev_eui: Mapped[str | None] = mapped_column(String(16), unique=True, nullable=True)
+    firmware_version: Mapped[str] = mapped_column(String(32), default="")
+    station_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stations.id", ondelete="SET NULL"), nullable=True, index=True)
+    # The per-device HMAC secret, AES-GCM encrypted with a key derived from the server's
+    # secret key (HMAC verification needs the secret itself, so a hash will not do).
+    secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    last_counter: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # for 24 -> 32 bit seq
+    desired_config: Mapped[dict] = mapped_column(JSON, default=dict)
+    desired_version: Mapped[int] = mapped_column(Integer, default=0)
+    reported_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    provisioned_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DeviceInstall(Base):
+    """Which device measured for which station, and when (history survives replacement)."""
+
+    __tablename__ = "device_installs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    installed_at: Mapped[int] = mapped_column(BigInteger)
+    removed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    by_user: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AllowlistEntry(Base):
+    """Hardware ids that may register themselves with the batch provisioning secret."""
+
+    __tablename__ = "provisioning_allowlist"
+    hardware_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stations.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    t: Mapped[int] = mapped_column(BigInteger)  # measured (received - age), Unix s
+    received: Mapped[int] = mapped_column(BigInteger)
+    level_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    battery_mv: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    temperature_c: Mapped[float | None] = mapped_column(Float, nullable=True)
+    humidity_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pressure_hpa: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rain_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
+        Index("ix_readings_station_t", "station_id", "t"),
+    )
+
+
+class StationLatest(Base):
+    """A station's latest state, updated with every ingest, so map, fleet and GIS queries
+    cost O(stations) and never touch the history."""
+
+    __tablename__ = "station_latest"
+    station_id: Mapped[int] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    t: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # newest reading
+    level_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    battery_mv: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    temperature_c: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_seen: Mapped[int] = mapped_column(BigInteger)  # last authenticated upload
+    rssi_dbm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dropped: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reset_cause: Mapped[str | None] = mapped_column(String(16), nullable=True)

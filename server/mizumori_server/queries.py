@@ -1,0 +1,118 @@
+"""Read-side queries: a station's series (downsampled in the database), the latest state of
+all stations, and fleet status."""
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from mizumori_server.codec import FLAG_NAMES
+from mizumori_server.models import Device, Reading, Station, StationLatest
+
+FLOOD_MODE = 1 << FLAG_NAMES.index("flood_mode")
+SERIES_COLUMNS = ("t", "level_mm", "battery_mv", "flags", "temperature_c", "humidity_pct",
+                  "pressure_hpa", "rain_mm")
+
+
+def flag_names(flags: int) -> list[str]:
+    return [n for i, n in enumerate(FLAG_NAMES) if flags >> i & 1]
+
+
+def series(session: Session, station_id: int, start: int, end: int,
+           max_points: int) -> dict[str, Any]:
+    """Readings in [start, end). Over max_points, fixed buckets with min/max/mean level
+    (so peaks survive), computed by the database."""
+    in_range = (Reading.station_id == station_id, Reading.t >= start, Reading.t < end)
+    count = session.scalar(select(func.count()).where(*in_range)) or 0
+    if count <= max_points:
+        rows = session.execute(
+            select(*(getattr(Reading, c) for c in SERIES_COLUMNS)).where(*in_range)
+            .order_by(Reading.t, Reading.seq)).all()
+        return {"downsampled": False, "count": count,
+                "points": [dict(zip(SERIES_COLUMNS, r, strict=True)) for r in rows]}
+    bucket_s = max(1, -(-(end - start) // max_points))  # ceiling division
+    bucket = (Reading.t - start) // bucket_s  # integer division on both databases
+    rows = session.execute(
+        select(bucket.label("b"), func.count(), func.min(Reading.level_mm),
+               func.max(Reading.level_mm), func.avg(Reading.level_mm),
+               func.sum(Reading.rain_mm), func.avg(Reading.temperature_c))
+        .where(*in_range).group_by("b").order_by("b")).all()
+    return {
+        "downsampled": True, "count": count, "bucket_s": bucket_s,
+        "points": [{"t": start + b * bucket_s, "n": n, "level_min_mm": lo, "level_max_mm": hi,
+                    "level_mean_mm": None if mean is None else round(float(mean), 1),
+                    "rain_mm": rain, "temperature_c": temp}
+                   for b, n, lo, hi, mean, rain, temp in rows],
+    }
+
+
+def latest(session: Session) -> list[dict[str, Any]]:
+    """Every station with its latest state: one row per station, no history scanned."""
+    rows = session.execute(
+        select(Station, StationLatest).outerjoin(
+            StationLatest, StationLatest.station_id == Station.id).order_by(Station.code)).all()
+    return [station_state(s, latest) for s, latest in rows]
+
+
+def station_state(s: Station, lt: StationLatest | None) -> dict[str, Any]:
+    return {
+        "code": s.code, "name": s.name, "site_type": s.site_type,
+        "latitude": s.latitude, "longitude": s.longitude,
+        "t": lt.t if lt else None, "level_mm": lt.level_mm if lt else None,
+        "flags": flag_names(lt.flags) if lt else [],
+        "battery_mv": lt.battery_mv if lt else None,
+        "temperature_c": lt.temperature_c if lt else None,
+        "last_seen": lt.last_seen if lt else None,
+        "alert_level": alert_level(s, lt.level_mm if lt else None),
+    }
+
+
+def alert_level(s: Station, level_mm: int | None) -> int:
+    """0..4: river levels reached (standby, caution, evacuation decision, danger)."""
+    if level_mm is None:
+        return 0
+    levels = (s.standby_mm, s.caution_mm, s.evacuation_mm, s.danger_mm)
+    return sum(1 for t in levels if t is not None and level_mm >= t)
+
+
+def fleet(session: Session, now: int, late_after: float,
+          offline_after: float) -> list[dict[str, Any]]:
+    """Each device with its station, how long since it was heard against how often it
+    should be, battery, signal, firmware and queue depth."""
+    rows = session.execute(
+        select(Device, Station, StationLatest)
+        .outerjoin(Station, Station.id == Device.station_id)
+        .outerjoin(StationLatest, (StationLatest.station_id == Device.station_id)
+                   & (StationLatest.device_id == Device.id))
+        .order_by(Device.hardware_id)).all()
+    out = []
+    for d, s, lt in rows:
+        expected = None
+        status = "unseen"
+        if s is not None:
+            flood = lt is not None and bool(lt.flags & FLOOD_MODE)
+            expected = s.interval_flood_s if flood else s.interval_normal_s * s.upload_every
+        ago = None if lt is None else now - lt.last_seen
+        if ago is not None and expected:
+            status = ("online" if ago <= late_after * expected else
+                      "late" if ago <= offline_after * expected else "offline")
+        out.append({
+            "device_id": d.id, "hardware_id": d.hardware_id, "transport": d.transport,
+            "station": s.code if s else None, "status": status,
+            "last_seen": lt.last_seen if lt else None, "last_seen_ago_s": ago,
+            "expected_every_s": expected,
+            "summary": describe(ago, expected),
+            "battery_mv": lt.battery_mv if lt else None,
+            "rssi_dbm": lt.rssi_dbm if lt else None,
+            "firmware_version": d.firmware_version,
+            "queue_depth": lt.queue_depth if lt else None,
+            "config_version": d.desired_version, "reported_config_version": d.reported_version,
+        })
+    return out
+
+
+def describe(ago: int | None, expected: int | None) -> str:
+    if ago is None:
+        return "never seen"
+    text = f"last seen {ago // 60} min ago"
+    return text + (f", expected every {expected // 60}" if expected else "")

@@ -1,0 +1,72 @@
+"""Passwords, bearer tokens, device secrets and the device request signature."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+_hasher = PasswordHasher()
+
+# What a device signs: see docs/protocol.md, "Authenticating an upload".
+SIGNATURE_PREFIX = b"MZM1\n"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SecretBox:
+    """Encrypts device secrets at rest (AES-256-GCM, key derived from the server secret)."""
+
+    def __init__(self, server_secret: str):
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                   info=b"mizumori device secrets v1").derive(server_secret.encode())
+        self._aead = AESGCM(key)
+
+    def seal(self, plain: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, plain, b"device-secret")
+
+    def open(self, sealed: bytes) -> bytes:
+        return self._aead.decrypt(sealed[:12], sealed[12:], b"device-secret")
+
+
+def new_device_secret() -> bytes:
+    return secrets.token_bytes(32)
+
+
+def secret_text(secret: bytes) -> str:
+    return base64.b16encode(secret).decode().lower()
+
+
+def signed_bytes(device_id: int, counter: int, body: bytes) -> bytes:
+    return SIGNATURE_PREFIX + f"{device_id}\n{counter}\n".encode() + body
+
+
+def sign(secret: bytes, device_id: int, counter: int, body: bytes) -> str:
+    return hmac.new(secret, signed_bytes(device_id, counter, body), hashlib.sha256).hexdigest()
+
+
+def signature_ok(secret: bytes, device_id: int, counter: int, body: bytes, given: str) -> bool:
+    return hmac.compare_digest(sign(secret, device_id, counter, body), given.lower())
