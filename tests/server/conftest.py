@@ -1,0 +1,113 @@
+"""Server test fixtures: every test runs on SQLite and on PostgreSQL."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from helpers import need
+from sqlalchemy import Engine
+
+from mizumori_server import db
+from mizumori_server.app import create_app
+from mizumori_server.settings import Settings
+
+PG_ADMIN = os.environ.get("MIZUMORI_TEST_DATABASE_URL",
+                          "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ADMIN_PASSWORD = "admin-password-1"
+
+
+def _pg_reachable() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN.replace("+psycopg", ""), connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    need(_pg_reachable(), f"PostgreSQL at {PG_ADMIN.split('@')[-1]}")
+    name = f"mizumori_test_{uuid.uuid4().hex[:10]}"
+    plain = PG_ADMIN.replace("+psycopg", "")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mizumori.db'}"
+    url: str = request.getfixturevalue("pg_server")
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path, auto_migrate=True,
+                    secret_key="test-secret-key", provisioning_secret="batch-secret-2026")
+
+
+@pytest.fixture
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings)
+    with app.state.sessions() as session:
+        from mizumori_server.api.people import create
+
+        create(session, "admin", ADMIN_PASSWORD, "admin")
+        session.commit()
+    with TestClient(app) as client:
+        yield client
+    app.state.engine.dispose()
+
+
+@pytest.fixture
+def engine(app_client: TestClient) -> Engine:
+    e: Engine = app_client.app.state.engine  # type: ignore[attr-defined]
+    return e
+
+
+def login(client: TestClient, username: str = "admin",
+          password: str = ADMIN_PASSWORD) -> dict[str, str]:
+    r = client.post("/api/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    client.cookies.clear()  # tests send the bearer header explicitly
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+@pytest.fixture
+def admin(app_client: TestClient) -> dict[str, str]:
+    return login(app_client)
+
+
+def make_user(client: TestClient, admin: dict[str, str], name: str, role: str) -> dict[str, str]:
+    r = client.post("/api/users", headers=admin,
+                    json={"username": name, "password": f"{name}-password-1", "role": role})
+    assert r.status_code == 201, r.text
+    return login(client, name, f"{name}-password-1")
+
+
+STATION = {"code": "taku-01", "name": "六角川 多久橋", "site_type": "river",
+           "latitude": 33.2886, "longitude": 130.1100, "mount_height_mm": 5000,
+           "standby_mm": 1000, "caution_mm": 1500, "evacuation_mm": 2000, "danger_mm": 2500}
+
+
+@pytest.fixture
+def station(app_client: TestClient, admin: dict[str, str]) -> dict[str, object]:
+    r = app_client.post("/api/stations", headers=admin, json=STATION)
+    assert r.status_code == 201, r.text
+    body: dict[str, object] = r.json()
+    return body
+
+
+__all__ = ["db"]
