@@ -9,11 +9,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from helpers import need
-from sqlalchemy import Engine
-
 from mizumori_server import db
 from mizumori_server.app import create_app
 from mizumori_server.settings import Settings
+from sqlalchemy import Engine
 
 PG_ADMIN = os.environ.get("MIZUMORI_TEST_DATABASE_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -6,9 +6,8 @@ import time
 import pytest
 from device import Device, codec, reading
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
-
 from mizumori_server.models import Reading
+from sqlalchemy import Engine, func, select
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from mizumori_server import codec
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "codec-v1.json").read_text())
