@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mizumori_server import codec, security
+from mizumori_server.db import rowcount
 from mizumori_server.devices import effective_config
 from mizumori_server.models import Device, Reading, Station, StationLatest
 
@@ -31,7 +32,7 @@ class Upload:
     body: bytes
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session):  # noqa: ANN202 - the dialect's insert()
     return (postgresql.insert if session.bind and session.bind.dialect.name == "postgresql"
             else sqlite.insert)
 
@@ -55,9 +56,9 @@ def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> d
         raise IngestError(422, "bad_record", str(e), record=e.index) from None
     # Claim the counter atomically: of concurrent or replayed requests only one can pass,
     # and this row lock serialises uploads of one device across workers.
-    claimed = session.execute(
+    claimed = rowcount(session.execute(
         update(Device).where(Device.id == device.id, Device.last_counter < up.counter)
-        .values(last_counter=up.counter)).rowcount
+        .values(last_counter=up.counter)))
     if not claimed:
         session.refresh(device)
         raise IngestError(401, "stale_counter", "counter not above the last one accepted",
@@ -68,7 +69,7 @@ def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> d
     station = session.get(Station, device.station_id)
     assert station is not None
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     last = device.last_seq
     for rec in records:
         if rec.type == "status":

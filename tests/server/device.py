@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
@@ -30,7 +31,7 @@ class Device:
         return {"X-Mizumori-Device": str(self.id), "X-Mizumori-Counter": str(counter),
                 "X-Mizumori-Signature": sig, "Content-Type": "application/octet-stream"}
 
-    def send(self, body: bytes, counter: int | None = None):  # type: ignore[no-untyped-def]
+    def send(self, body: bytes, counter: int | None = None) -> httpx.Response:
         return self.client.post("/api/ingest", content=body,
                                 headers=self.headers(body, counter))
 

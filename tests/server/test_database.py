@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ def test_unmigrated_database_is_refused_with_a_clear_message(database_url: str) 
         create_app(Settings(database_url=database_url))
 
 
-def test_cli_upgrade_then_serve_health(database_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_upgrade_then_serve_health(database_url: str, tmp_path: Path) -> None:
     env = {"MIZUMORI_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
     mizumori = [sys.executable, "-m", "mizumori_tools.cli"]
     r = subprocess.run([*mizumori, "db", "upgrade"], env=env, capture_output=True, text=True,

@@ -3,6 +3,7 @@
 import csv
 import io
 import time
+from collections.abc import Callable
 
 from device import Device, reading
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ def provision(client: TestClient, admin: dict[str, str]) -> Device:
 
 
 def fill(client: TestClient, device_id: int, start: int, n: int, step: int,
-         level=lambda i: 1000) -> None:  # type: ignore[no-untyped-def]
+         level: Callable[[int], int] = lambda i: 1000) -> None:
     rows = [{"station_id": 1, "device_id": device_id, "seq": i + 1, "t": start + i * step,
              "received": start + i * step, "level_mm": level(i), "flags": 0,
              "rain_mm": 0.2} for i in range(n)]

@@ -110,9 +110,11 @@ def test_same_batches_through_two_servers_are_stored_once(
         acks = list(pool.map(send, jobs))
     assert all(len(a) == 10 for a in acks)
     with psycopg.connect(pg.replace("+psycopg", "")) as conn:
-        total, distinct = conn.execute(
+        row = conn.execute(
             "SELECT count(*), count(DISTINCT (device_id, seq)) FROM readings").fetchone()
-        per_device = dict(conn.execute(
+        assert row is not None
+        total, distinct = row
+        per_device: dict[int, int] = dict(conn.execute(
             "SELECT device_id, max(seq) FROM readings GROUP BY device_id").fetchall())
     assert total == distinct == 3 * 20 * 10  # exactly what one server would store
     assert sorted(per_device.values()) == [200, 200, 200]

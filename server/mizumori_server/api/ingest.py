@@ -2,9 +2,9 @@
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -67,7 +67,7 @@ async def ingest_batch(
     return JSONResponse(reply)
 
 
-def _store(app, up: ingest.Upload) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _store(app: FastAPI, up: ingest.Upload) -> dict[str, Any]:
     with app.state.sessions() as session:
         try:
             reply = ingest.ingest(session, app.state.box, up, int(time.time()))

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 
 from mizumori_server import security
+from mizumori_server.db import rowcount
 from mizumori_server.deps import DB, SESSION_COOKIE, Admin, Reader
 from mizumori_server.devices import now
 from mizumori_server.models import ApiToken, LoginAttempt, User
@@ -111,8 +112,8 @@ def list_tokens(session: DB, user: Reader) -> list[dict[str, object]]:
 
 @router.delete("/tokens/{token_id}")
 def revoke_token(token_id: int, session: DB, user: Reader) -> dict[str, str]:
-    n = session.execute(delete(ApiToken).where(ApiToken.id == token_id,
-                                               ApiToken.user_id == user.id)).rowcount
+    n = rowcount(session.execute(delete(ApiToken).where(ApiToken.id == token_id,
+                                                        ApiToken.user_id == user.id)))
     session.commit()
     if not n:
         raise HTTPException(404, "no such token")

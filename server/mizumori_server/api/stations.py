@@ -2,6 +2,7 @@
 
 import csv
 import io
+from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -145,7 +146,7 @@ def readings_csv(code: str, session: DB, _: Reader, request: Request,
              .execution_options(yield_per=2000))
     sessions = request.app.state.sessions
 
-    def rows():  # type: ignore[no-untyped-def]
+    def rows() -> Iterator[str]:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["station", "time_utc", "level_m", "flags", "battery_v", "temperature_c",
