@@ -43,6 +43,7 @@ class SecretBox:
         key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
                    info=b"mizumori device secrets v1").derive(server_secret.encode())
         self._aead = AESGCM(key)
+        self._opened: dict[bytes, bytes] = {}
 
     def seal(self, plain: bytes) -> bytes:
         nonce = secrets.token_bytes(12)
@@ -50,6 +51,15 @@ class SecretBox:
 
     def open(self, sealed: bytes) -> bytes:
         return self._aead.decrypt(sealed[:12], sealed[12:], b"device-secret")
+
+    def open_cached(self, sealed: bytes) -> bytes:
+        """open(), remembered per sealed value (a rotated secret is a new sealed value)."""
+        plain = self._opened.get(sealed)
+        if plain is None:
+            if len(self._opened) > 100_000:
+                self._opened.clear()
+            plain = self._opened[sealed] = self.open(sealed)
+        return plain
 
 
 def new_device_secret() -> bytes:
