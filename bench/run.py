@@ -1,4 +1,5 @@
-"""`make bench`: print the benchmark figures. Each runs the real firmware under MicroPython."""
+"""`make bench`: print the benchmark figures — the firmware under MicroPython, then the server
+(bench/server.py; BENCH_SCALE=0.05 for a quick run)."""
 
 import subprocess
 import sys
@@ -65,3 +66,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    subprocess.run([sys.executable, str(ROOT / "bench" / "server.py")], check=True)

@@ -5,6 +5,7 @@ Sizes shrink with BENCH_SCALE (default 1.0 = 10,000 stations and 10 million read
 """
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import os
@@ -22,16 +23,16 @@ import psycopg
 from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-from station import codec  # noqa: E402  the firmware's encoder
-
 from mizumori_server import db, devices, queries, security  # noqa: E402
-from mizumori_server.models import Reading, Station  # noqa: E402
+from mizumori_server.models import Station  # noqa: E402
+from station import codec  # noqa: E402  the firmware's encoder
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
 PG_ADMIN = os.environ.get("MIZUMORI_TEST_DATABASE_URL",
                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 SECRET_KEY = "bench-secret-key"
 CONCURRENCY = 32
+T0 = 1_700_000_000  # start of the stored history
 
 
 def free_port() -> int:
@@ -166,6 +167,51 @@ def ingest_rate(database: Database, tmp: Path, batch: int) -> tuple[float, float
     return total / seconds, total * batch / seconds
 
 
+def tree_rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children (the uvicorn workers), MiB."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines()
+                          if ":" in line)
+        except OSError:
+            continue
+        if int(status.parent.name) == pid or int(fields["PPid"]) == pid:
+            total += int(fields.get("VmRSS", "0 kB").split()[0])
+    return total / 1024
+
+
+def burst(database: Database, tmp: Path) -> tuple[float, float, dict[int, int]]:
+    """A whole fleet flushing its backlog at once: 10x the connections, 10-record batches.
+    Returns (RSS before, peak RSS during, answers by status)."""
+    n = CONCURRENCY * 10
+    devs = add_devices(database, n)
+    server = Server(database, tmp)
+    peak = before = tree_rss_mib(server.proc.pid)
+    stop = False
+
+    async def sample() -> None:
+        nonlocal peak
+        while not stop:
+            peak = max(peak, tree_rss_mib(server.proc.pid))
+            await asyncio.sleep(0.05)
+
+    async def run(per_conn: list[list[bytes]]) -> dict[int, int]:
+        nonlocal stop
+        sampler = asyncio.create_task(sample())
+        _, statuses = await blast(server.port, per_conn)
+        stop = True
+        await sampler
+        return statuses
+
+    try:
+        reqs = signed_requests(devs, 10, n * 4, server.port)
+        statuses = asyncio.run(run([reqs[i::n] for i in range(n)]))
+    finally:
+        server.stop()
+    return before, peak, statuses
+
+
 def raw_insert_rate(database: Database, n: int) -> float:
     """The same rows into the same table as fast as the driver goes (executemany / COPY)."""
     sid = add_stations(database, 1, first=90000)[0]
@@ -183,7 +229,7 @@ def raw_insert_rate(database: Database, n: int) -> float:
     try:
         cur = raw.cursor()
         if database.kind == "postgresql":
-            with cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:
                 for r in rows:
                     copy.write_row(r)
         else:
@@ -223,7 +269,7 @@ def fill_history(database: Database, stations: int, readings: int) -> tuple[int,
     try:
         cur = raw.cursor()
         if database.kind == "postgresql":
-            with cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cur.copy(f"COPY readings ({cols}) FROM STDIN") as copy:
                 for r in rows():
                     copy.write_row(r)
         else:
@@ -260,6 +306,7 @@ def main() -> None:
           f"loopback, durable commits; scale {SCALE})")
     print(f"  {'':38s}{'SQLite':>14s}{'PostgreSQL':>14s}")
     results: dict[str, dict[str, float]] = {k: {} for k in kinds}
+    bursts: dict[str, tuple[float, float, dict[int, int]]] = {}
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix="mizumori-bench-") as t:
             tmp = Path(t)
@@ -271,6 +318,11 @@ def main() -> None:
                     database.drop()
                 results[kind][f"msg{batch}"] = msgs
                 results[kind][f"rec{batch}"] = recs
+            database = Database(kind, tmp / "burst")
+            try:
+                bursts[kind] = burst(database, tmp)
+            finally:
+                database.drop()
             database = Database(kind, tmp / "raw")
             try:
                 results[kind]["raw"] = raw_insert_rate(database, int(100_000 * SCALE) or 1000)
@@ -286,6 +338,11 @@ def main() -> None:
     print("  batched ingest (100) / raw bulk insert".ljust(40) +
           "".join(f"{results[k]['rec100'] / results[k]['raw']:14.0%}" for k in kinds))
     print("  targets: 1-record messages >= 3,000/s; batched >= 50 % of raw")
+    for kind in kinds:
+        before, peak, statuses = bursts[kind]
+        print(f"  10x burst ({CONCURRENCY * 10} connections), {kind}: worker memory "
+              f"{before:.0f} -> peak {peak:.0f} MiB; answers {dict(sorted(statuses.items()))}"
+              " (503 = shed with Retry-After, device retries)")
 
     stations = max(100, int(10_000 * SCALE))
     readings = max(100_000, int(10_000_000 * SCALE))
@@ -297,11 +354,10 @@ def main() -> None:
                 year_station, fill_s = fill_history(database, stations, readings)
                 with database.sessions() as s:
                     n_latest = len(queries.latest(s))
-                    latest_s = timed(lambda s=s: queries.latest(s))
-                    t0 = 1_700_000_000
-                    pts = queries.series(s, year_station, t0, t0 + 365 * 86400, 1000)
-                    year_s = timed(lambda s=s: queries.series(s, year_station, t0,
-                                                              t0 + 365 * 86400, 1000))
+                    latest_s = timed(functools.partial(queries.latest, s))
+                    year = (s, year_station, T0, T0 + 365 * 86400, 1000)
+                    pts = queries.series(*year)
+                    year_s = timed(functools.partial(queries.series, *year))
             finally:
                 database.drop()
         print(f"  {kind:10s} load {fill_s:6.1f} s; latest state of {n_latest:,} stations "

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -27,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = db.sessions(engine)
     app.state.box = security.SecretBox(settings.secret_key)
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
+    app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
     for router in (people.router, stations.router, devices.router, ingest.router):
         app.include_router(router)
 

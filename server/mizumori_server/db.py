@@ -36,7 +36,9 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping (a round trip per request): idle connections are recycled instead, and a
+    # dropped connection fails one request, which the device retries.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

@@ -14,8 +14,14 @@ def now() -> int:
     return int(time.time())
 
 
-def station_config(station: Station) -> dict[str, Any]:
-    """The firmware settings (firmware/station/config.py) that follow from a station."""
+STATION_SETTINGS = ("mount_height_mm", "standby_mm", "caution_mm", "evacuation_mm",
+                    "danger_mm", "rise_limit_mm_h", "interval_normal_s", "interval_flood_s",
+                    "upload_every")
+
+
+def station_config(station: Any) -> dict[str, Any]:
+    """The firmware settings (firmware/station/config.py) that follow from a station (a
+    Station, or any row with the STATION_SETTINGS columns)."""
     return {
         "mount_mm": station.mount_height_mm,
         "thresholds_mm": [station.standby_mm, station.caution_mm, station.evacuation_mm,
@@ -27,16 +33,18 @@ def station_config(station: Station) -> dict[str, Any]:
     }
 
 
-def effective_config(session: Session, device: Device) -> dict[str, Any]:
-    """What the device should run: its station's settings, then per-device overrides."""
-    cfg: dict[str, Any] = {}
-    if device.station_id is not None:
-        station = session.get(Station, device.station_id)
-        if station is not None:
-            cfg.update(station_config(station))
-    cfg.update(device.desired_config or {})
-    cfg["config_version"] = device.desired_version
+def merged_config(station: Any | None, overrides: dict[str, Any] | None,
+                  version: int) -> dict[str, Any]:
+    """What a device should run: its station's settings, then per-device overrides."""
+    cfg: dict[str, Any] = station_config(station) if station is not None else {}
+    cfg.update(overrides or {})
+    cfg["config_version"] = version
     return cfg
+
+
+def effective_config(session: Session, device: Device) -> dict[str, Any]:
+    station = session.get(Station, device.station_id) if device.station_id else None
+    return merged_config(station, device.desired_config, device.desired_version)
 
 
 def bump_config(session: Session, station_id: int) -> None:

@@ -7,19 +7,20 @@ counter, insert the readings, upsert the latest state), no ORM objects."""
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, bindparam, case, func, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mizumori_server import codec, security
-from mizumori_server.devices import effective_config
-from mizumori_server.models import Device, Reading, StationLatest
+from mizumori_server.devices import STATION_SETTINGS, merged_config
+from mizumori_server.models import Device, Reading, Station, StationLatest
 
-DEVICES = Device.__table__
-READINGS = Reading.__table__
-LATEST = StationLatest.__table__
+DEVICES = cast(Table, Device.__table__)
+READINGS = cast(Table, Reading.__table__)
+LATEST = cast(Table, StationLatest.__table__)
+STATIONS = cast(Table, Station.__table__)
 
 
 class IngestError(Exception):
@@ -39,8 +40,12 @@ class Upload:
     body: bytes
 
 
-READ_DEVICE = select(DEVICES.c.secret_enc, DEVICES.c.station_id, DEVICES.c.last_seq,
-                     DEVICES.c.desired_version).where(DEVICES.c.id == bindparam("id"))
+# The device and, in the same round trip, its station's settings for a config reply.
+READ_DEVICE = (select(DEVICES.c.secret_enc, DEVICES.c.station_id, DEVICES.c.last_seq,
+                      DEVICES.c.desired_version, DEVICES.c.desired_config,
+                      *(STATIONS.c[c] for c in STATION_SETTINGS))
+               .outerjoin(STATIONS, STATIONS.c.id == DEVICES.c.station_id)
+               .where(DEVICES.c.id == bindparam("id")))
 # Claim the counter: of concurrent or replayed requests only one passes, and the row lock
 # serialises uploads of one device across workers until this transaction ends.
 CLAIM = (update(DEVICES)
@@ -123,9 +128,7 @@ def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> d
     })
     config = None
     if device.desired_version != reported.reported_version:
-        dev = session.get(Device, up.device_id)
-        assert dev is not None
-        config = effective_config(session, dev)
+        config = merged_config(device, device.desired_config, device.desired_version)
     return {
         "acked": [r["seq"] for r in rows],
         "ack_upto": max((r["seq"] for r in rows), default=None),

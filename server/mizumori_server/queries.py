@@ -1,6 +1,7 @@
 """Read-side queries: a station's series (downsampled in the database), the latest state of
 all stations, and fleet status."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -46,33 +47,43 @@ def series(session: Session, station_id: int, start: int, end: int,
     }
 
 
+LATEST_COLUMNS = (Station.code, Station.name, Station.site_type, Station.latitude,
+                  Station.longitude, Station.standby_mm, Station.caution_mm,
+                  Station.evacuation_mm, Station.danger_mm, StationLatest.t,
+                  StationLatest.level_mm, StationLatest.flags, StationLatest.battery_mv,
+                  StationLatest.temperature_c, StationLatest.last_seen)
+
+
 def latest(session: Session) -> list[dict[str, Any]]:
-    """Every station with its latest state: one row per station, no history scanned."""
+    """Every station with its latest state: one row per station, no history scanned, plain
+    columns (no ORM objects: this serves the map and GIS for thousands of stations)."""
     rows = session.execute(
-        select(Station, StationLatest).outerjoin(
-            StationLatest, StationLatest.station_id == Station.id).order_by(Station.code)).all()
-    return [station_state(s, latest) for s, latest in rows]
+        select(*LATEST_COLUMNS).outerjoin(StationLatest,
+                                          StationLatest.station_id == Station.id)
+        .order_by(Station.code))
+    return [_state(r) for r in rows]
 
 
 def station_state(s: Station, lt: StationLatest | None) -> dict[str, Any]:
+    return _state([*(getattr(s, c.key) for c in LATEST_COLUMNS[:9]),
+                   *(getattr(lt, c.key) if lt else None for c in LATEST_COLUMNS[9:])])
+
+
+def _state(row: Sequence[Any]) -> dict[str, Any]:
+    (code, name, site_type, latitude, longitude, standby, caution, evacuation, danger, t,
+     level, flags, battery_mv, temperature_c, last_seen) = row
+    # river levels reached: standby, caution, evacuation decision, danger
+    alert = 0
+    if level is not None:
+        for threshold in (standby, caution, evacuation, danger):
+            if threshold is not None and level >= threshold:
+                alert += 1
     return {
-        "code": s.code, "name": s.name, "site_type": s.site_type,
-        "latitude": s.latitude, "longitude": s.longitude,
-        "t": lt.t if lt else None, "level_mm": lt.level_mm if lt else None,
-        "flags": flag_names(lt.flags) if lt else [],
-        "battery_mv": lt.battery_mv if lt else None,
-        "temperature_c": lt.temperature_c if lt else None,
-        "last_seen": lt.last_seen if lt else None,
-        "alert_level": alert_level(s, lt.level_mm if lt else None),
+        "code": code, "name": name, "site_type": site_type, "latitude": latitude,
+        "longitude": longitude, "t": t, "level_mm": level,
+        "flags": flag_names(flags) if flags else [], "battery_mv": battery_mv,
+        "temperature_c": temperature_c, "last_seen": last_seen, "alert_level": alert,
     }
-
-
-def alert_level(s: Station, level_mm: int | None) -> int:
-    """0..4: river levels reached (standby, caution, evacuation decision, danger)."""
-    if level_mm is None:
-        return 0
-    levels = (s.standby_mm, s.caution_mm, s.evacuation_mm, s.danger_mm)
-    return sum(1 for t in levels if t is not None and level_mm >= t)
 
 
 def fleet(session: Session, now: int, late_after: float,

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024
     # Ingest requests in flight per worker before answering 503 + Retry-After.
     max_inflight_ingest: int = 64
+    # Threads per worker doing ingest's database work. Few is faster: with many, each thread
+    # returning from a database round trip waits for the GIL behind the others.
+    ingest_threads: int = 4
     retry_after_s: int = 30
     session_hours: int = 12
     login_attempts_per_minute: int = 10

@@ -9,7 +9,6 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from helpers import need
-from mizumori_server import db
 from mizumori_server.app import create_app
 from mizumori_server.settings import Settings
 from sqlalchemy import Engine
@@ -108,5 +107,3 @@ def station(app_client: TestClient, admin: dict[str, str]) -> dict[str, object]:
     body: dict[str, object] = r.json()
     return body
 
-
-__all__ = ["db"]

@@ -4,8 +4,8 @@ import asyncio
 import time
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -50,7 +50,8 @@ async def ingest_batch(
         body = await read_body(request, app.state.settings.max_body_bytes)
         up = ingest.Upload(x_mizumori_device, x_mizumori_counter, x_mizumori_signature, body)
         try:
-            reply = await run_in_threadpool(_store, app, up)
+            reply = await anyio.to_thread.run_sync(_store, app, up,
+                                                   limiter=app.state.ingest_threads)
         except ingest.IngestError as e:
             metrics.REJECTS.labels(e.code).inc()
             return JSONResponse({"detail": e.message, "code": e.code, **e.extra},
