@@ -91,8 +91,7 @@ class Server:
     def __init__(self, database: Database, tmp: Path):
         self.port = free_port()
         env = {**os.environ, "MIZUMORI_DATABASE_URL": database.url,
-               "MIZUMORI_SECRET_KEY": SECRET_KEY, "MIZUMORI_DATA_DIR": str(tmp),
-               "MIZUMORI_MAX_INFLIGHT_INGEST": "256"}
+               "MIZUMORI_SECRET_KEY": SECRET_KEY, "MIZUMORI_DATA_DIR": str(tmp)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mizumori_tools.cli", "serve", "--workers", "2",
              "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,

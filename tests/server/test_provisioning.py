@@ -88,3 +88,13 @@ def test_bad_provisioning_requests(app_client: TestClient, admin: dict[str, str]
     assert r.status_code == 404 and "nowhere" in r.json()["detail"]
     r = app_client.post("/api/devices/provision", headers=admin, json={"hardware_id": "a b"})
     assert r.status_code == 422
+
+
+def test_a_deveui_belongs_to_one_device(app_client: TestClient, admin: dict[str, str]) -> None:
+    body = {"hardware_id": "rak-0001", "transport": "lorawan", "dev_eui": "70B3D57ED0061234"}
+    assert app_client.post("/api/devices/provision", headers=admin, json=body).status_code == 201
+    r = app_client.post("/api/devices/provision", headers=admin,
+                        json=dict(body, hardware_id="rak-0002"))
+    assert r.status_code == 409 and "70B3D57ED0061234" in r.json()["detail"]
+    assert app_client.post("/api/devices/provision", headers=admin,  # re-provisioning: fine
+                           json=body).status_code == 201

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mizumori_server import devices, security
 from mizumori_server.api.stations import get_station
 from mizumori_server.deps import DB, Operator, Reader, Technician
-from mizumori_server.models import AllowlistEntry, Device
+from mizumori_server.models import AllowlistEntry, Device, Station
 
 router = APIRouter(prefix="/api", tags=["devices"])
 HardwareId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$")]
@@ -56,11 +56,7 @@ def device_json(session: DB, d: Device) -> dict[str, object]:
 
 
 def _station_code(session: DB, station_id: int | None) -> str | None:
-    if station_id is None:
-        return None
-    from mizumori_server.models import Station
-
-    s = session.get(Station, station_id)
+    s = session.get(Station, station_id) if station_id is not None else None
     return s.code if s else None
 
 
@@ -75,17 +71,12 @@ def provision(body: Provision, request: Request, session: DB,
               user: Technician) -> dict[str, object]:
     """Register or re-provision a device: a fresh secret (shown once) and its config."""
     station = get_station(session, body.station) if body.station else None
-    try:
-        d, secret = devices.provision(session, request.app.state.box, body.hardware_id,
-                                      station, user.username, body.transport, body.dev_eui)
-        session.commit()
-    except Exception:
-        session.rollback()
-        if body.dev_eui and session.scalars(select(Device).where(
-                Device.dev_eui == body.dev_eui, Device.hardware_id != body.hardware_id)).first():
-            raise HTTPException(409, f"DevEUI {body.dev_eui} belongs to another device") \
-                from None
-        raise
+    if body.dev_eui and session.scalars(select(Device).where(
+            Device.dev_eui == body.dev_eui, Device.hardware_id != body.hardware_id)).first():
+        raise HTTPException(409, f"DevEUI {body.dev_eui} belongs to another device")
+    d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
+                                  user.username, body.transport, body.dev_eui)
+    session.commit()
     return _provisioned(session, d, secret)
 
 
@@ -102,7 +93,7 @@ def self_register(body: SelfRegister, request: Request, session: DB,
     entry = session.get(AllowlistEntry, body.hardware_id)
     if entry is None or entry.used_at is not None:
         raise HTTPException(403, "hardware id not on the allowlist (or already registered)")
-    station = session.get(devices.Station, entry.station_id) if entry.station_id else None
+    station = session.get(Station, entry.station_id) if entry.station_id else None
     d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
                                   "self-registration")
     entry.used_at = devices.now()
