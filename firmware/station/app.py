@@ -2,7 +2,7 @@
 # the board), then one cycle under a watchdog, then deep sleep until the next reading.
 import time
 
-from station import config, cycle
+from station import config, cycle, uplink
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
@@ -21,8 +21,11 @@ def maintenance_window(board, seconds):
     return False
 
 
-def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
-    """One wake. Ends in board.deepsleep(); returns only for the REPL or in the sim."""
+def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
+         creds_path=uplink.CREDENTIALS):
+    """One wake. Ends in board.deepsleep(); returns only for the REPL or in the sim.
+    Uploads go through the Wi-Fi uplink once the station is provisioned (creds_path);
+    `uploader(queue, result) -> bool` replaces it in tests."""
     if board is None:
         from station.hw.esp32 import Board
         board = Board()
@@ -48,8 +51,14 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None):
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
         if cfg_errors:
             st["err"] = "; ".join(cfg_errors)
-        if result["upload"] and uploader is not None and uploader(queue, result):
-            st["since_upload"] = 0
+        if result["upload"]:
+            if uploader is not None:
+                if uploader(queue, result):
+                    st["since_upload"] = 0
+            else:
+                creds = uplink.load_credentials(creds_path)
+                if creds is not None:
+                    uplink.send(board, cfg, cfg_path, creds, st, queue, cause, board.rssi())
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]

@@ -35,6 +35,8 @@ DEFAULTS = {
     "battery_ratio": [2, 1],
     "rain_mm_per_tip": 0.2,
     "queue_max": 20000,
+    "batch_records": 40,        # readings per upload (fits the server's 64 KiB body limit)
+    "batches_per_wake": 4,      # bounded backlog drain per wake
     "maintenance_s": 5,
     "wdt_ms": 60000,
     "pins": {},
@@ -42,7 +44,8 @@ DEFAULTS = {
 
 _CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop")}
 _POSITIVE = ("samples", "min_valid", "interval_normal_s", "interval_flood_s", "upload_every",
-             "queue_max", "wdt_ms", "loop_shunt_ohm", "loop_span_mm", "max_dev_mm")
+             "queue_max", "wdt_ms", "loop_shunt_ohm", "loop_span_mm", "max_dev_mm",
+             "batch_records", "batches_per_wake")
 
 
 def _kind(v):

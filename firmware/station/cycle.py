@@ -60,13 +60,25 @@ def stored_time(payload):
     return struct.unpack_from(">I", payload, 0)[0]
 
 
+def reading_time(payload, seq, adjustments):
+    """A stored reading's time on the current clock: the clock may have been set since."""
+    t = stored_time(payload)
+    for boundary, delta in adjustments:
+        if seq < boundary:
+            t += delta
+    return t
+
+
 def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     """Measure, store and decide. Returns a dict describing the reading and the decision."""
     notes = []
     now = board.time()
-    if queue.newest is not None and now < stored_time(queue.newest[1]):
+    newest = None
+    if queue.newest is not None:
+        newest = reading_time(queue.newest[1], queue.newest[0], state["adj"])
+    if newest is not None and now < newest:
         # The clock went back (power loss resets the RTC): never before a stored reading.
-        now = stored_time(queue.newest[1]) + 1
+        now = newest + 1
         board.set_time(now)
         state["synced"] = False
     temp_c, hum, pres = read_env(board, cfg, pins, notes)

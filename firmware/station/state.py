@@ -17,6 +17,13 @@ def defaults():
         "next_wake": 0,     # when the scheduled wake is due (rain wakes sleep on to it)
         "dropped_seen": 0,  # queue drops already flagged on a reading
         "synced": False,    # clock set from the server since power-on
+        "adj": [],          # [first seq after a clock change, seconds the clock moved]
+        "counter": 0,       # upload counter (the server tells the last one after a loss)
+        "backoff_s": 0,     # after failed uploads: wait, doubling up to an hour
+        "retry_at": 0,
+        "poisoned": 0,      # readings the server refused as undecodable (given up, counted)
+        "bssid": None,      # Wi-Fi access point and channel of the last connection
+        "channel": None,
         "wakes": 0,
         "err": "",          # last error, for `info`
     }

@@ -16,6 +16,8 @@ _CAUSES = {
 class Board:
     name = "esp32"
     IRQ_FALLING = machine.Pin.IRQ_FALLING
+    # time.time() counts from 2000 on the ESP32 port (1970 on builds with the Unix epoch).
+    EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
     def __init__(self):
         self._rtc = machine.RTC()
@@ -59,6 +61,45 @@ class Board:
 
     def set_rtc_memory(self, data):
         self._rtc.memory(data)
+
+    # Wi-Fi
+    def wifi_connect(self, wifi, state, timeout_ms=15000):
+        """Connect as a station; the access point and channel of the last connection are
+        kept in RTC state, which skips the scan and saves a second of radio time."""
+        import network
+
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        if wlan.isconnected():
+            return True
+        if not wifi:
+            return False
+        bssid = state.get("bssid")
+        if not bssid:
+            # Scan once: the strongest access point with our SSID, remembered for next time.
+            seen = [ap for ap in wlan.scan() if ap[0].decode() == wifi["ssid"]]
+            if not seen:
+                return False
+            best = max(seen, key=lambda ap: ap[3])
+            bssid = "".join("%02x" % b for b in best[1])
+            state["bssid"], state["channel"] = bssid, best[2]
+        wlan.connect(wifi["ssid"], wifi["password"], bssid=bytes.fromhex(bssid))
+        start = time.ticks_ms()
+        while not wlan.isconnected():
+            if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
+                wlan.active(False)
+                state["bssid"] = None  # the AP may have changed: scan next time
+                return False
+            time.sleep_ms(50)
+        return True
+
+    def rssi(self):
+        import network
+
+        try:
+            return network.WLAN(network.STA_IF).status("rssi")
+        except (OSError, ValueError):
+            return None
 
     # power
     def reset_cause(self):

@@ -189,6 +189,7 @@ class SimWDT:
 class Board:
     name = "sim"
     IRQ_FALLING = 2
+    EPOCH_OFFSET = 946684800  # World.now counts from 2000, like an ESP32
 
     def __init__(self, world=None, reset_cause="deepsleep", rtc_path=None,
                  service_held=False, pins=None):
@@ -256,6 +257,13 @@ class Board:
 
     def reset_cause(self):
         return self.cause
+
+    def wifi_connect(self, wifi, state):
+        # The host's network stands in for Wi-Fi; "link_down" simulates an outage.
+        return "link_down" not in self.world.faults
+
+    def rssi(self):
+        return -60
 
     def woke_by_rain(self):
         return False

@@ -1,0 +1,138 @@
+# Wi-Fi uplink: send the queue's oldest readings to the fleet server, oldest first, in bounded
+# batches; only what the server acknowledged leaves the queue. See docs/firmware.md ("Uplink")
+# and docs/protocol.md ("Authenticating an upload").
+import json
+
+from station import codec, config, fsutil, hmac_sha256, http
+from station.cycle import reading_time
+
+CREDENTIALS = "secrets.json"
+UNIX_TO_2000 = 946684800
+MAX_ADJUSTMENTS = 8
+
+
+def load_credentials(path=CREDENTIALS):
+    """{"device_id", "secret" (hex), "server" (URL), "ca" (file or null), "wifi": {...}},
+    or None when the station is not provisioned."""
+    raw = fsutil.read_bytes(path)
+    if not raw:
+        return None
+    try:
+        creds = json.loads(raw)
+        creds["key"] = bytes.fromhex(creds["secret"])
+        int(creds["device_id"])
+        return creds
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def build_body(queue, state, now, status, max_records, max_bytes):
+    """(body, seqs): the oldest readings with their ages, then the status record."""
+    batch = queue.peek(max_records, max_bytes)
+    parts = []
+    for seq, payload in batch:
+        age = now - reading_time(payload, seq, state["adj"])
+        parts.append(codec.with_age(payload[4:], age))
+    parts.append(status)
+    return b"".join(parts), [s for s, _ in batch]
+
+
+def signed_headers(creds, counter, body):
+    msg = b"MZM1\n" + ("%d\n%d\n" % (creds["device_id"], counter)).encode() + body
+    return {
+        "X-Mizumori-Device": str(creds["device_id"]),
+        "X-Mizumori-Counter": str(counter),
+        "X-Mizumori-Signature": hmac_sha256.hexdigest(creds["key"], msg),
+        "Content-Type": "application/octet-stream",
+    }
+
+
+def sync_clock(board, state, queue, server_unix):
+    """Set the clock from the server; stored readings keep their true times (adjustments)."""
+    now = board.time()
+    target = server_unix - board.EPOCH_OFFSET
+    delta = target - now
+    if state["synced"] and -2 <= delta <= 2:
+        return
+    board.set_time(target)
+    adj = [a for a in state["adj"] if a[0] > queue.acked + 1]
+    adj.append([queue.next_seq, delta])
+    state["adj"] = adj[-MAX_ADJUSTMENTS:]
+    state["synced"] = True
+
+
+def apply_config(cfg, cfg_path, changes, state):
+    """Merge the server's config; bad values are refused one by one and reported."""
+    new, errors = config.merge(cfg, changes)
+    config.save(new, cfg_path)
+    if errors:
+        state["err"] = "config: " + "; ".join(errors)
+    return new
+
+
+def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rssi=None):
+    """Drain up to cfg["batches_per_wake"] batches. Returns the number of readings acked.
+    Failures leave the queue untouched and back off exponentially."""
+    now = board.time()
+    if now < state["retry_at"]:
+        return 0
+    if not board.wifi_connect(creds.get("wifi"), state):
+        return _fail(state, now, "wifi: no connection")
+    acked = 0
+    limit = cfg["batch_records"]
+    for _ in range(cfg["batches_per_wake"] + 1):  # one extra try after a stale counter
+        status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
+                                     _cause(reset_cause), rssi)
+        body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
+        state["counter"] += 1
+        try:
+            code, _, raw = http.post(creds["server"] + "/api/ingest", body,
+                                     signed_headers(creds, state["counter"], body),
+                                     ca_file=creds.get("ca"))
+        except OSError as e:
+            return _fail(state, now, "upload: %r" % e) or acked
+        reply = http.json_body(raw)
+        if code == 200:
+            if seqs:
+                queue.ack(min(int(reply.get("ack_upto") or 0), seqs[-1]))
+                acked += len(seqs)
+            if reply.get("server_time"):
+                sync_clock(board, state, queue, int(reply["server_time"]))
+            if reply.get("config"):
+                cfg = apply_config(cfg, cfg_path, reply["config"], state)
+            state["backoff_s"] = 0
+            state["since_upload"] = 0
+            if not seqs or queue.depth() == 0:
+                break
+            continue
+        why = reply.get("code", "")
+        if code == 401 and why == "stale_counter":  # e.g. after a power loss
+            state["counter"] = int(reply.get("last_counter") or 0)
+            continue
+        if code == 413 and limit > 1:
+            limit //= 2
+            continue
+        if code == 422 and "record" in reply:
+            bad = int(reply["record"])
+            if bad == 0 and seqs:
+                # A reading the server cannot decode can never be delivered: give it up,
+                # counted and reported, so the queue behind it moves.
+                queue.ack(seqs[0])
+                state["poisoned"] += 1
+                state["err"] = "server refused reading %d: %s" % (seqs[0],
+                                                                  reply.get("detail"))
+            limit = max(1, bad)
+            continue
+        return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or acked
+    return acked
+
+
+def _fail(state, now, why):
+    state["backoff_s"] = min(max(60, state["backoff_s"] * 2), 3600)
+    state["retry_at"] = now + state["backoff_s"]
+    state["err"] = why
+    return 0
+
+
+def _cause(name):
+    return codec.RESET_CAUSES.index(name) if name in codec.RESET_CAUSES else 0
