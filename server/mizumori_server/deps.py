@@ -7,7 +7,7 @@ from fastapi import Cookie, Depends, Header, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from mizumori_server import security
-from mizumori_server.devices import now
+from mizumori_server.clock import now
 from mizumori_server.models import ROLES, ApiToken, User
 
 SESSION_COOKIE = "mizumori_session"

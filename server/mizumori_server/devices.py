@@ -1,18 +1,13 @@
 """Devices: provisioning, installation at stations, and the config they should run."""
 
-import time
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mizumori_server import security
+from mizumori_server.clock import now
 from mizumori_server.models import AllowlistEntry, Device, DeviceInstall, Station
-
-
-def now() -> int:
-    return int(time.time())
-
 
 STATION_SETTINGS = ("mount_height_mm", "standby_mm", "caution_mm", "evacuation_mm",
                     "danger_mm", "rise_limit_mm_h", "interval_normal_s", "interval_flood_s",

@@ -2,15 +2,11 @@
 
 import hashlib
 import hmac
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
-from station import codec as fw_codec  # noqa: E402  the firmware's encoder
+from station import codec as fw_codec  # the firmware's encoder (firmware/ is on the path)
 
 codec = fw_codec
 

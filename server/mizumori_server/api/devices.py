@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mizumori_server import devices, security
 from mizumori_server.api.stations import get_station
+from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader, Technician
 from mizumori_server.models import AllowlistEntry, Device, Station
 
@@ -96,7 +97,7 @@ def self_register(body: SelfRegister, request: Request, session: DB,
     station = session.get(Station, entry.station_id) if entry.station_id else None
     d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
                                   "self-registration")
-    entry.used_at = devices.now()
+    entry.used_at = now()
     session.commit()
     return _provisioned(session, d, secret)
 
@@ -109,7 +110,7 @@ def put_allowlist(body: Allowlist, session: DB, _: Technician) -> dict[str, int]
         station = get_station(session, e.station) if e.station else None
         row = session.get(AllowlistEntry, e.hardware_id)
         if row is None:
-            session.add(AllowlistEntry(hardware_id=e.hardware_id, created_at=devices.now(),
+            session.add(AllowlistEntry(hardware_id=e.hardware_id, created_at=now(),
                                        station_id=station.id if station else None))
             added += 1
         else:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mizumori_server import ingest, metrics
+from mizumori_server import clock, ingest, metrics
 
 router = APIRouter(prefix="/api", tags=["ingest"])
 
@@ -71,7 +71,7 @@ async def ingest_batch(
 def _store(app: FastAPI, up: ingest.Upload) -> dict[str, Any]:
     with app.state.sessions() as session:
         try:
-            reply = ingest.ingest(session, app.state.box, up, int(time.time()))
+            reply = ingest.ingest(session, app.state.box, up, clock.now())
             session.commit()
             return reply
         except BaseException:

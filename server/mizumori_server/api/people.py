@@ -7,9 +7,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 
 from mizumori_server import security
+from mizumori_server.clock import now
 from mizumori_server.db import rowcount
 from mizumori_server.deps import DB, SESSION_COOKIE, Admin, Reader
-from mizumori_server.devices import now
 from mizumori_server.models import ApiToken, LoginAttempt, User
 
 router = APIRouter(prefix="/api", tags=["people"])

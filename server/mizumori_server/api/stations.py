@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from mizumori_server import queries
+from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
-from mizumori_server.devices import bump_config, now
+from mizumori_server.devices import bump_config
 from mizumori_server.models import DeviceInstall, Reading, Station
 
 router = APIRouter(prefix="/api", tags=["stations"])

@@ -1,0 +1,177 @@
+"""A fleet of virtual stations against a live fleet server, in simulated time.
+
+The runner owns the simulated clock: before each wake it writes the time to the clock file
+the server reads (MIZUMORI_CLOCK_FILE), so hours pass in seconds with exact timestamps.
+"""
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mizumori_tools.virtual import ESP32_EPOCH, Scenario, VirtualStation
+
+
+def _set_clock(path: Path, t: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(str(t))
+    os.replace(tmp, path)
+
+
+@dataclass
+class Member:
+    station: VirtualStation
+    code: str
+    level_offset_mm: int = 0
+    next_wake: int = 0
+    reset_cause: str = "power_on"
+    wakes: int = 0
+    power_cuts: int = 0
+    last_h: float = 0.0
+
+
+class Fleet:
+    def __init__(self, scenario: Scenario, clock_file: Path, start: int,
+                 power_cut_rate: float = 0.0, seed: int = 1, speed: float | None = None):
+        """speed: simulated seconds per real second (None: as fast as possible)."""
+        self.scenario = scenario
+        self.clock_file = clock_file
+        self.start = start
+        self.now = start
+        self.members: list[Member] = []
+        self.power_cut_rate = power_cut_rate
+        self.rng = random.Random(seed)
+        self.speed = speed
+        _set_clock(clock_file, start)
+
+    def add(self, station: VirtualStation, code: str, level_offset_mm: int = 0) -> Member:
+        m = Member(station, code, level_offset_mm, next_wake=self.now,
+                   last_h=(self.now - self.start) / 3600)
+        self.members.append(m)
+        return m
+
+    def advance(self, t: int) -> None:
+        """Move simulated time to t (stations do not wake)."""
+        self.now = max(self.now, t)
+        _set_clock(self.clock_file, self.now)
+
+    def run_until(self, t_end: int,
+                  on_wake: Callable[[Member, tuple[int, int] | None], None] | None = None
+                  ) -> None:
+        while self.members:
+            m = min(self.members, key=lambda x: x.next_wake)
+            if m.next_wake > t_end:
+                break
+            if self.speed:
+                time.sleep(max(0.0, (m.next_wake - self.now) / self.speed))
+            self.advance(m.next_wake)
+            self._wake(m, on_wake)
+        self.advance(t_end)
+
+    def _wake(self, m: Member, on_wake: Callable[[Member, tuple[int, int] | None], None]
+              | None) -> None:
+        h = (self.now - self.start) / 3600
+        tips = self.scenario.rain_tips(m.last_h, h)
+        cut = None
+        if self.power_cut_rate and self.rng.random() < self.power_cut_rate:
+            cut = self.rng.uniform(0.0, 0.12)  # a wake takes some tens of ms
+        result = m.station.wake(self.scenario.world(h, m.level_offset_mm),
+                                self.now - ESP32_EPOCH, tips, m.reset_cause, cut)
+        m.wakes += 1
+        m.last_h = h
+        if result is None:  # power cut: RTC memory is gone, the board restarts on power-on
+            m.power_cuts += 1
+            (m.station.flash / "rtc.bin").unlink(missing_ok=True)
+            m.reset_cause = "power_on"
+            m.next_wake = self.now + 5
+        else:
+            m.reset_cause = "deepsleep"
+            m.next_wake = self.now + max(1, result[0])
+        if on_wake:
+            on_wake(m, result)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`mizumori serve` in a subprocess, for the demo and end-to-end tests."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, port: int | None = None,
+                 workers: int = 1):
+        self.env = {**os.environ, **env}
+        self.cwd = cwd
+        self.port = port or free_port()
+        self.workers = workers
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
+                              env=self.env, cwd=self.cwd, capture_output=True, text=True)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mizumori_tools.cli", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)], env=self.env, cwd=self.cwd,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server exited at start")
+            time.sleep(0.1)
+        raise RuntimeError("the server did not answer in 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+
+class Api:
+    """Just enough of the server's API to set up a fleet."""
+
+    def __init__(self, url: str, token: str):
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    @classmethod
+    def login(cls, url: str, username: str, password: str) -> "Api":
+        r = httpx.post(url + "/api/login", json={"username": username, "password": password})
+        r.raise_for_status()
+        return cls(url, r.json()["token"])
+
+    def station(self, body: dict[str, Any]) -> None:
+        r = self.http.post("/api/stations", json=body)
+        if r.status_code != 409:
+            r.raise_for_status()
+
+    def provision(self, hardware_id: str, station: str) -> dict[str, Any]:
+        r = self.http.post("/api/devices/provision",
+                           json={"hardware_id": hardware_id, "station": station})
+        r.raise_for_status()
+        body: dict[str, Any] = r.json()
+        return body
+
+    def get(self, path: str, **params: Any) -> Any:
+        r = self.http.get(path, params=params)
+        r.raise_for_status()
+        return r.json()

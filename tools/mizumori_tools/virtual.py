@@ -1,0 +1,109 @@
+"""Virtual stations for tests, the demo and `mizumori sim fleet`: the real firmware with the
+sim board, each wake a MicroPython process (or, for large fleets, an in-process CPython wake),
+driven through a scenario of the simulated world."""
+
+import json
+import random
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mizumori_tools import paths
+
+SCRIPT = Path(__file__).with_name("virtual_station.py")
+SCENARIOS = Path(__file__).with_name("scenarios")
+ESP32_EPOCH = 946684800  # the sim board counts seconds from 2000, like an ESP32
+
+
+def interpolate(points: list[list[float]], h: float) -> float:
+    if h <= points[0][0]:
+        return points[0][1]
+    for (h0, v0), (h1, v1) in zip(points, points[1:], strict=False):
+        if h <= h1:
+            return v0 + (v1 - v0) * (h - h0) / (h1 - h0)
+    return points[-1][1]
+
+
+@dataclass
+class Scenario:
+    """The simulated world over time (hours from the start), from a JSON file:
+    level_mm / air_temp_c / battery_mv as [[hour, value], ...] (linear in between),
+    rain_tips_per_h, faults [{from_h, to_h, fault}] and outages [{from_h, to_h}]."""
+
+    name: str
+    duration_h: float
+    spec: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, name: str) -> "Scenario":
+        path = Path(name) if name.endswith(".json") else SCENARIOS / f"{name}.json"
+        if not path.exists():
+            known = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.json")))
+            raise SystemExit(f"no scenario {name!r} (known: {known})")
+        spec = json.loads(path.read_text())
+        return cls(path.stem, float(spec["duration_h"]), spec)
+
+    def rain_tips(self, h0: float, h1: float) -> int:
+        """Tips of the rain gauge between two moments (hours)."""
+        rate = interpolate(self.spec.get("rain_tips_per_h", [[0, 0]]), h0)
+        return int(rate * max(0.0, h1 - h0))
+
+    def world(self, h: float, level_offset_mm: int = 0) -> dict[str, Any]:
+        s = self.spec
+        faults = [f["fault"] for f in s.get("faults", []) if f["from_h"] <= h < f["to_h"]]
+        if any(o["from_h"] <= h < o["to_h"] for o in s.get("outages", [])):
+            faults.append("link_down")
+        return {
+            "level_mm": int(interpolate(s["level_mm"], h)) + level_offset_mm,
+            "air_temp_c": interpolate(s.get("air_temp_c", [[0, 20.0]]), h),
+            "battery_mv": int(interpolate(s.get("battery_mv", [[0, 3900]]), h)),
+            "faults": faults,
+        }
+
+
+class VirtualStation:
+    """One station: its flash directory, and wakes run as MicroPython processes."""
+
+    def __init__(self, flash: Path, firmware: Path = paths.FIRMWARE, seed: int = 1):
+        self.flash = flash
+        self.firmware = firmware
+        self.seed = seed
+        flash.mkdir(parents=True, exist_ok=True)
+
+    def provision(self, device: dict[str, Any], server: str, config: dict[str, Any]) -> None:
+        """Write what `mizumori device provision` writes onto a board."""
+        (self.flash / "secrets.json").write_text(json.dumps({
+            "device_id": device["device_id"], "secret": device["secret"], "server": server,
+            "ca": None, "wifi": None}))
+        (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
+
+    def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,
+             reset_cause: str = "deepsleep", kill_after_s: float | None = None
+             ) -> tuple[int, int] | None:
+        """Run one wake; (sleep seconds, station clock) or None if it was killed."""
+        spec = {**world, "now": now, "rain_tips": rain_tips, "reset_cause": reset_cause,
+                "seed": self.seed}
+        proc = subprocess.Popen(
+            [paths.micropython(), str(SCRIPT), str(self.firmware), str(self.flash),
+             json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=kill_after_s if kill_after_s else 120)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # a power cut at an arbitrary moment
+            proc.communicate()
+            return None
+        for line in out.splitlines():
+            if line.startswith("SLEEP "):
+                _, ms, clock = line.split()
+                return int(ms) // 1000, int(clock)
+        raise RuntimeError(f"station did not go to sleep: {out[-500:]} {err[-1000:]}")
+
+    def state(self) -> dict[str, Any]:
+        rtc = self.flash / "rtc.bin"
+        return json.loads(rtc.read_bytes()) if rtc.exists() else {}
+
+
+def random_kill(rng: random.Random) -> float | None:
+    """Sometimes a power cut somewhere in a wake (which takes tens of ms)."""
+    return rng.uniform(0.0, 0.15) if rng.random() < 0.5 else None
