@@ -109,8 +109,7 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     state["flood"] = decision["flood"]
     state["since_upload"] += 1
     state["next_wake"] = now + decision["interval_s"]
-    if notes:
-        state["err"] = "; ".join(notes)
+    state["err"] = "; ".join(notes)  # what went wrong in this wake ("" if nothing)
     return {
         "seq": seq, "t": now, "level_mm": level, "flags": flags, "battery_mv": battery_mv,
         "temperature_c": temp_c, "humidity_pct": hum, "pressure_hpa": pres,

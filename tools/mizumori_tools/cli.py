@@ -1,20 +1,14 @@
 """The `mizumori` command. Subcommands arrive with the parts they drive."""
 
 import argparse
-import subprocess
 import sys
-import tempfile
-
-from mizumori_tools import paths
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Run the virtual station through a simulated flood under the real MicroPython."""
-    with tempfile.TemporaryDirectory(prefix="mizumori-demo-") as work:
-        cmd = [paths.micropython(), str(paths.REPO / "tools" / "mizumori_tools" /
-                                        "demo_station.py"),
-               str(paths.FIRMWARE), work, str(args.hours)]
-        return subprocess.call(cmd)
+    """The server with a virtual fleet living through a flood (what `make run` starts)."""
+    from mizumori_tools import demo as demo_mod
+
+    return demo_mod.run(args.hours, args.speed, args.port, args.scenario)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -81,8 +75,12 @@ def user_create(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mizumori", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run a virtual station through a simulated flood")
-    p.add_argument("--hours", type=int, default=12, help="simulated hours (default 12)")
+    p = sub.add_parser("demo", help="the server with a virtual fleet through a flood")
+    p.add_argument("--hours", type=float, default=12, help="simulated hours (default 12)")
+    p.add_argument("--speed", type=float, default=120,
+                   help="simulated seconds per real second (default 120)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--scenario", default="flood", help="tools/mizumori_tools/scenarios/NAME")
     p.set_defaults(func=demo)
     p = sub.add_parser("serve", help="run the fleet server")
     p.add_argument("--host", help="listen address (default MIZUMORI_HOST or 127.0.0.1)")

@@ -31,6 +31,8 @@ class Member:
     station: VirtualStation
     code: str
     level_offset_mm: int = 0
+    mount_mm: int = 5000
+    floor_mm: int | None = None  # a road or channel bed: the water is never below it
     next_wake: int = 0
     reset_cause: str = "power_on"
     wakes: int = 0
@@ -52,8 +54,9 @@ class Fleet:
         self.speed = speed
         _set_clock(clock_file, start)
 
-    def add(self, station: VirtualStation, code: str, level_offset_mm: int = 0) -> Member:
-        m = Member(station, code, level_offset_mm, next_wake=self.now,
+    def add(self, station: VirtualStation, code: str, level_offset_mm: int = 0,
+            mount_mm: int = 5000, floor_mm: int | None = None) -> Member:
+        m = Member(station, code, level_offset_mm, mount_mm, floor_mm, next_wake=self.now,
                    last_h=(self.now - self.start) / 3600)
         self.members.append(m)
         return m
@@ -83,7 +86,10 @@ class Fleet:
         cut = None
         if self.power_cut_rate and self.rng.random() < self.power_cut_rate:
             cut = self.rng.uniform(0.0, 0.12)  # a wake takes some tens of ms
-        result = m.station.wake(self.scenario.world(h, m.level_offset_mm),
+        world = {**self.scenario.world(h, m.level_offset_mm), "mount_mm": m.mount_mm}
+        if m.floor_mm is not None:
+            world["level_mm"] = max(m.floor_mm, world["level_mm"])
+        result = m.station.wake(world,
                                 self.now - ESP32_EPOCH, tips, m.reset_cause, cut)
         m.wakes += 1
         m.last_h = h
