@@ -27,8 +27,9 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
     Uploads go through the Wi-Fi uplink once the station is provisioned (creds_path);
     `uploader(queue, result) -> bool` replaces it in tests."""
     if board is None:
-        from station.hw.esp32 import Board
-        board = Board()
+        from station.hw import default_board
+
+        board = default_board()
     woke = time.ticks_ms()
     cfg, cfg_errors = config.load(cfg_path)
     pins = config.pins(cfg)

@@ -25,7 +25,8 @@ def defaults():
         "bssid": None,      # Wi-Fi access point and channel of the last connection
         "channel": None,
         "wakes": 0,
-        "err": "",          # last error, for `info`
+        "err": "",          # what went wrong in the last wake, for `info`
+        "uplink": "",       # why the last upload failed ("" once one succeeds)
     }
 
 

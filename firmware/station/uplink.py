@@ -102,6 +102,7 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
                 cfg = apply_config(cfg, cfg_path, reply["config"], state)
             state["backoff_s"] = 0
             state["since_upload"] = 0
+            state["uplink"] = ""
             if not seqs or queue.depth() == 0:
                 break
             continue
@@ -119,8 +120,8 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
                 # counted and reported, so the queue behind it moves.
                 queue.ack(seqs[0])
                 state["poisoned"] += 1
-                state["err"] = "server refused reading %d: %s" % (seqs[0],
-                                                                  reply.get("detail"))
+                state["uplink"] = "server refused reading %d: %s" % (seqs[0],
+                                                                     reply.get("detail"))
             limit = max(1, bad)
             continue
         return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or acked
@@ -130,7 +131,7 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
 def _fail(state, now, why):
     state["backoff_s"] = min(max(60, state["backoff_s"] * 2), 3600)
     state["retry_at"] = now + state["backoff_s"]
-    state["err"] = why
+    state["uplink"] = why
     return 0
 
 

@@ -104,7 +104,7 @@ def test_rotated_secret_is_refused_until_reprovisioned(rig: Rig) -> None:
     rig.api.provision("esp32-e2e-01", "taku-01")  # the server rotates; the board still has
     rig.fleet.run_until(START + 3 * 3600)          # the old secret
     assert len(rig.readings()) == delivered
-    assert "401" in rig.station.state()["err"]
+    assert "401" in rig.station.state()["uplink"]
     rig.provision()  # the technician re-provisions: the queue kept everything meanwhile
     rig.fleet.run_until(START + 6 * 3600)
     times = [int(str(p["t"])) for p in rig.readings()]

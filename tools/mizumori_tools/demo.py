@@ -66,7 +66,7 @@ def run(hours: float, speed: float, port: int, scenario_name: str) -> int:
                 return
             print(f"{clock}  {m.code:18s} level {st.get('level')!s:>5} mm  "
                   f"{NAMES[st.get('alert', 0)]:10s} next in {(result[0] + 30) // 60:2d} min  "
-                  f"{st.get('err', '')[:60]}")
+                  f"{st.get('err', '')[:40]} {st.get('uplink', '')[:40]}")
 
         fleet.run_until(start + int(hours * 3600), on_wake=show)
         print("scenario over; the server keeps running until Ctrl-C")

@@ -82,22 +82,36 @@ class VirtualStation:
              reset_cause: str = "deepsleep", kill_after_s: float | None = None
              ) -> tuple[int, int] | None:
         """Run one wake; (sleep seconds, station clock) or None if it was killed."""
-        spec = {**world, "now": now, "rain_tips": rain_tips, "reset_cause": reset_cause,
-                "seed": self.seed}
+        self.write_world(world, now, rain_tips, reset_cause)
         proc = subprocess.Popen(
-            [paths.micropython(), str(SCRIPT), str(self.firmware), str(self.flash),
-             json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [paths.micropython(), str(SCRIPT), str(self.flash), str(self.firmware)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True)
         try:
             out, err = proc.communicate(timeout=kill_after_s if kill_after_s else 120)
         except subprocess.TimeoutExpired:
             proc.kill()  # a power cut at an arbitrary moment
             proc.communicate()
             return None
-        for line in out.splitlines():
-            if line.startswith("SLEEP "):
-                _, ms, clock = line.split()
-                return int(ms) // 1000, int(clock)
-        raise RuntimeError(f"station did not go to sleep: {out[-500:]} {err[-1000:]}")
+        slept = self.took_sleep()
+        if slept is None:
+            raise RuntimeError(f"station did not go to sleep: {out[-500:]} {err[-1000:]}")
+        return slept
+
+    def write_world(self, world: dict[str, Any], now: int, rain_tips: int,
+                    reset_cause: str) -> None:
+        spec = {**world, "now": now, "rain_tips": rain_tips, "reset_cause": reset_cause,
+                "seed": self.seed}
+        (self.flash / "sim.json").write_text(json.dumps(spec))
+
+    def took_sleep(self) -> tuple[int, int] | None:
+        """(sleep seconds, station clock) from the wake that just ended, if it slept."""
+        path = self.flash / "sleep.ms"
+        if not path.exists():
+            return None
+        ms, clock = path.read_text().split()
+        path.unlink()
+        return int(ms) // 1000, int(clock)
 
     def state(self) -> dict[str, Any]:
         rtc = self.flash / "rtc.bin"

@@ -1,27 +1,29 @@
-# One wake of a virtual station: the real firmware under the MicroPython unix port with the
-# sim board. The flash is a directory; RTC memory a file; deep sleep ends the process.
-# Usage: micropython virtual_station.py FIRMWARE_DIR FLASH_DIR WORLD_JSON
-# Prints "SLEEP <ms> <clock>" when the station goes to sleep (clock: its RTC, which the
-# server may have set).
-import json
+# The "ROM" of a virtual station under the MicroPython unix port: boot the flash directory as
+# an ESP32 boots its filesystem, boot.py then main.py. The rig writes sim.json (the simulated
+# world for this wake) into the flash first; deep sleep writes sleep.ms and ends the process.
+# With no main.py the process stays in the REPL, like a freshly flashed board.
+# Usage: micropython [-i] virtual_station.py FLASH_DIR [FIRMWARE_DIR]
+#   FIRMWARE_DIR: run the firmware from there instead of from the flash (no flashing needed).
 import os
 import sys
 
-sys.path.insert(0, sys.argv[1])
+os.chdir(sys.argv[1])
+ROOTS = [""] + sys.argv[2:3]  # the flash first, then the firmware directory if given
+for _root in reversed(ROOTS):
+    sys.path.insert(0, _root)
 
-from station import app  # noqa: E402
-from station.hw import sim  # noqa: E402
 
-os.chdir(sys.argv[2])
-spec = json.loads(sys.argv[3])
-world = sim.World(spec.get("seed", 1))
-for key in ("now", "level_mm", "mount_mm", "air_temp_c", "humidity_pct", "pressure_hpa",
-            "battery_mv", "rain_tips"):
-    if key in spec:
-        setattr(world, key, spec[key])
-world.faults = set(spec.get("faults", []))
-board = sim.Board(world, reset_cause=spec.get("reset_cause", "deepsleep"), rtc_path="rtc.bin")
-try:
-    app.main(board)
-except sim.DeepSleep as s:
-    print("SLEEP %d %d" % (s.ms, board.time()))
+def _run(name):
+    for root in ROOTS:
+        path = (root + "/" if root else "") + name
+        try:
+            with open(path) as f:
+                source = f.read()
+        except OSError:
+            continue
+        exec(source, {"__name__": "__main__"})
+        return
+
+
+_run("boot.py")
+_run("main.py")

@@ -1,7 +1,9 @@
 # The simulated board: a World holds the physical truth (water level, air, battery, rain,
 # faults) and the peripherals turn it into the bytes and pulses real parts produce, so the
 # real drivers run unchanged. Runs under CPython and the MicroPython unix port.
+import json
 import struct
+import sys
 
 from station import fsutil
 from station.drivers import bme280
@@ -16,6 +18,25 @@ class DeepSleep(Exception):
     def __init__(self, ms):
         super().__init__(ms)
         self.ms = ms
+
+
+WORLD_KEYS = ("now", "level_mm", "mount_mm", "air_temp_c", "humidity_pct", "pressure_hpa",
+              "battery_mv", "rain_tips")
+
+
+def from_spec(path):
+    """The board of a virtual station, from the JSON its rig writes before each wake: the
+    world's values, "faults", "reset_cause" and "seed". Its RTC memory lives in rtc.bin, and
+    deep sleep writes the duration to sleep.ms and ends the process."""
+    with open(path) as f:
+        spec = json.load(f)
+    world = World(spec.get("seed", 1))
+    for key in WORLD_KEYS:
+        if key in spec:
+            setattr(world, key, spec[key])
+    world.faults = set(spec.get("faults", []))
+    return Board(world, reset_cause=spec.get("reset_cause", "deepsleep"), rtc_path="rtc.bin",
+                 exit_on_sleep=True)
 
 
 class World:
@@ -192,13 +213,14 @@ class Board:
     EPOCH_OFFSET = 946684800  # World.now counts from 2000, like an ESP32
 
     def __init__(self, world=None, reset_cause="deepsleep", rtc_path=None,
-                 service_held=False, pins=None):
+                 service_held=False, pins=None, exit_on_sleep=False):
         self.world = world or World()
         self.cause = reset_cause
         self.rtc_path = rtc_path
         self.held = service_held
         self.pins = pins or PINS
         self.wdt = None
+        self.exit_on_sleep = exit_on_sleep
         self._rtc = fsutil.read_bytes(rtc_path) if rtc_path else None
 
     def uart(self, uid, baudrate, tx, rx):
@@ -281,5 +303,8 @@ class Board:
         return self.wdt
 
     def deepsleep(self, ms, rain_pin=None):
+        if self.exit_on_sleep:  # a virtual station: the process ends, its rig wakes it later
+            fsutil.write_atomic("sleep.ms", ("%d %d" % (ms, self.time())).encode())
+            sys.exit(0)
         raise DeepSleep(ms)
 
