@@ -72,6 +72,60 @@ def user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def device_cmd(args: argparse.Namespace) -> int:
+    """The technician's commands; errors are one clear line, exit status 2."""
+    import json
+    import os
+
+    from mizumori_tools import device
+
+    try:
+        if args.device_command == "flash":
+            print(json.dumps(device.flash(args.port, not args.source)))
+        elif args.device_command == "provision":
+            token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
+            if not token:
+                raise device.DeviceError("a technician's API token is needed: --token or "
+                                         "MIZUMORI_TOKEN (create one with POST /api/tokens)")
+            wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} \
+                if args.wifi_ssid else None
+            print(json.dumps(device.provision(args.port, args.server, token, args.station,
+                                              args.device_server, args.hardware_id, wifi,
+                                              args.ca)))
+        elif args.device_command == "selftest":
+            for k, v in device.selftest(args.port).items():
+                print(f"  {k:15s} {v}")
+        elif args.device_command == "info":
+            for k, v in device.info(args.port).items():
+                print(f"  {k:18s} {v}")
+        else:
+            return device.console(args.port)
+    except device.DeviceError as e:
+        print(f"mizumori device: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def rig_cmd(args: argparse.Namespace) -> int:
+    """A virtual station on a pseudo-terminal, until Ctrl-C."""
+    import time
+    from pathlib import Path
+
+    from mizumori_tools.rig import SerialRig
+    from mizumori_tools.virtual import VirtualStation
+
+    station = VirtualStation(Path(args.flash), hardware_id=args.hardware_id)
+    rig = SerialRig(station, Path(args.port), time_scale=args.time_scale)
+    rig.start()
+    print(f"virtual station on {args.port} (flash: {args.flash}); Ctrl-C stops")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        rig.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mizumori", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,6 +156,35 @@ def main(argv: list[str] | None = None) -> int:
                    choices=["admin", "operator", "technician", "viewer"])
     p.add_argument("--password", help="(default: asked for)")
     p.set_defaults(func=user_create)
+    p = sub.add_parser("device", help="flash, provision and check a board on a serial port")
+    dsub = p.add_subparsers(dest="device_command", required=True)
+    for name, text in (("flash", "copy the firmware (only what changed), verify hashes"),
+                       ("provision", "register the board and write its credentials"),
+                       ("selftest", "read the sensors once and print what they say"),
+                       ("info", "firmware, flash, queue depth, last errors, reset cause"),
+                       ("console", "the serial console")):
+        d = dsub.add_parser(name, help=text)
+        d.add_argument("--port", required=True, help="e.g. /dev/ttyUSB0 or the rig's port")
+        d.set_defaults(func=device_cmd)
+        if name == "flash":
+            d.add_argument("--source", action="store_true",
+                           help="copy .py source instead of mpy-cross output")
+        if name == "provision":
+            d.add_argument("--server", required=True, help="the fleet server's URL")
+            d.add_argument("--station", required=True, help="station code")
+            d.add_argument("--token", help="API token (default: $MIZUMORI_TOKEN)")
+            d.add_argument("--device-server", help="URL the board uses (default: --server)")
+            d.add_argument("--hardware-id", help="default: the board's unique id")
+            d.add_argument("--wifi-ssid")
+            d.add_argument("--wifi-password")
+            d.add_argument("--ca", help="CA certificate (PEM) the board verifies HTTPS with")
+    p = sub.add_parser("rig", help="a virtual station on a pseudo-terminal")
+    p.add_argument("--port", default="/tmp/mizumori-station", help="symlink to create")
+    p.add_argument("--flash", default="data/rig-flash", help="the station's flash directory")
+    p.add_argument("--hardware-id", default="sim-000000000001")
+    p.add_argument("--time-scale", type=float, default=60.0,
+                   help="simulated sleep seconds per real second")
+    p.set_defaults(func=rig_cmd)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

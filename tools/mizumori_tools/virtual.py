@@ -65,10 +65,12 @@ class Scenario:
 class VirtualStation:
     """One station: its flash directory, and wakes run as MicroPython processes."""
 
-    def __init__(self, flash: Path, firmware: Path = paths.FIRMWARE, seed: int = 1):
+    def __init__(self, flash: Path, firmware: Path = paths.FIRMWARE, seed: int = 1,
+                 hardware_id: str = "sim-000000000001"):
         self.flash = flash
         self.firmware = firmware
         self.seed = seed
+        self.hardware_id = hardware_id
         flash.mkdir(parents=True, exist_ok=True)
 
     def provision(self, device: dict[str, Any], server: str, config: dict[str, Any]) -> None:
@@ -101,17 +103,21 @@ class VirtualStation:
     def write_world(self, world: dict[str, Any], now: int, rain_tips: int,
                     reset_cause: str) -> None:
         spec = {**world, "now": now, "rain_tips": rain_tips, "reset_cause": reset_cause,
-                "seed": self.seed}
+                "seed": self.seed, "hardware_id": self.hardware_id}
         (self.flash / "sim.json").write_text(json.dumps(spec))
 
     def took_sleep(self) -> tuple[int, int] | None:
         """(sleep seconds, station clock) from the wake that just ended, if it slept."""
-        path = self.flash / "sleep.ms"
+        path = self.sleep_file
         if not path.exists():
             return None
         ms, clock = path.read_text().split()
         path.unlink()
         return int(ms) // 1000, int(clock)
+
+    @property
+    def sleep_file(self) -> Path:
+        return self.flash / "sleep.ms"
 
     def state(self) -> dict[str, Any]:
         rtc = self.flash / "rtc.bin"

@@ -101,6 +101,9 @@ class Board:
         except (OSError, ValueError):
             return None
 
+    def unique_id(self):
+        return "esp32-" + "".join("%02x" % b for b in machine.unique_id())
+
     # power
     def reset_cause(self):
         return _CAUSES.get(machine.reset_cause(), "unknown")

@@ -35,8 +35,10 @@ def from_spec(path):
         if key in spec:
             setattr(world, key, spec[key])
     world.faults = set(spec.get("faults", []))
-    return Board(world, reset_cause=spec.get("reset_cause", "deepsleep"), rtc_path="rtc.bin",
-                 exit_on_sleep=True)
+    board = Board(world, reset_cause=spec.get("reset_cause", "deepsleep"), rtc_path="rtc.bin",
+                  exit_on_sleep=True)
+    board.hardware_id = spec.get("hardware_id", board.hardware_id)
+    return board
 
 
 class World:
@@ -221,6 +223,7 @@ class Board:
         self.pins = pins or PINS
         self.wdt = None
         self.exit_on_sleep = exit_on_sleep
+        self.hardware_id = "sim-000000000000"
         self._rtc = fsutil.read_bytes(rtc_path) if rtc_path else None
 
     def uart(self, uid, baudrate, tx, rx):
@@ -279,6 +282,9 @@ class Board:
 
     def reset_cause(self):
         return self.cause
+
+    def unique_id(self):
+        return self.hardware_id
 
     def wifi_connect(self, wifi, state):
         # The host's network stands in for Wi-Fi; "link_down" simulates an outage.

@@ -1,0 +1,93 @@
+"""The technician's path on the serial-loopback rig: a blank virtual board on a
+pseudo-terminal is flashed and provisioned with `mizumori device` through the real mpremote,
+then wakes, measures and reports to a live server."""
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from mizumori_tools.fleet import Api, ServerProcess
+from mizumori_tools.rig import SerialRig
+from mizumori_tools.virtual import VirtualStation
+
+
+def mizumori(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    s = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+                       "MIZUMORI_SECRET_KEY": "rig-secret"}, cwd=tmp_path)
+    assert s.cli("db", "upgrade").returncode == 0
+    assert s.cli("user", "create", "tech", "--role", "technician", "--password",
+                 "tech-password-1").returncode == 0
+    assert s.cli("user", "create", "admin", "--password", "admin-password-1").returncode == 0
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[SerialRig]:
+    station = VirtualStation(tmp_path / "flash", hardware_id="sim-0000000a11ce")
+    r = SerialRig(station, tmp_path / "ttyVS0", time_scale=600)  # 10 min sleep = 1 s
+    r.start()
+    yield r
+    r.stop()
+
+
+def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> None:
+    port = str(rig.port)
+    admin = Api.login(server.url, "admin", "admin-password-1")
+    admin.station({"code": "taku-01", "name": "牛津川 多久橋", "site_type": "river",
+                   "latitude": 33.2869, "longitude": 130.1133, "mount_height_mm": 5000,
+                   "upload_every": 1})
+    tech = Api.login(server.url, "tech", "tech-password-1")
+    token = tech.http.post("/api/tokens", json={"name": "field laptop"}).json()["token"]
+
+    done = mizumori("device", "flash", "--port", port)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["copied"] > 20 and result["unchanged"] == 0
+    again = json.loads(mizumori("device", "flash", "--port", port).stdout.splitlines()[-1])
+    assert again["copied"] == 0  # only what changed is copied
+
+    done = mizumori("device", "provision", "--port", port, "--server", server.url,
+                    "--station", "taku-01", "--token", token)
+    assert done.returncode == 0, done.stderr
+    provisioned = json.loads(done.stdout)
+    assert provisioned["hardware_id"] == "sim-0000000a11ce"
+    on_board = json.loads((rig.station.flash / "secrets.json").read_text())
+    assert on_board["device_id"] == provisioned["device_id"] and len(on_board["secret"]) == 64
+
+    info = mizumori("device", "info", "--port", port)
+    assert info.returncode == 0 and "sim-0000000a11ce" in info.stdout
+
+    rig.power_cut()  # power-cycle: the board runs the flashed, provisioned firmware
+    started = time.time()
+    points: list[dict[str, object]] = []
+    while time.time() - started < 90 and len(points) < 3:
+        time.sleep(1)
+        points = admin.get("/api/stations/taku-01/readings", start=int(started) - 60,
+                           end=int(time.time()) + 60, max_points=100000)["points"]
+    assert len(points) >= 3, rig.station.state()
+    for p in points:  # measured on the board's clock, stored in the server's time
+        assert started - 30 <= int(str(p["t"])) <= time.time() + 5
+        assert p["level_mm"] is not None and abs(int(str(p["level_mm"])) - 1000) < 20
+
+
+def test_clear_errors(tmp_path: Path, rig: SerialRig) -> None:
+    done = mizumori("device", "info", "--port", str(tmp_path / "nope"))
+    assert done.returncode == 2 and "no such port" in done.stderr
+    done = mizumori("device", "provision", "--port", str(rig.port), "--server",
+                    "http://127.0.0.1:9", "--station", "x", "--token", "t",
+                    "--hardware-id", "sim-1")
+    assert done.returncode == 2 and "unreachable" in done.stderr
+    assert httpx is not None

