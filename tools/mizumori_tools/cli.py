@@ -6,9 +6,31 @@ import sys
 
 def demo(args: argparse.Namespace) -> int:
     """The server with a virtual fleet living through a flood (what `make run` starts)."""
-    from mizumori_tools import demo as demo_mod
+    from mizumori_tools import simfleet
 
-    return demo_mod.run(args.hours, args.speed, args.port, args.scenario)
+    return simfleet.run(simfleet.TAKU, args.scenario, args.hours, args.speed, port=args.port,
+                        work=simfleet.paths.REPO / "data" / "demo")
+
+
+def sim_fleet(args: argparse.Namespace) -> int:
+    """N virtual stations through a scenario, against their own server or a given one."""
+    import os
+    from pathlib import Path
+
+    from mizumori_tools import simfleet
+
+    if args.n < 1:
+        print("mizumori sim fleet: N must be at least 1", file=sys.stderr)
+        return 2
+    token = args.token or os.environ.get("MIZUMORI_TOKEN")
+    if args.server and not token:
+        print("mizumori sim fleet: --server needs --token (or MIZUMORI_TOKEN) of an admin",
+              file=sys.stderr)
+        return 2
+    return simfleet.run(simfleet.sites(args.n), args.scenario, args.hours, args.speed,
+                        args.engine, args.port, args.server, token,
+                        Path(args.clock_file) if args.clock_file else None, args.power_cuts,
+                        Path(args.data) if args.data else None)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -136,6 +158,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--scenario", default="flood", help="tools/mizumori_tools/scenarios/NAME")
     p.set_defaults(func=demo)
+    p = sub.add_parser("sim", help="virtual stations").add_subparsers(
+        dest="sim_command", required=True).add_parser(
+        "fleet", help="N virtual stations through a scenario against a fleet server")
+    p.add_argument("n", type=int, help="how many stations")
+    p.add_argument("--scenario", default="flood", help="tools/mizumori_tools/scenarios/NAME")
+    p.add_argument("--hours", type=float, help="simulated hours (default: the scenario's)")
+    p.add_argument("--speed", type=float, default=120,
+                   help="simulated seconds per real second (default 120)")
+    p.add_argument("--engine", choices=["micropython", "cpython"], default="micropython",
+                   help="run stations after the first (on the rig) under MicroPython or, "
+                        "cheaper, in-process under CPython")
+    p.add_argument("--power-cuts", type=float, default=0.0,
+                   help="chance that a wake is cut short by a power cut (MicroPython)")
+    p.add_argument("--port", type=int, default=8080, help="port of the server started")
+    p.add_argument("--server", help="use this server instead of starting one")
+    p.add_argument("--token", help="its admin API token (default: $MIZUMORI_TOKEN)")
+    p.add_argument("--clock-file", help="the server's MIZUMORI_CLOCK_FILE (else real time)")
+    p.add_argument("--data", help="the stations' flash directories (default data/sim)")
+    p.set_defaults(func=sim_fleet)
     p = sub.add_parser("serve", help="run the fleet server")
     p.add_argument("--host", help="listen address (default MIZUMORI_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default MIZUMORI_PORT or 8080)")

@@ -2,6 +2,7 @@
 
 The runner owns the simulated clock: before each wake it writes the time to the clock file
 the server reads (MIZUMORI_CLOCK_FILE), so hours pass in seconds with exact timestamps.
+Without a clock file the server keeps the real time, so the fleet must run at speed 1.
 """
 
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from mizumori_tools.rig import SerialRig
 from mizumori_tools.virtual import ESP32_EPOCH, Scenario, VirtualStation
 
 
@@ -38,10 +40,11 @@ class Member:
     wakes: int = 0
     power_cuts: int = 0
     last_h: float = 0.0
+    rig: SerialRig | None = None  # the station runs on the PTY rig
 
 
 class Fleet:
-    def __init__(self, scenario: Scenario, clock_file: Path, start: int,
+    def __init__(self, scenario: Scenario, clock_file: Path | None, start: int,
                  power_cut_rate: float = 0.0, seed: int = 1, speed: float | None = None):
         """speed: simulated seconds per real second (None: as fast as possible)."""
         self.scenario = scenario
@@ -52,19 +55,21 @@ class Fleet:
         self.power_cut_rate = power_cut_rate
         self.rng = random.Random(seed)
         self.speed = speed
-        _set_clock(clock_file, start)
+        self.advance(start)
 
     def add(self, station: VirtualStation, code: str, level_offset_mm: int = 0,
-            mount_mm: int = 5000, floor_mm: int | None = None) -> Member:
+            mount_mm: int = 5000, floor_mm: int | None = None, rig: SerialRig | None = None
+            ) -> Member:
         m = Member(station, code, level_offset_mm, mount_mm, floor_mm, next_wake=self.now,
-                   last_h=(self.now - self.start) / 3600)
+                   last_h=(self.now - self.start) / 3600, rig=rig)
         self.members.append(m)
         return m
 
     def advance(self, t: int) -> None:
         """Move simulated time to t (stations do not wake)."""
         self.now = max(self.now, t)
-        _set_clock(self.clock_file, self.now)
+        if self.clock_file is not None:
+            _set_clock(self.clock_file, self.now)
 
     def run_until(self, t_end: int,
                   on_wake: Callable[[Member, tuple[int, int] | None], None] | None = None
@@ -89,8 +94,8 @@ class Fleet:
         world = {**self.scenario.world(h, m.level_offset_mm), "mount_mm": m.mount_mm}
         if m.floor_mm is not None:
             world["level_mm"] = max(m.floor_mm, world["level_mm"])
-        result = m.station.wake(world,
-                                self.now - ESP32_EPOCH, tips, m.reset_cause, cut)
+        result = (m.rig or m.station).wake(world, self.now - ESP32_EPOCH, tips,
+                                           m.reset_cause, cut)
         m.wakes += 1
         m.last_h = h
         if result is None:  # power cut: RTC memory is gone, the board restarts on power-on

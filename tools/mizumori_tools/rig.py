@@ -1,16 +1,21 @@
 """The serial-loopback rig: a virtual station behind a pseudo-terminal that looks like a USB
-serial board, so the real mpremote (and `mizumori device …`) can flash and provision it.
+serial board, so the real mpremote (and `mizumori device …`) can flash and provision it, with
+its ultrasonic sensor streaming A02YYUW frames on a pseudo-terminal of its own.
 
 The port (a symlink to a PTY the rig keeps open) stays the same across the board's restarts.
 Each boot runs the unix port with the firmware in the station's flash directory on a fresh
 PTY of its own, as the process's controlling terminal, so Ctrl-C interrupts a running
-program as on a real board. Deep sleep ends the process; the rig boots it again after the
-(time-scaled) sleep. While the board sleeps, nothing answers on the port.
+program as on a real board. While the board sleeps, nothing answers on the port.
 The unix port runs with -i so that a board without main.py, or one stopped with Ctrl-C, sits
 in its REPL; so deep sleep is seen by the sleep.ms file the sim board writes, not by an exit.
+
+Two ways to run it: free-running (`start()`: the board wakes again after its time-scaled
+sleep, on the host's clock) or driven by a fleet in simulated time (`wake()`, which has the
+signature of VirtualStation.wake).
 """
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -24,15 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from mizumori_tools import paths
+from mizumori_tools.peripherals import UltrasonicSensorPty
 from mizumori_tools.virtual import ESP32_EPOCH, SCRIPT, VirtualStation
+
+PINMAP = json.loads((paths.REPO / "hardware" / "pinmap.json").read_text())["pins"]
 
 
 class SerialRig:
     def __init__(self, station: VirtualStation, port: Path,
                  world: Callable[[], dict[str, Any]] | None = None, time_scale: float = 60.0,
                  run_from_flash: bool = True):
-        """world: the simulated world at each boot; time_scale: simulated seconds of sleep per
-        real second; run_from_flash: boot only what was flashed (else the repo's firmware)."""
+        """world: the simulated world (free-running); time_scale: simulated seconds of sleep
+        per real second; run_from_flash: boot only what was flashed (else the repo's
+        firmware)."""
         self.station = station
         self.port = port
         self.world = world or (lambda: {})
@@ -42,21 +51,47 @@ class SerialRig:
         self.boots = 0
         self._board_fd: int | None = None
         self._wake_at: float | None = None
+        self._free_running = False
+        self._slept = threading.Event()
+        self._current: dict[str, Any] = {}
         self._stop = threading.Event()
+        self._lock = threading.RLock()  # the pump thread and the caller both boot and kill
+        self.sensor = UltrasonicSensorPty(lambda: self._current, station.seed)
         self._host_fd, self._port_fd = pty.openpty()
         tty.setraw(self._port_fd)
         port.unlink(missing_ok=True)
         port.symlink_to(os.ttyname(self._port_fd))
         self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    @property
+    def flash(self) -> Path:
+        return self.station.flash
 
     def start(self, reset_cause: str = "power_on") -> None:
-        self._boot(reset_cause)
-        self._thread.start()
+        """Free-running: boot now, and again after every deep sleep."""
+        self._free_running = True
+        self._boot(reset_cause, self.world(), int(time.time()) - ESP32_EPOCH, 0)
+
+    def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,
+             reset_cause: str = "deepsleep", kill_after_s: float | None = None
+             ) -> tuple[int, int] | None:
+        """Driven: one boot at simulated time `now` (ESP32 epoch) until deep sleep;
+        (sleep seconds, station clock), or None after a power cut at kill_after_s."""
+        self._slept.clear()
+        self._boot(reset_cause, world, now, rain_tips)
+        if self._slept.wait(kill_after_s if kill_after_s is not None else 120):
+            return self.station.took_sleep()
+        self._kill()
+        if kill_after_s is None:
+            raise RuntimeError(f"{self.port}: the board did not go to sleep in 120 s")
+        return None
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self._kill()
+        self.sensor.close()
         for fd in (self._host_fd, self._port_fd):
             os.close(fd)
         self.port.unlink(missing_ok=True)
@@ -66,10 +101,18 @@ class SerialRig:
         self._kill()
         (self.station.flash / "rtc.bin").unlink(missing_ok=True)
         self._wake_at = None
-        self._boot("power_on")
+        self._boot("power_on", self.world(), int(time.time()) - ESP32_EPOCH, 0)
 
-    def _boot(self, cause: str) -> None:
-        self.station.write_world(self.world(), int(time.time()) - ESP32_EPOCH, 0, cause)
+    def _boot(self, cause: str, world: dict[str, Any], now: int, rain_tips: int) -> None:
+        with self._lock:
+            self._boot_locked(cause, world, now, rain_tips)
+
+    def _boot_locked(self, cause: str, world: dict[str, Any], now: int, rain_tips: int
+                     ) -> None:
+        self._current = world
+        self.sensor.flush()
+        uarts = {str(PINMAP["ultrasonic_uart"]): self.sensor.path}
+        self.station.write_world({**world, "uarts": uarts}, now, rain_tips, cause)
         master, slave = pty.openpty()
         # Like a UART: no output post-processing (MicroPython sends its own CR LF) and no
         # echo, but ISIG kept so that Ctrl-C interrupts a running program.
@@ -87,39 +130,45 @@ class SerialRig:
         self.boots += 1
 
     def _kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._board_fd is not None:
-            os.close(self._board_fd)
-            self._board_fd = None
+        with self._lock:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            if self._board_fd is not None:
+                os.close(self._board_fd)
+                self._board_fd = None
 
     def _pump(self) -> None:
         while not self._stop.is_set():
-            fds = [self._host_fd] + ([self._board_fd] if self._board_fd is not None else [])
-            ready, _, _ = select.select(fds, [], [], 0.05)
+            board = self._board_fd
+            ready, _, _ = select.select([self._host_fd] + ([board] if board else []), [], [],
+                                        0.02)
             if self._host_fd in ready:
                 data = os.read(self._host_fd, 4096)
-                if self._board_fd is not None:  # an asleep board hears nothing
-                    os.write(self._board_fd, data)
-            if self._board_fd is not None and self._board_fd in ready:
+                if board is not None:  # an asleep board hears nothing
+                    os.write(board, data)
+            if board is not None and board in ready:
                 try:
-                    os.write(self._host_fd, os.read(self._board_fd, 4096))
-                except OSError:  # the board's side closed: it has exited
+                    os.write(self._host_fd, os.read(board, 4096))
+                except OSError:  # the board has exited (or been killed meanwhile)
                     pass
-            if self._board_fd is not None and self.proc is not None and (
-                    self.proc.poll() is not None or self.station.sleep_file.exists()):
-                self._board_ended()
+            with self._lock:
+                if board is not None and board == self._board_fd and self.proc is not None \
+                        and (self.proc.poll() is not None or self.station.sleep_file.exists()):
+                    self._board_ended()
             if self._wake_at is not None and time.monotonic() >= self._wake_at:
                 self._wake_at = None
-                self._boot("deepsleep")
+                self._boot("deepsleep", self.world(), int(time.time()) - ESP32_EPOCH, 0)
 
     def _board_ended(self) -> None:
         self._kill()
-        slept = self.station.took_sleep()
-        if slept is None:  # Ctrl-D or a crash: a soft reset
-            self._boot("soft")
+        if not self.station.sleep_file.exists():  # Ctrl-D or a crash: a soft reset
+            self._boot("soft", self._current, int(time.time()) - ESP32_EPOCH, 0)
+        elif not self._free_running:
+            self._slept.set()
         else:
+            slept = self.station.took_sleep()
+            assert slept is not None
             self._wake_at = time.monotonic() + slept[0] / self.time_scale
 
 

@@ -26,19 +26,26 @@ WORLD_KEYS = ("now", "level_mm", "mount_mm", "air_temp_c", "humidity_pct", "pres
 
 def from_spec(path):
     """The board of a virtual station, from the JSON its rig writes before each wake: the
-    world's values, "faults", "reset_cause" and "seed". Its RTC memory lives in rtc.bin, and
-    deep sleep writes the duration to sleep.ms and ends the process."""
+    world's values, "faults", "reset_cause", "seed", "hardware_id" and "uarts" (UART id ->
+    a host serial device where a simulated part streams its bytes). Its RTC memory lives in
+    rtc.bin, and deep sleep writes the duration to sleep.ms and ends the process."""
     with open(path) as f:
         spec = json.load(f)
-    world = World(spec.get("seed", 1))
+    board = Board(world_from(spec), reset_cause=spec.get("reset_cause", "deepsleep"),
+                  rtc_path="rtc.bin", exit_on_sleep=True)
+    board.hardware_id = spec.get("hardware_id", board.hardware_id)
+    board.uart_ports = spec.get("uarts", {})
+    return board
+
+
+def world_from(spec, world=None):
+    """A World with the spec's values (set onto the given world if any)."""
+    world = world or World(spec.get("seed", 1))
     for key in WORLD_KEYS:
         if key in spec:
             setattr(world, key, spec[key])
     world.faults = set(spec.get("faults", []))
-    board = Board(world, reset_cause=spec.get("reset_cause", "deepsleep"), rtc_path="rtc.bin",
-                  exit_on_sleep=True)
-    board.hardware_id = spec.get("hardware_id", board.hardware_id)
-    return board
+    return world
 
 
 class World:
@@ -81,7 +88,8 @@ class SimUltrasonicUART:
         self.world = world
         self.buf = b""
 
-    def _produce(self):
+    def frames(self):
+        """What the sensor sends next: two frames (or noise, or nothing)."""
         w = self.world
         if "missing" in w.faults:
             return b""
@@ -96,7 +104,7 @@ class SimUltrasonicUART:
 
     def any(self):
         if not self.buf:
-            self.buf = self._produce()
+            self.buf = self.frames()
         return len(self.buf)
 
     def read(self, n=None):
@@ -104,6 +112,30 @@ class SimUltrasonicUART:
             n = len(self.buf)
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
+
+    def write(self, data):
+        return len(data)
+
+
+class SerialPortUART:
+    """A UART wired to a host serial device: the pseudo-terminal on which the rig's simulated
+    sensor streams its real bytes. any() says only whether a byte is waiting."""
+
+    def __init__(self, path):
+        import select
+
+        self.f = open(path, "rb", 0)  # unbuffered: poll() must see every byte
+        self.poller = select.poll()
+        self.poller.register(self.f, select.POLLIN)
+
+    def any(self):
+        return 1 if self.poller.poll(0) else 0
+
+    def read(self, n=None):
+        out = b""
+        while (n is None or len(out) < n) and self.poller.poll(0):
+            out += self.f.read(1)
+        return out
 
     def write(self, data):
         return len(data)
@@ -224,10 +256,12 @@ class Board:
         self.wdt = None
         self.exit_on_sleep = exit_on_sleep
         self.hardware_id = "sim-000000000000"
+        self.uart_ports = {}
         self._rtc = fsutil.read_bytes(rtc_path) if rtc_path else None
 
     def uart(self, uid, baudrate, tx, rx):
-        return SimUltrasonicUART(self.world)
+        port = self.uart_ports.get(str(uid))
+        return SerialPortUART(port) if port else SimUltrasonicUART(self.world)
 
     def i2c(self, scl, sda):
         return SimBME280I2C(self.world)

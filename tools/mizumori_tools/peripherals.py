@@ -1,0 +1,56 @@
+"""Simulated parts on pseudo-terminals of their own, speaking the real bytes, for the rig.
+
+The A02YYUW ultrasonic sensor streams a frame about every 100 ms whether anyone listens or
+not; the frames come from the firmware's own sim peripheral, so the PTY and the in-process
+sim board produce the same bytes for the same world.
+"""
+
+import os
+import pty
+import termios
+import threading
+import tty
+from collections.abc import Callable
+from typing import Any
+
+from mizumori_tools import paths
+
+FRAME_PERIOD_S = 0.1  # the A02YYUW's processed-output rate
+
+
+class UltrasonicSensorPty:
+    def __init__(self, world: Callable[[], dict[str, Any]], seed: int = 1):
+        paths.import_firmware()
+        from station.hw import sim
+
+        self._sim = sim
+        self.world = world
+        self.seed = seed
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)  # a binary line: no echo, no line editing, no CR/LF games
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self.frames_lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._stream, daemon=True)
+        self._thread.start()
+
+    def _stream(self) -> None:
+        sensor = self._sim.SimUltrasonicUART(self._sim.world_from({"seed": self.seed}))
+        while not self._stop.wait(FRAME_PERIOD_S):
+            self._sim.world_from(self.world(), sensor.world)
+            data = sensor.frames()[:8 if "garbage" in sensor.world.faults else 4]
+            try:
+                os.write(self._master, data)
+            except BlockingIOError:  # nobody reading and the line's buffer full: lost
+                self.frames_lost += 1
+
+    def flush(self) -> None:
+        """Drop what queued up while the board slept (a UART's FIFO starts empty at boot)."""
+        termios.tcflush(self._slave, termios.TCIFLUSH)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        os.close(self._master)
+        os.close(self._slave)
