@@ -44,6 +44,9 @@ class Board:
                     f"{self.port}: the board does not answer (asleep?). Press reset, or hold "
                     "the service button while it wakes, then run the command within the "
                     "5-second maintenance window")
+            if "no module named 'station" in err:
+                raise DeviceError(f"{self.port}: the board does not run Mizumori firmware: "
+                                  "run `mizumori device flash` first")
             if "failed to access" in err or "Resource busy" in err or "Permission" in err:
                 raise DeviceError(f"{self.port}: port busy or not permitted (close other "
                                   "consoles; add yourself to the dialout group)")

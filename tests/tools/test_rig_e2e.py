@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from mizumori_tools.fleet import Api, ServerProcess
 from mizumori_tools.rig import SerialRig
@@ -90,4 +89,30 @@ def test_clear_errors(tmp_path: Path, rig: SerialRig) -> None:
                     "http://127.0.0.1:9", "--station", "x", "--token", "t",
                     "--hardware-id", "sim-1")
     assert done.returncode == 2 and "unreachable" in done.stderr
-    assert httpx is not None
+    done = mizumori("device", "selftest", "--port", str(rig.port))  # a blank board
+    assert done.returncode == 2 and "does not run Mizumori firmware" in done.stderr
+
+
+def test_selftest_and_asleep(tmp_path: Path) -> None:
+    """The repo's firmware on a board that sleeps ten real minutes after each wake."""
+    station = VirtualStation(tmp_path / "flash")
+    (station.flash / "config.json").write_text(json.dumps({"maintenance_s": 3}))
+    rig = SerialRig(station, tmp_path / "port", world=lambda: {"level_mm": 1800},
+                    time_scale=1, run_from_flash=False)
+    try:
+        rig.start()  # power-on: a maintenance window; the technician catches it
+        done = mizumori("device", "selftest", "--port", str(rig.port))
+        assert done.returncode == 0, done.stderr
+        table = dict(line.split(None, 1) for line in done.stdout.strip().splitlines())
+        samples = json.loads(table["samples_mm"])
+        assert len(samples) == 7 and all(abs(s - 3200) <= 3 for s in samples)  # 5 m mount
+        assert table["faults"] == "[]" and table["battery_mv"].isdigit()
+        rig.power_cut()  # a boot without the technician: it measures and sleeps
+        deadline = time.time() + 30
+        while not (rig.flash / "rtc.bin").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        done = mizumori("device", "info", "--port", str(rig.port))
+        assert done.returncode == 2 and "does not answer (asleep?)" in done.stderr
+    finally:
+        rig.stop()
