@@ -52,7 +52,8 @@ def serve(args: argparse.Namespace) -> int:
     uvicorn.run("mizumori_server.main:app", host=args.host or settings.host,
                 port=args.port or settings.port, workers=args.workers,
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                log_level="info", access_log=False)
+                log_level="info", access_log=False,
+                timeout_graceful_shutdown=15)  # a stuck client must not hold a restart
     return 0
 
 

@@ -8,6 +8,7 @@ Without a clock file the server keeps the real time, so the fleet must run at sp
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -110,6 +111,11 @@ class Fleet:
             on_wake(m, result)
 
 
+def verify(ca: str | None) -> ssl.SSLContext | bool:
+    """What httpx verifies a server with: its private CA, or the system's."""
+    return ssl.create_default_context(cafile=ca) if ca else True
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,12 +126,14 @@ class ServerProcess:
     """`mizumori serve` in a subprocess, for the demo and end-to-end tests."""
 
     def __init__(self, env: dict[str, str], cwd: Path, port: int | None = None,
-                 workers: int = 1):
+                 workers: int = 1, tls: dict[str, Path] | None = None):
+        """tls: {"cert", "key", "ca"} (certs.make) to serve HTTPS."""
         self.env = {**os.environ, **env}
         self.cwd = cwd
         self.port = port or free_port()
         self.workers = workers
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -133,14 +141,19 @@ class ServerProcess:
                               env=self.env, cwd=self.cwd, capture_output=True, text=True)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mizumori_tools.cli", "serve", "--port", str(self.port),
-             "--workers", str(self.workers)], env=self.env, cwd=self.cwd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "mizumori_tools.cli", "serve", "--port", str(self.port),
+               "--workers", str(self.workers)]
+        if self.tls:
+            cmd += ["--ssl-certfile", str(self.tls["cert"]), "--ssl-keyfile",
+                    str(self.tls["key"])]
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=self.cwd,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        check = verify(str(self.tls["ca"]) if self.tls else None)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=2,
+                             verify=check).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -152,23 +165,29 @@ class ServerProcess:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            self.proc.wait(30)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
             self.proc = None
 
 
 class Api:
     """Just enough of the server's API to set up a fleet."""
 
-    def __init__(self, url: str, token: str):
+    def __init__(self, url: str, token: str, ca: str | None = None):
+        """ca: the CA certificate file of a server with a private CA."""
         self.url = url
-        self.http = httpx.Client(base_url=url, timeout=30,
+        self.http = httpx.Client(base_url=url, timeout=30, verify=verify(ca),
                                  headers={"Authorization": f"Bearer {token}"})
 
     @classmethod
-    def login(cls, url: str, username: str, password: str) -> "Api":
-        r = httpx.post(url + "/api/login", json={"username": username, "password": password})
+    def login(cls, url: str, username: str, password: str, ca: str | None = None) -> "Api":
+        r = httpx.post(url + "/api/login", json={"username": username, "password": password},
+                       verify=verify(ca))
         r.raise_for_status()
-        return cls(url, r.json()["token"])
+        return cls(url, r.json()["token"], ca)
 
     def station(self, body: dict[str, Any]) -> None:
         r = self.http.post("/api/stations", json=body)

@@ -75,11 +75,15 @@ class VirtualStation:
         self.hardware_id = hardware_id
         flash.mkdir(parents=True, exist_ok=True)
 
-    def provision(self, device: dict[str, Any], server: str, config: dict[str, Any]) -> None:
-        """Write what `mizumori device provision` writes onto a board."""
+    def provision(self, device: dict[str, Any], server: str, config: dict[str, Any],
+                  ca: Path | None = None) -> None:
+        """Write what `mizumori device provision` writes onto a board (ca: the CA
+        certificate an https:// server is verified with)."""
+        if ca is not None:
+            (self.flash / "ca.pem").write_bytes(ca.read_bytes())
         (self.flash / "secrets.json").write_text(json.dumps({
             "device_id": device["device_id"], "secret": device["secret"], "server": server,
-            "ca": None, "wifi": None}))
+            "ca": "ca.pem" if ca else None, "wifi": None}))
         (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
 
     def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,

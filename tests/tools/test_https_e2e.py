@@ -1,0 +1,58 @@
+"""Wi-Fi uplink over HTTPS as in the field: the station verifies the server's certificate
+against the CA provisioned on it (CERT_REQUIRED, MicroPython's mbedtls), and refuses a server
+its CA did not sign, keeping its readings until it can deliver them."""
+
+from pathlib import Path
+
+from mizumori_tools import certs
+from mizumori_tools.fleet import Api, Fleet, ServerProcess
+from mizumori_tools.virtual import Scenario, VirtualStation
+from station.flashqueue import FlashQueue
+
+START = 1_790_000_000
+
+
+def test_station_reports_over_verified_https(tmp_path: Path) -> None:
+    pki = certs.make(tmp_path / "pki")
+    clock = tmp_path / "clock"
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+                            "MIZUMORI_CLOCK_FILE": str(clock),
+                            "MIZUMORI_SECRET_KEY": "tls-secret"}, cwd=tmp_path, tls=pki)
+    assert server.cli("db", "upgrade").returncode == 0
+    assert server.cli("user", "create", "admin", "--password", "admin-password-1"
+                      ).returncode == 0
+    fleet = Fleet(Scenario.load("calm"), clock, START)
+    server.start()
+    try:
+        assert server.url.startswith("https://")
+        api = Api.login(server.url, "admin", "admin-password-1", ca=str(pki["ca"]))
+        api.station({"code": "shizuoka-up-01", "name": "静岡 地下道", "site_type": "underpass",
+                     "latitude": 34.9716, "longitude": 138.3890, "mount_height_mm": 3000,
+                     "upload_every": 1})
+        p = api.provision("esp32-tls-01", "shizuoka-up-01")
+        station = VirtualStation(tmp_path / "flash")
+        station.provision(p, server.url, p["config"], ca=pki["ca"])
+        fleet.add(station, "shizuoka-up-01", mount_mm=3000)
+
+        def stored() -> int:
+            r = api.get("/api/stations/shizuoka-up-01/readings", start=START - 60,
+                        end=START + 86400, max_points=100000)
+            return len(r["points"])
+
+        fleet.run_until(START + 3600)
+        assert stored() >= 6 and station.state()["uplink"] == ""
+
+        # A server this CA did not sign (another CA's certificate on the device): refused.
+        other = certs.make(tmp_path / "other")
+        (station.flash / "ca.pem").write_bytes(other["ca"].read_bytes())
+        before = stored()
+        fleet.run_until(START + 2 * 3600)
+        assert stored() == before
+        assert station.state()["uplink"] != "", station.state()
+        assert FlashQueue(str(station.flash / "queue")).depth() >= 5  # kept, not lost
+
+        (station.flash / "ca.pem").write_bytes(pki["ca"].read_bytes())
+        fleet.run_until(START + 3 * 3600)
+        assert stored() >= before + 12 and station.state()["uplink"] == ""
+    finally:
+        server.stop()
