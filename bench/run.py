@@ -1,5 +1,6 @@
-"""`make bench`: print the benchmark figures — the firmware under MicroPython, then the server
-(bench/server.py; BENCH_SCALE=0.05 for a quick run)."""
+"""`make bench`: print the benchmark figures — the firmware under MicroPython, a virtual
+station's wake with its upload (bench/station_wake.py), then the server (bench/server.py;
+BENCH_SCALE=0.05 for a quick run)."""
 
 import subprocess
 import sys
@@ -66,4 +67,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    subprocess.run([sys.executable, str(ROOT / "bench" / "server.py")], check=True)
+    for part in ("station_wake.py", "server.py"):
+        subprocess.run([sys.executable, str(ROOT / "bench" / part)], check=True)
