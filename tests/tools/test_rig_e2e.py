@@ -3,6 +3,7 @@ pseudo-terminal is flashed and provisioned with `mizumori device` through the re
 then wakes, measures and reports to a live server."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,9 +16,11 @@ from mizumori_tools.rig import SerialRig
 from mizumori_tools.virtual import VirtualStation
 
 
-def mizumori(*args: str) -> subprocess.CompletedProcess[str]:
+def mizumori(*args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture
@@ -48,8 +51,6 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
     admin.station({"code": "taku-01", "name": "牛津川 多久橋", "site_type": "river",
                    "latitude": 33.2869, "longitude": 130.1133, "mount_height_mm": 5000,
                    "upload_every": 1})
-    tech = Api.login(server.url, "tech", "tech-password-1")
-    token = tech.http.post("/api/tokens", json={"name": "field laptop"}).json()["token"]
 
     done = mizumori("device", "flash", "--port", port)
     assert done.returncode == 0, done.stderr
@@ -59,7 +60,8 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
     assert again["copied"] == 0  # only what changed is copied
 
     done = mizumori("device", "provision", "--port", port, "--server", server.url,
-                    "--station", "taku-01", "--token", token)
+                    "--station", "taku-01", "--user", "tech",
+                    env={"MIZUMORI_PASSWORD": "tech-password-1"})
     assert done.returncode == 0, done.stderr
     provisioned = json.loads(done.stdout)
     assert provisioned["hardware_id"] == "sim-0000000a11ce"

@@ -97,6 +97,7 @@ def user_create(args: argparse.Namespace) -> int:
 
 def device_cmd(args: argparse.Namespace) -> int:
     """The technician's commands; errors are one clear line, exit status 2."""
+    import getpass
     import json
     import os
 
@@ -107,9 +108,13 @@ def device_cmd(args: argparse.Namespace) -> int:
             print(json.dumps(device.flash(args.port, not args.source)))
         elif args.device_command == "provision":
             token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
+            if args.user:
+                token = device.login(args.server, args.user, os.environ.get(
+                    "MIZUMORI_PASSWORD") or getpass.getpass(f"password for {args.user}: "),
+                    args.ca)
             if not token:
-                raise device.DeviceError("a technician's API token is needed: --token or "
-                                         "MIZUMORI_TOKEN (create one with POST /api/tokens)")
+                raise device.DeviceError("log in with --user NAME, or give an API token: "
+                                         "--token or MIZUMORI_TOKEN")
             wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} \
                 if args.wifi_ssid else None
             print(json.dumps(device.provision(args.port, args.server, token, args.station,
@@ -214,12 +219,15 @@ def main(argv: list[str] | None = None) -> int:
         if name == "provision":
             d.add_argument("--server", required=True, help="the fleet server's URL")
             d.add_argument("--station", required=True, help="station code")
-            d.add_argument("--token", help="API token (default: $MIZUMORI_TOKEN)")
+            d.add_argument("--user", help="log in as this technician (password asked, or "
+                                          "$MIZUMORI_PASSWORD)")
+            d.add_argument("--token", help="or an API token (default: $MIZUMORI_TOKEN)")
             d.add_argument("--device-server", help="URL the board uses (default: --server)")
             d.add_argument("--hardware-id", help="default: the board's unique id")
             d.add_argument("--wifi-ssid")
             d.add_argument("--wifi-password")
-            d.add_argument("--ca", help="CA certificate (PEM) the board verifies HTTPS with")
+            d.add_argument("--ca", help="CA certificate (PEM) the board verifies HTTPS with "
+                                        "(and this command, for a server with a private CA)")
     p = sub.add_parser("rig", help="a virtual station on a pseudo-terminal")
     p.add_argument("--port", default="/tmp/mizumori-station", help="symlink to create")
     p.add_argument("--flash", default="data/rig-flash", help="the station's flash directory")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mizumori_tools import paths
+from mizumori_tools.fleet import verify
 
 
 class DeviceError(Exception):
@@ -161,6 +162,20 @@ def flash(port: str, compile_mpy: bool = True, out: Any = sys.stdout) -> dict[st
             "removed": len(stale)}
 
 
+def login(server: str, user: str, password: str, ca_file: str | None = None) -> str:
+    """A session token for a technician (or admin) on the server."""
+    import httpx
+
+    try:
+        r = httpx.post(server.rstrip("/") + "/api/login", timeout=30, verify=verify(ca_file),
+                       json={"username": user, "password": password})
+    except httpx.HTTPError as e:
+        raise DeviceError(f"server {server} unreachable: {e}") from None
+    if r.status_code != 200:
+        raise DeviceError(f"login as {user} refused ({r.status_code})")
+    return str(r.json()["token"])
+
+
 def provision(port: str, server: str, token: str, station: str,
               device_server: str | None = None, hardware_id: str | None = None,
               wifi: dict[str, str] | None = None, ca_file: str | None = None
@@ -175,6 +190,7 @@ def provision(port: str, server: str, token: str, station: str,
         "print(json.dumps(default_board().unique_id()))")
     try:
         r = httpx.post(server.rstrip("/") + "/api/devices/provision", timeout=30,
+                       verify=verify(ca_file),
                        headers={"Authorization": f"Bearer {token}"},
                        json={"hardware_id": hw, "station": station})
     except httpx.HTTPError as e:
