@@ -67,7 +67,7 @@ class Board:
             raise DeviceError(f"unexpected answer from the board: {out[-1][:200]}") from None
 
     def hashes(self) -> dict[str, str]:
-        """SHA-256 of every file on the board's filesystem (hex), by path."""
+        """SHA-256 of every file on the board's filesystem but the queue (hex), by path."""
         return dict(self.exec_json(_HASHES))
 
     def put_atomic(self, remote: str, data: bytes) -> None:
@@ -78,8 +78,10 @@ class Board:
             self.mpremote("fs", "cp", f.name, f":{remote}.tmp")
         finally:
             os.unlink(f.name)
-        self.exec(f"import os\ntry:\n os.remove({remote!r})\nexcept OSError:\n pass\n"
-                  f"os.rename({remote + '.tmp'!r}, {remote!r})")
+        # littlefs's rename replaces the target atomically; FAT's refuses, so remove first.
+        self.exec(f"import os\ntry:\n os.rename({remote + '.tmp'!r}, {remote!r})\n"
+                  f"except OSError:\n os.remove({remote!r})\n"
+                  f" os.rename({remote + '.tmp'!r}, {remote!r})")
 
 
 _HASHES = """
@@ -88,7 +90,8 @@ def walk(d, out):
     for e in os.ilistdir(d or '.'):
         p = (d + '/' if d else '') + e[0]
         if e[1] == 0x4000:
-            walk(p, out)
+            if p != 'queue':  # readings, not firmware: skip (it may be large)
+                walk(p, out)
         else:
             h = hashlib.sha256()
             with open(p, 'rb') as f:
@@ -102,9 +105,6 @@ out = []
 walk('', out)
 print(json.dumps(out))
 """
-
-# What the station writes and keeps: flashing never touches these.
-STATION_DATA = ("config.json", "secrets.json", "ca.pem", "sim.json", "rtc.bin", "sleep.ms")
 
 
 def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
@@ -140,8 +140,8 @@ def flash(port: str, compile_mpy: bool = True, out: Any = sys.stdout) -> dict[st
         before = board.hashes()
         want = {p: sha256(f) for p, f in files.items()}
         changed = [p for p in files if before.get(p) != want[p]]
-        stale = [p for p in before if p not in want and p.split("/")[0] == "station"
-                 or p in ("boot.py", "main.py") and p not in want]
+        stale = [p for p in before if p not in want
+                 and (p.startswith("station/") or p in ("boot.py", "main.py"))]
         dirs = sorted({str(Path(p).parent) for p in changed if "/" in p})
         for d in dirs:
             board.exec(f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass")
