@@ -82,8 +82,7 @@ def measure(tmp: Path, tls: bool) -> dict[str, float]:
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
                             "MIZUMORI_CLOCK_FILE": str(clock),
                             "MIZUMORI_SECRET_KEY": "bench"}, cwd=tmp, tls=pki)
-    for args in (("db", "upgrade"), ("user", "create", "admin", "--password", "bench-pass-1")):
-        assert server.cli(*args).returncode == 0
+    server.prepare({"admin": ("admin", "bench-pass-1")})
     calm = Scenario.load("calm")
     outage_h = (WAKES * 600 / 3600, (WAKES + OUTAGE_WAKES) * 600 / 3600)
     scenario = Scenario("bench", 24, {**calm.spec, "outages": [

@@ -20,9 +20,7 @@ class Rig:
         self.server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
                                      "MIZUMORI_CLOCK_FILE": str(self.clock),
                                      "MIZUMORI_SECRET_KEY": "e2e-secret"}, cwd=tmp)
-        assert self.server.cli("db", "upgrade").returncode == 0
-        assert self.server.cli("user", "create", "admin", "--password",
-                               "admin-password-1").returncode == 0
+        self.server.prepare({"admin": ("admin", "admin-password-1")})
         self.fleet = Fleet(Scenario.load("flood"), self.clock, START)
         self.server.start()
         self.api = Api.login(self.server.url, "admin", "admin-password-1")

@@ -18,9 +18,7 @@ def test_station_reports_over_verified_https(tmp_path: Path) -> None:
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                             "MIZUMORI_CLOCK_FILE": str(clock),
                             "MIZUMORI_SECRET_KEY": "tls-secret"}, cwd=tmp_path, tls=pki)
-    assert server.cli("db", "upgrade").returncode == 0
-    assert server.cli("user", "create", "admin", "--password", "admin-password-1"
-                      ).returncode == 0
+    server.prepare({"admin": ("admin", "admin-password-1")})
     fleet = Fleet(Scenario.load("calm"), clock, START)
     server.start()
     try:

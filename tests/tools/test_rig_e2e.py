@@ -27,10 +27,7 @@ def mizumori(*args: str, env: dict[str, str] | None = None
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     s = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                        "MIZUMORI_SECRET_KEY": "rig-secret"}, cwd=tmp_path)
-    assert s.cli("db", "upgrade").returncode == 0
-    assert s.cli("user", "create", "tech", "--role", "technician", "--password",
-                 "tech-password-1").returncode == 0
-    assert s.cli("user", "create", "admin", "--password", "admin-password-1").returncode == 0
+    s.prepare({"tech": ("technician", "tech-password-1"), "admin": ("admin", "admin-password-1")})
     s.start()
     yield s
     s.stop()

@@ -15,9 +15,7 @@ def test_sim_fleet_reports_to_a_server(tmp_path: Path) -> None:
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                             "MIZUMORI_CLOCK_FILE": str(clock),
                             "MIZUMORI_SECRET_KEY": "fleet-secret"}, cwd=tmp_path)
-    assert server.cli("db", "upgrade").returncode == 0
-    assert server.cli("user", "create", "admin", "--password", "admin-password-1"
-                      ).returncode == 0
+    server.prepare({"admin": ("admin", "admin-password-1")})
     server.start()
     try:
         admin = Api.login(server.url, "admin", "admin-password-1")

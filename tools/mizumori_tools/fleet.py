@@ -140,6 +140,15 @@ class ServerProcess:
         return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
                               env=self.env, cwd=self.cwd, capture_output=True, text=True)
 
+    def prepare(self, users: dict[str, tuple[str, str]]) -> None:
+        """Migrate the database and create users {name: (role, password)}."""
+        for args in [("db", "upgrade")] + [("user", "create", name, "--role", role,
+                                            "--password", pw)
+                                           for name, (role, pw) in users.items()]:
+            done = self.cli(*args)
+            if done.returncode:
+                raise RuntimeError(f"mizumori {' '.join(args[:2])}: {done.stderr.strip()}")
+
     def start(self) -> None:
         cmd = [sys.executable, "-m", "mizumori_tools.cli", "serve", "--port", str(self.port),
                "--workers", str(self.workers)]

@@ -88,10 +88,7 @@ def run(site_list: list[Site], scenario_name: str, hours: float | None, speed: f
                                 "MIZUMORI_CLOCK_FILE": str(clock_file),
                                 "MIZUMORI_SECRET_KEY": secrets.token_hex(16)},
                                cwd=work, port=port)
-        for args in (("db", "upgrade"), ("user", "create", "admin", "--password", password)):
-            done = server.cli(*args)
-            if done.returncode:
-                raise SystemExit(done.stderr)
+        server.prepare({"admin": ("admin", password)})
     start = int(time.time())
     fleet = Fleet(scenario, clock_file, start, power_cut_rate=power_cut_rate, speed=speed)
     rig: SerialRig | None = None
