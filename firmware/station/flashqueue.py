@@ -137,6 +137,21 @@ class FlashQueue:
         self._write_meta()
         self._prune()
 
+    def start_after(self, seq):
+        """Number new readings above seq, the newest the server holds from this device, so
+        a board whose flash was erased never reuses a number the server has (it would take
+        the reading for a duplicate). Readings stored below it are given up, counted in
+        dropped. Returns how many were given up."""
+        if self.next_seq > seq:
+            return 0
+        lost = self.depth()
+        self.dropped += lost
+        self.acked = seq
+        self.next_seq = seq + 1
+        self._write_meta()
+        self._prune()
+        return lost
+
     # -- internals ----------------------------------------------------------------------
     def _path(self, first):
         return "%s/s%08x" % (self.root, first)

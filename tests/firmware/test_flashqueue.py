@@ -135,3 +135,15 @@ def test_frames_resync_after_garbage():
     frames, skipped = flashqueue.parse_frames(blob)
     assert frames == [(7, b"abc"), (8, b"")]
     assert skipped == 7
+
+
+def test_erased_board_numbers_above_what_the_server_holds():
+    root = tempdir()
+    q = FlashQueue(root, segment_records=4)
+    fill(q, 6)  # taken before provisioning, numbered 1..6: the server already has 1..500
+    assert q.start_after(500) == 6
+    assert q.depth() == 0 and q.dropped == 6 and q.peek(10) == []
+    assert fill(q, 2) == [501, 502]
+    q = FlashQueue(root, segment_records=4)  # and after a reset
+    assert q.next_seq == 503 and [s for s, _ in q.peek(10)] == [501, 502]
+    assert q.start_after(400) == 0 and q.next_seq == 503  # already above: nothing changes

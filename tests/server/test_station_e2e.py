@@ -2,6 +2,7 @@
 against a live `mizumori serve`, reporting over HTTP, in simulated time."""
 
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,3 +109,17 @@ def test_rotated_secret_is_refused_until_reprovisioned(rig: Rig) -> None:
     times = [int(str(p["t"])) for p in rig.readings()]
     assert len(times) >= rig.member.wakes - 2
     assert times == sorted(times)
+
+
+def test_erased_board_reprovisioned_loses_nothing_to_old_numbers(rig: Rig) -> None:
+    rig.fleet.run_until(START + 2 * 3600)
+    before, wakes = len(rig.readings()), rig.member.wakes
+    shutil.rmtree(rig.station.flash)  # the flash erased (a new board, the same hardware id):
+    rig.station.flash.mkdir()         # its queue would count from 1 again
+    rig.member.reset_cause = "power_on"
+    rig.provision()
+    rig.fleet.run_until(START + 4 * 3600)
+    after = rig.readings()
+    assert len(after) >= before + rig.member.wakes - wakes - 2
+    times = [int(str(p["t"])) for p in after]
+    assert times == sorted(set(times))

@@ -212,8 +212,13 @@ def provision(port: str, server: str, token: str, station: str,
     for name, data in files.items():
         if on_board.get(name) != hashlib.sha256(data).hexdigest():
             raise DeviceError(f"{name} did not read back intact: provision again")
+    # A board whose flash was erased counts from 1 again: continue above the server's newest.
+    given_up = board.exec_json("import json\nfrom station.flashqueue import FlashQueue\n"
+                               f"print(json.dumps(FlashQueue('queue').start_after("
+                               f"{int(p['last_seq'])})))")
     return {"device_id": p["device_id"], "hardware_id": hw, "station": station,
-            "config_version": p["config"].get("config_version")}
+            "config_version": p["config"].get("config_version"),
+            "readings_before_provisioning_dropped": given_up}
 
 
 def info(port: str) -> dict[str, Any]:

@@ -85,6 +85,10 @@ class VirtualStation:
             "device_id": device["device_id"], "secret": device["secret"], "server": server,
             "ca": "ca.pem" if ca else None, "wifi": None}))
         (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
+        paths.import_firmware()
+        from station.flashqueue import FlashQueue
+
+        FlashQueue(str(self.flash / "queue")).start_after(int(device["last_seq"]))
 
     def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,
              reset_cause: str = "deepsleep", kill_after_s: float | None = None

@@ -53,7 +53,7 @@ def device_json(session: DB, d: Device) -> dict[str, object]:
             "dev_eui": d.dev_eui, "firmware_version": d.firmware_version,
             "station": _station_code(session, d.station_id),
             "provisioned_at": d.provisioned_at, "config_version": d.desired_version,
-            "reported_config_version": d.reported_version}
+            "reported_config_version": d.reported_version, "last_seq": d.last_seq}
 
 
 def _station_code(session: DB, station_id: int | None) -> str | None:
