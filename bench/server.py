@@ -9,8 +9,6 @@ import functools
 import hashlib
 import hmac
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,13 +16,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
 from mizumori_server import db, devices, queries, security  # noqa: E402
 from mizumori_server.models import Station  # noqa: E402
+from mizumori_tools.fleet import ServerProcess  # noqa: E402
 from station import codec  # noqa: E402  the firmware's encoder
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1"))
@@ -33,12 +31,6 @@ PG_ADMIN = os.environ.get("MIZUMORI_TEST_DATABASE_URL",
 SECRET_KEY = "bench-secret-key"
 CONCURRENCY = 32
 T0 = 1_700_000_000  # start of the stored history
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Database:
@@ -87,26 +79,13 @@ def add_devices(database: Database, n: int) -> list[tuple[int, bytes]]:
     return out
 
 
-class Server:
-    def __init__(self, database: Database, tmp: Path):
-        self.port = free_port()
-        env = {**os.environ, "MIZUMORI_DATABASE_URL": database.url,
-               "MIZUMORI_SECRET_KEY": SECRET_KEY, "MIZUMORI_DATA_DIR": str(tmp)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mizumori_tools.cli", "serve", "--workers", "2",
-             "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise SystemExit("server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
+def start_server(database: Database, tmp: Path) -> ServerProcess:
+    """`mizumori serve` with two workers on the benchmark's database."""
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": database.url,
+                            "MIZUMORI_SECRET_KEY": SECRET_KEY, "MIZUMORI_DATA_DIR": str(tmp)},
+                           cwd=tmp, workers=2)
+    server.start()
+    return server
 
 
 def signed_requests(devs: list[tuple[int, bytes]], batch: int, total: int,
@@ -152,7 +131,7 @@ async def blast(port: int, per_conn: list[list[bytes]]) -> tuple[float, dict[int
 
 def ingest_rate(database: Database, tmp: Path, batch: int) -> tuple[float, float]:
     devs = add_devices(database, CONCURRENCY)
-    server = Server(database, tmp)
+    server = start_server(database, tmp)
     try:
         total = max(CONCURRENCY * 4, int((3000 if batch == 1 else 30000 // batch) * SCALE))
         reqs = signed_requests(devs, batch, total, server.port)
@@ -185,14 +164,14 @@ def burst(database: Database, tmp: Path) -> tuple[float, float, dict[int, int]]:
     Returns (RSS before, peak RSS during, answers by status)."""
     n = CONCURRENCY * 10
     devs = add_devices(database, n)
-    server = Server(database, tmp)
-    peak = before = tree_rss_mib(server.proc.pid)
+    server = start_server(database, tmp)
+    peak = before = tree_rss_mib(server.pid)
     stop = False
 
     async def sample() -> None:
         nonlocal peak
         while not stop:
-            peak = max(peak, tree_rss_mib(server.proc.pid))
+            peak = max(peak, tree_rss_mib(server.pid))
             await asyncio.sleep(0.05)
 
     async def run(per_conn: list[list[bytes]]) -> dict[int, int]:

@@ -4,12 +4,18 @@ CA. The station trusts the CA's certificate, provisioned as ca.pem."""
 
 import datetime
 import ipaddress
+import ssl
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+
+def verify(ca: str | None) -> ssl.SSLContext | bool:
+    """What httpx verifies a server with: its private CA, or the system's."""
+    return ssl.create_default_context(cafile=ca) if ca else True
 
 
 def _name(cn: str) -> x509.Name:

@@ -6,10 +6,10 @@ import sys
 
 def demo(args: argparse.Namespace) -> int:
     """The server with a virtual fleet living through a flood (what `make run` starts)."""
-    from mizumori_tools import simfleet
+    from mizumori_tools import paths, simfleet
 
     return simfleet.run(simfleet.TAKU, args.scenario, args.hours, args.speed, port=args.port,
-                        work=simfleet.paths.REPO / "data" / "demo")
+                        work=paths.REPO / "data" / "demo")
 
 
 def sim_fleet(args: argparse.Namespace) -> int:
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mizumori", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="the server with a virtual fleet through a flood")
-    p.add_argument("--hours", type=float, default=12, help="simulated hours (default 12)")
+    p.add_argument("--hours", type=float, help="simulated hours (default: the scenario's)")
     p.add_argument("--speed", type=float, default=120,
                    help="simulated seconds per real second (default 120)")
     p.add_argument("--port", type=int, default=8080)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mizumori_tools import paths
-from mizumori_tools.fleet import verify
+from mizumori_tools.certs import verify
 
 
 class DeviceError(Exception):

@@ -8,7 +8,6 @@ Without a clock file the server keeps the real time, so the fleet must run at sp
 import os
 import random
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from mizumori_tools.certs import verify
 from mizumori_tools.rig import SerialRig
 from mizumori_tools.virtual import ESP32_EPOCH, Scenario, VirtualStation
 
@@ -111,11 +111,6 @@ class Fleet:
             on_wake(m, result)
 
 
-def verify(ca: str | None) -> ssl.SSLContext | bool:
-    """What httpx verifies a server with: its private CA, or the system's."""
-    return ssl.create_default_context(cafile=ca) if ca else True
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,6 +165,11 @@ class ServerProcess:
                 raise RuntimeError("the server exited at start")
             time.sleep(0.1)
         raise RuntimeError("the server did not answer in 60 s")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
 
     def stop(self) -> None:
         if self.proc is not None:
