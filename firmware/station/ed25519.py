@@ -1,0 +1,91 @@
+# Ed25519 signature verification (RFC 8032, section 5.1.7) in pure Python: MicroPython has no
+# signature primitive, and the station must check a release's manifest before installing it.
+# Verify only (the station never signs). Points in extended coordinates (X, Y, Z, T) with the
+# complete addition formula, so there are no special cases to get wrong.
+from station import sha512
+
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493  # order of the base point
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+_BY = 4 * pow(5, P - 2, P) % P
+
+
+def _add(p, q):
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    a = (y1 - x1) * (y2 - x2) % P
+    b = (y1 + x1) * (y2 + x2) % P
+    c = 2 * t1 * t2 * D % P
+    d = 2 * z1 * z2 % P
+    e = b - a
+    f = d - c
+    g = d + c
+    h = b + a
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _recover_x(y, sign):
+    """x of the point with this y and x's low bit, or None when there is none."""
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P:
+        return None
+    if x & 1 != sign:
+        x = P - x
+    return x
+
+
+def _decode(b):
+    n = int.from_bytes(b, "little")
+    y = n & ((1 << 255) - 1)
+    x = _recover_x(y, n >> 255)
+    if x is None:
+        return None
+    return (x, y, 1, x * y % P)
+
+
+BASE = _decode(_BY.to_bytes(32, "little"))
+ZERO = (0, 1, 1, 0)
+
+
+def _double_mul(s, p, k, q):
+    """[s]p + [k]q (s, k < L < 2**253) with one shared chain of doublings (Shamir's trick)."""
+    pq = _add(p, q)
+    r = ZERO
+    for i in range(252, -1, -1):  # MicroPython's int has no bit_length
+        r = _add(r, r)
+        bits = ((s >> i) & 1) | (((k >> i) & 1) << 1)
+        if bits == 1:
+            r = _add(r, p)
+        elif bits == 2:
+            r = _add(r, q)
+        elif bits == 3:
+            r = _add(r, pq)
+    return r
+
+
+def _equal(p, q):
+    return ((p[0] * q[2] - q[0] * p[2]) % P == 0
+            and (p[1] * q[2] - q[1] * p[2]) % P == 0)
+
+
+def verify(public, message, signature):
+    """True when signature (64 bytes) is public's (32 bytes) signature of message."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    a = _decode(public)
+    r = _decode(signature[:32])
+    s = int.from_bytes(signature[32:], "little")
+    if a is None or r is None or s >= L:
+        return False
+    k = int.from_bytes(sha512.digest(signature[:32] + public + message), "little") % L
+    minus_a = ((P - a[0]) % P, a[1], a[2], (P - a[3]) % P)
+    # [S]B - [k]A must be R
+    return _equal(_double_mul(s, BASE, k, minus_a), r)
