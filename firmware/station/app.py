@@ -2,7 +2,7 @@
 # the board), then one cycle under a watchdog, then deep sleep until the next reading.
 import time
 
-from station import config, cycle, uplink
+from station import VERSION, config, cycle, ota, uplink
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
@@ -19,6 +19,23 @@ def maintenance_window(board, seconds):
         print("mizumori: maintenance mode, station loop stopped")
         return True
     return False
+
+
+def update(board, creds, st, reply, result, wdt):
+    """After a successful upload: confirm a trial, take an offer, report what changed, and
+    advance a pending update (not during a flood: the station's job comes first).
+    True when an update was installed and the station must reboot."""
+    now = board.time()
+    ota.confirm(now)
+    ota.accept(reply.get("ota"), now)
+    events = ota.pending_events()
+    if events or st["fw_reported"] != VERSION:
+        if uplink.report_ota(creds, st, VERSION, ota.running_slot(), events):
+            ota.events_sent(len(events))
+            st["fw_reported"] = VERSION
+    if result["flood"]:
+        return False
+    return ota.work(board, creds, result["battery_mv"], now, wdt.feed)
 
 
 def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
@@ -47,24 +64,32 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
     wdt = board.watchdog(cfg["wdt_ms"])
     st["wakes"] += 1
     result = None
+    reboot = False
     try:
+        ota.after_boot(board.time())
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"])
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
         if cfg_errors:
             st["err"] = "; ".join(cfg_errors)
-        if result["upload"]:
-            if uploader is not None:
-                if uploader(queue, result):
-                    st["since_upload"] = 0
-            else:
-                creds = uplink.load_credentials(creds_path)
-                if creds is not None:
-                    uplink.send(board, cfg, cfg_path, creds, st, queue, cause, board.rssi())
+        if uploader is not None:
+            if result["upload"] and uploader(queue, result):
+                st["since_upload"] = 0
+        elif result["upload"] or ota.busy():
+            creds = uplink.load_credentials(creds_path)
+            if creds is not None:
+                reply = uplink.send(board, cfg, cfg_path, creds, st, queue, cause,
+                                    board.rssi())
+                if reply is not None:
+                    reboot = update(board, creds, st, reply, result, wdt)
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]
     wdt.feed()
     state_mod.save(board, st)
+    if reboot:  # into the trial of the update just installed (boot.py picks its slot)
+        print("mizumori: update installed, rebooting into its trial")
+        board.deepsleep(1000, pins["rain"])
+        return result
     if result is not None:
         print("mizumori: seq %d level %s flags %s next %d s" % (
             result["seq"], result["level_mm"], result["flags"], result["interval_s"]))

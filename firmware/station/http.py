@@ -1,6 +1,6 @@
-# A minimal HTTP/1.1 client for one POST per connection. https:// verifies the server's
-# certificate against a CA file provisioned on the device (CERT_REQUIRED): micropython-lib's
-# requests does not verify. http:// is for the test rig only.
+# A minimal HTTP/1.1 client: one POST, or one GET streamed into a file, per connection.
+# https:// verifies the server's certificate against a CA file provisioned on the device
+# (CERT_REQUIRED): micropython-lib's requests does not verify. http:// is for the test rig only.
 import binascii
 import json
 import socket
@@ -17,8 +17,8 @@ def _split(url):
     return scheme, host, int(port) if port else (443 if scheme == "https" else 80), "/" + path
 
 
-def post(url, body, headers, timeout_s=15, ca_file=None):
-    """(status, headers dict with lower-case names, body bytes)."""
+def _connect(url, timeout_s, ca_file):
+    """(socket, host, path), TLS-wrapped and verified for https://."""
     scheme, host, port, path = _split(url)
     addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
     sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
@@ -37,14 +37,71 @@ def post(url, body, headers, timeout_s=15, ca_file=None):
                 sock = ctx.wrap_socket(sock, server_hostname=host)
             except ValueError as e:  # MicroPython's mbedtls: a certificate it refuses
                 raise HTTPError("TLS: %s" % str(e).strip())
-        head = "POST %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n" % (
-            path, host, len(body))
-        for k in headers:
-            head += "%s: %s\r\n" % (k, headers[k])
-        _send(sock, head.encode() + b"\r\n" + body)
+    except BaseException:
+        sock.close()
+        raise
+    return sock, host, path
+
+
+def _head(method, host, path, headers, length):
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path, host)
+    if length is not None:
+        head += "Content-Length: %d\r\n" % length
+    for k in headers:
+        head += "%s: %s\r\n" % (k, headers[k])
+    return head.encode() + b"\r\n"
+
+
+def post(url, body, headers, timeout_s=15, ca_file=None):
+    """(status, headers dict with lower-case names, body bytes)."""
+    sock, host, path = _connect(url, timeout_s, ca_file)
+    try:
+        _send(sock, _head("POST", host, path, headers, len(body)) + body)
         return _parse(_recv_all(sock))
     finally:
         sock.close()
+
+
+def get_to_file(url, headers, f, timeout_s=15, ca_file=None, on_chunk=None):
+    """GET url and append a 200/206 body to the open file f in small chunks (a release file
+    does not fit in RAM twice). (status, headers, bytes written); other replies' bodies are
+    not written. on_chunk() runs after each chunk (to feed the watchdog)."""
+    sock, host, path = _connect(url, timeout_s, ca_file)
+    try:
+        _send(sock, _head("GET", host, path, headers, None))
+        return _recv_to_file(sock, f, on_chunk)
+    finally:
+        sock.close()
+
+
+def _recv_to_file(sock, f, on_chunk=None):
+    read = getattr(sock, "read", None) or sock.recv
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = read(512)
+        if not chunk:
+            raise HTTPError("connection closed before the headers")
+        raw += chunk
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    status, hdrs = _parse_head(head)
+    if status not in (200, 206):
+        return status, hdrs, 0
+    want = int(hdrs.get("content-length", "-1"))
+    written = 0
+    chunk = rest
+    while chunk:
+        if want >= 0:
+            chunk = chunk[:want - written]
+        f.write(chunk)
+        written += len(chunk)
+        if on_chunk:
+            on_chunk()
+        if 0 <= want <= written:
+            break
+        chunk = read(2048)
+    if want >= 0 and written < want:
+        raise HTTPError("truncated download (%d of %d bytes)" % (written, want))
+    return status, hdrs, written
 
 
 def ca_der(path):
@@ -95,10 +152,7 @@ def _content_length(head):
     return 1 << 30  # unknown: to the end of the connection
 
 
-def _parse(raw):
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        raise HTTPError("malformed HTTP response")
+def _parse_head(head):
     lines = head.decode().split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
@@ -107,12 +161,20 @@ def _parse(raw):
     for line in lines[1:]:
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
+    return int(parts[1]), headers
+
+
+def _parse(raw):
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise HTTPError("malformed HTTP response")
+    status, headers = _parse_head(head)
     if "content-length" in headers:
         n = int(headers["content-length"])
         if len(body) < n:
             raise HTTPError("truncated response")
         body = body[:n]
-    return int(parts[1]), headers, body
+    return status, headers, body
 
 
 def json_body(body):

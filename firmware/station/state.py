@@ -24,6 +24,7 @@ def defaults():
         "poisoned": 0,      # readings the server refused as undecodable (given up, counted)
         "bssid": None,      # Wi-Fi access point and channel of the last connection
         "channel": None,
+        "fw_reported": "",  # firmware version the server was last told
         "wakes": 0,
         "err": "",          # what went wrong in the last wake, for `info`
         "uplink": "",       # why the last upload failed ("" once one succeeds)

@@ -70,32 +70,57 @@ def apply_config(cfg, cfg_path, changes, state):
     return new
 
 
+def post_signed(creds, state, path, body, content_type="application/octet-stream"):
+    """POST body to the server, signed with the next counter: (status, reply dict)."""
+    state["counter"] += 1
+    headers = signed_headers(creds, state["counter"], body)
+    headers["Content-Type"] = content_type
+    code, _, raw = http.post(creds["server"] + path, body, headers, ca_file=creds.get("ca"))
+    return code, http.json_body(raw)
+
+
+def report_ota(creds, state, version, slot, events):
+    """Tell the server the running version and the update events queued since the last
+    report. True when it took them."""
+    body = json.dumps({"version": version, "slot": slot, "events": events}).encode()
+    for _ in range(2):  # a second try after a stale counter
+        try:
+            code, reply = post_signed(creds, state, "/api/ota/report", body, "application/json")
+        except OSError as e:
+            state["uplink"] = "ota report: %r" % e
+            return False
+        if code == 401 and reply.get("code") == "stale_counter":
+            state["counter"] = int(reply.get("last_counter") or 0)
+            continue
+        if code != 200:
+            state["uplink"] = "ota report: HTTP %d %s" % (code, reply.get("detail", ""))
+        return code == 200
+    return False
+
+
 def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rssi=None):
-    """Drain up to cfg["batches_per_wake"] batches. Returns the number of readings acked.
-    Failures leave the queue untouched and back off exponentially."""
+    """Drain up to cfg["batches_per_wake"] batches. Returns the server's last reply (a dict:
+    ack, time, config, OTA offer), or None when no upload got through. Failures leave the
+    queue untouched and back off exponentially."""
     now = board.time()
     if now < state["retry_at"]:
-        return 0
+        return None
     if not board.wifi_connect(creds.get("wifi"), state):
         return _fail(state, now, "wifi: no connection")
-    acked = 0
+    last = None
     limit = cfg["batch_records"]
     for _ in range(cfg["batches_per_wake"] + 1):  # one extra try after a stale counter
         status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
                                      _cause(reset_cause), rssi)
         body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
-        state["counter"] += 1
         try:
-            code, _, raw = http.post(creds["server"] + "/api/ingest", body,
-                                     signed_headers(creds, state["counter"], body),
-                                     ca_file=creds.get("ca"))
+            code, reply = post_signed(creds, state, "/api/ingest", body)
         except OSError as e:
-            return _fail(state, now, "upload: %r" % e) or acked
-        reply = http.json_body(raw)
+            return _fail(state, now, "upload: %r" % e) or last
         if code == 200:
+            last = reply
             if seqs:
                 queue.ack(min(int(reply.get("ack_upto") or 0), seqs[-1]))
-                acked += len(seqs)
             if reply.get("server_time"):
                 sync_clock(board, state, queue, int(reply["server_time"]))
             if reply.get("config"):
@@ -124,15 +149,15 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
                                                                      reply.get("detail"))
             limit = max(1, bad)
             continue
-        return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or acked
-    return acked
+        return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or last
+    return last
 
 
 def _fail(state, now, why):
     state["backoff_s"] = min(max(60, state["backoff_s"] * 2), 3600)
     state["retry_at"] = now + state["backoff_s"]
     state["uplink"] = why
-    return 0
+    return None
 
 
 def _cause(name):

@@ -42,3 +42,34 @@ def test_truncated_or_garbled_responses_are_errors():
         except http.HTTPError:
             continue
         raise AssertionError("accepted %r" % raw)
+
+
+class Sink:
+    def __init__(self):
+        self.data = b""
+
+    def write(self, b):
+        self.data += b
+
+
+def test_download_streams_the_body_into_a_file_up_to_its_length():
+    raw = [b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 4-9/10\r\n",
+           b"Content-Length: 6\r\n\r\nabc", b"def"]
+    sink = Sink()
+    chunks = []
+    status, headers, n = http._recv_to_file(Sock(raw, closes=False), sink,
+                                            lambda: chunks.append(1))
+    assert (status, n, sink.data) == (206, 6, b"abcdef")
+    assert headers["content-range"] == "bytes 4-9/10" and len(chunks) == 2
+
+
+def test_download_refused_or_cut_short_writes_nothing_or_fails():
+    sink = Sink()
+    raw = [b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nforbidden"]
+    assert http._recv_to_file(Sock(raw, closes=True), sink)[0] == 403 and sink.data == b""
+    raw = [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"]
+    try:
+        http._recv_to_file(Sock(raw, closes=True), sink)
+        raise AssertionError("a short download must fail")
+    except http.HTTPError as e:
+        assert "truncated" in str(e)

@@ -1,4 +1,5 @@
 # The real board: ESP32 with MicroPython's machine and esp32 modules.
+import os
 import time
 
 import esp32
@@ -100,6 +101,10 @@ class Board:
             return network.WLAN(network.STA_IF).status("rssi")
         except (OSError, ValueError):
             return None
+
+    def flash_free(self):
+        st = os.statvfs("/")
+        return st[0] * st[4]  # f_bsize * f_bfree
 
     def unique_id(self):
         return "esp32-" + "".join("%02x" % b for b in machine.unique_id())

@@ -35,6 +35,7 @@ def from_spec(path):
                   rtc_path="rtc.bin", exit_on_sleep=True)
     board.hardware_id = spec.get("hardware_id", board.hardware_id)
     board.uart_ports = spec.get("uarts", {})
+    board.flash_limit = spec.get("flash_free")
     return board
 
 
@@ -257,6 +258,7 @@ class Board:
         self.exit_on_sleep = exit_on_sleep
         self.hardware_id = "sim-000000000000"
         self.uart_ports = {}
+        self.flash_limit = None  # bytes free to pretend (a small flash), else the host's
         self._rtc = fsutil.read_bytes(rtc_path) if rtc_path else None
 
     def uart(self, uid, baudrate, tx, rx):
@@ -326,6 +328,14 @@ class Board:
 
     def rssi(self):
         return -60
+
+    def flash_free(self):
+        if self.flash_limit is not None:
+            return self.flash_limit
+        import os
+
+        st = os.statvfs(".")
+        return st[0] * st[4]
 
     def woke_by_rain(self):
         return False
