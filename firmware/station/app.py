@@ -26,8 +26,8 @@ def update(board, creds, st, reply, result, wdt):
     advance a pending update (not during a flood: the station's job comes first).
     True when an update was installed and the station must reboot."""
     now = board.time()
-    ota.confirm(now)
     ota.accept(reply.get("ota"), now)
+    ota.confirm(now)
     events = ota.pending_events()
     if events or st["fw_reported"] != VERSION:
         if uplink.report_ota(creds, st, VERSION, ota.running_slot(), events):

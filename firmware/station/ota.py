@@ -20,6 +20,7 @@ DIR = "ota"
 OFFER = "ota/offer.json"
 EVENTS = "ota/events.json"
 CRASH = "crash.txt"  # written by main.py when the app raises
+FAILED = "ota/failed"  # the release that last failed or rolled back here: never retried
 KEY = "release.pub"  # the release engineer's Ed25519 public key (hex), set at provisioning
 MAX_EVENTS = 30
 FLASH_MARGIN = 16384  # left free for the queue and config after an update
@@ -121,7 +122,7 @@ def accept(offer, now=0):
             current["token"] = offer["token"]  # the server re-issued the download token
             save_offer(current)
         return
-    if current is not None:
+    if current is not None or offer["release"] == (fsutil.read_bytes(FAILED) or b"").decode():
         return
     if offer["release"] == running_version():
         record(offer["release"], "confirmed", "already running", now)
@@ -139,10 +140,11 @@ def after_boot(now=0):
     why = "trial of %s: no successful report in %d boots" % (p["rolled_back"],
                                                              p.get("max_boots", TRIAL_BOOTS))
     crash = fsutil.read_bytes(CRASH)
-    if crash:
-        why += "; last crash: " + crash.decode()[-150:].strip().replace("\n", " | ")
+    if crash:  # the exception and where it was raised come first: reasons are cut short
+        lines = [x.strip() for x in crash.decode().split("\n") if x.strip()]
+        why = "crashed: %s; %s" % (" | ".join(reversed(lines[-2:])), why)
     record(p["rolled_back"], "rolled_back", why, now)
-    fsutil.remove(OFFER)
+    _give_up(p["rolled_back"])
     fsutil.remove(CRASH)
     write_pointer({"good": p["good"]})
 
@@ -195,16 +197,23 @@ def work(board, creds, battery_mv, now=0, feed=None, mpy=None):
         return _advance(o, board, creds, battery_mv, now, feed, mpy or mpy_version())
     except Refused as e:
         record(o["release"], "failed", str(e), now)
-        fsutil.remove(OFFER)
+        _give_up(o["release"])
         return False
     except OSError as e:  # network or flash trouble: try again next wake, up to a limit
         o["tries"] = o.get("tries", 0) + 1
         if o["tries"] >= MAX_TRIES:
             record(o["release"], "failed", "gave up after %d tries: %r" % (o["tries"], e), now)
-            fsutil.remove(OFFER)
+            _give_up(o["release"])
         else:
             save_offer(o)
         return False
+
+
+def _give_up(release):
+    """Drop the offer; the server may repeat it before it hears why, so remember it."""
+    fsutil.makedirs(DIR)
+    fsutil.write_atomic(FAILED, release.encode())
+    fsutil.remove(OFFER)
 
 
 def _advance(o, board, creds, battery_mv, now, feed, mpy):
@@ -214,7 +223,7 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
     target = other(slot)
     if o["phase"] == "offered":
         manifest = _fetch_manifest(o, creds, mpy)
-        _check_resources(board, manifest, slot, battery_mv)
+        _check_resources(board, manifest, target, battery_mv)
         # The target slot is incomplete from here on: its markers go first.
         fsutil.remove(target + "/manifest.json")
         fsutil.remove(target + "/confirmed")
@@ -293,14 +302,15 @@ def _fetch_manifest(o, creds, mpy):
     return manifest
 
 
-def _check_resources(board, manifest, slot, battery_mv):
+def _check_resources(board, manifest, target, battery_mv):
     need_mv = int(manifest.get("min_battery_mv") or 0)
     if battery_mv is None or battery_mv < need_mv:
         raise Refused("battery %s mV below the release's minimum %d mV" % (battery_mv, need_mv))
+    # The new slot is a full copy (unchanged files are copied, not downloaded); what the
+    # target slot holds now is replaced.
     need = FLASH_MARGIN
     for e in manifest["files"]:
-        if file_sha256(slot + "/" + e["path"]) != e["sha256"]:
-            need += e["size"]
+        need += e["size"] - _size(target + "/" + e["path"])
     free = board.flash_free()
     if free < need:
         raise Refused("not enough flash: %d bytes free, %d needed" % (free, need))

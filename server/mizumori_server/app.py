@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from mizumori_server import db, security
-from mizumori_server.api import devices, ingest, people, stations
+from mizumori_server.api import devices, ingest, ota, people, stations
 from mizumori_server.settings import Settings, get_settings
 
 
@@ -29,7 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.box = security.SecretBox(settings.secret_key)
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
-    for router in (people.router, stations.router, devices.router, ingest.router):
+    for router in (people.router, stations.router, devices.router, ingest.router,
+                   ota.router):
         app.include_router(router)
 
     @app.exception_handler(HTTPException)

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Insert, Table, bindparam, case, func, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from mizumori_server import codec, security
+from mizumori_server import codec, rollouts, security
 from mizumori_server.devices import STATION_SETTINGS, merged_config
 from mizumori_server.models import Device, Reading, Station, StationLatest
 
@@ -80,12 +80,7 @@ def statements(dialect: str) -> tuple[Insert, Insert]:
 def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> dict[str, Any]:
     """Store one upload; raises IngestError. The caller commits (or rolls back)."""
     conn: Connection = session.connection()
-    device = conn.execute(READ_DEVICE, {"id": up.device_id}).first()
-    if device is None or device.secret_enc is None:
-        raise IngestError(401, "unknown_device", "unknown or unprovisioned device")
-    if not security.signature_ok(box.open_cached(device.secret_enc), up.device_id,
-                                 up.counter, up.body, up.signature):
-        raise IngestError(401, "bad_signature", "signature does not match the device secret")
+    device = check_signature(box, up, conn.execute(READ_DEVICE, {"id": up.device_id}).first())
     try:
         records = codec.decode(up.body)
     except codec.CodecError as e:
@@ -113,10 +108,7 @@ def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> d
         "dev": up.device_id, "c": up.counter, "seq": last,
         "rv": None if status is None else int(status["config_version"] or 0)}).first()
     if reported is None:
-        last_counter = conn.execute(select(DEVICES.c.last_counter)
-                                    .where(DEVICES.c.id == up.device_id)).scalar()
-        raise IngestError(401, "stale_counter", "counter not above the last one accepted",
-                          last_counter=last_counter)
+        raise stale_counter(conn, up.device_id)
     insert_readings, upsert_latest = statements(conn.dialect.name)
     if rows:
         conn.execute(insert_readings, rows)  # executemany: one cached statement
@@ -135,5 +127,36 @@ def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> d
         "server_time": now,
         "config_version": device.desired_version,
         "config": config,
-        "ota": None,  # filled by the OTA rollout (later issue)
+        "ota": rollouts.offer_for(session, up.device_id, now),
     }
+
+
+def check_signature(box: security.SecretBox, up: Upload, device: Any) -> Any:
+    """The device (a row or a Device with secret_enc) if it signed this upload."""
+    if device is None or device.secret_enc is None:
+        raise IngestError(401, "unknown_device", "unknown or unprovisioned device")
+    if not security.signature_ok(box.open_cached(device.secret_enc), up.device_id, up.counter,
+                                 up.body, up.signature):
+        raise IngestError(401, "bad_signature", "signature does not match the device secret")
+    return device
+
+
+def stale_counter(conn: Connection, device_id: int) -> IngestError:
+    last_counter = conn.execute(select(DEVICES.c.last_counter)
+                                .where(DEVICES.c.id == device_id)).scalar()
+    return IngestError(401, "stale_counter", "counter not above the last one accepted",
+                       last_counter=last_counter)
+
+
+def authenticate(session: Session, box: security.SecretBox, up: Upload) -> Device:
+    """A signed device request other than an upload (the OTA report): check it and claim
+    its counter, like ingest does."""
+    device: Device = check_signature(box, up, session.get(Device, up.device_id))
+    conn = session.connection()
+    claimed = conn.execute(update(DEVICES).where(DEVICES.c.id == up.device_id,
+                                                 DEVICES.c.last_counter < up.counter)
+                           .values(last_counter=up.counter))
+    if not claimed.rowcount:
+        raise stale_counter(conn, up.device_id)
+    session.refresh(device)
+    return device

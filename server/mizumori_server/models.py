@@ -12,6 +12,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -75,6 +76,7 @@ class Station(Base):
     interval_normal_s: Mapped[int] = mapped_column(Integer, default=600)
     interval_flood_s: Mapped[int] = mapped_column(Integer, default=120)
     upload_every: Mapped[int] = mapped_column(Integer, default=3)
+    tags: Mapped[list] = mapped_column(JSON, default=list)  # groups, e.g. for rollouts
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -162,3 +164,96 @@ class StationLatest(Base):
     queue_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     dropped: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reset_cause: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class Release(Base):
+    """A signed application release (docs/ota.md). Immutable once stored: the manifest is
+    kept as the exact bytes that were signed."""
+
+    __tablename__ = "releases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), unique=True)
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[str] = mapped_column(String(128))  # Ed25519, hex
+    key_id: Mapped[str] = mapped_column(String(16))  # first 16 hex digits of the public key
+    mpy: Mapped[str] = mapped_column(String(8))
+    min_battery_mv: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class ReleaseFile(Base):
+    __tablename__ = "release_files"
+    release_id: Mapped[int] = mapped_column(
+        ForeignKey("releases.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Rollout(Base):
+    """A release offered to a set of devices in stages (docs/ota.md, "Rollouts")."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    release_id: Mapped[int] = mapped_column(ForeignKey("releases.id"))
+    target: Mapped[dict] = mapped_column(JSON)
+    stages: Mapped[list] = mapped_column(JSON)  # cumulative percentages, e.g. [5, 25, 100]
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+    stage_started_at: Mapped[int] = mapped_column(BigInteger)
+    auto_advance: Mapped[bool] = mapped_column(Boolean, default=True)
+    success_pct: Mapped[int] = mapped_column(Integer, default=90)
+    max_failures: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_failure_pct: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    min_devices: Mapped[int] = mapped_column(Integer, default=1)
+    per_minute: Mapped[int] = mapped_column(Integer, default=10)
+    jitter_s: Mapped[int] = mapped_column(Integer, default=0)
+    timeout_s: Mapped[int] = mapped_column(Integer, default=86400)
+    # active | paused | waiting (for a person to advance) | halted | aborted | completed
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class RolloutDevice(Base):
+    """One device in one rollout: its bucket (stage membership) and where its update is.
+    `active` while the rollout may still act on it; the database allows one active row per
+    device, so a device is never in two rollouts at once."""
+
+    __tablename__ = "rollout_devices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[int] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    bucket: Mapped[int] = mapped_column(Integer)  # 0..9999 from hash(device, release)
+    # pending | offered | downloading | downloaded | installed | confirmed | failed |
+    # rolled_back
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    offered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    __table_args__ = (
+        UniqueConstraint("rollout_id", "device_id", name="uq_rollout_devices"),
+        Index("uq_rollout_devices_active", "device_id", unique=True,
+              sqlite_where=text("active"), postgresql_where=text("active")),
+    )
+
+
+class OtaEvent(Base):
+    """Every update state a device reported, and what the server decided (history)."""
+
+    __tablename__ = "ota_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           index=True)
+    rollout_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rollouts.id", ondelete="SET NULL"), nullable=True)
+    release: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    at: Mapped[int] = mapped_column(BigInteger)

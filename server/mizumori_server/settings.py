@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     secret_key: str = "dev-only-insecure-secret-key-change-me"
     # Batch self-registration of devices whose hardware id is on the allowlist; empty = off.
     provisioning_secret: str = ""
+    # Ed25519 public keys (hex) a release must be signed with: comma-separated, and/or one
+    # per line in release_keys_file. The private keys never come near the server.
+    release_keys: str = ""
+    release_keys_file: Path | None = None
+    max_release_bytes: int = 8 * 1024 * 1024
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 64 * 1024
@@ -32,6 +37,13 @@ class Settings(BaseSettings):
     # Fleet status: "late" after this many expected report intervals, "offline" after that.
     late_after_intervals: float = 1.5
     offline_after_intervals: float = 3.0
+
+    def trusted_release_keys(self) -> list[str]:
+        text = self.release_keys.replace(",", "\n")
+        if self.release_keys_file is not None:
+            text += "\n" + self.release_keys_file.read_text()
+        lines = (line.split("#", 1)[0].strip().lower() for line in text.splitlines())
+        return [k for k in lines if k]
 
     def effective_database_url(self) -> str:
         if self.database_url:

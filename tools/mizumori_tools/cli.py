@@ -3,6 +3,8 @@
 import argparse
 import sys
 
+from mizumori_tools import paths
+
 
 def demo(args: argparse.Namespace) -> int:
     """The server with a virtual fleet living through a flood (what `make run` starts)."""
@@ -119,7 +121,7 @@ def device_cmd(args: argparse.Namespace) -> int:
                 if args.wifi_ssid else None
             print(json.dumps(device.provision(args.port, args.server, token, args.station,
                                               args.device_server, args.hardware_id, wifi,
-                                              args.ca)))
+                                              args.ca, args.release_key)))
         elif args.device_command == "selftest":
             for k, v in device.selftest(args.port).items():
                 print(f"  {k:15s} {v}")
@@ -130,6 +132,35 @@ def device_cmd(args: argparse.Namespace) -> int:
             return device.console(args.port)
     except device.DeviceError as e:
         print(f"mizumori device: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def release_cmd(args: argparse.Namespace) -> int:
+    """The release engineer's commands; errors are one clear line, exit status 2."""
+    import json
+    import os
+    from pathlib import Path
+
+    from mizumori_tools import release
+
+    try:
+        if args.release_command == "keygen":
+            key, pub = release.keygen(Path(args.out))
+            print(f"private key {key} (keep it off the server; back it up offline)\n"
+                  f"public key  {pub}: give it to the server (MIZUMORI_RELEASE_KEYS_FILE) "
+                  "and to `mizumori device provision --release-key`")
+        elif args.release_command == "build":
+            bundle = release.build(Path(args.key), Path(args.out), Path(args.source),
+                                   args.version, args.min_battery_mv, not args.py_source)
+            print(bundle)
+        else:
+            token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
+            if not token:
+                raise release.ReleaseError("give an API token: --token or MIZUMORI_TOKEN")
+            print(json.dumps(release.upload(Path(args.bundle), args.server, token, args.ca)))
+    except (release.ReleaseError, OSError, ValueError) as e:
+        print(f"mizumori release: {e}", file=sys.stderr)
         return 2
     return 0
 
@@ -228,6 +259,28 @@ def main(argv: list[str] | None = None) -> int:
             d.add_argument("--wifi-password")
             d.add_argument("--ca", help="CA certificate (PEM) the board verifies HTTPS with "
                                         "(and this command, for a server with a private CA)")
+            d.add_argument("--release-key", help="the release engineer's public key (.pub): "
+                                                 "the board installs only releases it signed")
+    p = sub.add_parser("release", help="build, sign and upload application releases")
+    rsub = p.add_subparsers(dest="release_command", required=True)
+    r = rsub.add_parser("keygen", help="an Ed25519 signing key pair (OUT.key, OUT.pub)")
+    r.add_argument("--out", default="keys/release", help="path without suffix")
+    r.set_defaults(func=release_cmd)
+    r = rsub.add_parser("build", help="compile firmware/, write and sign the manifest")
+    r.add_argument("--key", required=True, help="the private key (.key)")
+    r.add_argument("--version", help="default: VERSION in firmware/station/__init__.py")
+    r.add_argument("--source", default=str(paths.FIRMWARE), help="the firmware tree")
+    r.add_argument("--out", default="dist", help="where the bundle goes")
+    r.add_argument("--min-battery-mv", type=int, default=3400,
+                   help="stations below this do not install it")
+    r.add_argument("--py-source", action="store_true", help="ship .py instead of .mpy")
+    r.set_defaults(func=release_cmd)
+    r = rsub.add_parser("upload", help="send a bundle to the fleet server")
+    r.add_argument("bundle")
+    r.add_argument("--server", required=True)
+    r.add_argument("--token", help="an operator's API token (default: $MIZUMORI_TOKEN)")
+    r.add_argument("--ca", help="CA certificate (PEM) for a server with a private CA")
+    r.set_defaults(func=release_cmd)
     p = sub.add_parser("rig", help="a virtual station on a pseudo-terminal")
     p.add_argument("--port", default="/tmp/mizumori-station", help="symlink to create")
     p.add_argument("--flash", default="data/rig-flash", help="the station's flash directory")

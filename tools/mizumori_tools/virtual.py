@@ -3,6 +3,7 @@ sim board, each wake a MicroPython process (or, for large fleets, an in-process 
 driven through a scenario of the simulated world."""
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -64,10 +65,24 @@ class Scenario:
         }
 
 
+@functools.cache
+def _built_firmware() -> dict[str, Path]:
+    """The firmware as `mizumori device flash` puts it on a board, built once per process."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from mizumori_tools import device
+
+    tmp = tempfile.mkdtemp(prefix="mizumori-build-")
+    atexit.register(shutil.rmtree, tmp, True)
+    return device.build(Path(tmp))
+
+
 class VirtualStation:
     """One station: its flash directory, and wakes run as MicroPython processes."""
 
-    def __init__(self, flash: Path, firmware: Path = paths.FIRMWARE, seed: int = 1,
+    def __init__(self, flash: Path, firmware: Path | None = paths.FIRMWARE, seed: int = 1,
                  hardware_id: str = "sim-000000000001"):
         self.flash = flash
         self.firmware = firmware
@@ -75,10 +90,24 @@ class VirtualStation:
         self.hardware_id = hardware_id
         flash.mkdir(parents=True, exist_ok=True)
 
+    def install_firmware(self) -> None:
+        """Put the firmware into the flash as `mizumori device flash` does (slot a/, compiled),
+        and boot from there from now on instead of from firmware/ (needed for OTA)."""
+        import shutil
+
+        for board_path, local in _built_firmware().items():
+            dest = self.flash / board_path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local, dest)
+        self.firmware = None
+
     def provision(self, device: dict[str, Any], server: str, config: dict[str, Any],
-                  ca: Path | None = None) -> None:
+                  ca: Path | None = None, release_key: str | None = None) -> None:
         """Write what `mizumori device provision` writes onto a board (ca: the CA
-        certificate an https:// server is verified with)."""
+        certificate an https:// server is verified with; release_key: the public key, hex,
+        updates must be signed with)."""
+        if release_key is not None:
+            (self.flash / "release.pub").write_text(release_key)
         if ca is not None:
             (self.flash / "ca.pem").write_bytes(ca.read_bytes())
         (self.flash / "secrets.json").write_text(json.dumps({
@@ -91,12 +120,14 @@ class VirtualStation:
         FlashQueue(str(self.flash / "queue")).start_after(int(device["last_seq"]))
 
     def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,
-             reset_cause: str = "deepsleep", kill_after_s: float | None = None
-             ) -> tuple[int, int] | None:
-        """Run one wake; (sleep seconds, station clock) or None if it was killed."""
-        self.write_world(world, now, rain_tips, reset_cause)
+             reset_cause: str = "deepsleep", kill_after_s: float | None = None,
+             cut_after_writes: int | None = None) -> tuple[int, int] | None:
+        """Run one wake; (sleep seconds, station clock) or None if its power was cut:
+        killed after kill_after_s, or before its (cut_after_writes+1)th flash change."""
+        self.write_world(world, now, rain_tips, reset_cause, cut_after_writes)
+        rom = [paths.micropython(), str(SCRIPT), str(self.flash)]
         proc = subprocess.Popen(
-            [paths.micropython(), str(SCRIPT), str(self.flash), str(self.firmware)],
+            rom + ([str(self.firmware)] if self.firmware else []),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
             text=True)
         try:
@@ -105,15 +136,18 @@ class VirtualStation:
             proc.kill()  # a power cut at an arbitrary moment
             proc.communicate()
             return None
+        if cut_after_writes is not None and proc.returncode == 3:
+            return None
         slept = self.took_sleep()
         if slept is None:
             raise RuntimeError(f"station did not go to sleep: {out[-500:]} {err[-1000:]}")
         return slept
 
     def write_world(self, world: dict[str, Any], now: int, rain_tips: int,
-                    reset_cause: str) -> None:
+                    reset_cause: str, cut_after_writes: int | None = None) -> None:
         spec = {**world, "now": now, "rain_tips": rain_tips, "reset_cause": reset_cause,
-                "seed": self.seed, "hardware_id": self.hardware_id}
+                "seed": self.seed, "hardware_id": self.hardware_id,
+                "cut_after_writes": cut_after_writes}
         (self.flash / "sim.json").write_text(json.dumps(spec))
 
     def took_sleep(self) -> tuple[int, int] | None:
@@ -137,11 +171,11 @@ class VirtualStation:
 class CPythonStation(VirtualStation):
     """The same firmware and sim board run inside this process under CPython, for large
     fleets where a MicroPython process per wake costs too much. A wake here cannot be cut
-    short, so kill_after_s (a power cut) is not simulated."""
+    short, so power cuts (kill_after_s, cut_after_writes) are not simulated."""
 
     def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,
-             reset_cause: str = "deepsleep", kill_after_s: float | None = None
-             ) -> tuple[int, int] | None:
+             reset_cause: str = "deepsleep", kill_after_s: float | None = None,
+             cut_after_writes: int | None = None) -> tuple[int, int] | None:
         paths.import_firmware()
         from station import app
 

