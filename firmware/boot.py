@@ -42,7 +42,7 @@ def _pick():
     p["boots"] = p.get("boots", 0) + 1
     if p["boots"] > p.get("max_boots", 3) or not _has(trial + "/manifest.json"):
         p = {"good": good, "rolled_back": p.get("release", "?"),
-             "max_boots": p.get("max_boots", 3)}
+             "rollout": p.get("rollout"), "max_boots": p.get("max_boots", 3)}
         trial = good
     with open("slot.tmp", "w") as f:
         f.write(json.dumps(p))

@@ -20,7 +20,7 @@ DIR = "ota"
 OFFER = "ota/offer.json"
 EVENTS = "ota/events.json"
 CRASH = "crash.txt"  # written by main.py when the app raises
-FAILED = "ota/failed"  # the release that last failed or rolled back here: never retried
+FAILED = "ota/failed"  # "release rollout" that last failed or rolled back: not retried
 KEY = "release.pub"  # the release engineer's Ed25519 public key (hex), set at provisioning
 MAX_EVENTS = 30
 FLASH_MARGIN = 16384  # left free for the queue and config after an update
@@ -122,12 +122,13 @@ def accept(offer, now=0):
             current["token"] = offer["token"]  # the server re-issued the download token
             save_offer(current)
         return
-    if current is not None or offer["release"] == (fsutil.read_bytes(FAILED) or b"").decode():
+    if current is not None or _offer_id(offer) == (fsutil.read_bytes(FAILED) or b"").decode():
         return
     if offer["release"] == running_version():
         record(offer["release"], "confirmed", "already running", now)
         return
-    o = {"release": offer["release"], "token": offer.get("token", ""),
+    o = {"release": offer["release"], "rollout": offer.get("rollout"),
+         "token": offer.get("token", ""),
          "base": offer.get("url", ""), "phase": "offered", "tries": 0}
     save_offer(o)
 
@@ -144,7 +145,7 @@ def after_boot(now=0):
         lines = [x.strip() for x in crash.decode().split("\n") if x.strip()]
         why = "crashed: %s; %s" % (" | ".join(reversed(lines[-2:])), why)
     record(p["rolled_back"], "rolled_back", why, now)
-    _give_up(p["rolled_back"])
+    _give_up({"release": p["rolled_back"], "rollout": p.get("rollout")})
     fsutil.remove(CRASH)
     write_pointer({"good": p["good"]})
 
@@ -166,12 +167,14 @@ def confirm(now=0):
     slot = running_slot()
     if p is None or slot is None or p.get("trial") != slot:
         return False
-    gen = _generation(p["good"]) + 1
-    fsutil.write_atomic(slot + "/confirmed", str(gen).encode())
-    write_pointer({"good": slot})
+    # Order matters for power cuts: the offer goes first (so nothing re-commits it), the
+    # pointer last (until then boot.py keeps starting the trial, which confirms again).
     record(p.get("release", running_version()), "confirmed", "", now)
     fsutil.remove(OFFER)
     fsutil.remove(CRASH)
+    gen = _generation(p["good"]) + 1
+    fsutil.write_atomic(slot + "/confirmed", str(gen).encode())
+    write_pointer({"good": slot})
     return True
 
 
@@ -190,6 +193,9 @@ def work(board, creds, battery_mv, now=0, feed=None, mpy=None):
     o = load_offer()
     if o is None or in_trial():
         return False
+    if o["release"] == running_version():  # installed and confirmed: nothing left to do
+        fsutil.remove(OFFER)
+        return False
     p = read_pointer()
     if p is not None and p.get("trial"):
         return False  # committed, waiting for boot.py to start the trial
@@ -197,22 +203,34 @@ def work(board, creds, battery_mv, now=0, feed=None, mpy=None):
         return _advance(o, board, creds, battery_mv, now, feed, mpy or mpy_version())
     except Refused as e:
         record(o["release"], "failed", str(e), now)
-        _give_up(o["release"])
+        _give_up(o)
         return False
     except OSError as e:  # network or flash trouble: try again next wake, up to a limit
         o["tries"] = o.get("tries", 0) + 1
         if o["tries"] >= MAX_TRIES:
             record(o["release"], "failed", "gave up after %d tries: %r" % (o["tries"], e), now)
-            _give_up(o["release"])
+            _give_up(o)
         else:
             save_offer(o)
         return False
 
 
-def _give_up(release):
-    """Drop the offer; the server may repeat it before it hears why, so remember it."""
+def _offer_id(o):
+    return "%s %s" % (o["release"], o.get("rollout"))
+
+
+def _slot_version(slot):
+    try:
+        return json.loads(fsutil.read_bytes(slot + "/manifest.json") or b"{}").get("version")
+    except ValueError:
+        return None
+
+
+def _give_up(o):
+    """Drop the offer. The server may repeat it before it hears why: remember it, so this
+    rollout does not get another try (a new rollout of the release does)."""
     fsutil.makedirs(DIR)
-    fsutil.write_atomic(FAILED, release.encode())
+    fsutil.write_atomic(FAILED, _offer_id(o).encode())
     fsutil.remove(OFFER)
 
 
@@ -230,7 +248,12 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
         o["phase"] = "downloading"
         save_offer(o)
         record(o["release"], "downloading", "", now)
-    manifest = json.loads(fsutil.read_bytes(DIR + "/manifest.json"))
+    raw = fsutil.read_bytes(DIR + "/manifest.json")
+    if raw is None:  # lost from the flash: start this offer over
+        o["phase"] = "offered"
+        save_offer(o)
+        raise OSError("verified manifest missing, starting over")
+    manifest = json.loads(raw)
     if o["phase"] == "downloading":
         for entry in manifest["files"]:
             _fetch_file(o, creds, entry, slot, target, feed)
@@ -240,13 +263,17 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
     if o["phase"] == "downloaded":
         _remove_stale(target, manifest)
         # Written last: a slot with manifest.json is complete (boot.py checks for it).
-        fsutil.write_atomic(target + "/manifest.json", fsutil.read_bytes(DIR + "/manifest.json"))
+        fsutil.write_atomic(target + "/manifest.json", raw)
         o["phase"] = "installed"
         save_offer(o)
     if o["phase"] == "installed":
+        if _slot_version(target) != o["release"]:  # the slot changed since: start over
+            o["phase"] = "offered"
+            save_offer(o)
+            raise OSError("slot %s no longer holds %s" % (target, o["release"]))
         fsutil.remove(CRASH)
         write_pointer({"good": slot, "trial": target, "boots": 0, "max_boots": TRIAL_BOOTS,
-                       "release": o["release"]})
+                       "release": o["release"], "rollout": o.get("rollout")})
         record(o["release"], "installed", "", now)
         return True
     return False
@@ -277,9 +304,9 @@ def _fetch_manifest(o, creds, mpy):
     for name in ("manifest.json", "manifest.sig"):
         with open(DIR + "/" + name, "wb") as f:
             _get(o, creds, name, f)
-    raw = fsutil.read_bytes(DIR + "/manifest.json")
+    raw = fsutil.read_bytes(DIR + "/manifest.json") or b""
     try:
-        sig = binascii.unhexlify(fsutil.read_bytes(DIR + "/manifest.sig").strip())
+        sig = binascii.unhexlify((fsutil.read_bytes(DIR + "/manifest.sig") or b"").strip())
         public = binascii.unhexlify(key.strip())
     except ValueError:
         raise Refused("signature or release key is not hex")

@@ -272,7 +272,8 @@ from station.hw import default_board
 b = default_board()
 st = state.load(b)
 fs = os.statvfs('/') if hasattr(os, 'statvfs') else None
-print(json.dumps({'firmware': VERSION, 'slot': ota.running_slot(), 'board': b.name, 'hardware_id': b.unique_id(),
+print(json.dumps({'firmware': VERSION, 'slot': ota.running_slot(), 'board': b.name,
+    'hardware_id': b.unique_id(),
     'reset_cause': b.reset_cause(), 'free_flash_bytes': fs[0] * fs[3] if fs else None,
     'queue_depth': FlashQueue('queue').depth(), 'wakes': st['wakes'],
     'last_error': st['err'], 'last_upload_error': st['uplink']}))

@@ -28,7 +28,7 @@ class _Machine:
         sys.exit(0)
 
 
-sys.modules["machine"] = _Machine
+sys.modules["machine"] = _Machine  # type: ignore
 
 
 def _power_cut_after(n):
@@ -86,7 +86,7 @@ def _power_cut_after(n):
             real_os.mkdir(p)
 
     builtins.open = cut_open
-    sys.modules["os"] = Os()
+    sys.modules["os"] = Os()  # type: ignore
 
 
 def _run(name):

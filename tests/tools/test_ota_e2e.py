@@ -4,12 +4,20 @@ from its flash slots through boot.py."""
 
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import OtaRig
 from mizumori_tools import paths, release
 from mizumori_tools.virtual import VirtualStation
+from otarig import OtaRig
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[OtaRig]:
+    r = OtaRig(tmp_path)
+    yield r
+    r.server.stop()
 
 
 def rounds(rig: OtaRig, stations: list[VirtualStation], n: int, step_s: int = 600,

@@ -2,10 +2,8 @@
 booting the firmware from their flash slots (MicroPython processes), releases built and
 signed with `mizumori release`."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from mizumori_tools import release
 from mizumori_tools.fleet import Api, ServerProcess
 from mizumori_tools.virtual import VirtualStation
@@ -28,7 +26,10 @@ class OtaRig:
         self.server.prepare({"admin": ("admin", "admin-password-1")})
         self.tick(0)
         self.server.start()
-        self.api = Api.login(self.server.url, "admin", "admin-password-1")
+        login = Api.login(self.server.url, "admin", "admin-password-1")
+        # a personal API token: a login session would expire in simulated time
+        token = login.http.post("/api/tokens", json={"name": "ota-tests"}).json()["token"]
+        self.api = Api(self.server.url, token)
         self.stations: list[VirtualStation] = []
 
     def tick(self, seconds: int) -> None:
@@ -75,10 +76,3 @@ class OtaRig:
 
     def device(self, st: VirtualStation) -> dict:
         return dict(self.api.get(f"/api/devices/{st.device_id}"))  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[OtaRig]:
-    r = OtaRig(tmp_path)
-    yield r
-    r.server.stop()
