@@ -220,14 +220,14 @@ def evaluate(session: Session, rollout_id: int, now: int) -> Rollout:
         token_hash=None, updated_at=now))
     c = counts(session, r)
     failed = c["failed"] + c["rolled_back"]
-    tried = sum(c.values()) - c["pending"]
+    tried = failed + c["confirmed"]  # devices whose attempt has an outcome
     if r.state in ("active", "waiting"):
         why = ""
         if r.max_failures is not None and failed >= r.max_failures:
             why = f"{failed} devices failed or rolled back (limit {r.max_failures})"
         elif (r.max_failure_pct is not None and tried >= r.min_devices
               and failed * 100 >= r.max_failure_pct * tried):
-            why = (f"{failed} of {tried} devices failed or rolled back "
+            why = (f"{failed} of {tried} devices that finished failed or rolled back "
                    f"(limit {r.max_failure_pct} % after {r.min_devices})")
         if why:
             _set(r, "halted", "auto-halt: " + why, now)
