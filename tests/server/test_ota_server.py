@@ -216,7 +216,7 @@ def test_pause_resume_abort(fleet: Fleet) -> None:
     assert fleet.client.post(base + "/abort", headers=fleet.admin).json()["state"] == "aborted"
     assert fleet.client.post(base + "/resume", headers=fleet.admin).status_code == 409
     d = fleet.devices[0]
-    got = fleet.client.get(f"/api/ota/releases/1.1.0/manifest.json", headers={
+    got = fleet.client.get("/api/ota/releases/1.1.0/manifest.json", headers={
         "X-Mizumori-Device": str(d.id), "X-Mizumori-Ota-Token": offer["token"]})
     assert got.status_code == 403  # an aborted offer downloads nothing
 
