@@ -255,11 +255,17 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
         raise OSError("verified manifest missing, starting over")
     manifest = json.loads(raw)
     if o["phase"] == "downloading":
+        got = local = 0
         for entry in manifest["files"]:
-            _fetch_file(o, creds, entry, slot, target, feed)
+            n = _fetch_file(o, creds, entry, slot, target, feed)
+            if n is None:
+                local += 1
+            else:
+                got += n
         o["phase"] = "downloaded"
         save_offer(o)
-        record(o["release"], "downloaded", "", now)
+        record(o["release"], "downloaded", "%d bytes downloaded, %d of %d files copied or "
+               "present" % (got, local, len(manifest["files"])), now)
     if o["phase"] == "downloaded":
         _remove_stale(target, manifest)
         # Written last: a slot with manifest.json is complete (boot.py checks for it).
@@ -344,12 +350,15 @@ def _check_resources(board, manifest, target, battery_mv):
 
 
 def _fetch_file(o, creds, entry, slot, target, feed):
+    """Put one file into the target slot, verified. The bytes downloaded, or None when it
+    came from the flash (already there, or copied from the running slot)."""
     dest = target + "/" + entry["path"]
     if file_sha256(dest) == entry["sha256"]:
-        return  # done before a power cut
+        return None  # there from an earlier try, or an earlier release in this slot
     _dirs(dest)
     here = slot + "/" + entry["path"]
     part = dest + ".part"
+    got = None
     if file_sha256(here) == entry["sha256"]:
         _copy(here, part)  # unchanged: copy from the running slot, no download
     else:
@@ -358,12 +367,13 @@ def _fetch_file(o, creds, entry, slot, target, feed):
             fsutil.remove(part)
             have = 0
         with open(part, "ab") as f:
-            _get(o, creds, "files/" + entry["path"], f, have, feed)
+            got = _get(o, creds, "files/" + entry["path"], f, have, feed)
     if file_sha256(part) != entry["sha256"]:
         fsutil.remove(part)
         raise Refused("sha256 mismatch for %s" % entry["path"])
     fsutil.remove(dest)
     os.rename(part, dest)
+    return got
 
 
 def _remove_stale(target, manifest):
