@@ -2,6 +2,7 @@
 back) and tell the server. Every station is the real firmware under MicroPython, booting
 from its flash slots through boot.py."""
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -29,12 +30,9 @@ def rounds(rig: OtaRig, stations: list[VirtualStation], n: int, step_s: int = 60
 
 
 def running(st: VirtualStation) -> str:
-    """The version the station's booted slot holds (from its flash, as boot.py picks)."""
-    import json
-
+    """The version in the slot boot.py starts (from the station's flash)."""
     slot = json.loads((st.flash / "slot.json").read_text())["good"]
-    init = (st.flash / slot / "station" / "__init__.mpy").read_bytes()
-    return "0.1.0" if b"0.1.0" in init else init.split(b"VERSION")[0][-40:].decode("latin1")
+    return str(json.loads((st.flash / slot / "manifest.json").read_text())["version"])
 
 
 def events(rig: OtaRig, st: VirtualStation) -> list[dict]:
@@ -156,3 +154,32 @@ def test_release_that_crashes_rolls_back_everywhere_and_halts(rig: OtaRig,
         assert running(st) == "0.1.0"
     back = [e for e in events(rig, fleet[0]) if e["state"] == "rolled_back"]
     assert back and "boom at import" in back[0]["reason"]
+
+
+def test_release_commands(rig: OtaRig, tmp_path: Path) -> None:
+    """What a release engineer types: keygen refuses to overwrite a key, build prints the
+    bundle, upload shows progress and reports the server's refusals in one line."""
+    import subprocess
+    import sys
+
+    def mizumori(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
+                              capture_output=True, text=True, cwd=tmp_path)
+
+    again = mizumori("release", "keygen", "--out", str(rig.key.with_suffix("")))
+    assert again.returncode == 2 and "not overwriting" in again.stderr
+    built = mizumori("release", "build", "--key", str(rig.key), "--version", "0.9.0",
+                     "--out", str(tmp_path / "d"))
+    assert built.returncode == 0, built.stderr
+    bundle = built.stdout.strip()
+    token = rig.api.http.headers["Authorization"].split()[1]
+    up = mizumori("release", "upload", bundle, "--server", rig.server.url, "--token", token)
+    assert up.returncode == 0, up.stderr
+    assert json.loads(up.stdout)["version"] == "0.9.0" and "bytes" in up.stderr
+    dup = mizumori("release", "upload", bundle, "--server", rig.server.url, "--token", token)
+    assert dup.returncode == 2 and "(409)" in dup.stderr and "immutable" in dup.stderr
+    other, _ = release.keygen(tmp_path / "other")
+    foreign = release.build(other, tmp_path / "f", version="0.9.1")
+    refused = mizumori("release", "upload", str(foreign), "--server", rig.server.url,
+                       "--token", token)
+    assert refused.returncode == 2 and "does not verify" in refused.stderr

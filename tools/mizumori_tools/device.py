@@ -13,6 +13,7 @@ from typing import Any
 
 from mizumori_tools import paths
 from mizumori_tools.certs import verify
+from mizumori_tools.release import source_version
 
 
 class DeviceError(Exception):
@@ -55,7 +56,7 @@ class Board:
         return done.stdout
 
     def exec(self, code: str) -> str:
-        return self.mpremote("exec", code)
+        return self.mpremote("exec", _SLOT_PATH + code)
 
     def exec_json(self, code: str) -> Any:
         out = self.exec(code).strip().splitlines()
@@ -83,6 +84,21 @@ class Board:
                   f"except OSError:\n os.remove({remote!r})\n"
                   f" os.rename({remote + '.tmp'!r}, {remote!r})")
 
+
+# A board flashed while it ran (a blank one at the REPL) has not been reset since: boot.py
+# has not put the app's slot on sys.path yet. Add the good slot, as boot.py would.
+_SLOT_PATH = """
+import sys
+if 'station' not in sys.modules:
+    try:
+        import json
+        with open('slot.json') as _f:
+            _g = json.loads(_f.read())['good']
+        if _g not in sys.path:
+            sys.path.insert(0, _g)
+    except Exception:
+        pass
+"""
 
 _HASHES = """
 import os, hashlib, json, binascii
@@ -133,7 +149,8 @@ def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
         files[f"{SLOT}/{board_path}"] = out
         app.append({"path": str(board_path), "sha256": sha256(out), "size": out.stat().st_size})
     generated = {
-        f"{SLOT}/manifest.json": json.dumps({"version": "flashed", "files": app}),
+        f"{SLOT}/manifest.json": json.dumps({"version": source_version(paths.FIRMWARE),
+                                              "files": app}),
         f"{SLOT}/confirmed": "1",
         "slot.json": json.dumps({"good": SLOT}),
     }
