@@ -8,7 +8,7 @@ from mizumori_tools import paths
 
 def demo(args: argparse.Namespace) -> int:
     """The server with a virtual fleet living through a flood (what `make run` starts)."""
-    from mizumori_tools import paths, simfleet
+    from mizumori_tools import simfleet
 
     return simfleet.run(simfleet.TAKU, args.scenario, args.hours, args.speed, port=args.port,
                         work=paths.REPO / "data" / "demo")
