@@ -110,8 +110,10 @@ def offer_for(session: Session, device_id: int, now: int) -> dict[str, Any] | No
         RolloutDevice.device_id == device_id, RolloutDevice.active.is_(True))).first()
     if row is None or row.state not in ("pending", "offered", "downloading", "downloaded"):
         return None
-    r = session.scalars(select(Rollout).where(Rollout.id == row.rollout_id)
-                        .with_for_update()).one()
+    # Only a new offer needs the rollout row locked (the per-minute count across workers);
+    # re-offers to devices already on their way do not serialise on it.
+    q = select(Rollout).where(Rollout.id == row.rollout_id)
+    r = session.scalars(q.with_for_update() if row.state == "pending" else q).one()
     release = session.get(Release, r.release_id)
     assert release is not None
     if row.state == "pending":

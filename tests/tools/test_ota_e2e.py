@@ -68,8 +68,7 @@ def _db(rig: OtaRig, sql: str, *args: object) -> None:
         conn.execute(sql, args)
 
 
-def test_refusals_are_reported_with_their_reason(rig: OtaRig, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refusals_are_reported_with_their_reason(rig: OtaRig) -> None:
     low = rig.add_station(1)
     small = rig.add_station(2)
     other_key = rig.add_station(3, key="11" * 32)
