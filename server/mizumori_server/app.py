@@ -1,6 +1,8 @@
 """The FastAPI application."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import FastAPI, HTTPException, Request
@@ -9,8 +11,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from mizumori_server import db, security
-from mizumori_server.api import devices, ingest, ota, people, stations
+from mizumori_server import background, db, security
+from mizumori_server.api import alerts, devices, ingest, ota, people, stations
 from mizumori_server.settings import Settings, get_settings
 
 
@@ -21,7 +23,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db.upgrade(engine)
     db.require_migrated(engine)  # refuse to serve an un-migrated database
 
-    app = FastAPI(title="Mizumori fleet server", version="0.1.0",
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(background.run(app)) if settings.background else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(title="Mizumori fleet server", version="0.1.0", lifespan=lifespan,
                   description="Water-level stations for municipal flood prevention.")
     app.state.settings = settings
     app.state.engine = engine
@@ -30,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
     for router in (people.router, stations.router, devices.router, ingest.router,
-                   ota.router):
+                   ota.router, alerts.router):
         app.include_router(router)
 
     @app.exception_handler(HTTPException)

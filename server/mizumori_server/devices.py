@@ -10,8 +10,8 @@ from mizumori_server.clock import now
 from mizumori_server.models import AllowlistEntry, Device, DeviceInstall, Station
 
 STATION_SETTINGS = ("mount_height_mm", "standby_mm", "caution_mm", "evacuation_mm",
-                    "danger_mm", "rise_limit_mm_h", "interval_normal_s", "interval_flood_s",
-                    "upload_every")
+                    "danger_mm", "hysteresis_mm", "rise_limit_mm_h", "interval_normal_s",
+                    "interval_flood_s", "upload_every")
 
 
 def station_config(station: Any) -> dict[str, Any]:
@@ -21,6 +21,7 @@ def station_config(station: Any) -> dict[str, Any]:
         "mount_mm": station.mount_height_mm,
         "thresholds_mm": [station.standby_mm, station.caution_mm, station.evacuation_mm,
                           station.danger_mm],
+        "hysteresis_mm": station.hysteresis_mm,
         "rise_limit_mm_h": station.rise_limit_mm_h,
         "interval_normal_s": station.interval_normal_s,
         "interval_flood_s": station.interval_flood_s,

@@ -3,7 +3,8 @@ in one transaction — then reply. Idempotent on (device, sequence) in the datab
 number of workers store exactly what one would.
 
 This is the hot path: four prebuilt Core statements per upload (read the device, claim the
-counter, insert the readings, upsert the latest state), no ORM objects."""
+counter, insert the readings, upsert the latest state), no ORM objects, then the alert
+evaluation (alerts.py: one or two indexed queries while all is well)."""
 
 from dataclasses import dataclass
 from functools import lru_cache
@@ -13,9 +14,10 @@ from sqlalchemy import Connection, Insert, Table, bindparam, case, func, select,
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from mizumori_server import codec, rollouts, security
+from mizumori_server import alerts, codec, rollouts, security
 from mizumori_server.devices import STATION_SETTINGS, merged_config
 from mizumori_server.models import Device, Reading, Station, StationLatest
+from mizumori_server.settings import Settings
 
 DEVICES = cast(Table, Device.__table__)
 READINGS = cast(Table, Reading.__table__)
@@ -74,10 +76,12 @@ def statements(dialect: str) -> tuple[Insert, Insert]:
         sets[c] = func.coalesce(getattr(new, c), LATEST.c[c])
     for c in READING_LATEST:  # only a newer reading replaces the latest one
         sets[c] = case((newer, getattr(new, c)), else_=LATEST.c[c])
-    return readings, up.on_conflict_do_update(index_elements=["station_id"], set_=sets)
+    return readings, (up.on_conflict_do_update(index_elements=["station_id"], set_=sets)
+                      .returning(*(LATEST.c[c] for c in READING_LATEST)))
 
 
-def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> dict[str, Any]:
+def ingest(session: Session, box: security.SecretBox, settings: Settings, up: Upload,
+           now: int) -> dict[str, Any]:
     """Store one upload; raises IngestError. The caller commits (or rolls back)."""
     conn: Connection = session.connection()
     device = check_signature(box, up, conn.execute(READ_DEVICE, {"id": up.device_id}).first())
@@ -113,11 +117,12 @@ def ingest(session: Session, box: security.SecretBox, up: Upload, now: int) -> d
     if rows:
         conn.execute(insert_readings, rows)  # executemany: one cached statement
     newest = max(rows, key=lambda r: (r["t"], r["seq"])) if rows else {}
-    conn.execute(upsert_latest, {
+    latest = conn.execute(upsert_latest, {
         "station_id": device.station_id, "device_id": up.device_id, "last_seen": now,
         **{c: newest.get(c) for c in READING_LATEST}, "flags": newest.get("flags", 0),
         **{c: None if status is None else status[c] for c in STATUS_COLUMNS},
-    })
+    }).one()._mapping
+    alerts.on_ingest(session, settings, device.station_id, device, latest, rows, now)
     config = None
     if device.desired_version != reported.reported_version:
         config = merged_config(device, device.desired_config, device.desired_version)

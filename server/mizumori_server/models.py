@@ -71,6 +71,8 @@ class Station(Base):
     evacuation_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 避難判断水位
     danger_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)  # はん濫危険水位
     rise_limit_mm_h: Mapped[int] = mapped_column(Integer, default=300)
+    # A river level reached stays reached until the water is this far below it again.
+    hysteresis_mm: Mapped[int] = mapped_column(Integer, default=50)
     # The station's schedule, pushed to its device: a reading every interval, uploaded every
     # `upload_every` readings in normal times and every reading in flood mode.
     interval_normal_s: Mapped[int] = mapped_column(Integer, default=600)
@@ -257,3 +259,86 @@ class OtaEvent(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(300), default="")
     at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Alert(Base):
+    """Something an operator must know about a station (docs/alerts.md). At most one alert
+    per (station, type) is not closed: the database enforces it, so concurrent workers
+    cannot raise the same alert twice."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    # level | rise | offline | battery | fault | queue_overflow
+    type: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer, default=0)  # river level 1..4 (type level)
+    max_level: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open|acknowledged|closed
+    message: Mapped[str] = mapped_column(String(300), default="")
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)  # what triggered it
+    opened_at: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+    acknowledged_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ack_note: Mapped[str] = mapped_column(String(500), default="")
+    closed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # or "server"
+    __table_args__ = (
+        Index("uq_alerts_station_type_active", "station_id", "type", unique=True,
+              sqlite_where=text("state != 'closed'"),
+              postgresql_where=text("state != 'closed'")),
+        Index("ix_alerts_state", "state"),
+    )
+
+
+class AlertEvent(Base):
+    """An alert's history: opened, escalated, lowered, acknowledged, closed."""
+
+    __tablename__ = "alert_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
+                                          index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[int] = mapped_column(BigInteger)
+    by: Mapped[str] = mapped_column(String(64), default="server")
+    note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Webhook(Base):
+    """A notification target an operator configured: which alert types and stations."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(500))
+    secret_enc: Mapped[bytes] = mapped_column(LargeBinary)  # signs deliveries: kept, sealed
+    types: Mapped[list] = mapped_column(JSON, default=list)  # empty: every type
+    stations: Mapped[list] = mapped_column(JSON, default=list)  # station codes; empty: all
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class Delivery(Base):
+    """One alert event for one webhook, stored in the transaction that made the event and
+    retried with backoff until delivered or webhook_expire_s old (so it survives a
+    restart)."""
+
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"),
+                                            index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id", ondelete="CASCADE"))
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the exact bytes signed and sent
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # |delivered|expired
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[int] = mapped_column(BigInteger)  # due, or leased by a sender until
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_deliveries_webhook_event"),
+        Index("ix_deliveries_due", "state", "next_at"),
+    )

@@ -1,6 +1,7 @@
 """Read-side queries: a station's series (downsampled in the database), the latest state of
 all stations, and fleet status."""
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -99,14 +100,10 @@ def fleet(session: Session, now: int, late_after: float,
     out = []
     for d, s, lt in rows:
         expected = None
-        status = "unseen"
         if s is not None:
-            flood = lt is not None and bool(lt.flags & FLOOD_MODE)
-            expected = s.interval_flood_s if flood else s.interval_normal_s * s.upload_every
+            expected = expected_interval(s, lt.flags if lt is not None else 0)
         ago = None if lt is None else now - lt.last_seen
-        if ago is not None and expected:
-            status = ("online" if ago <= late_after * expected else
-                      "late" if ago <= offline_after * expected else "offline")
+        status = status_of(ago, expected, late_after, offline_after)
         out.append({
             "device_id": d.id, "hardware_id": d.hardware_id, "transport": d.transport,
             "station": s.code if s else None, "status": status,
@@ -122,8 +119,31 @@ def fleet(session: Session, now: int, late_after: float,
     return out
 
 
+def expected_interval(station: Any, flags: int | None = None) -> int:
+    """Seconds between a station's uploads: every reading in flood mode (the flag of its
+    latest reading), every upload_every readings otherwise. `station` has the schedule
+    columns (and `flags`, when not given)."""
+    flags = station.flags if flags is None else flags
+    if flags & FLOOD_MODE:
+        return int(station.interval_flood_s)
+    return int(station.interval_normal_s * station.upload_every)
+
+
+def status_of(ago: int | None, expected: int | None, late_after: float,
+              offline_after: float) -> str:
+    if ago is None or not expected:
+        return "unseen"
+    return ("online" if ago <= late_after * expected else
+            "late" if ago <= offline_after * expected else "offline")
+
+
 def describe(ago: int | None, expected: int | None) -> str:
     if ago is None:
         return "never seen"
     text = f"last seen {ago // 60} min ago"
-    return text + (f", expected every {expected // 60}" if expected else "")
+    return text + (f", expected every {expected // 60} min" if expected else "")
+
+
+def iso(t: int) -> str:
+    """UTC ISO 8601, as the open interfaces write times."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

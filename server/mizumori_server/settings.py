@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     # Fleet status: "late" after this many expected report intervals, "offline" after that.
     late_after_intervals: float = 1.5
     offline_after_intervals: float = 3.0
+    # Alerts (docs/alerts.md). An offline alert opens after offline_after_intervals.
+    battery_low_mv: int = 3400
+    battery_clear_mv: int = 3500
+    rise_window_s: int = 3600  # rate of rise: newest reading against the oldest in this
+    rise_min_span_s: int = 900  # window, once the readings span at least this long
+    fault_repeat: int = 3  # consecutive faulty (clean) readings that open (close) a fault
+    # Each worker runs the offline check and the webhook sender in the background.
+    background: bool = True
+    check_every_s: float = 30.0
+    webhook_timeout_s: float = 10.0
+    webhook_retry_s: int = 30  # first retry; doubles up to webhook_retry_max_s
+    webhook_retry_max_s: int = 3600
+    webhook_expire_s: int = 86400
+    # Open data: anonymous read access to /ogc, /open and /cap (off: a login is needed).
+    open_data: bool = False
+    cap_sender: str = "mizumori@localhost"
 
     def trusted_release_keys(self) -> list[str]:
         text = self.release_keys.replace(",", "\n")

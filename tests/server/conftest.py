@@ -52,8 +52,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
+    # background=False: tests run the offline check and the webhook sender themselves
+    # (test_alerts.py has one test with the workers' own background loop).
     return Settings(database_url=database_url, data_dir=tmp_path, auto_migrate=True,
-                    secret_key="test-secret-key", provisioning_secret="batch-secret-2026")
+                    secret_key="test-secret-key", provisioning_secret="batch-secret-2026",
+                    background=False)
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ def test_fleet_status_online_late_offline(app_client: TestClient, admin: dict[st
             s.commit()
         (f,) = app_client.get("/api/fleet", headers=admin).json()
         assert f["status"] == status, (ago, f)
-    assert f["summary"] == "last seen 200 min ago, expected every 30"
+    assert f["summary"] == "last seen 200 min ago, expected every 30 min"
 
 
 def test_latest_lists_every_station_even_unseen(app_client: TestClient, admin: dict[str, str],

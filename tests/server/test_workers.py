@@ -1,4 +1,5 @@
-"""Two `mizumori serve --workers 2` processes on one PostgreSQL store exactly what one would."""
+"""Two `mizumori serve --workers 2` processes on one PostgreSQL store exactly what one would,
+raise each alert once and send each notification once."""
 
 import hashlib
 import hmac
@@ -17,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 from device import reading
+from receiver import Receiver, receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,16 +68,24 @@ def servers(pg_server: str, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
 
 def test_same_batches_through_two_servers_are_stored_once(
         servers: tuple[str, list[str]]) -> None:
+    with receiver() as rec:
+        same_batches_twice(servers, rec)
+
+
+def same_batches_twice(servers: tuple[str, list[str]], rec: Receiver) -> None:
     pg, urls = servers
     http = httpx.Client(timeout=30)
     token = http.post(urls[0] + "/api/login", json={"username": "admin",
                                                    "password": "admin-password-1"}).json()
     auth = {"Authorization": f"Bearer {token['token']}"}
+    http.post(urls[0] + "/api/webhooks", headers=auth,
+              json={"name": "city", "url": rec.url}).raise_for_status()
     devices = []
     for i in range(3):
         http.post(urls[i % 2] + "/api/stations", headers=auth, json={
             "code": f"taku-{i}", "name": f"Taku {i}", "site_type": "river",
             "latitude": 33.29, "longitude": 130.11 + i / 100, "mount_height_mm": 5000,
+            "standby_mm": 1005,  # every batch reaches it
         }).raise_for_status()
         r = http.post(urls[1] + "/api/devices/provision", headers=auth,
                       json={"hardware_id": f"esp32-w{i}", "station": f"taku-{i}"})
@@ -116,5 +126,12 @@ def test_same_batches_through_two_servers_are_stored_once(
         total, distinct = row
         per_device: dict[int, int] = dict(conn.execute(
             "SELECT device_id, max(seq) FROM readings GROUP BY device_id").fetchall())
+        alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()
     assert total == distinct == 3 * 20 * 10  # exactly what one server would store
     assert sorted(per_device.values()) == [200, 200, 200]
+    assert alerts == (3,)  # one per station, though 4 workers saw the level reached
+    # the four workers' senders deliver each notification once (and nothing more comes)
+    bodies = rec.wait_for(4, timeout=10)
+    assert sorted(b["alert"]["station"] for b in bodies) == ["taku-0", "taku-1", "taku-2"]
+    ids = [r["headers"]["x-mizumori-delivery"] for r in rec.requests]
+    assert len(set(ids)) == len(ids) == 3

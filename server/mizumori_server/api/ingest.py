@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mizumori_server import clock, ingest, metrics
+from mizumori_server import background, clock, ingest, metrics
 
 router = APIRouter(prefix="/api", tags=["ingest"])
 
@@ -71,8 +71,11 @@ async def ingest_batch(
 def _store(app: FastAPI, up: ingest.Upload) -> dict[str, Any]:
     with app.state.sessions() as session:
         try:
-            reply = ingest.ingest(session, app.state.box, up, clock.now())
+            reply = ingest.ingest(session, app.state.box, app.state.settings, up,
+                                  clock.now())
             session.commit()
+            if session.info.pop("deliveries", False):
+                background.wake_sender(app)
             return reply
         except BaseException:
             session.rollback()

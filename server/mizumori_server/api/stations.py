@@ -33,6 +33,7 @@ class StationFields(BaseModel):
     caution_mm: int | None = None
     evacuation_mm: int | None = None
     danger_mm: int | None = None
+    hysteresis_mm: int | None = Field(None, ge=0, le=2000)
     rise_limit_mm_h: int | None = Field(None, ge=1, le=100000)
     interval_normal_s: int | None = Field(None, ge=30, le=86400)
     interval_flood_s: int | None = Field(None, ge=30, le=86400)
@@ -58,7 +59,8 @@ class NewStation(StationFields):
 
 
 COLUMNS = ("code", "name", "site_type", "latitude", "longitude", "datum_m",
-           "mount_height_mm", *THRESHOLDS, "rise_limit_mm_h", "interval_normal_s",
+           "mount_height_mm", *THRESHOLDS, "hysteresis_mm", "rise_limit_mm_h",
+           "interval_normal_s",
            "interval_flood_s", "upload_every", "tags")
 
 
@@ -82,8 +84,8 @@ def list_stations(session: DB, _: Reader) -> list[dict[str, object]]:
 def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, object]:
     if session.scalars(select(Station).where(Station.code == body.code)).first():
         raise HTTPException(409, f"station {body.code} exists")
-    s = Station(created_at=now(), datum_m=0.0, rise_limit_mm_h=300, interval_normal_s=600,
-                interval_flood_s=120, upload_every=3, tags=[])
+    s = Station(created_at=now(), datum_m=0.0, hysteresis_mm=50, rise_limit_mm_h=300,
+                interval_normal_s=600, interval_flood_s=120, upload_every=3, tags=[])
     for k, v in body.model_dump(exclude_none=True).items():
         setattr(s, k, v)
     session.add(s)
@@ -156,7 +158,7 @@ def readings_csv(code: str, session: DB, _: Reader, request: Request,
                     "humidity_pct", "pressure_hpa", "rain_mm", "seq"])
         with sessions() as own:
             for r in own.scalars(query):
-                w.writerow([code, iso(r.t), "" if r.level_mm is None else r.level_mm / 1000,
+                w.writerow([code, queries.iso(r.t), "" if r.level_mm is None else r.level_mm / 1000,
                             "|".join(queries.flag_names(r.flags)),
                             "" if r.battery_mv is None else r.battery_mv / 1000,
                             _blank(r.temperature_c), _blank(r.humidity_pct),
@@ -173,12 +175,6 @@ def readings_csv(code: str, session: DB, _: Reader, request: Request,
 
 def _blank(v: object) -> object:
     return "" if v is None else v
-
-
-def iso(t: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @router.get("/latest")

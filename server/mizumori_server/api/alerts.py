@@ -1,0 +1,180 @@
+"""Alerts (list, history, acknowledge, close) and the webhook targets that hear of them."""
+
+import secrets
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field, HttpUrl
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mizumori_server import alerts
+from mizumori_server.clock import now
+from mizumori_server.deps import DB, Operator, Reader
+from mizumori_server.models import Alert, AlertEvent, Delivery, Station, Webhook
+from mizumori_server.queries import iso
+
+router = APIRouter(prefix="/api", tags=["alerts"])
+AlertType = Literal["level", "rise", "offline", "battery", "fault", "queue_overflow"]
+Code = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Note(BaseModel):
+    note: str = Field("", max_length=500)
+
+
+@router.get("/alerts")
+def list_alerts(session: DB, _: Reader,
+                state: Literal["active", "open", "acknowledged", "closed", "all"] = "active",
+                station: str | None = None, type: AlertType | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, object]]:
+    """Alerts, newest first: `active` (default) = open or acknowledged."""
+    q = select(Alert, Station.code).join(Station, Station.id == Alert.station_id)
+    if state == "active":
+        q = q.where(Alert.state != "closed")
+    elif state != "all":
+        q = q.where(Alert.state == state)
+    if station is not None:
+        q = q.where(Station.code == station)
+    if type is not None:
+        q = q.where(Alert.type == type)
+    t = now()
+    return [alerts.alert_json(a, code, t) for a, code in
+            session.execute(q.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit))]
+
+
+@router.get("/alerts/{alert_id}")
+def alert_detail(alert_id: int, session: DB, _: Reader) -> dict[str, object]:
+    """The alert and its history (opened, raised, lowered, acknowledged, closed)."""
+    return detail(session, alert_id)
+
+
+def detail(session: DB, alert_id: int) -> dict[str, object]:
+    row = session.execute(select(Alert, Station.code).join(Station, Station.id ==
+                                                            Alert.station_id)
+                          .where(Alert.id == alert_id)).first()
+    if row is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    events = session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
+                             .order_by(AlertEvent.id))
+    return {**alerts.alert_json(row[0], row[1], now()),
+            "events": [{"id": e.id, "kind": e.kind, "level": e.level or None,
+                        "at": iso(e.at), "by": e.by, "note": e.note}
+                       for e in events]}
+
+
+@router.post("/alerts/{alert_id}/ack")
+def acknowledge(alert_id: int, body: Note, session: DB, user: Operator) -> dict[str, object]:
+    """An operator has seen it (with an optional note). A river-level alert that rises to a
+    higher level afterwards is open again and needs a new acknowledgement."""
+    return _change(alerts.acknowledge, alert_id, body, session, user.username)
+
+
+@router.post("/alerts/{alert_id}/close")
+def close(alert_id: int, body: Note, session: DB, user: Operator) -> dict[str, object]:
+    """Close an event alert (queue overflow); conditions close by themselves."""
+    return _change(alerts.close, alert_id, body, session, user.username)
+
+
+def _change(action: Callable[[Session, int, str, str, int], None], alert_id: int, body: Note,
+            session: DB, username: str) -> dict[str, object]:
+    try:
+        action(session, alert_id, username, body.note, now())
+    except alerts.AlertError as e:
+        raise HTTPException(e.status, e.message) from None
+    session.commit()
+    return detail(session, alert_id)
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+class WebhookFields(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    url: HttpUrl | None = None
+    types: list[AlertType] | None = Field(None, description="empty: every type")
+    stations: list[Code] | None = Field(None, description="station codes; empty: all")
+    enabled: bool | None = None
+
+
+class NewWebhook(WebhookFields):
+    name: str = Field(min_length=1, max_length=100)
+    url: HttpUrl
+    secret: str | None = Field(None, min_length=16, max_length=200,
+                               description="signs every delivery; generated when absent")
+
+
+def webhook_json(w: Webhook) -> dict[str, object]:
+    return {"id": w.id, "name": w.name, "url": w.url, "types": w.types,
+            "stations": w.stations, "enabled": w.enabled, "created_by": w.created_by}
+
+
+def get_webhook(session: DB, webhook_id: int) -> Webhook:
+    w = session.get(Webhook, webhook_id)
+    if w is None:
+        raise HTTPException(404, f"no webhook {webhook_id}")
+    return w
+
+
+def check_stations(session: DB, codes: list[str] | None) -> None:
+    if not codes:
+        return
+    known = set(session.scalars(select(Station.code).where(Station.code.in_(codes))))
+    unknown = sorted(set(codes) - known)
+    if unknown:
+        raise HTTPException(422, f"unknown stations: {', '.join(unknown)}")
+
+
+@router.get("/webhooks")
+def list_webhooks(session: DB, _: Operator) -> list[dict[str, object]]:
+    return [webhook_json(w) for w in session.scalars(select(Webhook).order_by(Webhook.id))]
+
+
+@router.post("/webhooks", status_code=201)
+def create_webhook(body: NewWebhook, session: DB, user: Operator,
+                   request: Request) -> dict[str, object]:
+    """A notification target. The reply carries the signing secret: the only time it is
+    shown (configure it on the receiving side)."""
+    check_stations(session, body.stations)
+    secret = body.secret or secrets.token_urlsafe(32)
+    w = Webhook(name=body.name, url=str(body.url), types=body.types or [],
+                stations=body.stations or [], enabled=body.enabled is not False,
+                secret_enc=request.app.state.box.seal(secret.encode()), created_at=now(),
+                created_by=user.username)
+    session.add(w)
+    session.commit()
+    return {**webhook_json(w), "secret": secret}
+
+
+@router.patch("/webhooks/{webhook_id}")
+def change_webhook(webhook_id: int, body: WebhookFields, session: DB,
+                   _: Operator) -> dict[str, object]:
+    w = get_webhook(session, webhook_id)
+    check_stations(session, body.stations)
+    for k, v in body.model_dump(exclude_unset=True).items():
+        if v is None:
+            raise HTTPException(422, f"{k} cannot be null")
+        setattr(w, k, str(v) if k == "url" else v)
+    session.commit()
+    return webhook_json(w)
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204)
+def delete_webhook(webhook_id: int, session: DB, _: Operator) -> None:
+    session.delete(get_webhook(session, webhook_id))
+    session.commit()
+
+
+@router.get("/webhooks/{webhook_id}/deliveries")
+def deliveries(webhook_id: int, session: DB, _: Operator,
+               state: Literal["pending", "delivered", "expired"] | None = None,
+               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, object]]:
+    """Newest first: what was sent, how often it was tried, and the last error."""
+    get_webhook(session, webhook_id)
+    q = select(Delivery).where(Delivery.webhook_id == webhook_id)
+    if state is not None:
+        q = q.where(Delivery.state == state)
+    return [{"id": d.id, "event_id": d.event_id, "state": d.state, "attempts": d.attempts,
+             "next_at": d.next_at, "last_status": d.last_status, "last_error": d.last_error,
+             "created_at": d.created_at, "delivered_at": d.delivered_at}
+            for d in session.scalars(q.order_by(Delivery.id.desc()).limit(limit))]

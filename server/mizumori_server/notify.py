@@ -1,0 +1,100 @@
+"""Webhook notifications (docs/alerts.md, "Webhooks").
+
+A delivery row is written in the same transaction as the alert event it announces, so
+nothing is lost when a worker stops. Any worker sends due deliveries: it claims one with a
+conditional UPDATE that moves `next_at` past the send timeout (a lease), so two workers
+never send the same delivery at once; on success it is `delivered`, on failure it is due
+again after a doubling backoff, until it is webhook_expire_s old (`expired`). A worker that
+dies between sending and recording sends it again after the lease: receivers deduplicate on
+the X-Mizumori-Delivery header."""
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mizumori_server import clock, db, metrics, security
+from mizumori_server.models import Delivery, Webhook
+from mizumori_server.settings import Settings
+
+
+def signature(secret: bytes, t: int, body: bytes) -> str:
+    """X-Mizumori-Signature: HMAC-SHA256 over "<t>." + body, t = X-Mizumori-Timestamp."""
+    return hmac.new(secret, b"%d." % t + body, hashlib.sha256).hexdigest()
+
+
+def claim(factory: sessionmaker[Session], settings: Settings, now: int,
+          limit: int = 20) -> list[Any]:
+    """Lease up to `limit` due deliveries of enabled webhooks to this worker."""
+    lease = now + int(settings.webhook_timeout_s) + 30
+    with db.transaction(factory) as session:
+        due = session.scalars(
+            select(Delivery.id).join(Webhook, Webhook.id == Delivery.webhook_id)
+            .where(Delivery.state == "pending", Delivery.next_at <= now, Webhook.enabled)
+            .order_by(Delivery.next_at, Delivery.id).limit(limit)).all()
+        mine = [i for i in due if db.rowcount(session.execute(
+            update(Delivery).where(Delivery.id == i, Delivery.state == "pending",
+                                   Delivery.next_at <= now)
+            .values(next_at=lease, attempts=Delivery.attempts + 1)))]
+        if not mine:
+            return []
+        return list(session.execute(
+            select(Delivery.id, Delivery.body, Delivery.attempts, Delivery.created_at,
+                   Webhook.url, Webhook.secret_enc)
+            .join(Webhook, Webhook.id == Delivery.webhook_id)
+            .where(Delivery.id.in_(mine)).order_by(Delivery.id)).all())
+
+
+def post(client: httpx.Client, box: security.SecretBox, d: Any,
+         now: int) -> tuple[int | None, str]:
+    """Send one delivery: (HTTP status or None, error text or "")."""
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "mizumori-webhook/1",
+        "X-Mizumori-Event": json.loads(d.body)["event"],
+        "X-Mizumori-Delivery": str(d.id),
+        "X-Mizumori-Timestamp": str(now),
+        "X-Mizumori-Signature": "sha256=" + signature(box.open(d.secret_enc), now, d.body),
+    }
+    try:
+        r = client.post(d.url, content=d.body, headers=headers)
+    except httpx.HTTPError as e:
+        return None, f"{type(e).__name__}: {e}"[:300]
+    if 200 <= r.status_code < 300:
+        return r.status_code, ""
+    return r.status_code, f"HTTP {r.status_code}: {r.text[:200]}"
+
+
+def finish(factory: sessionmaker[Session], settings: Settings, d: Any, status: int | None,
+           error: str, now: int) -> str:
+    """Record the outcome of one attempt; returns the delivery's new state."""
+    if not error:
+        state, next_at = "delivered", now
+    elif now - d.created_at >= settings.webhook_expire_s:
+        state, next_at = "expired", now
+    else:
+        backoff = settings.webhook_retry_s * 2 ** min(d.attempts - 1, 20)
+        state, next_at = "pending", now + min(backoff, settings.webhook_retry_max_s)
+    with db.transaction(factory) as session:
+        session.execute(update(Delivery).where(Delivery.id == d.id).values(
+            state=state, next_at=next_at, last_status=status, last_error=error,
+            delivered_at=now if state == "delivered" else None))
+    metrics.DELIVERIES.labels(state if state != "pending" else "retry").inc()
+    return state
+
+
+def send_due(factory: sessionmaker[Session], box: security.SecretBox, settings: Settings,
+             client: httpx.Client, now: Callable[[], int] = clock.now) -> int:
+    """Send every delivery due now (in batches); returns how many were attempted."""
+    sent = 0
+    while batch := claim(factory, settings, now()):
+        for d in batch:
+            status, error = post(client, box, d, now())
+            finish(factory, settings, d, status, error, now())
+            sent += 1
+    return sent

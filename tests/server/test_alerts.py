@@ -1,0 +1,405 @@
+"""Alerts: the four river levels with hysteresis, rate of rise, battery, sensor fault, queue
+overflow, offline; their lifecycle; webhook notifications, signed, retried across a
+restart, never sent twice."""
+
+import random
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ADMIN_PASSWORD, STATION, login, make_user
+from device import Device, codec
+from fastapi.testclient import TestClient
+from mizumori_server import alerts, clock, notify
+from mizumori_server.api.people import create as create_user
+from mizumori_server.app import create_app
+from mizumori_server.models import Alert, AlertEvent, Delivery
+from mizumori_server.settings import Settings
+from receiver import Receiver, receiver
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from station import schedule  # the firmware's decision, for the agreement test
+
+FLAGS = {n: 1 << i for i, n in enumerate(codec.FLAG_NAMES)}
+
+
+@pytest.fixture(autouse=True)
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's clock stands still: reading times come from their ages alone."""
+    t = int(time.time())
+    monkeypatch.setattr(clock, "now", lambda: t)
+
+
+@pytest.fixture
+def dev(app_client: TestClient, admin: dict[str, str], station: dict[str, object]) -> Device:
+    r = app_client.post("/api/devices/provision", headers=admin,
+                        json={"hardware_id": "esp32-0001", "station": "taku-01"})
+    return Device(app_client, r.json())
+
+
+class Sender:
+    """One reading per upload, with consecutive sequence numbers."""
+
+    def __init__(self, dev: Device):
+        self.dev = dev
+        self.seq = 0
+
+    def __call__(self, level_mm: int | None, battery_mv: int = 3700, flags: int = 0,
+                 age_s: int = 0) -> dict[str, Any]:
+        self.seq += 1
+        r = self.dev.send(codec.encode_full(self.seq, age_s, level_mm, battery_mv, flags,
+                                            18.0, 60.0, 1010.0, 0.0))
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def active(client: TestClient, auth: dict[str, str], **query: str) -> list[dict[str, Any]]:
+    r = client.get("/api/alerts", headers=auth, params=query)
+    assert r.status_code == 200, r.text
+    out: list[dict[str, Any]] = r.json()
+    return out
+
+
+def history(client: TestClient, auth: dict[str, str], alert_id: int) -> list[tuple[str, Any]]:
+    events = client.get(f"/api/alerts/{alert_id}", headers=auth).json()["events"]
+    return [(e["kind"], e["level"]) for e in events]
+
+
+def test_river_levels_rise_and_fall_with_hysteresis(dev: Device, app_client: TestClient,
+                                                    admin: dict[str, str]) -> None:
+    send = Sender(dev)  # taku-01: 1.0 / 1.5 / 2.0 / 2.5 m, hysteresis 50 mm
+    send(900)
+    assert active(app_client, admin) == []
+    send(1000)
+    [a] = active(app_client, admin)
+    assert (a["type"], a["level"], a["level_name"], a["state"]) == ("level", 1, "standby",
+                                                                   "open")
+    assert a["message"] == "水防団待機水位 (standby) reached: 1.00 m"
+    send(1600)
+    r = app_client.post(f"/api/alerts/{a['id']}/ack", headers=admin, json={"note": "見た"})
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+    assert r.json()["acknowledged_by"] == "admin" and r.json()["ack_note"] == "見た"
+    send(1460)  # under caution, but within the hysteresis: still caution
+    assert active(app_client, admin)[0]["level"] == 2
+    send(1440)
+    [a] = active(app_client, admin)
+    assert a["level"] == 1 and a["state"] == "acknowledged"  # lower: still acknowledged
+    send(2600)
+    [a] = active(app_client, admin)
+    assert (a["level"], a["max_level"], a["state"]) == (4, 4, "open")  # higher: new ack
+    send(None)  # no echo: the level is unknown, nothing changes
+    assert active(app_client, admin)[0]["level"] == 4
+    send(900)
+    assert active(app_client, admin) == []
+    assert history(app_client, admin, a["id"]) == [
+        ("opened", 1), ("raised", 2), ("acknowledged", 2), ("lowered", 1), ("raised", 4),
+        ("closed", 4)]
+    [closed] = active(app_client, admin, state="closed")
+    assert closed["closed_by"] == "server" and closed["max_level"] == 4
+    send(1100)  # a new alert after the old one closed
+    [again] = active(app_client, admin)
+    assert again["id"] != a["id"] and again["level"] == 1
+
+
+def test_the_server_decides_river_levels_as_the_firmware_does() -> None:
+    rnd = random.Random(7)
+    for _ in range(300):
+        thresholds: list[int | None] = [
+            None if rnd.random() < 0.2 else t
+            for t in sorted(rnd.sample(range(0, 3000, 10), 4))]
+        hyst = rnd.choice([0, 50, 200])
+        prev_server = prev_firmware = 0
+        for _ in range(40):
+            level = rnd.choice([None, rnd.randrange(-100, 3500)])
+            prev_server = alerts.river_level(level, thresholds, prev_server, hyst)
+            prev_firmware = schedule.alert_level(level, thresholds, prev_firmware, hyst)
+            assert prev_server == prev_firmware
+
+
+def test_rate_of_rise_opens_and_closes_with_hysteresis(dev: Device, app_client: TestClient,
+                                                       admin: dict[str, str]) -> None:
+    send = Sender(dev)  # limit 300 mm/h, window 1 h, at least 15 min of readings
+    send(200, age_s=1800)
+    send(250, age_s=1200)  # 150 mm/h, but over 10 min only: too short to judge
+    send(290, age_s=600)  # 90 mm in 20 min = 270 mm/h
+    assert active(app_client, admin, type="rise") == []
+    send(400, age_s=0)  # 200 mm in 30 min = 400 mm/h
+    [a] = active(app_client, admin, type="rise")
+    assert a["value"] == 400 and a["message"] == "rising 0.40 m/h (limit 0.30 m/h)"
+    send(300, age_s=0)  # 200 mm/h: under the limit, over half of it: still open (as the
+    assert len(active(app_client, admin, type="rise")) == 1  # station stays in flood mode)
+    send(250, age_s=0)  # 100 mm/h
+    assert active(app_client, admin, type="rise") == []
+    assert history(app_client, admin, a["id"]) == [("opened", None), ("closed", None)]
+
+
+def test_battery_low_with_hysteresis(dev: Device, app_client: TestClient,
+                                     admin: dict[str, str]) -> None:
+    send = Sender(dev)
+    send(500, battery_mv=3500)
+    assert active(app_client, admin) == []
+    send(500, battery_mv=3380)
+    [a] = active(app_client, admin)
+    assert a["type"] == "battery" and a["message"] == "battery 3.38 V (low below 3.4 V)"
+    send(500, battery_mv=3460)  # charged a little by the sun: not enough to clear
+    assert len(active(app_client, admin)) == 1
+    send(500, battery_mv=3520)
+    assert active(app_client, admin) == []
+
+
+def test_sensor_fault_needs_three_in_a_row_to_open_and_to_close(
+        dev: Device, app_client: TestClient, admin: dict[str, str]) -> None:
+    send = Sender(dev)
+    send(500)
+    send(None, flags=FLAGS["no_echo"])
+    send(None, flags=FLAGS["no_echo"])
+    send(500)  # a single good one in between: no alert
+    send(None, flags=FLAGS["no_echo"])
+    send(None, flags=FLAGS["no_echo"])
+    assert active(app_client, admin) == []
+    send(None, flags=FLAGS["stuck"])
+    [a] = active(app_client, admin)
+    assert a["type"] == "fault" and a["message"].endswith("no_echo, stuck")
+    send(500)
+    send(500)
+    assert len(active(app_client, admin)) == 1
+    send(500)
+    assert active(app_client, admin) == []
+
+
+def test_queue_overflow_is_closed_by_a_person(dev: Device, app_client: TestClient,
+                                              admin: dict[str, str]) -> None:
+    send = Sender(dev)
+    send(500, flags=FLAGS["queue_dropped"])
+    [a] = active(app_client, admin)
+    assert a["type"] == "queue_overflow"
+    send(500, flags=FLAGS["queue_dropped"])  # again while open: the same alert
+    assert [x["id"] for x in active(app_client, admin)] == [a["id"]]
+    r = app_client.post(f"/api/alerts/{a['id']}/close", headers=admin,
+                        json={"note": "queue_max raised"})
+    assert r.status_code == 200 and r.json()["state"] == "closed"
+    assert r.json()["closed_by"] == "admin"
+    assert app_client.post(f"/api/alerts/{a['id']}/close", headers=admin,
+                           json={}).status_code == 409
+    assert app_client.post(f"/api/alerts/{a['id']}/ack", headers=admin,
+                           json={}).status_code == 409
+    send(2600)  # a condition closes by itself, never by hand
+    level = active(app_client, admin)[0]
+    r = app_client.post(f"/api/alerts/{level['id']}/close", headers=admin, json={})
+    assert r.status_code == 409 and "closes by itself" in r.json()["detail"]
+    assert app_client.post("/api/alerts/99999/ack", headers=admin,
+                           json={}).status_code == 404
+
+
+def test_offline_follows_the_expected_interval(dev: Device, app_client: TestClient,
+                                               admin: dict[str, str]) -> None:
+    app: Any = app_client.app
+    settings: Settings = app.state.settings
+    send = Sender(dev)
+    seen = send(500)["server_time"]  # normal: 600 s x 3 readings per upload = 30 min
+
+    def check(at: int) -> int:
+        with app.state.sessions() as s, s.begin():
+            return alerts.check_offline(s, settings, at)
+
+    assert check(seen + 3 * 1800) == 0
+    assert check(seen + 3 * 1800 + 1) == 1
+    assert check(seen + 3 * 1800 + 60) == 0  # not twice
+    [a] = active(app_client, admin)
+    assert a["type"] == "offline"
+    assert a["message"].startswith("last seen ") and a["message"].endswith(
+        "min ago, expected every 30 min")
+    send(500)
+    assert active(app_client, admin) == []  # reporting again closes it
+    # in flood mode the station reports every 2 min: offline after 6
+    seen = send(500, flags=FLAGS["flood_mode"])["server_time"]
+    assert check(seen + 361) == 1
+    assert "expected every 2 min" in active(app_client, admin)[0]["message"]
+
+
+def test_one_alert_per_station_and_type_is_enforced_by_the_database(
+        dev: Device, app_client: TestClient, admin: dict[str, str]) -> None:
+    Sender(dev)(1200)
+    app: Any = app_client.app
+    with app.state.sessions() as s:
+        station_id = s.scalar(select(Alert.station_id))
+        s.add(Alert(station_id=station_id, type="level", level=1, max_level=1, state="open",
+                    message="", opened_at=1, updated_at=1, ack_note=""))
+        with pytest.raises(IntegrityError):
+            s.commit()
+
+
+def test_concurrent_offline_checks_raise_one_alert(dev: Device, app_client: TestClient,
+                                                   admin: dict[str, str]) -> None:
+    app: Any = app_client.app
+    with receiver() as rec:
+        app_client.post("/api/webhooks", headers=admin,
+                        json={"name": "all", "url": rec.url}).raise_for_status()
+        seen = Sender(dev)(500)["server_time"]
+        barrier = threading.Barrier(6)
+        opened = []
+
+        def check() -> None:
+            with app.state.sessions() as s, s.begin():
+                barrier.wait()
+                opened.append(alerts.check_offline(s, app.state.settings, seen + 99999))
+
+        threads = [threading.Thread(target=check) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with app.state.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Alert)) == 1
+            assert s.scalar(select(func.count()).select_from(AlertEvent)) == 1
+            assert s.scalar(select(func.count()).select_from(Delivery)) == 1
+        assert sorted(opened) == [0, 0, 0, 0, 0, 1]
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+def send_now(app: Any, client: httpx.Client, at: int | None = None) -> int:
+    return notify.send_due(app.state.sessions, app.state.box, app.state.settings, client,
+                           now=(lambda: at) if at else clock.now)
+
+
+def test_webhooks_are_signed_filtered_and_sent_once(dev: Device, app_client: TestClient,
+                                                    admin: dict[str, str]) -> None:
+    app: Any = app_client.app
+    with receiver() as rec, httpx.Client() as client:
+        r = app_client.post("/api/webhooks", headers=admin, json={
+            "name": "防災GIS", "url": rec.url, "types": ["level"], "stations": ["taku-01"],
+            "secret": "a-shared-secret-of-the-city"})
+        assert r.status_code == 201 and r.json()["secret"] == "a-shared-secret-of-the-city"
+        hook = r.json()
+        assert "secret" not in app_client.get("/api/webhooks", headers=admin).json()[0]
+        send = Sender(dev)
+        send(1200, battery_mv=3300)  # a level alert (wanted) and a battery one (not)
+        assert send_now(app, client) == 1
+        assert send_now(app, client) == 0  # nothing twice
+        [req] = rec.requests
+        assert Receiver.verify("a-shared-secret-of-the-city", req)
+        assert not Receiver.verify("another-secret-entirely", req)
+        assert req["headers"]["x-mizumori-event"] == "alert.opened"
+        [body] = rec.bodies()
+        assert body["event"] == "alert.opened" and body["alert"]["type"] == "level"
+        assert body["alert"]["level_name"] == "standby"
+        assert body["station"]["code"] == "taku-01"
+        assert body["station"]["river_levels_m"] == {"standby": 1.0, "caution": 1.5,
+                                                     "evacuation": 2.0, "danger": 2.5}
+        [d] = app_client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=admin).json()
+        assert d["state"] == "delivered" and d["attempts"] == 1
+        assert req["headers"]["x-mizumori-delivery"] == str(d["id"])
+        # another station's alerts do not reach a hook for taku-01
+        r = app_client.patch(f"/api/webhooks/{hook['id']}", headers=admin,
+                             json={"stations": ["nowhere"]})
+        assert r.status_code == 422 and "unknown stations: nowhere" in r.text
+
+
+def test_failed_deliveries_retry_with_backoff_across_a_restart(
+        dev: Device, app_client: TestClient, admin: dict[str, str],
+        settings: Settings) -> None:
+    app: Any = app_client.app
+    with receiver() as rec, httpx.Client() as client:
+        hook = app_client.post("/api/webhooks", headers=admin,
+                               json={"name": "city", "url": rec.url}).json()
+        rec.status = 503
+        t0 = Sender(dev)(1600)["server_time"]
+        assert send_now(app, client, t0) == 1
+        [d] = app_client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=admin).json()
+        assert (d["state"], d["attempts"], d["last_status"]) == ("pending", 1, 503)
+        assert d["next_at"] == t0 + 30 and "HTTP 503" in d["last_error"]
+        assert send_now(app, client, t0 + 29) == 0  # not due yet
+        assert send_now(app, client, t0 + 30) == 1
+        d = app_client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=admin).json()[0]
+        assert d["attempts"] == 2 and d["next_at"] == t0 + 30 + 60  # doubled
+        # the server restarts (a new app on the same database); the receiver is back
+        rec.status = 200
+        app2 = create_app(settings)
+        assert send_now(app2, client, t0 + 90) == 1
+        assert send_now(app2, client, t0 + 9999) == 0
+        app2.state.engine.dispose()
+        assert len(rec.requests) == 1 and rec.bodies()[0]["alert"]["level"] == 2
+        d = app_client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=admin).json()[0]
+        assert d["state"] == "delivered" and d["attempts"] == 3
+
+
+def test_a_delivery_gives_up_after_the_expiry(dev: Device, app_client: TestClient,
+                                              admin: dict[str, str]) -> None:
+    app: Any = app_client.app
+    with httpx.Client() as client:
+        hook = app_client.post("/api/webhooks", headers=admin, json={
+            "name": "gone", "url": "http://127.0.0.1:9/nothing-listens-here"}).json()
+        t0 = Sender(dev)(1600)["server_time"]
+        assert send_now(app, client, t0) == 1
+        assert send_now(app, client, t0 + 86400) == 1
+        [d] = app_client.get(f"/api/webhooks/{hook['id']}/deliveries", headers=admin).json()
+        assert d["state"] == "expired" and "ConnectError" in d["last_error"]
+        assert send_now(app, client, t0 + 999999) == 0
+
+
+def test_concurrent_senders_send_each_delivery_once(dev: Device, app_client: TestClient,
+                                                    admin: dict[str, str]) -> None:
+    app: Any = app_client.app
+    with receiver() as rec:
+        app_client.post("/api/webhooks", headers=admin,
+                        json={"name": "city", "url": rec.url}).raise_for_status()
+        send = Sender(dev)
+        for level in (1100, 1600, 2100, 2600, 900, 1100, 900):
+            send(level)  # 7 events
+        barrier = threading.Barrier(4)
+        counts = []
+
+        def sender() -> None:
+            with httpx.Client() as client:
+                barrier.wait()
+                counts.append(send_now(app, client))
+
+        threads = [threading.Thread(target=sender) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(counts) == 7
+        ids = [r["headers"]["x-mizumori-delivery"] for r in rec.requests]
+        assert len(ids) == len(set(ids)) == 7
+
+
+def test_the_workers_background_loop_delivers_on_its_own(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"background": True}))
+    with app.state.sessions() as s:
+        create_user(s, "admin", ADMIN_PASSWORD, "admin")
+        s.commit()
+    with receiver() as rec, TestClient(app) as client:
+        auth = login(client)
+        client.post("/api/stations", headers=auth, json=STATION).raise_for_status()
+        client.post("/api/webhooks", headers=auth,
+                    json={"name": "city", "url": rec.url}).raise_for_status()
+        dev = Device(client, client.post("/api/devices/provision", headers=auth, json={
+            "hardware_id": "esp32-bg", "station": "taku-01"}).json())
+        started = time.monotonic()
+        Sender(dev)(2100)
+        [body] = rec.wait_for(1)
+        assert body["alert"]["level_name"] == "evacuation"
+        # woken by the ingest, not by the 2 s poll (a loose bound: a slow machine passes)
+        assert time.monotonic() - started < 30
+    app.state.engine.dispose()
+
+
+def test_roles_and_validation(dev: Device, app_client: TestClient,
+                              admin: dict[str, str]) -> None:
+    viewer = make_user(app_client, admin, "miru", "viewer")
+    Sender(dev)(1200)
+    [a] = active(app_client, viewer)  # a viewer sees alerts...
+    assert app_client.post(f"/api/alerts/{a['id']}/ack", headers=viewer,
+                           json={}).status_code == 403  # ... and may not acknowledge
+    assert app_client.get("/api/webhooks", headers=viewer).status_code == 403
+    assert app_client.get("/api/alerts").status_code == 401
+    for bad in ({"name": "x", "url": "ftp://example.org/"},
+                {"name": "x", "url": "http://example.org/", "types": ["flood"]},
+                {"name": "x", "url": "http://example.org/", "secret": "short"},
+                {"url": "http://example.org/"}):
+        assert app_client.post("/api/webhooks", headers=admin, json=bad).status_code == 422
+    assert app_client.get("/api/webhooks", headers=admin).json() == []
