@@ -331,8 +331,8 @@ def main() -> None:
             try:
                 year_station, fill_s = fill_history(database, stations, readings)
                 with database.sessions() as s:
-                    n_latest = len(queries.latest(s))
-                    latest_s = timed(functools.partial(queries.latest, s))
+                    n_latest = len(queries.latest(s, T0, 1.5, 3.0))
+                    latest_s = timed(functools.partial(queries.latest, s, T0, 1.5, 3.0))
                     year = (s, year_station, T0, T0 + 365 * 86400, 1000)
                     pts = queries.series(*year)
                     year_s = timed(functools.partial(queries.series, *year))

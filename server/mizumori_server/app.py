@@ -12,8 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from mizumori_server import background, db, security
-from mizumori_server.api import alerts, devices, ingest, ota, people, stations
+from mizumori_server.api import alerts, devices, ingest, ogc, opendata, ota, people, stations
 from mizumori_server.settings import Settings, get_settings
+
+OGC_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 404: "NotFound",
+             406: "NotAcceptable"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,13 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
     for router in (people.router, stations.router, devices.router, ingest.router,
-                   ota.router, alerts.router):
+                   ota.router, alerts.router, ogc.router, opendata.router):
         app.include_router(router)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, e: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": e.detail}, status_code=e.status_code,
-                            headers=e.headers)
+    async def http_error(request: Request, e: HTTPException) -> JSONResponse:
+        body: dict[str, object] = {"detail": e.detail}
+        if request.url.path.startswith("/ogc"):  # OGC API's exception fields as well
+            body.update(code=OGC_CODES.get(e.status_code, "Error"), description=e.detail)
+        return JSONResponse(body, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:

@@ -56,3 +56,16 @@ Reader = Annotated[User, Depends(current_user)]
 Admin = Annotated[User, Depends(role("admin"))]
 Operator = Annotated[User, Depends(role("operator"))]
 Technician = Annotated[User, Depends(role("technician", "operator"))]
+
+
+def open_data_reader(request: Request, session: DB,
+                     authorization: Annotated[str | None, Header()] = None,
+                     mizumori_session: Annotated[str | None, Cookie()] = None) -> User | None:
+    """The open-data endpoints (/ogc, /open): anyone when MIZUMORI_OPEN_DATA is on,
+    otherwise any logged-in person."""
+    if request.app.state.settings.open_data:
+        return None
+    return current_user(session, authorization, mizumori_session)
+
+
+OpenData = Annotated[User | None, Depends(open_data_reader)]

@@ -2,15 +2,15 @@
 all stations, and fleet status."""
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mizumori_server.codec import FLAG_NAMES
-from mizumori_server.models import Device, Reading, Station, StationLatest
+from mizumori_server.models import Alert, Device, Reading, Station, StationLatest
 
+AnySelect = Select[*tuple[Any, ...]]  # any select()
 FLOOD_MODE = 1 << FLAG_NAMES.index("flood_mode")
 SERIES_COLUMNS = ("t", "level_mm", "battery_mv", "flags", "temperature_c", "humidity_pct",
                   "pressure_hpa", "rain_mm")
@@ -48,42 +48,45 @@ def series(session: Session, station_id: int, start: int, end: int,
     }
 
 
-LATEST_COLUMNS = (Station.code, Station.name, Station.site_type, Station.latitude,
+LATEST_COLUMNS = (Station.id, Station.code, Station.name, Station.site_type, Station.latitude,
                   Station.longitude, Station.standby_mm, Station.caution_mm,
-                  Station.evacuation_mm, Station.danger_mm, StationLatest.t,
+                  Station.evacuation_mm, Station.danger_mm, Station.interval_normal_s,
+                  Station.upload_every, Station.interval_flood_s, StationLatest.t,
                   StationLatest.level_mm, StationLatest.flags, StationLatest.battery_mv,
-                  StationLatest.temperature_c, StationLatest.last_seen)
+                  StationLatest.temperature_c, StationLatest.last_seen,
+                  Alert.level.label("alert_level"))
 
 
-def latest(session: Session) -> list[dict[str, Any]]:
-    """Every station with its latest state: one row per station, no history scanned, plain
-    columns (no ORM objects: this serves the map and GIS for thousands of stations)."""
-    rows = session.execute(
-        select(*LATEST_COLUMNS).outerjoin(StationLatest,
-                                          StationLatest.station_id == Station.id)
-        .order_by(Station.code))
-    return [_state(r) for r in rows]
+def latest_query(*where: Any) -> AnySelect:
+    """Stations with their latest state and river level (the open level alert's, so that
+    the map, the GIS and the alerts agree, hysteresis included): one row per station."""
+    return (select(*LATEST_COLUMNS)
+            .outerjoin(StationLatest, StationLatest.station_id == Station.id)
+            .outerjoin(Alert, (Alert.station_id == Station.id) & (Alert.type == "level")
+                       & (Alert.state != "closed"))
+            .where(*where).order_by(Station.code))
 
 
-def station_state(s: Station, lt: StationLatest | None) -> dict[str, Any]:
-    return _state([*(getattr(s, c.key) for c in LATEST_COLUMNS[:9]),
-                   *(getattr(lt, c.key) if lt else None for c in LATEST_COLUMNS[9:])])
+def latest(session: Session, now: int, late_after: float, offline_after: float,
+           *where: Any) -> list[dict[str, Any]]:
+    """Every station (or those matching `where`) with its latest state: no history
+    scanned, plain columns (this serves the map and GIS for thousands of stations)."""
+    return [state(r, now, late_after, offline_after)
+            for r in session.execute(latest_query(*where))]
 
 
-def _state(row: Sequence[Any]) -> dict[str, Any]:
-    (code, name, site_type, latitude, longitude, standby, caution, evacuation, danger, t,
-     level, flags, battery_mv, temperature_c, last_seen) = row
-    # river levels reached: standby, caution, evacuation decision, danger
-    alert = 0
-    if level is not None:
-        for threshold in (standby, caution, evacuation, danger):
-            if threshold is not None and level >= threshold:
-                alert += 1
+def state(r: Any, now: int, late_after: float, offline_after: float) -> dict[str, Any]:
+    expected = None if r.last_seen is None else expected_interval(r)
+    ago = None if r.last_seen is None else now - r.last_seen
     return {
-        "code": code, "name": name, "site_type": site_type, "latitude": latitude,
-        "longitude": longitude, "t": t, "level_mm": level,
-        "flags": flag_names(flags) if flags else [], "battery_mv": battery_mv,
-        "temperature_c": temperature_c, "last_seen": last_seen, "alert_level": alert,
+        "code": r.code, "name": r.name, "site_type": r.site_type, "latitude": r.latitude,
+        "longitude": r.longitude, "t": r._mapping["t"], "level_mm": r.level_mm,
+        "flags": flag_names(r.flags) if r.flags else [], "battery_mv": r.battery_mv,
+        "temperature_c": r.temperature_c, "last_seen": r.last_seen,
+        "alert_level": r.alert_level or 0,
+        "river_levels_mm": [r.standby_mm, r.caution_mm, r.evacuation_mm, r.danger_mm],
+        "status": status_of(ago, expected, late_after, offline_after),
+        "last_seen_ago_s": ago, "expected_every_s": expected,
     }
 
 
@@ -124,7 +127,7 @@ def expected_interval(station: Any, flags: int | None = None) -> int:
     latest reading), every upload_every readings otherwise. `station` has the schedule
     columns (and `flags`, when not given)."""
     flags = station.flags if flags is None else flags
-    if flags & FLOOD_MODE:
+    if (flags or 0) & FLOOD_MODE:
         return int(station.interval_flood_s)
     return int(station.interval_normal_s * station.upload_every)
 

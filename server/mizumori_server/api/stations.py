@@ -1,16 +1,13 @@
 """Stations, their readings (downsampled), CSV export, latest state and fleet status."""
 
-import csv
-import io
-from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from mizumori_server import queries
+from mizumori_server import features, queries
 from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
 from mizumori_server.devices import bump_config
@@ -94,12 +91,11 @@ def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, obje
 
 
 @router.get("/stations/{code}")
-def station_detail(code: str, session: DB, _: Reader) -> dict[str, object]:
+def station_detail(code: str, session: DB, _: Reader, request: Request) -> dict[str, object]:
     s = get_station(session, code)
     installs = session.scalars(select(DeviceInstall).where(DeviceInstall.station_id == s.id)
                                .order_by(DeviceInstall.installed_at)).all()
-    latest = session.get(queries.StationLatest, s.id)
-    return {**station_json(s), "latest": queries.station_state(s, latest),
+    return {**station_json(s), "latest": latest_of(session, request, Station.id == s.id)[0],
             "devices": [{"device_id": i.device_id, "installed_at": i.installed_at,
                          "removed_at": i.removed_at, "by": i.by_user} for i in installs]}
 
@@ -146,41 +142,25 @@ def readings_csv(code: str, session: DB, _: Reader, request: Request,
     """Every reading in the range as CSV (UTC ISO 8601 times), streamed."""
     s = get_station(session, code)
     lo, hi = time_range(start, end, 7 * 86400)
-    query = (select(Reading).where(Reading.station_id == s.id, Reading.t >= lo,
-                                   Reading.t < hi).order_by(Reading.t, Reading.seq)
-             .execution_options(yield_per=2000))
-    sessions = request.app.state.sessions
-
-    def rows() -> Iterator[str]:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["station", "time_utc", "level_m", "flags", "battery_v", "temperature_c",
-                    "humidity_pct", "pressure_hpa", "rain_mm", "seq"])
-        with sessions() as own:
-            for r in own.scalars(query):
-                w.writerow([code, queries.iso(r.t), "" if r.level_mm is None else r.level_mm / 1000,
-                            "|".join(queries.flag_names(r.flags)),
-                            "" if r.battery_mv is None else r.battery_mv / 1000,
-                            _blank(r.temperature_c), _blank(r.humidity_pct),
-                            _blank(r.pressure_hpa), _blank(r.rain_mm), r.seq])
-                if buf.tell() > 65536:
-                    yield buf.getvalue()
-                    buf.seek(0)
-                    buf.truncate()
-        yield buf.getvalue()
-
-    return StreamingResponse(rows(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{code}.csv"'})
-
-
-def _blank(v: object) -> object:
-    return "" if v is None else v
+    query = (features.observations_query()
+             .where(Reading.station_id == s.id, Reading.t >= lo, Reading.t < hi)
+             .order_by(Reading.t, Reading.seq))
+    return StreamingResponse(features.csv_chunks(request.app.state.sessions, query),
+                             media_type="text/csv", headers={
+                                 "Content-Disposition": f'attachment; filename="{code}.csv"'})
 
 
 @router.get("/latest")
-def latest(session: DB, _: Reader) -> list[dict[str, object]]:
-    """Every station's latest state (cost proportional to stations, not history)."""
-    return queries.latest(session)
+def latest(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
+    """Every station's latest state and status (cost proportional to stations, not
+    history)."""
+    return latest_of(session, request)
+
+
+def latest_of(session: DB, request: Request, *where: Any) -> list[dict[str, Any]]:
+    st = request.app.state.settings
+    return queries.latest(session, now(), st.late_after_intervals, st.offline_after_intervals,
+                          *where)
 
 
 @router.get("/fleet")

@@ -1,0 +1,76 @@
+"""Open data beside OGC API – Features: all stations as plain GeoJSON, readings as CSV, and
+the CAP feed of flood alerts. Anonymous when MIZUMORI_OPEN_DATA is on (docs/gis.md)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+
+from mizumori_server import cap, features, queries
+from mizumori_server.api.stations import time_range
+from mizumori_server.clock import now
+from mizumori_server.deps import DB, OpenData
+from mizumori_server.models import Alert, Reading, Station
+
+router = APIRouter(prefix="/open", tags=["open data"])
+CAP_MEDIA = "application/cap+xml"
+
+
+@router.get("/stations.geojson")
+def stations_geojson(request: Request, session: DB, _: OpenData) -> JSONResponse:
+    """Every station with its latest state, as one RFC 7946 FeatureCollection."""
+    st = request.app.state.settings
+    rows = queries.latest(session, now(), st.late_after_intervals, st.offline_after_intervals)
+    return JSONResponse({"type": "FeatureCollection",
+                         "features": [features.station_feature(r) for r in rows]},
+                        media_type="application/geo+json")
+
+
+@router.get("/readings.csv")
+def readings_csv(request: Request, _: OpenData,
+                 station: str | None = None,
+                 start: Annotated[int | None, Query(description="Unix seconds")] = None,
+                 end: Annotated[int | None, Query(description="Unix s, exclusive")] = None,
+                 ) -> StreamingResponse:
+    """Readings of every station (or one) in [start, end), default the last 24 h, as CSV
+    with UTC ISO 8601 times, streamed."""
+    lo, hi = time_range(start, end, 86400)
+    query = features.observations_query().where(Reading.t >= lo, Reading.t < hi)
+    if station is not None:
+        query = query.where(Station.code == station)
+    return StreamingResponse(
+        features.csv_chunks(request.app.state.sessions,
+                            query.order_by(Station.code, Reading.t, Reading.seq)),
+        media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{station or "readings"}.csv"'})
+
+
+def public_alerts(session: DB) -> list[tuple[Alert, Station]]:
+    return [(a, s) for a, s in session.execute(
+        select(Alert, Station).join(Station, Station.id == Alert.station_id)
+        .where(Alert.state != "closed", Alert.type.in_(cap.PUBLIC_TYPES))
+        .order_by(Alert.updated_at.desc(), Alert.id.desc()))]
+
+
+@router.get("/cap.atom")
+def cap_feed(request: Request, session: DB, _: OpenData) -> Response:
+    """An Atom feed of the active flood alerts, each entry linking to its CAP 1.2 message."""
+    return Response(cap.feed(public_alerts(session), str(request.url),
+                             lambda i: str(request.url_for("cap_message", alert_id=i)),
+                             now()),
+                    media_type="application/atom+xml")
+
+
+@router.get("/cap/{alert_id}.xml")
+def cap_message(alert_id: int, request: Request, session: DB, _: OpenData) -> Response:
+    """One flood alert as a CAP 1.2 message (a closed one as a Cancel)."""
+    row = session.execute(select(Alert, Station).join(Station, Station.id == Alert.station_id)
+                          .where(Alert.id == alert_id, Alert.type.in_(cap.PUBLIC_TYPES))
+                          ).first()
+    if row is None:
+        raise HTTPException(404, f"no public alert {alert_id}")
+    alert, station = row
+    url = str(request.base_url) + f"ogc/collections/stations/items/{station.code}"
+    return Response(cap.message(alert, station, request.app.state.settings.cap_sender, url),
+                    media_type=CAP_MEDIA)
