@@ -2,9 +2,10 @@
 the active ones, for public alerting systems (docs/alerts.md, "CAP feed").
 
 Only the public's alerts go out: river levels and rate of rise. A device's battery, faults
-or silence are the operators' business, not the public's. Each change of an alert is a new
-message (identifier = alert and version); later versions reference the first, and a closed
-alert is a Cancel."""
+or silence are the operators' business, not the public's. Each public change of an alert
+(opened, raised, lowered, closed: its events, not an operator's acknowledgement) is a new
+message whose identifier names the alert and that event; later versions reference the
+earlier ones, and a closed alert is a Cancel."""
 
 import datetime as dt
 from typing import Any
@@ -16,6 +17,7 @@ from mizumori_server.models import Alert, Station
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 PUBLIC_TYPES = ("level", "rise")
+VERSION_EVENTS = ("opened", "raised", "lowered", "closed")  # what changes a message
 # By river level: severity, urgency, response (CAP's value lists).
 LEVEL_CAP = {1: ("Minor", "Future", "Monitor"), 2: ("Moderate", "Expected", "Prepare"),
              3: ("Severe", "Expected", "Evacuate"), 4: ("Extreme", "Immediate", "Evacuate")}
@@ -44,25 +46,26 @@ def cap_time(t: int) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def identifier(alert: Alert, version: int) -> str:
-    return f"mizumori-alert-{alert.id}-{version}"
+def identifier(alert: Alert, event_id: int) -> str:
+    return f"mizumori-alert-{alert.id}-{event_id}"
 
 
-def message(alert: Alert, station: Station, sender: str, url: str) -> bytes:
-    """The CAP message for the alert's current version."""
-    first = identifier(alert, alert.opened_at)
+def message(alert: Alert, station: Station, versions: list[tuple[int, int]], sender: str,
+            url: str) -> bytes:
+    """The CAP message for the alert's current version. versions: the (event id, time) of
+    its VERSION_EVENTS, oldest first."""
     closed = alert.state == "closed"
-    version = alert.closed_at if closed and alert.closed_at else alert.updated_at
-    root = ET.Element(f"{{{CAP_NS}}}alert")
-    sub(root, "identifier", identifier(alert, version))
+    (event_id, sent), earlier = versions[-1], versions[:-1]
+    root = ET.Element("alert")
+    sub(root, "identifier", identifier(alert, event_id))
     sub(root, "sender", sender)
-    sub(root, "sent", cap_time(version))
+    sub(root, "sent", cap_time(sent))
     sub(root, "status", "Actual")
-    sub(root, "msgType", "Cancel" if closed else "Alert" if version == alert.opened_at
-        else "Update")
+    sub(root, "msgType", "Cancel" if closed else "Update" if earlier else "Alert")
     sub(root, "scope", "Public")
-    if version != alert.opened_at:
-        sub(root, "references", f"{sender},{first},{cap_time(alert.opened_at)}")
+    if earlier:
+        sub(root, "references", " ".join(f"{sender},{identifier(alert, e)},{cap_time(t)}"
+                                         for e, t in earlier))
     level = alert.level if alert.type == "level" else 2
     severity, urgency, response = LEVEL_CAP[level or 1]
     for lang, text in TEXT.items():
@@ -98,36 +101,38 @@ def headline(alert: Alert, station: Station, lang: str, closed: bool) -> str:
     return text["rising"].format(name=station.name, rate=f"{(alert.value or 0) / 1000:.2f}")
 
 
-def feed(entries: list[tuple[Alert, Station]], self_url: str, message_url: Any,
+def feed(entries: list[tuple[Alert, Station, int]], self_url: str, message_url: Any,
          now: int) -> bytes:
-    """An Atom index of the active public alerts, each linking to its CAP message."""
-    root = ET.Element(f"{{{ATOM_NS}}}feed")
-    sub(root, "id", self_url, ns=ATOM_NS)
-    sub(root, "title", "Mizumori flood alerts", ns=ATOM_NS)
-    sub(root, "updated", cap_time(max([now] + [a.updated_at for a, _ in entries])),
-        ns=ATOM_NS)
-    ET.SubElement(root, f"{{{ATOM_NS}}}link", rel="self", href=self_url)
-    author = sub(root, "author", ns=ATOM_NS)
-    sub(author, "name", "Mizumori", ns=ATOM_NS)
-    for alert, station in entries:
-        entry = sub(root, "entry", ns=ATOM_NS)
-        sub(entry, "id", f"urn:mizumori:alert:{alert.id}:{alert.updated_at}", ns=ATOM_NS)
-        sub(entry, "title", headline(alert, station, "ja-JP", False), ns=ATOM_NS)
-        sub(entry, "updated", cap_time(alert.updated_at), ns=ATOM_NS)
-        sub(entry, "summary", headline(alert, station, "en-US", False), ns=ATOM_NS)
-        ET.SubElement(entry, f"{{{ATOM_NS}}}link", rel="alternate",
+    """An Atom index of the active public alerts (with their latest version's event id),
+    each linking to its CAP message."""
+    root = ET.Element("feed")
+    sub(root, "id", self_url)
+    sub(root, "title", "Mizumori flood alerts")
+    sub(root, "updated", cap_time(max([now] + [a.updated_at for a, _, _ in entries])))
+    ET.SubElement(root, "link", rel="self", href=self_url)
+    author = sub(root, "author")
+    sub(author, "name", "Mizumori")
+    for alert, station, version in entries:
+        entry = sub(root, "entry")
+        sub(entry, "id", f"urn:mizumori:{identifier(alert, version)}")
+        sub(entry, "title", headline(alert, station, "ja-JP", False))
+        sub(entry, "updated", cap_time(alert.updated_at))
+        sub(entry, "summary", headline(alert, station, "en-US", False))
+        ET.SubElement(entry, "link", rel="alternate",
                       type="application/cap+xml", href=message_url(alert.id))
     return document(root, ATOM_NS)
 
 
 def document(root: ET.Element, ns: str) -> bytes:
+    """The tree (plain tag names) with ns as its default namespace: unprefixed, as CAP and
+    Atom readers expect to see it."""
+    root.set("xmlns", ns)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(
-        root, encoding="utf-8", xml_declaration=False, default_namespace=ns)
+        root, encoding="utf-8", xml_declaration=False)
 
 
-def sub(parent: ET.Element, tag: str, text: str | None = None,
-        ns: str = CAP_NS) -> ET.Element:
-    el = ET.SubElement(parent, f"{{{ns}}}{tag}")
+def sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, tag)
     if text is not None:
         el.text = text
     return el

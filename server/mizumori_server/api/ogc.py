@@ -11,8 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, or_, select
 
-from mizumori_server import features, queries
-from mizumori_server.clock import now
+from mizumori_server import clock, features, queries
 from mizumori_server.deps import DB, OpenData
 from mizumori_server.models import Reading, Station, StationLatest
 from mizumori_server.queries import AnySelect
@@ -253,7 +252,7 @@ def items(cid: str, request: Request, session: DB, _: OpenData) -> JSONResponse:
     if cid == "stations":
         where = spatial(bbox) + temporal(StationLatest.t, span)
         st = request.app.state.settings
-        t = now()
+        t = clock.now()
         page = [features.station_feature(queries.state(r, t, st.late_after_intervals,
                                                       st.offline_after_intervals))
                 for r in session.execute(queries.latest_query(*where)
@@ -300,7 +299,7 @@ def collection_page(request: Request, cid: str, page: list[dict[str, Any]],
     if offset > 0:
         links.append(link(at(max(0, offset - limit)), "prev", kind, "previous page"))
     out: dict[str, Any] = {"type": "FeatureCollection", "features": page,
-                           "timeStamp": queries.iso(now()), "numberReturned": len(page),
+                           "timeStamp": queries.iso(clock.now()), "numberReturned": len(page),
                            "links": links}
     if matched is not None:
         out["numberMatched"] = matched
@@ -314,7 +313,7 @@ def item(cid: str, fid: str, request: Request, session: DB, _: OpenData) -> JSON
     media_type(request, items=True)
     if cid == "stations":
         st = request.app.state.settings
-        rows = queries.latest(session, now(), st.late_after_intervals,
+        rows = queries.latest(session, clock.now(), st.late_after_intervals,
                               st.offline_after_intervals, Station.code == fid)
         feature = features.station_feature(rows[0]) if rows else None
     else:

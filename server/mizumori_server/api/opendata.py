@@ -5,13 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from mizumori_server import cap, features, queries
+from mizumori_server import cap, clock, features, queries
 from mizumori_server.api.stations import time_range
-from mizumori_server.clock import now
 from mizumori_server.deps import DB, OpenData
-from mizumori_server.models import Alert, Reading, Station
+from mizumori_server.models import Alert, AlertEvent, Reading, Station
 
 router = APIRouter(prefix="/open", tags=["open data"])
 CAP_MEDIA = "application/cap+xml"
@@ -21,7 +20,8 @@ CAP_MEDIA = "application/cap+xml"
 def stations_geojson(request: Request, session: DB, _: OpenData) -> JSONResponse:
     """Every station with its latest state, as one RFC 7946 FeatureCollection."""
     st = request.app.state.settings
-    rows = queries.latest(session, now(), st.late_after_intervals, st.offline_after_intervals)
+    rows = queries.latest(session, clock.now(), st.late_after_intervals,
+                          st.offline_after_intervals)
     return JSONResponse({"type": "FeatureCollection",
                          "features": [features.station_feature(r) for r in rows]},
                         media_type="application/geo+json")
@@ -46,9 +46,13 @@ def readings_csv(request: Request, _: OpenData,
             "Content-Disposition": f'attachment; filename="{station or "readings"}.csv"'})
 
 
-def public_alerts(session: DB) -> list[tuple[Alert, Station]]:
-    return [(a, s) for a, s in session.execute(
-        select(Alert, Station).join(Station, Station.id == Alert.station_id)
+def public_alerts(session: DB) -> list[tuple[Alert, Station, int]]:
+    """The active public alerts, newest change first, with their latest version."""
+    version = (select(func.max(AlertEvent.id)).where(
+        AlertEvent.alert_id == Alert.id, AlertEvent.kind.in_(cap.VERSION_EVENTS))
+        .scalar_subquery())
+    return [(a, s, v) for a, s, v in session.execute(
+        select(Alert, Station, version).join(Station, Station.id == Alert.station_id)
         .where(Alert.state != "closed", Alert.type.in_(cap.PUBLIC_TYPES))
         .order_by(Alert.updated_at.desc(), Alert.id.desc()))]
 
@@ -58,7 +62,7 @@ def cap_feed(request: Request, session: DB, _: OpenData) -> Response:
     """An Atom feed of the active flood alerts, each entry linking to its CAP 1.2 message."""
     return Response(cap.feed(public_alerts(session), str(request.url),
                              lambda i: str(request.url_for("cap_message", alert_id=i)),
-                             now()),
+                             clock.now()),
                     media_type="application/atom+xml")
 
 
@@ -71,6 +75,11 @@ def cap_message(alert_id: int, request: Request, session: DB, _: OpenData) -> Re
     if row is None:
         raise HTTPException(404, f"no public alert {alert_id}")
     alert, station = row
+    versions = [(e.id, e.at) for e in session.execute(
+        select(AlertEvent.id, AlertEvent.at).where(AlertEvent.alert_id == alert.id,
+                                                   AlertEvent.kind.in_(cap.VERSION_EVENTS))
+        .order_by(AlertEvent.id))]
     url = str(request.base_url) + f"ogc/collections/stations/items/{station.code}"
-    return Response(cap.message(alert, station, request.app.state.settings.cap_sender, url),
+    return Response(cap.message(alert, station, versions,
+                                request.app.state.settings.cap_sender, url),
                     media_type=CAP_MEDIA)

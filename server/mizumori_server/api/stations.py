@@ -7,8 +7,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from mizumori_server import features, queries
-from mizumori_server.clock import now
+from mizumori_server import clock, features, queries
 from mizumori_server.deps import DB, Operator, Reader
 from mizumori_server.devices import bump_config
 from mizumori_server.models import DeviceInstall, Reading, Station
@@ -81,7 +80,7 @@ def list_stations(session: DB, _: Reader) -> list[dict[str, object]]:
 def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, object]:
     if session.scalars(select(Station).where(Station.code == body.code)).first():
         raise HTTPException(409, f"station {body.code} exists")
-    s = Station(created_at=now(), datum_m=0.0, hysteresis_mm=50, rise_limit_mm_h=300,
+    s = Station(created_at=clock.now(), datum_m=0.0, hysteresis_mm=50, rise_limit_mm_h=300,
                 interval_normal_s=600, interval_flood_s=120, upload_every=3, tags=[])
     for k, v in body.model_dump(exclude_none=True).items():
         setattr(s, k, v)
@@ -116,7 +115,7 @@ def change_station(code: str, body: StationFields, session: DB,
 
 
 def time_range(start: int | None, end: int | None, default_s: int) -> tuple[int, int]:
-    end = now() + 1 if end is None else end
+    end = clock.now() + 1 if end is None else end
     start = end - default_s if start is None else start
     if start >= end:
         raise HTTPException(400, "start must be before end")
@@ -159,11 +158,11 @@ def latest(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
 
 def latest_of(session: DB, request: Request, *where: Any) -> list[dict[str, Any]]:
     st = request.app.state.settings
-    return queries.latest(session, now(), st.late_after_intervals, st.offline_after_intervals,
+    return queries.latest(session, clock.now(), st.late_after_intervals, st.offline_after_intervals,
                           *where)
 
 
 @router.get("/fleet")
 def fleet(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
     st = request.app.state.settings
-    return queries.fleet(session, now(), st.late_after_intervals, st.offline_after_intervals)
+    return queries.fleet(session, clock.now(), st.late_after_intervals, st.offline_after_intervals)
