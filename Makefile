@@ -10,12 +10,12 @@ STUBS := typings/.stamp-stubs
 # MicroPython's own API for type-checking firmware/ (see firmware/pyrightconfig.json).
 STUB_PACKAGES := micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs==1.29.0.post2
 
-.PHONY: run test bench lint typecheck install clean
+.PHONY: run test bench lint typecheck install system-packages clean
 
 run: $(INSTALLED)
 	$(VENV)/bin/mizumori demo
 
-test: $(INSTALLED) $(STUBS) lint typecheck
+test: $(INSTALLED) $(STUBS) system-packages lint typecheck
 	$(VENV)/bin/pytest
 
 bench: $(INSTALLED)
@@ -29,6 +29,10 @@ typecheck: $(INSTALLED) $(STUBS)
 	$(VENV)/bin/pyright -p firmware
 
 install: $(INSTALLED) $(STUBS)
+
+# Debian packages the tests use as real clients (GDAL's ogrinfo), when they are missing.
+system-packages:
+	tools/system-packages.sh
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -5,14 +5,13 @@ import hmac
 from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
 from station import codec as fw_codec  # the firmware's encoder (firmware/ is on the path)
 
 codec = fw_codec
 
 
 class Device:
-    def __init__(self, client: TestClient, provisioned: dict[str, Any]):
+    def __init__(self, client: httpx.Client, provisioned: dict[str, Any]):
         self.client = client
         self.id = provisioned["device_id"]
         self.secret = bytes.fromhex(provisioned["secret"])

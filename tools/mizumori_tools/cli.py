@@ -59,6 +59,42 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def opcua(args: argparse.Namespace) -> int:
+    """The OPC UA server for SCADA, following the fleet server's database."""
+    import asyncio
+    import logging
+
+    from mizumori_server import db
+    from mizumori_server import opcua as ua_server
+    from mizumori_server.settings import get_settings
+
+    security = [s.strip() for s in args.security.split(",") if s.strip()]
+    unknown = [s for s in security if s not in ua_server.SECURITY]
+    if unknown or not security:
+        print(f"mizumori opcua: --security takes {','.join(ua_server.SECURITY)}, "
+              f"not {args.security!r}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    engine = db.make_engine(settings.effective_database_url())
+    try:
+        db.require_migrated(engine)
+    except db.NotMigrated as e:
+        print(f"mizumori opcua: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.WARNING)
+    try:
+        asyncio.run(ua_server.serve(
+            db.sessions(engine), settings.late_after_intervals,
+            settings.offline_after_intervals, args.endpoint, security,
+            settings.data_dir / "opcua", args.poll))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+    return 0
+
+
 def db_upgrade(_: argparse.Namespace) -> int:
     from mizumori_server import db
     from mizumori_server.settings import get_settings
@@ -222,6 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ssl-certfile", help="serve HTTPS with this certificate (PEM)")
     p.add_argument("--ssl-keyfile", help="and this private key (PEM)")
     p.set_defaults(func=serve)
+    p = sub.add_parser("opcua", help="the OPC UA server for SCADA/HMI (docs/gis.md)")
+    p.add_argument("--endpoint", default="opc.tcp://127.0.0.1:4840/mizumori/",
+                   help="where it listens (default %(default)s)")
+    p.add_argument("--security", default="none,sign,encrypt",
+                   help="endpoints offered, comma-separated: none, sign, encrypt "
+                        "(Basic256Sha256; default %(default)s)")
+    p.add_argument("--poll", type=float, default=2.0,
+                   help="seconds between reads of the database (default %(default)s)")
+    p.set_defaults(func=opcua)
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(dest="db_command", required=True)
     dbsub.add_parser("upgrade", help="apply the Alembic migrations").set_defaults(
