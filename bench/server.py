@@ -20,6 +20,7 @@ import psycopg
 from sqlalchemy import insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
+import gis  # noqa: E402  bench/gis.py
 from mizumori_server import db, devices, queries, security  # noqa: E402
 from mizumori_server.models import Station  # noqa: E402
 from mizumori_tools.fleet import ServerProcess  # noqa: E402
@@ -336,11 +337,27 @@ def main() -> None:
                     year = (s, year_station, T0, T0 + 365 * 86400, 1000)
                     pts = queries.series(*year)
                     year_s = timed(functools.partial(queries.series, *year))
+                # 10 x 10 stations of the grid (add_stations), their first day
+                ogc = gis.ogc_timings(database.url, Path(t), stations, "130,33,130.095,33.095",
+                                      (T0, T0 + 86400), SECRET_KEY)
             finally:
                 database.drop()
         print(f"  {kind:10s} load {fill_s:6.1f} s; latest state of {n_latest:,} stations "
               f"{latest_s * 1000:7.1f} ms (target < 50); one year ({pts['count']:,} readings) "
               f"-> {len(pts['points'])} points {year_s * 1000:6.1f} ms (target < 50)")
+        print(f"  {'':10s} OGC API over HTTP: stations items, {ogc['stations']:,} in one page "
+              f"({ogc['bytes'] / 1e6:.1f} MB) {ogc['stations_s'] * 1000:7.1f} ms; observations "
+              f"bbox + one day: first page of {gis.PAGE} {ogc['first_page_s'] * 1000:6.1f} ms, "
+              f"all {ogc['observations']:,} through next links {ogc['walk_s']:5.2f} s")
+    print("Alerts")
+    for kind in kinds:
+        with tempfile.TemporaryDirectory(prefix="mizumori-bench-") as t:
+            database = Database(kind, Path(t))
+            try:
+                latency = gis.alert_latency(database.url, Path(t))
+            finally:
+                database.drop()
+        gis.print_alert_latency(kind, latency)
 
 
 if __name__ == "__main__":
