@@ -12,7 +12,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from mizumori_server import background, db, security
-from mizumori_server.api import alerts, devices, ingest, ogc, opendata, ota, people, stations
+from mizumori_server.api import (
+    alerts,
+    devices,
+    ingest,
+    lorawan,
+    ogc,
+    opendata,
+    ota,
+    people,
+    stations,
+)
 from mizumori_server.settings import Settings, get_settings
 
 OGC_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 404: "NotFound",
@@ -44,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
     for router in (people.router, stations.router, devices.router, ingest.router,
-                   ota.router, alerts.router, ogc.router, opendata.router):
+                   ota.router, alerts.router, ogc.router, opendata.router, lorawan.router):
         app.include_router(router)
 
     @app.exception_handler(HTTPException)

@@ -42,23 +42,33 @@ class Upload:
     body: bytes
 
 
-# The device and, in the same round trip, its station's settings for a config reply.
-READ_DEVICE = (select(DEVICES.c.secret_enc, DEVICES.c.station_id, DEVICES.c.last_seq,
-                      DEVICES.c.desired_version, DEVICES.c.desired_config,
-                      *(STATIONS.c[c] for c in STATION_SETTINGS))
-               .outerjoin(STATIONS, STATIONS.c.id == DEVICES.c.station_id)
-               .where(DEVICES.c.id == bindparam("id")))
-# Claim the counter: of concurrent or replayed requests only one passes, and the row lock
-# serialises uploads of one device across workers until this transaction ends.
-CLAIM = (update(DEVICES)
-         .where(DEVICES.c.id == bindparam("dev"), DEVICES.c.last_counter < bindparam("c"))
-         .values(last_counter=bindparam("c"),
-                 last_seq=case((DEVICES.c.last_seq < bindparam("seq"), bindparam("seq")),
-                               else_=DEVICES.c.last_seq),
-                 reported_version=func.coalesce(bindparam("rv"), DEVICES.c.reported_version))
-         .returning(DEVICES.c.reported_version))
+def read_device(where: Any) -> Any:
+    """The device and, in the same round trip, its station's settings for a config reply."""
+    return (select(DEVICES.c.id, DEVICES.c.secret_enc, DEVICES.c.station_id,
+                   DEVICES.c.last_seq, DEVICES.c.desired_version, DEVICES.c.desired_config,
+                   DEVICES.c.downlink_version, DEVICES.c.ns_device_id,
+                   *(STATIONS.c[c] for c in STATION_SETTINGS))
+            .outerjoin(STATIONS, STATIONS.c.id == DEVICES.c.station_id).where(where))
+
+
+READ_DEVICE = read_device(DEVICES.c.id == bindparam("id"))
+# What every upload moves forward: the newest sequence number and the config version the
+# device reports. Uploads signed by the device also claim their counter (CLAIM): of
+# concurrent or replayed requests only one passes, and the row lock serialises uploads of
+# one device across workers until this transaction ends. LoRaWAN uplinks are authenticated
+# by their network server instead, and deduplicated on (device, seq) alone.
+ADVANCE = (update(DEVICES)
+           .where(DEVICES.c.id == bindparam("dev"))
+           .values(last_seq=case((DEVICES.c.last_seq < bindparam("seq"), bindparam("seq")),
+                                 else_=DEVICES.c.last_seq),
+                   reported_version=func.coalesce(bindparam("rv"),
+                                                  DEVICES.c.reported_version))
+           .returning(DEVICES.c.reported_version))
+CLAIM = (ADVANCE.where(DEVICES.c.last_counter < bindparam("c"))
+         .values(last_counter=bindparam("c")))
 READING_COLUMNS = ("station_id", "device_id", "seq", "t", "received", "level_mm", "battery_mv",
                    "flags", "temperature_c", "humidity_pct", "pressure_hpa", "rain_mm")
+LINK_COLUMNS = ("link_rssi", "link_snr", "link_gateways", "link_dr")
 STATUS_COLUMNS = ("rssi_dbm", "queue_depth", "dropped", "reset_cause")
 READING_LATEST = ("t", "level_mm", "flags", "battery_mv", "temperature_c")
 
@@ -82,13 +92,25 @@ def statements(dialect: str) -> tuple[Insert, Insert]:
 
 def ingest(session: Session, box: security.SecretBox, settings: Settings, up: Upload,
            now: int) -> dict[str, Any]:
-    """Store one upload; raises IngestError. The caller commits (or rolls back)."""
+    """Store one signed upload; raises IngestError. The caller commits (or rolls back)."""
     conn: Connection = session.connection()
     device = check_signature(box, up, conn.execute(READ_DEVICE, {"id": up.device_id}).first())
+    return store(session, settings, up.device_id, device, decode(up.body), now, up.counter)
+
+
+def decode(body: bytes) -> list[codec.Record]:
     try:
-        records = codec.decode(up.body)
+        return codec.decode(body)
     except codec.CodecError as e:
         raise IngestError(422, "bad_record", str(e), record=e.index) from None
+
+
+def store(session: Session, settings: Settings, device_id: int, device: Any,
+          records: list[codec.Record], now: int, counter: int | None = None,
+          link: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Store a device's records (`device`: a READ_DEVICE row; `counter`: the signed
+    upload's, claimed here; `link`: LINK_COLUMNS of a LoRaWAN uplink) and make the reply."""
+    conn: Connection = session.connection()
     if device.station_id is None:
         raise IngestError(409, "not_installed", "device is not installed at a station")
 
@@ -102,23 +124,24 @@ def ingest(session: Session, box: security.SecretBox, settings: Settings, up: Up
         seq = codec.extend_seq(rec.seq, last)
         last = max(last, seq)
         rows.append({
-            "station_id": device.station_id, "device_id": up.device_id, "seq": seq,
+            "station_id": device.station_id, "device_id": device_id, "seq": seq,
             "t": now - rec.age_s, "received": now, "level_mm": rec.level_mm,
             "battery_mv": rec.battery_mv, "flags": rec.flags,
             "temperature_c": rec.temperature_c, "humidity_pct": rec.humidity_pct,
             "pressure_hpa": rec.pressure_hpa, "rain_mm": rec.rain_mm,
+            **{c: (link or {}).get(c) for c in LINK_COLUMNS},
         })
-    reported = conn.execute(CLAIM, {
-        "dev": up.device_id, "c": up.counter, "seq": last,
+    reported = conn.execute(ADVANCE if counter is None else CLAIM, {
+        "dev": device_id, "c": counter, "seq": last,
         "rv": None if status is None else int(status["config_version"] or 0)}).first()
     if reported is None:
-        raise stale_counter(conn, up.device_id)
+        raise stale_counter(conn, device_id)
     insert_readings, upsert_latest = statements(conn.dialect.name)
     if rows:
         conn.execute(insert_readings, rows)  # executemany: one cached statement
     newest = max(rows, key=lambda r: (r["t"], r["seq"])) if rows else {}
     latest = conn.execute(upsert_latest, {
-        "station_id": device.station_id, "device_id": up.device_id, "last_seen": now,
+        "station_id": device.station_id, "device_id": device_id, "last_seen": now,
         **{c: newest.get(c) for c in READING_LATEST}, "flags": newest.get("flags", 0),
         **{c: None if status is None else status[c] for c in STATUS_COLUMNS},
     }).one()._mapping
@@ -132,7 +155,7 @@ def ingest(session: Session, box: security.SecretBox, settings: Settings, up: Up
         "server_time": now,
         "config_version": device.desired_version,
         "config": config,
-        "ota": rollouts.offer_for(session, up.device_id, now),
+        "ota": rollouts.offer_for(session, device_id, now),
     }
 
 

@@ -9,3 +9,5 @@ LATENCY = Histogram("mizumori_ingest_seconds", "Ingest latency",
                     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 DELIVERIES = Counter("mizumori_webhook_attempts_total",
                      "Webhook delivery attempts, by outcome", ["outcome"])
+LORAWAN_EVENTS = Counter("mizumori_lorawan_events_total",
+                         "Network-server events taken, by kind", ["kind"])

@@ -101,6 +101,10 @@ class Device(Base):
     reported_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[int] = mapped_column(BigInteger)
     provisioned_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # LoRaWAN: the network server's own id for it (The Things Stack's device_id, for
+    # downlinks) and the config version last queued as a downlink (docs/lorawan.md).
+    ns_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    downlink_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DeviceInstall(Base):
@@ -142,6 +146,11 @@ class Reading(Base):
     humidity_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
     pressure_hpa: Mapped[float | None] = mapped_column(Float, nullable=True)
     rain_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # How a LoRaWAN uplink arrived (best gateway's RSSI and SNR, gateways, data rate).
+    link_rssi: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    link_snr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    link_gateways: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    link_dr: Mapped[int | None] = mapped_column(Integer, nullable=True)
     __table_args__ = (
         UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
         Index("ix_readings_station_t", "station_id", "t"),
@@ -303,6 +312,22 @@ class AlertEvent(Base):
     at: Mapped[int] = mapped_column(BigInteger)
     by: Mapped[str] = mapped_column(String(64), default="server")
     note: Mapped[str] = mapped_column(String(500), default="")
+
+
+class LorawanIntegration(Base):
+    """A LoRaWAN network server that forwards uplinks by webhook (docs/lorawan.md): how it
+    proves itself (a secret header, stored as a hash) and how to queue downlinks on it."""
+
+    __tablename__ = "lorawan_integrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # chirpstack | tts
+    secret_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the header's secret
+    api_url: Mapped[str] = mapped_column(String(500), default="")  # "" = no downlinks
+    api_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    application_id: Mapped[str] = mapped_column(String(64), default="")  # TTS only
+    webhook_id: Mapped[str] = mapped_column(String(64), default="")  # TTS only
+    created_at: Mapped[int] = mapped_column(BigInteger)
 
 
 class Webhook(Base):

@@ -48,7 +48,8 @@ def receiver() -> Iterator[Receiver]:
                 status = rec.status
                 if status < 300:
                     rec.requests.append({"headers": {k.lower(): v for k, v in
-                                                     self.headers.items()}, "body": body})
+                                                     self.headers.items()}, "body": body,
+                                         "path": self.path})
                     rec.got.notify_all()
             self.send_response(status)
             self.send_header("Content-Length", "2")

@@ -95,6 +95,9 @@ def test_a_deveui_belongs_to_one_device(app_client: TestClient, admin: dict[str,
     assert app_client.post("/api/devices/provision", headers=admin, json=body).status_code == 201
     r = app_client.post("/api/devices/provision", headers=admin,
                         json=dict(body, hardware_id="rak-0002"))
-    assert r.status_code == 409 and "70B3D57ED0061234" in r.json()["detail"]
+    assert r.status_code == 409 and "70b3d57ed0061234" in r.json()["detail"]
+    r = app_client.post("/api/devices/provision", headers=admin,  # however it is written
+                        json=dict(body, hardware_id="rak-0002", dev_eui="70b3d57ed0061234"))
+    assert r.status_code == 409
     assert app_client.post("/api/devices/provision", headers=admin,  # re-provisioning: fine
                            json=body).status_code == 201

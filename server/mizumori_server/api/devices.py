@@ -5,7 +5,7 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from mizumori_server import devices, security
@@ -23,6 +23,11 @@ class Provision(BaseModel):
     station: str | None = None
     transport: Literal["wifi", "lorawan"] = "wifi"
     dev_eui: str | None = Field(None, pattern=r"^[0-9a-fA-F]{16}$")
+
+    @field_validator("dev_eui")
+    @classmethod
+    def lower(cls, v: str | None) -> str | None:
+        return v.lower() if v else v  # network servers write it either way
 
 
 class SelfRegister(BaseModel):

@@ -1,0 +1,219 @@
+"""LoRaWAN network servers: their webhooks (ChirpStack v4 HTTP integration, The Things Stack
+v3 webhooks) and the integrations an admin registers for them (docs/lorawan.md)."""
+
+import hmac
+import json
+import logging
+import secrets
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+import httpx
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, HttpUrl
+from sqlalchemy import bindparam, select, update
+
+from mizumori_server import background, clock, ingest, lorawan, metrics, security
+from mizumori_server.api.ingest import read_body
+from mizumori_server.deps import DB, Admin
+from mizumori_server.models import Device, LorawanIntegration
+
+router = APIRouter(prefix="/api/lorawan", tags=["LoRaWAN"])
+log = logging.getLogger("mizumori.lorawan")
+SECRET_HEADER = "X-Mizumori-Secret"
+# The device's row for the store, found by its DevEUI.
+READ_BY_EUI = ingest.read_device(ingest.DEVICES.c.dev_eui == bindparam("eui"))
+
+
+class NewIntegration(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: Literal["chirpstack", "tts"]
+    api_url: HttpUrl | None = Field(None, description="the network server's API, for "
+                                                      "downlinks; none = no downlinks")
+    api_token: str | None = Field(None, min_length=8, max_length=2000)
+    application_id: str = Field("", max_length=64, description="The Things Stack only")
+    webhook_id: str = Field("", max_length=64, description="The Things Stack only")
+
+
+def integration_json(i: LorawanIntegration) -> dict[str, object]:
+    return {"id": i.id, "name": i.name, "kind": i.kind, "api_url": i.api_url,
+            "application_id": i.application_id, "webhook_id": i.webhook_id,
+            "downlinks": bool(i.api_url and i.api_token_enc)}
+
+
+@router.post("/integrations", status_code=201)
+def create_integration(body: NewIntegration, session: DB, request: Request,
+                       _: Admin) -> dict[str, object]:
+    """Register a network server. The reply carries the secret it must send in the
+    X-Mizumori-Secret header: the only time it is shown."""
+    if session.scalars(select(LorawanIntegration).where(
+            LorawanIntegration.name == body.name)).first():
+        raise HTTPException(409, f"integration {body.name} exists")
+    if body.api_url and not body.api_token:
+        raise HTTPException(422, "api_url needs api_token")
+    if body.kind == "tts" and body.api_url and not (body.application_id and body.webhook_id):
+        raise HTTPException(422, "The Things Stack downlinks need application_id and "
+                                 "webhook_id")
+    secret = secrets.token_urlsafe(32)
+    i = LorawanIntegration(
+        name=body.name, kind=body.kind, secret_hash=security.token_hash(secret),
+        api_url=str(body.api_url or ""), application_id=body.application_id,
+        webhook_id=body.webhook_id, created_at=clock.now(),
+        api_token_enc=request.app.state.box.seal(body.api_token.encode())
+        if body.api_token else None)
+    session.add(i)
+    session.commit()
+    return {**integration_json(i), "secret": secret,
+            "endpoint": str(request.url_for("uplink", name=i.name))}
+
+
+@router.get("/integrations")
+def list_integrations(session: DB, _: Admin) -> list[dict[str, object]]:
+    return [integration_json(i) for i in
+            session.scalars(select(LorawanIntegration).order_by(LorawanIntegration.id))]
+
+
+@router.delete("/integrations/{name}", status_code=204)
+def delete_integration(name: str, session: DB, _: Admin) -> None:
+    i = session.scalars(select(LorawanIntegration).where(
+        LorawanIntegration.name == name)).first()
+    if i is None:
+        raise HTTPException(404, f"no integration {name}")
+    session.delete(i)
+    session.commit()
+
+
+def reject(status: int, code: str, message: str) -> JSONResponse:
+    metrics.REJECTS.labels(f"lorawan_{code}").inc()
+    return JSONResponse({"detail": message, "code": code}, status_code=status)
+
+
+@router.post("/{name}", name="uplink", responses={400: {}, 401: {}, 404: {}, 422: {}})
+@router.post("/{name}/{path:path}", include_in_schema=False)
+async def webhook(name: str, request: Request,
+                  x_mizumori_secret: Annotated[str | None, Header()] = None,
+                  event: str | None = None) -> Response:
+    """A network server's event. ChirpStack: the HTTP integration's URL, `?event=up` (and
+    join, status, ...); The Things Stack: the webhook's base URL (any message path).
+    Uplinks on port 1 are stored like a Wi-Fi upload, deduplicated on (device, seq);
+    other events are acknowledged (204) and not stored."""
+    app = request.app
+    body = await read_body(request, app.state.settings.max_body_bytes)
+    try:
+        integration = await anyio.to_thread.run_sync(find, app, name)
+    except HTTPException as e:
+        return reject(e.status_code, "unknown_integration", str(e.detail))
+    if not x_mizumori_secret or not hmac.compare_digest(
+            security.token_hash(x_mizumori_secret), integration["secret_hash"]):
+        return reject(401, "bad_secret", f"wrong or missing {SECRET_HEADER} header")
+    try:
+        doc = json.loads(body)
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:
+        return reject(400, "malformed", f"malformed JSON: {e}")
+    try:
+        if integration["kind"] == "chirpstack":
+            if (event or "up") != "up":
+                metrics.LORAWAN_EVENTS.labels(f"chirpstack_{event}"[:40]).inc()
+                return Response(status_code=204)
+            up = lorawan.chirpstack_uplink(doc)
+        else:
+            if "uplink_message" not in doc:
+                kind = next((k for k in doc if k.endswith(("_message", "_accept", "_ack",
+                                                           "_nack", "_sent", "_failed",
+                                                           "_queued"))), "other")
+                metrics.LORAWAN_EVENTS.labels(f"tts_{kind}"[:40]).inc()
+                return Response(status_code=204)
+            up = lorawan.tts_uplink(doc)
+    except lorawan.BadEvent as e:
+        return reject(400, "malformed", str(e))
+    if up.f_port != lorawan.READINGS_PORT:
+        metrics.LORAWAN_EVENTS.labels("other_port").inc()
+        return Response(status_code=204)  # MAC-only frames and other ports
+    try:
+        reply, downlink = await anyio.to_thread.run_sync(
+            store, app, integration, up, limiter=app.state.ingest_threads)
+    except ingest.IngestError as e:
+        return reject(e.status, e.code, e.message)
+    metrics.RECORDS.inc(len(reply["acked"]))
+    metrics.UPLOADS.inc()
+    metrics.LORAWAN_EVENTS.labels("uplink").inc()
+    if downlink:
+        await anyio.to_thread.run_sync(send_config, app, integration, *downlink)
+    return JSONResponse({"acked": reply["acked"], "config_version": reply["config_version"]})
+
+
+def find(app: FastAPI, name: str) -> dict[str, Any]:
+    with app.state.sessions() as session:
+        i = session.scalars(select(LorawanIntegration).where(
+            LorawanIntegration.name == name)).first()
+        if i is None:
+            raise HTTPException(404, f"no LoRaWAN integration {name}")
+        return {c: getattr(i, c) for c in ("id", "name", "kind", "secret_hash", "api_url",
+                                           "api_token_enc", "application_id", "webhook_id")}
+
+
+def store(app: FastAPI, integration: dict[str, Any],
+          up: lorawan.Uplink) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
+    """Store the uplink; returns the reply and, when the device's config is behind and not
+    yet queued, what send_config needs."""
+    now = clock.now()
+    # Ages count from transmission: the network server's receive time is nearer to it than
+    # ours (a retried webhook arrives late), unless it is ahead of our clock.
+    received = up.received if up.received is not None and up.received <= now + 60 else now
+    records = ingest.decode(up.payload)
+    with app.state.sessions() as session:
+        try:
+            device = session.execute(READ_BY_EUI, {"eui": up.dev_eui}).first()
+            if device is None:
+                raise ingest.IngestError(404, "unknown_device",
+                                         f"no device with DevEUI {up.dev_eui}")
+            reply = ingest.store(session, app.state.settings, device.id, device, records,
+                                 received, link=up.link())
+            if up.ns_device_id and up.ns_device_id != device.ns_device_id:
+                session.execute(update(Device).where(Device.id == device.id)
+                                .values(ns_device_id=up.ns_device_id))
+            session.commit()
+            if session.info.pop("deliveries", False):
+                background.wake_sender(app)
+        except BaseException:
+            session.rollback()
+            raise
+    behind = reply["config"] is not None and device.downlink_version < reply["config_version"]
+    if not behind or not integration["api_url"]:
+        return reply, None
+    frames = lorawan.encode_config(reply["config_version"], reply["config"])
+    return reply, (device.id, up.dev_eui, up.ns_device_id or device.ns_device_id,
+                   reply["config_version"], frames)
+
+
+def send_config(app: FastAPI, integration: dict[str, Any], device_id: int, dev_eui: str,
+                ns_device_id: str | None, version: int, frames: list[bytes]) -> None:
+    """Queue the config downlinks on the network server, once per version: the version is
+    claimed first (so concurrent uplinks queue it once) and released if queueing fails, to
+    be tried again at the next uplink."""
+    with app.state.sessions() as session:
+        claimed = session.execute(update(Device).where(
+            Device.id == device_id, Device.downlink_version < version)
+            .values(downlink_version=version)).rowcount
+        session.commit()
+        if not claimed:
+            return
+        token = app.state.box.open(integration["api_token_enc"]).decode()
+        try:
+            with httpx.Client(timeout=app.state.settings.webhook_timeout_s) as client:
+                lorawan.queue_downlinks(integration["kind"], integration["api_url"], token,
+                                        dev_eui, ns_device_id,
+                                        integration["application_id"],
+                                        integration["webhook_id"], frames, client)
+            metrics.LORAWAN_EVENTS.labels("downlink_queued").inc()
+        except httpx.HTTPError as e:
+            log.warning("queueing config %d for %s on %s failed: %s", version, dev_eui,
+                        integration["name"], e)
+            metrics.LORAWAN_EVENTS.labels("downlink_failed").inc()
+            session.execute(update(Device).where(Device.id == device_id,
+                                                 Device.downlink_version == version)
+                            .values(downlink_version=0))
+            session.commit()

@@ -1,0 +1,184 @@
+"""LoRaWAN through a network server (docs/lorawan.md): the uplink events of ChirpStack v4's
+HTTP integration and The Things Stack v3's webhooks, read into one shape; the compact config
+downlink; and the two network servers' APIs for queueing it.
+
+The fleet server never talks to radios: the network server has decrypted and deduplicated
+the frame (one event per frame, however many gateways heard it) before it calls us."""
+
+import base64
+import datetime as dt
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+READINGS_PORT = 1  # uplinks: codec-v1 records (docs/protocol.md)
+CONFIG_PORT = 10  # downlinks: config changes (encode_config)
+
+
+class BadEvent(ValueError):
+    """The body is not an event we understand (HTTP 400)."""
+
+
+@dataclass
+class Uplink:
+    dev_eui: str  # 16 lower-case hex digits
+    f_port: int
+    payload: bytes
+    received: int | None  # Unix s at the network server, if it said
+    rssi: int | None  # best gateway's
+    snr: float | None
+    gateways: int
+    dr: int | None
+    ns_device_id: str | None  # The Things Stack's device_id (for downlinks)
+
+    def link(self) -> dict[str, Any]:
+        return {"link_rssi": self.rssi, "link_snr": self.snr,
+                "link_gateways": self.gateways, "link_dr": self.dr}
+
+
+def _b64(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise BadEvent("payload: expected base64 text")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise BadEvent("payload: not base64") from None
+
+
+def _time(text: Any) -> int | None:
+    """RFC 3339 with nanoseconds (both servers write them) to Unix seconds."""
+    if not isinstance(text, str) or not text:
+        return None
+    head = text.replace("Z", "+00:00")
+    if "." in head:  # Python takes at most microseconds: cut the fraction
+        whole, rest = head.split(".", 1)
+        zone = rest.lstrip("0123456789")
+        head = whole + zone
+    try:
+        return int(dt.datetime.fromisoformat(head).timestamp())
+    except ValueError:
+        raise BadEvent(f"time {text!r}: not RFC 3339") from None
+
+
+def _eui(text: Any) -> str:
+    if not isinstance(text, str) or len(text) != 16:
+        raise BadEvent("DevEUI: expected 16 hex digits")
+    try:
+        int(text, 16)
+    except ValueError:
+        raise BadEvent("DevEUI: expected 16 hex digits") from None
+    return text.lower()
+
+
+def _best(rx: Any, rssi: str, snr: str) -> tuple[int | None, float | None, int]:
+    if not isinstance(rx, list):
+        return None, None, 0
+    good = [g for g in rx if isinstance(g, dict)]
+    rssis = [g[rssi] for g in good if isinstance(g.get(rssi), int | float)]
+    snrs = [g[snr] for g in good if isinstance(g.get(snr), int | float)]
+    return (int(max(rssis)) if rssis else None, float(max(snrs)) if snrs else None,
+            len(good))
+
+
+def as923_dr(spreading_factor: Any, bandwidth: Any) -> int | None:
+    """AS923's data rate for a LoRa modulation: DR0 SF12/125 kHz ... DR5 SF7/125, DR6
+    SF7/250."""
+    if not isinstance(spreading_factor, int) or not 7 <= spreading_factor <= 12:
+        return None
+    if bandwidth == 250000 and spreading_factor == 7:
+        return 6
+    return 12 - spreading_factor if bandwidth in (125000, None) else None
+
+
+def chirpstack_uplink(body: dict[str, Any]) -> Uplink:
+    """ChirpStack v4 HTTP integration, event=up (JSON marshaler)."""
+    info = body.get("deviceInfo")
+    if not isinstance(info, dict):
+        raise BadEvent("deviceInfo missing: not a ChirpStack v4 up event")
+    rssi, snr, gateways = _best(body.get("rxInfo"), "rssi", "snr")
+    dr = body.get("dr")
+    return Uplink(_eui(info.get("devEui")), int(body.get("fPort") or 0),
+                  _b64(body.get("data", "")), _time(body.get("time")), rssi, snr, gateways,
+                  dr if isinstance(dr, int) else None, None)
+
+
+def tts_uplink(body: dict[str, Any]) -> Uplink:
+    """The Things Stack v3 webhook, uplink_message."""
+    ids, up = body.get("end_device_ids"), body.get("uplink_message")
+    if not isinstance(ids, dict) or not isinstance(up, dict):
+        raise BadEvent("end_device_ids or uplink_message missing")
+    rssi, snr, gateways = _best(up.get("rx_metadata"), "rssi", "snr")
+    lora = (up.get("settings") or {}).get("data_rate", {}).get("lora", {})
+    device_id = ids.get("device_id")
+    return Uplink(_eui(ids.get("dev_eui")), int(up.get("f_port") or 0),
+                  _b64(up.get("frm_payload", "")),
+                  _time(up.get("received_at") or body.get("received_at")), rssi, snr,
+                  gateways, as923_dr(lora.get("spreading_factor"), lora.get("bandwidth")),
+                  device_id if isinstance(device_id, str) else None)
+
+
+# --- config downlinks --------------------------------------------------------------------
+
+# Settings a downlink can carry: the station's (devices.station_config); key id -> name
+# (thresholds_mm[i] as its own key). Values are signed 24-bit (mm, s, counts).
+CONFIG_KEYS = {1: "mount_mm", 2: "thresholds_mm.0", 3: "thresholds_mm.1",
+               4: "thresholds_mm.2", 5: "thresholds_mm.3", 6: "hysteresis_mm",
+               7: "rise_limit_mm_h", 8: "interval_normal_s", 9: "interval_flood_s",
+               10: "upload_every"}
+NO_VALUE = -(1 << 23)  # a threshold that is not set
+MORE = 0x80
+MAX_DOWNLINK = 11  # bytes: the smallest AS923 payload (DR2 with dwell time)
+
+
+def config_items(cfg: dict[str, Any]) -> list[tuple[int, int]]:
+    """(key id, value) of the CONFIG_KEYS settings in cfg."""
+    flat = dict(cfg)
+    for i, level in enumerate(cfg.get("thresholds_mm") or []):
+        flat[f"thresholds_mm.{i}"] = level
+    return [(key, NO_VALUE if flat[name] is None else int(flat[name]))
+            for key, name in CONFIG_KEYS.items() if name in flat]
+
+
+def encode_config(version: int, cfg: dict[str, Any]) -> list[bytes]:
+    """The config as downlinks of at most MAX_DOWNLINK bytes: header (0x80 = more follow),
+    version u16, then (key u8, value i24) items. The device applies the version with the
+    last frame (firmware/station/lorawan.py)."""
+    items = config_items(cfg)
+    per = (MAX_DOWNLINK - 3) // 4
+    frames = []
+    for i in range(0, len(items), per):
+        more = MORE if i + per < len(items) else 0
+        frame = struct.pack(">BH", more, version & 0xFFFF)
+        for key, value in items[i:i + per]:
+            frame += struct.pack(">B", key) + (value & 0xFFFFFF).to_bytes(3, "big")
+        frames.append(frame)
+    return frames or [struct.pack(">BH", 0, version & 0xFFFF)]
+
+
+# --- network-server APIs -----------------------------------------------------------------
+
+def queue_downlinks(kind: str, api_url: str, token: str, dev_eui: str,
+                    ns_device_id: str | None, application_id: str, webhook_id: str,
+                    frames: list[bytes], client: httpx.Client) -> None:
+    """Queue frames on the network server for the device's next receive windows; raises
+    httpx.HTTPError. ChirpStack v4 REST API: POST /api/devices/{devEui}/queue. The Things
+    Stack: POST /api/v3/as/applications/{app}/webhooks/{webhook}/devices/{device}/down/push."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    base = api_url.rstrip("/")
+    if kind == "chirpstack":
+        for frame in frames:
+            r = client.post(f"{base}/api/devices/{dev_eui}/queue", headers=headers, json={
+                "queueItem": {"confirmed": False, "fPort": CONFIG_PORT,
+                              "data": base64.b64encode(frame).decode()}})
+            r.raise_for_status()
+        return
+    if not ns_device_id:
+        raise httpx.HTTPError("no The Things Stack device_id seen yet for this device")
+    r = client.post(f"{base}/api/v3/as/applications/{application_id}/webhooks/{webhook_id}"
+                    f"/devices/{ns_device_id}/down/push", headers=headers, json={
+                        "downlinks": [{"f_port": CONFIG_PORT, "priority": "NORMAL",
+                                       "frm_payload": base64.b64encode(f).decode()}
+                                      for f in frames]})
+    r.raise_for_status()

@@ -1,0 +1,264 @@
+"""LoRaWAN network-server webhooks (ChirpStack v4, The Things Stack v3), on SQLite and
+PostgreSQL: real sample bodies, per-integration secrets, deduplication, link metadata,
+refusals that store nothing, and config downlinks queued through a fake of each network
+server's API."""
+
+import base64
+import copy
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_user
+from device import codec
+from fastapi.testclient import TestClient
+from mizumori_server import clock, lorawan
+from receiver import receiver
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CHIRPSTACK = json.loads((FIXTURES / "chirpstack_up.json").read_text())
+TTS = json.loads((FIXTURES / "tts_uplink.json").read_text())
+SENT = int(dt.datetime(2026, 7, 25, 17, 0, 2, tzinfo=dt.UTC).timestamp())  # in the bodies
+EUI = "ac1f09fffe0a1b2c"
+
+
+@pytest.fixture(autouse=True)
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock, "now", lambda: SENT + 3)  # the webhook arrives 3 s later
+
+
+@pytest.fixture
+def lora_device(app_client: TestClient, admin: dict[str, str],
+                station: dict[str, object]) -> dict[str, Any]:
+    r = app_client.post("/api/devices/provision", headers=admin, json={
+        "hardware_id": "esp32-lora-03", "station": "taku-01", "transport": "lorawan",
+        "dev_eui": EUI.upper()})
+    assert r.status_code in (200, 201), r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def integration(client: TestClient, admin: dict[str, str], kind: str,
+                **extra: str) -> dict[str, Any]:
+    r = client.post("/api/lorawan/integrations", headers=admin,
+                    json={"name": f"city-{kind}", "kind": kind, **extra})
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def chirpstack(payload: bytes | None = None, **changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(CHIRPSTACK)
+    if payload is not None:
+        body["data"] = base64.b64encode(payload).decode()
+    body.update(changes)
+    return body
+
+
+def tts(payload: bytes | None = None) -> dict[str, Any]:
+    body = copy.deepcopy(TTS)
+    if payload is not None:
+        body["uplink_message"]["frm_payload"] = base64.b64encode(payload).decode()
+    return body
+
+
+def post(client: TestClient, integ: dict[str, Any], body: Any, secret: str | None = None,
+         **params: str) -> Any:
+    return client.post(f"/api/lorawan/{integ['name']}", params=params or None,
+                       content=body if isinstance(body, bytes) else json.dumps(body),
+                       headers={"X-Mizumori-Secret": secret or integ["secret"],
+                                "Content-Type": "application/json"})
+
+
+def readings(client: TestClient, admin: dict[str, str]) -> list[dict[str, Any]]:
+    r = client.get("/api/stations/taku-01/readings", headers=admin,
+                   params={"start": SENT - 86400, "end": SENT + 60, "max_points": 1000})
+    points: list[dict[str, Any]] = r.json()["points"]
+    return points
+
+
+def stored_links(client: TestClient) -> list[tuple[Any, ...]]:
+    from sqlalchemy import text
+
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        return [tuple(r) for r in s.execute(text(
+            "SELECT seq, t, link_rssi, link_snr, link_gateways, link_dr FROM readings "
+            "ORDER BY seq"))]
+
+
+def test_chirpstack_uplink_is_stored_once_with_its_link(app_client: TestClient,
+                                                         admin: dict[str, str],
+                                                         lora_device: dict[str, Any]) -> None:
+    integ = integration(app_client, admin, "chirpstack")
+    assert integ["endpoint"].endswith("/api/lorawan/city-chirpstack")
+    r = post(app_client, integ, CHIRPSTACK, event="up")
+    assert r.status_code == 200, r.text
+    assert r.json()["acked"] == [70000]
+    # measured 3 h before the network server received it (not before our own clock)
+    assert stored_links(app_client) == [(70000, SENT - 10800, -96, 4.25, 2, 2)]
+    # the same frame again (a retried webhook, a second network path): stored once
+    assert post(app_client, integ, CHIRPSTACK, event="up").status_code == 200
+    assert len(stored_links(app_client)) == 1
+    [point] = readings(app_client, admin)
+    assert point["level_mm"] == 4521
+    # other events are taken and not stored
+    for event in ("join", "status", "ack", "txack", "log"):
+        assert post(app_client, integ, {"deviceInfo": {"devEui": EUI}},
+                    event=event).status_code == 204
+    assert post(app_client, integ, chirpstack(fPort=0, data="")).status_code == 204
+
+
+def test_tts_uplink_is_stored_with_its_device_id(app_client: TestClient,
+                                                  admin: dict[str, str],
+                                                  lora_device: dict[str, Any]) -> None:
+    integ = integration(app_client, admin, "tts")
+    r = app_client.post(f"/api/lorawan/{integ['name']}/uplink", content=json.dumps(TTS),
+                        headers={"X-Mizumori-Secret": integ["secret"]})
+    assert r.status_code == 200, r.text
+    assert stored_links(app_client) == [(70000, SENT - 10800, -101, 1.5, 1, 2)]
+    join = {"end_device_ids": TTS["end_device_ids"], "join_accept": {"session_key_id": "x"}}
+    assert post(app_client, integ, join).status_code == 204
+    r = app_client.get(f"/api/devices/{lora_device['device_id']}", headers=admin)
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(("case", "status"), [
+    ("wrong secret", 401), ("no secret", 401), ("unknown integration", 404),
+    ("malformed JSON", 400), ("not an object", 400), ("no deviceInfo", 400),
+    ("bad base64", 400), ("unknown DevEUI", 404), ("payload fails decoding", 422),
+])
+def test_bad_input_is_refused_and_stores_nothing(app_client: TestClient,
+                                                 admin: dict[str, str],
+                                                 lora_device: dict[str, Any], case: str,
+                                                 status: int) -> None:
+    integ = integration(app_client, admin, "chirpstack")
+    other = {**integ, "name": "nobody"}
+    r = {
+        "wrong secret": lambda: post(app_client, integ, CHIRPSTACK, secret="guess" * 8),
+        "no secret": lambda: app_client.post(f"/api/lorawan/{integ['name']}",
+                                             json=CHIRPSTACK),
+        "unknown integration": lambda: post(app_client, other, CHIRPSTACK),
+        "malformed JSON": lambda: post(app_client, integ, b'{"deviceInfo": '),
+        "not an object": lambda: post(app_client, integ, [CHIRPSTACK]),
+        "no deviceInfo": lambda: post(app_client, integ, TTS),
+        "bad base64": lambda: post(app_client, integ, chirpstack(data="%%%")),
+        "unknown DevEUI": lambda: post(app_client, integ, chirpstack(
+            deviceInfo={**CHIRPSTACK["deviceInfo"], "devEui": "0011223344556677"})),
+        "payload fails decoding": lambda: post(app_client, integ, chirpstack(b"\x21" * 11)),
+    }[case]()
+    assert r.status_code == status, r.text
+    assert r.json()["detail"]
+    assert stored_links(app_client) == []
+    metrics = app_client.get("/metrics").text
+    assert f'mizumori_ingest_rejects_total{{reason="lorawan_{r.json()["code"]}"}}' in metrics
+
+
+def test_integrations_are_for_admins(app_client: TestClient, admin: dict[str, str]) -> None:
+    operator = make_user(app_client, admin, "ops", "operator")
+    r = app_client.post("/api/lorawan/integrations", headers=operator,
+                        json={"name": "x", "kind": "chirpstack"})
+    assert r.status_code == 403
+    integ = integration(app_client, admin, "chirpstack")
+    listed = app_client.get("/api/lorawan/integrations", headers=admin).json()
+    assert [i["name"] for i in listed] == ["city-chirpstack"]
+    assert "secret" not in listed[0] and "secret_hash" not in listed[0]
+    assert app_client.post("/api/lorawan/integrations", headers=admin, json={
+        "name": "city-chirpstack", "kind": "chirpstack"}).status_code == 409
+    assert app_client.post("/api/lorawan/integrations", headers=admin, json={
+        "name": "tts2", "kind": "tts", "api_url": "http://ns.example", "api_token": "t" * 20,
+    }).status_code == 422  # downlinks on TTS need the application and webhook ids
+    assert app_client.delete(f"/api/lorawan/integrations/{integ['name']}",
+                             headers=admin).status_code == 204
+    assert post(app_client, integ, CHIRPSTACK).status_code == 404
+
+
+def status_record(config_version: int) -> bytes:
+    return codec.encode_status(0, 0, config_version, 4, -100)
+
+
+def decode_frames(frames: list[bytes]) -> tuple[int, dict[int, int], bool]:
+    """(version, items, complete) of queued config downlinks."""
+    items: dict[int, int] = {}
+    version, complete = -1, False
+    for f in frames:
+        version = int.from_bytes(f[1:3], "big")
+        for i in range(3, len(f), 4):
+            value = int.from_bytes(f[i + 1:i + 4], "big", signed=True)
+            items[f[i]] = value
+        complete = not f[0] & lorawan.MORE
+        assert len(f) <= lorawan.MAX_DOWNLINK
+    return version, items, complete
+
+
+@pytest.mark.parametrize("kind", ["chirpstack", "tts"])
+def test_config_changes_go_out_as_downlinks_once(app_client: TestClient,
+                                                 admin: dict[str, str],
+                                                 lora_device: dict[str, Any],
+                                                 kind: str) -> None:
+    with receiver() as ns:
+        api = ns.url.removesuffix("/hook")
+        integ = integration(app_client, admin, kind, api_url=api, api_token="ns-api-token-1",
+                            **({"application_id": "taku-water-levels",
+                                "webhook_id": "mizumori"} if kind == "tts" else {}))
+        seq = iter(range(1, 100))
+
+        def uplink(*extra: bytes) -> None:
+            payload = codec.encode_level(next(seq), 0, 1200, 3700, 0) + b"".join(extra)
+            body = chirpstack(payload) if kind == "chirpstack" else tts(payload)
+            assert post(app_client, integ, body).status_code == 200
+
+        uplink(status_record(0))  # the device runs config 0; the server wants 1
+        first = ns.wait_for(1, 5)
+        r = app_client.patch("/api/stations/taku-01", headers=admin,
+                             json={"caution_mm": 1600, "interval_flood_s": 60})
+        assert r.status_code == 200, r.text
+        uplink()
+        uplink()  # queued once per version, not at every uplink
+        requests = list(ns.requests)
+        frames = frames_of(kind, requests)
+        version, items, complete = decode_frames(frames)
+        assert complete and version >= 1
+        assert items[3] == 1600 and items[9] == 60 and items[2] == 1000  # caution, flood, standby
+        assert items[1] == 5000  # mount height
+        assert all(r["headers"]["authorization"] == "Bearer ns-api-token-1" for r in requests)
+        path = (f"/api/devices/{EUI}/queue" if kind == "chirpstack" else
+                "/api/v3/as/applications/taku-water-levels/webhooks/mizumori/devices/"
+                "taku-03/down/push")
+        assert {r["path"] for r in requests} == {path}
+        n = len(requests)
+        assert first  # the first uplink already queued config 1
+        uplink(status_record(version))  # applied: nothing more to send
+        uplink()
+        assert len(ns.requests) == n
+
+        # the network server's API fails: the version is tried again at the next uplink
+        ns.status = 500
+        app_client.patch("/api/stations/taku-01", headers=admin, json={"danger_mm": 2600})
+        uplink()
+        ns.status = 200
+        uplink()
+        version2, items2, _ = decode_frames(frames_of(kind, ns.requests[n:]))
+        assert version2 == version + 1 and items2[5] == 2600
+
+
+def frames_of(kind: str, requests: list[dict[str, Any]]) -> list[bytes]:
+    out = []
+    for r in requests:
+        body = json.loads(r["body"])
+        if kind == "chirpstack":
+            assert body["queueItem"]["fPort"] == lorawan.CONFIG_PORT
+            out.append(base64.b64decode(body["queueItem"]["data"]))
+        else:
+            for d in body["downlinks"]:
+                assert d["f_port"] == lorawan.CONFIG_PORT
+                out.append(base64.b64decode(d["frm_payload"]))
+    return out
+
+
+def test_data_rates_from_modulation() -> None:
+    assert lorawan.as923_dr(10, 125000) == 2
+    assert lorawan.as923_dr(7, 125000) == 5
+    assert lorawan.as923_dr(7, 250000) == 6
+    assert lorawan.as923_dr(13, 125000) is None
