@@ -2,7 +2,7 @@
 # the board), then one cycle under a watchdog, then deep sleep until the next reading.
 import time
 
-from station import VERSION, config, cycle, ota, uplink
+from station import VERSION, config, cycle, lorawan, ota, uplink
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
@@ -36,6 +36,22 @@ def update(board, creds, st, reply, result, wdt):
     if result["flood"]:
         return False
     return ota.work(board, creds, result["battery_mv"], now, wdt.feed)
+
+
+def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause):
+    """Send the queue over the configured transports in order of preference, the next when
+    one fails: the fleet server's reply over Wi-Fi, {} after LoRaWAN uplinks (the network
+    server answers nothing), None when every transport failed."""
+    for name in cfg["transport"].split(","):
+        if name == "wifi" and creds.get("server"):
+            reply = uplink.send(board, cfg, cfg_path, creds, st, queue, cause, board.rssi())
+            if reply is not None:
+                return reply
+        elif name == "lorawan" and creds.get("lorawan"):
+            if lorawan.send(lorawan.modem(board, pins), board, cfg, cfg_path, creds, st,
+                            queue, cause):
+                return {}
+    return None
 
 
 def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
@@ -77,10 +93,11 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
         elif result["upload"] or ota.busy():
             creds = uplink.load_credentials(creds_path)
             if creds is not None:
-                reply = uplink.send(board, cfg, cfg_path, creds, st, queue, cause,
-                                    board.rssi())
-                if reply is not None:
+                reply = deliver(board, cfg, cfg_path, pins, creds, st, queue, cause)
+                if reply:
                     reboot = update(board, creds, st, reply, result, wdt)
+                elif reply is not None:  # over LoRaWAN: no offers, but a trial is good
+                    ota.confirm(board.time())
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]

@@ -37,15 +37,22 @@ DEFAULTS = {
     "queue_max": 20000,
     "batch_records": 40,        # readings per upload (fits the server's 64 KiB body limit)
     "batches_per_wake": 4,      # bounded backlog drain per wake
+    # How readings leave: "wifi", "lorawan", or both in order of preference ("wifi,lorawan":
+    # LoRaWAN when Wi-Fi fails). docs/lorawan.md.
+    "transport": "wifi",
+    "lora_dr": 2,               # AS923 data rate (DR2 = SF10: the longest range with dwell)
+    "lora_retries": 3,          # confirmed-uplink retransmissions by the module
+    "lora_uplinks": 4,          # uplinks per wake at most (airtime)
     "maintenance_s": 5,
     "wdt_ms": 60000,
     "pins": {},
 }
 
-_CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop")}
+_CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
+            "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi")}
 _POSITIVE = ("samples", "min_valid", "interval_normal_s", "interval_flood_s", "upload_every",
              "queue_max", "wdt_ms", "loop_shunt_ohm", "loop_span_mm", "max_dev_mm",
-             "batch_records", "batches_per_wake")
+             "batch_records", "batches_per_wake", "lora_uplinks")
 
 
 def _kind(v):

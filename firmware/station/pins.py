@@ -13,4 +13,7 @@ PINS = {
     "rain": 33,             # reed switch, RTC GPIO (ext0 wake source)
     "sensor_power": 25,     # load switch for the sensors, on only while awake
     "service": 27,          # service button to GND: hold at wake for the maintenance window
+    "lora_uart": 1,         # UART1 to the RAK3172 LoRaWAN module (its UART2, 115200 8N1)
+    "lora_tx": 19,          # ESP32 TX -> RAK3172 RX2
+    "lora_rx": 18,          # ESP32 RX <- RAK3172 TX2
 }

@@ -28,6 +28,10 @@ def defaults():
         "wakes": 0,
         "err": "",          # what went wrong in the last wake, for `info`
         "uplink": "",       # why the last upload failed ("" once one succeeds)
+        "lora_setup": False,  # the modem's settings checked since power-on
+        "lora_status": False,  # a config was applied: send a status record
+        "lora_backoff_s": 0,  # after a failed join or uplink: wait, doubling up to an hour
+        "lora_retry_at": 0,
     }
 
 

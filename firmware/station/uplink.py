@@ -3,7 +3,7 @@
 # and docs/protocol.md ("Authenticating an upload").
 import json
 
-from station import codec, config, fsutil, hmac_sha256, http
+from station import codec, config, fsutil, hmac_sha256, http, lorawan
 from station.cycle import reading_time
 
 CREDENTIALS = "secrets.json"
@@ -12,8 +12,9 @@ MAX_ADJUSTMENTS = 8
 
 
 def load_credentials(path=CREDENTIALS):
-    """{"device_id", "secret" (hex), "server" (URL), "ca" (file or null), "wifi": {...}},
-    or None when the station is not provisioned."""
+    """{"device_id", "secret" (hex), "server" (URL), "ca" (file or null), "wifi": {...},
+    "lorawan": {"dev_eui", "app_eui", "app_key"} (hex)}, or None when the station is not
+    provisioned."""
     raw = fsutil.read_bytes(path)
     if not raw:
         return None
@@ -111,7 +112,7 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
     limit = cfg["batch_records"]
     for _ in range(cfg["batches_per_wake"] + 1):  # one extra try after a stale counter
         status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
-                                     _cause(reset_cause), rssi)
+                                     lorawan.cause_code(reset_cause), rssi)
         body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
         try:
             code, reply = post_signed(creds, state, "/api/ingest", body)
@@ -159,6 +160,3 @@ def _fail(state, now, why):
     state["uplink"] = why
     return None
 
-
-def _cause(name):
-    return codec.RESET_CAUSES.index(name) if name in codec.RESET_CAUSES else 0

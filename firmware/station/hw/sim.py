@@ -120,12 +120,13 @@ class SimUltrasonicUART:
 
 class SerialPortUART:
     """A UART wired to a host serial device: the pseudo-terminal on which the rig's simulated
-    sensor streams its real bytes. any() says only whether a byte is waiting."""
+    sensor streams its real bytes, or its simulated LoRaWAN modem answers. any() says only
+    whether a byte is waiting."""
 
     def __init__(self, path):
         import select
 
-        self.f = open(path, "rb", 0)  # unbuffered: poll() must see every byte
+        self.f = open(path, "r+b", 0)  # unbuffered: poll() must see every byte
         self.poller = select.poll()
         self.poller.register(self.f, select.POLLIN)
 
@@ -139,7 +140,7 @@ class SerialPortUART:
         return out
 
     def write(self, data):
-        return len(data)
+        return self.f.write(data)
 
 
 # Calibration of the Bosch BMP280 datasheet's worked example (T and P), with humidity

@@ -1,0 +1,153 @@
+# LoRaWAN uplink through an AT modem (drivers/rak3172.py): join when the module has no
+# session (backing off between wakes), then send the queue's oldest readings, as many
+# records as the data rate's payload allows, on port 1 as confirmed uplinks. A reading
+# leaves the queue only when the network acknowledged its frame. Config changes arrive as
+# downlinks on port 10. See docs/lorawan.md.
+import struct
+
+from station import codec, config
+from station.cycle import reading_time
+
+READINGS_PORT = 1
+CONFIG_PORT = 10
+# AS923 with uplink dwell time (Japan): the largest application payload per data rate.
+# DR0 and DR1 carry nothing under the 400 ms dwell limit.
+MAX_PAYLOAD = (0, 0, 11, 53, 125, 242, 242)
+SPREADING = (12, 11, 10, 9, 8, 7, 7)  # DR -> spreading factor (DR6 at 250 kHz)
+OVERHEAD = 13  # LoRaWAN bytes around the payload: MHDR, FHDR (7), FPort, MIC (4)
+# Settings a config downlink carries (server/mizumori_server/lorawan.py, CONFIG_KEYS).
+CONFIG_KEYS = {1: "mount_mm", 2: 0, 3: 1, 4: 2, 5: 3, 6: "hysteresis_mm",
+               7: "rise_limit_mm_h", 8: "interval_normal_s", 9: "interval_flood_s",
+               10: "upload_every"}  # 2..5: thresholds_mm[0..3]
+NO_VALUE = -(1 << 23)
+
+
+def modem(board, pins):
+    """The board's LoRaWAN module."""
+    from station.drivers.rak3172 import Rak3172
+
+    return Rak3172(board.uart(pins["lora_uart"], 115200, pins["lora_tx"], pins["lora_rx"]))
+
+
+def max_payload(dr):
+    return MAX_PAYLOAD[dr] if 0 <= dr < len(MAX_PAYLOAD) else 0
+
+
+def airtime_ms(payload_len, dr):
+    """Time on air of an uplink (Semtech's LoRa formula: 8-symbol preamble, explicit
+    header, CRC on, coding rate 4/5, low-data-rate optimisation at 16 ms symbols)."""
+    sf = SPREADING[dr]
+    bw = 250000 if dr == 6 else 125000
+    t_sym = (1 << sf) * 1000.0 / bw
+    de = 1 if t_sym >= 16 else 0
+    bits = 8 * (payload_len + OVERHEAD) - 4 * sf + 28 + 16
+    n = 8 + max(-(-bits // (4 * (sf - 2 * de))) * 5, 0)
+    return int((8 + 4.25) * t_sym + n * t_sym + 0.999)
+
+
+def pack(queue, state, now, limit):
+    """(payload, seqs): the oldest readings that fit in limit bytes, each with its age at
+    sending; full records when they fit, else the 11-byte level record."""
+    parts = []
+    seqs = []
+    size = 0
+    for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN)):
+        rec = codec.with_age(stored[4:], now - reading_time(stored, seq, state["adj"]))
+        if size + len(rec) > limit:
+            rec = codec.to_level(rec)
+        if size + len(rec) > limit:
+            break
+        parts.append(rec)
+        seqs.append(seq)
+        size += len(rec)
+    return b"".join(parts), seqs
+
+
+def apply_downlink(cfg, cfg_path, data, state):
+    """A config frame: header (0x80 = more frames follow), version u16, (key u8, value i24)
+    items. Values apply as they come; the version only with the last frame."""
+    if len(data) < 3 or (len(data) - 3) % 4:
+        state["err"] = "lorawan: bad config downlink"
+        return cfg
+    more = data[0] & 0x80
+    version = struct.unpack(">H", data[1:3])[0]
+    changes = {}
+    levels = list(cfg["thresholds_mm"])
+    for i in range(3, len(data), 4):
+        key = CONFIG_KEYS.get(data[i])
+        raw = (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]
+        value = raw - (1 << 24) if raw & 0x800000 else raw
+        if key is None:
+            state["err"] = "lorawan: unknown config key %d" % data[i]
+        elif isinstance(key, int):
+            levels[key] = None if value == NO_VALUE else value
+            changes["thresholds_mm"] = levels
+        else:
+            changes[key] = value
+    if not more:
+        changes["config_version"] = version
+        state["lora_status"] = True  # tell the server with the next uplink
+    new, errors = config.merge(cfg, changes)
+    config.save(new, cfg_path)
+    if errors:
+        state["err"] = "config: " + "; ".join(errors)
+    return new
+
+
+def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause):
+    """Drain up to cfg["lora_uplinks"] uplinks. True when the link worked (or there was
+    nothing to send), False when it failed: the queue is kept and the next try backs off."""
+    from station.drivers.rak3172 import ModemError
+
+    now = board.time()
+    if now < state["lora_retry_at"]:
+        return False
+    lora = creds["lorawan"]
+    try:
+        if not state["lora_setup"]:
+            modem.setup(lora["dev_eui"], lora["app_eui"], lora["app_key"],
+                        cfg["lora_dr"], True, cfg["lora_retries"])
+            state["lora_setup"] = True
+        if not modem.joined() and not modem.join():
+            return _fail(state, now, "lorawan: join failed")
+        for _ in range(cfg["lora_uplinks"]):
+            limit = max_payload(modem.data_rate())
+            payload, seqs = pack(queue, state, board.time(), limit)
+            # The status record (queue depth, config version) rides along when it fits;
+            # alone only when the server must learn of an applied config.
+            status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
+                                         cause_code(reset_cause), None)
+            with_status = len(payload) + len(status) <= limit and (
+                seqs or state["lora_status"])
+            if with_status:
+                payload += status
+            if not payload:
+                break
+            delivered, downlinks = modem.send(READINGS_PORT, payload)
+            for port, data in downlinks:
+                if port == CONFIG_PORT:
+                    cfg = apply_downlink(cfg, cfg_path, data, state)
+            if not delivered:
+                return _fail(state, now, "lorawan: no acknowledgement")
+            if seqs:
+                queue.ack(seqs[-1])
+            if with_status and not downlinks:
+                state["lora_status"] = False
+            state["lora_backoff_s"] = 0
+            state["uplink"] = ""
+        return True
+    except ModemError as e:
+        if e.status != "AT_BUSY_ERROR":
+            state["lora_setup"] = False  # check the module's settings again next time
+        return _fail(state, now, "lorawan: %s" % e)
+
+
+def cause_code(name):
+    return codec.RESET_CAUSES.index(name) if name in codec.RESET_CAUSES else 0
+
+
+def _fail(state, now, why):
+    state["lora_backoff_s"] = min(max(60, state["lora_backoff_s"] * 2), 3600)
+    state["lora_retry_at"] = now + state["lora_backoff_s"]
+    state["uplink"] = why
+    return False

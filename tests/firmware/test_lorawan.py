@@ -1,0 +1,185 @@
+# The LoRaWAN transport and the RAK3172 driver against the simulated module (its documented
+# AT dialogue, statuses and event delays) on a fake clock. Runs under CPython and MicroPython.
+import struct
+
+from station import codec, config, lorawan, state
+from station.drivers.rak3172 import ModemError, Rak3172
+from station.flashqueue import FlashQueue
+from station.hw import sim
+from station.hw.rak3172_sim import Rak3172Sim
+from support import raises, tempdir
+
+EUI = "ac1f09fffe0a1b2c"
+CREDS = {"lorawan": {"dev_eui": EUI, "app_eui": "ac1f09fff8680000",
+                     "app_key": "2b7e151628aed2a6abf7158809cf4f3c"}}
+
+
+class Clock:
+    def __init__(self):
+        self.ms = 0
+
+    def ticks(self):
+        return self.ms
+
+    def sleep(self, ms):
+        self.ms += ms
+
+
+class Network:
+    """What the module's radio reaches: records frames, answers with queued downlinks."""
+
+    def __init__(self):
+        self.frames = []
+        self.accept_join = True
+        self.heard = True
+        self.downlinks = []
+        self.joins = 0
+
+    def join(self, dev_eui, app_eui, app_key):
+        self.joins += 1
+        return self.accept_join and dev_eui == EUI
+
+    def uplink(self, dev_eui, port, payload, confirmed, dr, fcnt):
+        if not self.heard:
+            return False, []
+        self.frames.append((port, payload, confirmed, dr, fcnt))
+        out, self.downlinks = self.downlinks[:1], self.downlinks[1:]
+        return True, out
+
+
+def rig():
+    clock = Clock()
+    net = Network()
+    module = Rak3172Sim(net, clock.ticks)
+    return clock, net, module, Rak3172(module, clock.sleep, clock.ticks)
+
+
+def station(n_readings, **changes):
+    d = tempdir()
+    cfg, errors = config.merge(config.DEFAULTS, dict({"transport": "lorawan"}, **changes))
+    assert errors == []
+    config.save(cfg, d + "/config.json")
+    board = sim.Board(sim.World())
+    q = FlashQueue(d + "/queue")
+    for k in range(n_readings):
+        t = board.time() - (n_readings - k) * 600
+        q.append(struct.pack(">I", t) + codec.encode_full(q.next_seq, 0, 1000 + k, 3700, 0,
+                                                          20.0, 50.0, 1000.0, 0.0))
+    return d, cfg, board, q, state.defaults()
+
+
+def test_airtime_follows_the_lora_formula():
+    # SF10/125 kHz, 11-byte payload: 370.7 ms; SF7: 61.7 ms (Semtech's calculator)
+    assert lorawan.airtime_ms(11, 2) == 371
+    assert lorawan.airtime_ms(11, 5) == 62
+    assert lorawan.airtime_ms(242, 5) > lorawan.airtime_ms(53, 5)
+    assert lorawan.max_payload(2) == 11 and lorawan.max_payload(5) == 242
+
+
+def test_setup_writes_only_what_differs_and_join_takes_the_accept_delay():
+    clock, net, module, modem = rig()
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    writes = [c for c in module.log if "=?" not in c]
+    assert writes == ["AT+DEVEUI=AC1F09FFFE0A1B2C", "AT+APPEUI=AC1F09FFF8680000",
+                      "AT+APPKEY=2B7E151628AED2A6ABF7158809CF4F3C", "AT+CFM=1", "AT+RETY=3"]
+    module.log = []
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    assert [c for c in module.log if "=?" not in c] == []  # nothing written twice
+    assert not modem.joined()
+    start = clock.ms
+    assert modem.join()
+    assert clock.ms - start >= 5000  # JOIN_ACCEPT_DELAY1
+    assert modem.joined()
+
+
+def test_refusals_come_back_as_the_modules_statuses():
+    clock, net, module, modem = rig()
+    e = raises(ModemError, modem.send, 1, b"\x11" * 11)
+    assert e.status == "AT_NO_NETWORK_JOINED"
+    net.accept_join = False
+    assert not modem.join()
+    net.accept_join = True
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 0)
+    assert modem.join()
+    e = raises(ModemError, modem.send, 1, b"\x11" * 12)  # over DR2's 11 bytes
+    assert e.status == "AT_PARAM_ERROR"
+    assert modem.command("AT+JOIN=1:0:10:1")[0] == "OK"  # a join still running ...
+    e = raises(ModemError, modem.send, 1, b"\x11" * 11)
+    assert e.status == "AT_BUSY_ERROR"  # ... keeps the radio busy
+    assert modem.command("AT+FOO=1")[0] == "AT_COMMAND_NOT_FOUND"
+    assert modem.command("AT+DR=9")[0] == "AT_PARAM_ERROR"
+
+
+def test_dr2_sends_one_level_record_per_confirmed_uplink():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(6)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.joins == 1 and len(net.frames) == 4  # lora_uplinks per wake
+    for k, (port, payload, confirmed, dr, fcnt) in enumerate(net.frames):
+        assert (port, confirmed, dr, fcnt, len(payload)) == (1, True, 2, k + 1, 11)
+        [rec] = codec.decode(payload)
+        assert rec["type"] == "level" and rec["seq"] == k + 1
+        assert rec["age_s"] == (6 - k) * 600  # age at sending, from the stored time
+    assert q.depth() == 2 and st["uplink"] == ""
+    # the next wake: the module kept its session, no second join
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.joins == 1 and q.depth() == 0
+
+
+def test_dr5_packs_full_records_and_the_status():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(5, lora_dr=5)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    [(port, payload, _, dr, _)] = net.frames
+    recs = codec.decode(payload)
+    assert dr == 5 and [r["type"] for r in recs] == ["full"] * 5 + ["status"]
+    assert q.depth() == 0
+
+
+def test_no_acknowledgement_keeps_the_queue_and_backs_off():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(3)
+    net.heard = False
+    assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert q.depth() == 3 and st["uplink"] == "lorawan: no acknowledgement"
+    assert st["lora_retry_at"] == board.time() + 60
+    net.heard = True
+    assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.frames == []  # still backing off
+    board.world.now += 60
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert q.depth() == 0 and st["lora_backoff_s"] == 0
+
+
+def test_failed_join_backs_off_doubling():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    net.accept_join = False
+    for wait in (60, 120, 240):
+        assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q,
+                                "deepsleep")
+        assert st["uplink"] == "lorawan: join failed" and st["lora_backoff_s"] == wait
+        board.world.now += wait
+    assert net.joins == 3 and q.depth() == 1
+
+
+def config_frame(more, version, items):
+    out = struct.pack(">BH", 0x80 if more else 0, version)
+    for key, value in items:
+        out += struct.pack(">B", key) + struct.pack(">i", value)[1:]
+    return out
+
+
+def test_config_downlinks_apply_and_the_version_is_reported():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(3)
+    net.downlinks = [(10, config_frame(True, 7, [(3, 1600), (9, 60)])),
+                     (10, config_frame(False, 7, [(5, -(1 << 23)), (1, 4200)]))]
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    cfg, errors = config.load(d + "/config.json")
+    assert errors == [] and cfg["config_version"] == 7
+    assert cfg["thresholds_mm"][1] == 1600 and cfg["thresholds_mm"][3] is None
+    assert cfg["interval_flood_s"] == 60 and cfg["mount_mm"] == 4200
+    # the queue is empty after 3 uplinks; the 4th tells the server the version (DR2: alone)
+    status = [codec.decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == codec.STATUS]
+    assert [s["config_version"] for s in status] == [7] and not st["lora_status"]
