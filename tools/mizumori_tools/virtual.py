@@ -88,6 +88,7 @@ class VirtualStation:
         self.firmware = firmware
         self.seed = seed
         self.hardware_id = hardware_id
+        self.uarts: dict[str, str] = {}  # UART id -> a rig part's pseudo-terminal
         flash.mkdir(parents=True, exist_ok=True)
 
     def install_firmware(self) -> None:
@@ -102,17 +103,18 @@ class VirtualStation:
         self.firmware = None
 
     def provision(self, device: dict[str, Any], server: str, config: dict[str, Any],
-                  ca: Path | None = None, release_key: str | None = None) -> None:
+                  ca: Path | None = None, release_key: str | None = None,
+                  lorawan: dict[str, str] | None = None) -> None:
         """Write what `mizumori device provision` writes onto a board (ca: the CA
         certificate an https:// server is verified with; release_key: the public key, hex,
-        updates must be signed with)."""
+        updates must be signed with; lorawan: the OTAA dev_eui, app_eui, app_key)."""
         if release_key is not None:
             (self.flash / "release.pub").write_text(release_key)
         if ca is not None:
             (self.flash / "ca.pem").write_bytes(ca.read_bytes())
         (self.flash / "secrets.json").write_text(json.dumps({
             "device_id": device["device_id"], "secret": device["secret"], "server": server,
-            "ca": "ca.pem" if ca else None, "wifi": None}))
+            "ca": "ca.pem" if ca else None, "wifi": None, "lorawan": lorawan}))
         (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
         paths.import_firmware()
         from station.flashqueue import FlashQueue
@@ -145,7 +147,8 @@ class VirtualStation:
 
     def write_world(self, world: dict[str, Any], now: int, rain_tips: int,
                     reset_cause: str, cut_after_writes: int | None = None) -> None:
-        spec = {**world, "now": now, "rain_tips": rain_tips, "reset_cause": reset_cause,
+        spec = {"uarts": self.uarts, **world, "now": now, "rain_tips": rain_tips,
+                "reset_cause": reset_cause,
                 "seed": self.seed, "hardware_id": self.hardware_id,
                 "cut_after_writes": cut_after_writes}
         (self.flash / "sim.json").write_text(json.dumps(spec))

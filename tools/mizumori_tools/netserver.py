@@ -1,0 +1,164 @@
+"""The LoRaWAN side of the rig: a RAK3172 on a pseudo-terminal of its own (the firmware's
+simulated module, speaking the AT dialogue byte for byte) whose radio reaches a small
+network server. The network server does what ChirpStack v4 does for the fleet server: it
+admits the stations registered with it, posts each uplink to the HTTP integration's URL
+(`?event=up`, JSON, the integration's secret header) — once per gateway that heard it, as
+a network server without deduplication would, so the fleet server's own deduplication is
+tested — and takes downlinks on ChirpStack's REST queue API
+(`POST /api/devices/{devEui}/queue`, bearer token) for the device's next receive window.
+"""
+
+import base64
+import datetime as dt
+import json
+import os
+import pty
+import threading
+import time
+import tty
+import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+from mizumori_tools import paths
+
+
+class NetworkServer:
+    def __init__(self, webhook_url: str, secret: str, api_token: str, gateways: int = 2,
+                 now: Callable[[], int] = lambda: int(time.time())):
+        self.webhook_url = webhook_url
+        self.secret = secret
+        self.api_token = api_token
+        self.gateways = gateways
+        self.now = now
+        self.devices: set[str] = set()
+        self.queues: dict[str, list[tuple[int, bytes]]] = {}
+        self.posts = 0  # webhook requests made
+        self.uplinks = 0  # frames heard
+        self.refused: list[str] = []  # what the fleet server refused (status and text)
+        self.lock = threading.Lock()
+        self.http = httpx.Client(timeout=30)
+        self._api = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.api_url = f"http://127.0.0.1:{self._api.server_address[1]}"
+        threading.Thread(target=self._api.serve_forever, daemon=True).start()
+
+    def register(self, dev_eui: str) -> None:
+        self.devices.add(dev_eui.lower())
+
+    # --- the radio side (called by the simulated module) ---------------------------------
+    def join(self, dev_eui: str, app_eui: str, app_key: str) -> bool:
+        return dev_eui in self.devices
+
+    def uplink(self, dev_eui: str, port: int, payload: bytes, confirmed: bool, dr: int,
+               fcnt: int) -> tuple[bool, list[tuple[int, bytes]]]:
+        if dev_eui not in self.devices:
+            return False, []
+        with self.lock:
+            self.uplinks += 1
+            downlinks = self.queues.get(dev_eui, [])[:1]
+            self.queues[dev_eui] = self.queues.get(dev_eui, [])[1:]
+        sent = dt.datetime.fromtimestamp(self.now(), dt.UTC).isoformat()
+        for gw in range(self.gateways):
+            event = {
+                "deduplicationId": str(uuid.uuid4()), "time": sent,
+                "deviceInfo": {"tenantName": "rig", "applicationName": "mizumori rig",
+                               "deviceProfileName": "RAK3172 AS923-1",
+                               "deviceName": dev_eui, "devEui": dev_eui},
+                "devAddr": "01" + dev_eui[-6:], "adr": False, "dr": dr, "fCnt": fcnt,
+                "fPort": port, "confirmed": confirmed,
+                "data": base64.b64encode(payload).decode(),
+                "rxInfo": [{"gatewayId": f"00800000a000{gw:04x}", "rssi": -95 - 7 * gw,
+                            "snr": 6.5 - 3 * gw, "channel": 2}],
+                "txInfo": {"frequency": 923200000, "modulation": {"lora": {
+                    "bandwidth": 125000, "spreadingFactor": 12 - dr,
+                    "codeRate": "CR_4_5"}}}}
+            r = self.http.post(self.webhook_url, params={"event": "up"}, json=event,
+                               headers={"X-Mizumori-Secret": self.secret})
+            self.posts += 1
+            if r.status_code != 200:
+                self.refused.append(f"{r.status_code} {r.text}")
+        return True, downlinks
+
+    # --- ChirpStack's queue API ----------------------------------------------------------
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        ns = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                parts = self.path.strip("/").split("/")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Authorization") != f"Bearer {ns.api_token}":
+                    return self._reply(401, {"error": "authentication failed"})
+                if len(parts) != 4 or parts[:2] != ["api", "devices"] or parts[3] != "queue":
+                    return self._reply(404, {"error": "not found"})
+                eui = parts[2].lower()
+                if eui not in ns.devices:
+                    return self._reply(404, {"error": "object does not exist"})
+                item = json.loads(body)["queueItem"]
+                with ns.lock:
+                    ns.queues.setdefault(eui, []).append(
+                        (int(item["fPort"]), base64.b64decode(item["data"])))
+                self._reply(200, {"id": str(uuid.uuid4())})
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def close(self) -> None:
+        self._api.shutdown()
+        self._api.server_close()
+        self.http.close()
+
+
+class ModemPty:
+    """The simulated RAK3172 behind a pseudo-terminal: what the board writes goes to the
+    module, what the module says comes back, on the module's own clock sped up by
+    time_scale (so that a join's 5 s accept delay takes 5 / time_scale s)."""
+
+    def __init__(self, network: NetworkServer, time_scale: float = 20.0):
+        paths.import_firmware()
+        from station.hw.rak3172_sim import Rak3172Sim
+
+        start = time.monotonic()
+        self.module = Rak3172Sim(network, lambda: int((time.monotonic() - start) * 1000
+                                                      * time_scale))
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            try:
+                data = os.read(self._master, 4096)
+            except (BlockingIOError, OSError):
+                data = b""
+            if data:
+                self.module.write(data)
+            if self.module.any():
+                out = self.module.read()
+                try:
+                    os.write(self._master, out)
+                except BlockingIOError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        os.close(self._master)
+        os.close(self._slave)
