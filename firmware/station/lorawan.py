@@ -20,6 +20,7 @@ CONFIG_KEYS = {1: "mount_mm", 2: 0, 3: 1, 4: 2, 5: 3, 6: "hysteresis_mm",
                7: "rise_limit_mm_h", 8: "interval_normal_s", 9: "interval_flood_s",
                10: "upload_every"}  # 2..5: thresholds_mm[0..3]
 NO_VALUE = -(1 << 23)
+LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
 
 
 def modem(board, pins):
@@ -110,6 +111,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause):
             state["lora_setup"] = True
         if not modem.joined() and not modem.join():
             return _fail(state, now, "lorawan: join failed")
+        if state["wakes"] % LINK_CHECK_EVERY == 1:
+            modem.request_link_check()  # now and then: is the gateway still heard well?
         for _ in range(cfg["lora_uplinks"]):
             limit = max_payload(modem.data_rate())
             payload, seqs = pack(queue, state, board.time(), limit)
@@ -127,6 +130,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause):
             for port, data in downlinks:
                 if port == CONFIG_PORT:
                     cfg = apply_downlink(cfg, cfg_path, data, state)
+            if modem.link is not None:
+                state["lora_link"] = list(modem.link)
             if not delivered:
                 return _fail(state, now, "lorawan: no acknowledgement")
             if seqs:

@@ -32,6 +32,7 @@ def defaults():
         "lora_status": False,  # a config was applied: send a status record
         "lora_backoff_s": 0,  # after a failed join or uplink: wait, doubling up to an hour
         "lora_retry_at": 0,
+        "lora_link": None,  # [demod margin dB, gateways] from the last link check
     }
 
 

@@ -183,3 +183,31 @@ def test_config_downlinks_apply_and_the_version_is_reported():
     # the queue is empty after 3 uplinks; the 4th tells the server the version (DR2: alone)
     status = [codec.decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == codec.STATUS]
     assert [s["config_version"] for s in status] == [7] and not st["lora_status"]
+
+
+def test_a_link_check_rides_on_the_first_wake_of_the_day():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2)
+    st["wakes"] = 1
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert "AT+LINKCHECK=1" in module.log
+    assert st["lora_link"] == [12, 1]  # demodulation margin dB, gateways
+
+
+def test_lorawan_takes_over_when_wifi_fails():
+    from station import app
+
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2, transport="wifi,lorawan")
+    board.world.faults = {"link_down"}  # no Wi-Fi
+    creds = dict(CREDS, device_id=7, secret="00" * 32, server="http://127.0.0.1:9",
+                 key=b"\0" * 32)
+    real = lorawan.modem
+    lorawan.modem = lambda board, pins: modem
+    try:
+        reply = app.deliver(board, cfg, d + "/config.json", config.pins(cfg), creds, st, q,
+                            "deepsleep")
+    finally:
+        lorawan.modem = real
+    assert reply == {} and q.depth() == 0 and len(net.frames) == 2
+    assert st["uplink"] == ""  # Wi-Fi's failure was recorded, then LoRaWAN delivered

@@ -24,6 +24,7 @@ class Rak3172:
         self.ticks_ms = ticks_ms or time.ticks_ms
         self.buf = b""
         self.events = []  # "+EVT:..." lines seen while waiting for something else
+        self.link = None  # (demod margin dB, gateways) of the last link check
 
     # --- lines ---------------------------------------------------------------------------
     def _line(self, deadline):
@@ -110,6 +111,10 @@ class Rak3172:
     def data_rate(self):
         return int(self.get("DR"))
 
+    def request_link_check(self):
+        """Ask the network, with the next uplink, how well it hears us (LinkCheckReq)."""
+        self.must("AT+LINKCHECK=1")
+
     def send(self, port, payload, timeout_ms=30000):
         """One uplink. (delivered, downlinks): delivered is True for a confirmed uplink the
         network acknowledged (or an unconfirmed one sent), False when the acknowledgement
@@ -124,6 +129,11 @@ class Rak3172:
                 self.events.append(rx)
         downlinks = []
         for ev in self.events:
+            if ev.startswith("+EVT:LINKCHECK:"):
+                # +EVT:LINKCHECK:<status 0 = answered>:<margin>:<gateways>:<rssi>:<snr>
+                f = ev.split(":")[2:]
+                if len(f) >= 3 and f[0] == "0":
+                    self.link = (int(f[1]), int(f[2]))
             if ev.startswith("+EVT:RX_"):
                 # +EVT:RX_1:<rssi>:<snr>:UNICAST:<port>:<hex>
                 parts = ev.split(":")

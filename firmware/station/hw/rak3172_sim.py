@@ -37,7 +37,7 @@ class Rak3172Sim:
         self.pending = []  # [due ms, bytes, action]
         self.regs = {"NWM": "1", "NJM": "1", "BAND": "8", "DEVEUI": "0" * 16,
                      "APPEUI": "0" * 16, "APPKEY": "0" * 32, "ADR": "0", "DR": "2",
-                     "CFM": "0", "RETY": "0", "CLASS": "A"}
+                     "CFM": "0", "RETY": "0", "CLASS": "A", "LINKCHECK": "0"}
         self.joined = False
         self.busy_until = 0
         self.fcnt = 0
@@ -123,6 +123,8 @@ class Rak3172Sim:
             return _hex_ok(arg, 32)
         if name in ("NWM", "NJM", "ADR", "CFM"):
             return arg in ("0", "1")
+        if name == "LINKCHECK":  # 0 off, 1 with the next uplink, 2 with every uplink
+            return arg in ("0", "1", "2")
         if name == "BAND":
             return arg.isdigit() and int(arg) <= 12
         if name == "DR":
@@ -187,6 +189,12 @@ class Rak3172Sim:
         end = self.now_ms() + air + RX1_DELAY_MS + 100
         self.busy_until = end
         events = ""
+        if heard and self.regs["LINKCHECK"] != "0":
+            # +EVT:LINKCHECK:<status>:<demod margin dB>:<gateways>:<rssi>:<snr>
+            events += "+EVT:LINKCHECK:0:12:%d:-95:6\r\n" % getattr(self.network,
+                                                                     "gateways", 1)
+            if self.regs["LINKCHECK"] == "1":
+                self.regs["LINKCHECK"] = "0"
         if heard:
             for dport, dpayload in downlinks:
                 events += "+EVT:RX_1:-72:9:UNICAST:%d:%s\r\n" % (dport, dpayload.hex().upper())
