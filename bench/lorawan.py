@@ -1,0 +1,69 @@
+"""LoRaWAN airtime (part of `make bench`): time on air per reading at AS923 DR2 and DR5,
+readings per uplink, and what the station's schedule costs per day against the budgets a
+deployment must live within. Computed with the firmware's own LoRa time-on-air formula
+(firmware/station/lorawan.py) and packing rules, not measured on a radio."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
+from station import codec, config, lorawan  # noqa: E402
+
+DAY = 86400
+FULL, LEVEL, STATUS = codec.FULL_LEN, codec.LEVEL_LEN, codec.STATUS_LEN
+BUDGETS = (("TTN fair use (30 s uplink / day)", 30.0),
+           ("1 % duty cycle (864 s / day)", 864.0))
+
+
+def per_uplink(dr: int, readings: int) -> tuple[int, int]:
+    """(readings carried, payload bytes) of one uplink of `readings` queued readings, as
+    lorawan.pack sends them: full records while they fit, else level records; the status
+    record when it fits too."""
+    limit = lorawan.max_payload(dr)
+    n = min(readings, limit // FULL) if limit >= FULL else min(readings, limit // LEVEL)
+    size = n * (FULL if limit >= FULL else LEVEL)
+    if size + STATUS <= limit:
+        size += STATUS
+    return max(n, 1), size
+
+
+def day(dr: int, interval_s: int, per_upload: int) -> tuple[int, float]:
+    """(uplinks, seconds on air) per day for a reading every interval_s, uploaded every
+    per_upload readings."""
+    readings = DAY // interval_s
+    uploads = readings // per_upload
+    n, size = per_uplink(dr, per_upload)
+    uplinks_per_upload = -(-per_upload // n)
+    uplinks = uploads * uplinks_per_upload
+    return uplinks, uplinks * lorawan.airtime_ms(size, dr) / 1000
+
+
+def main() -> None:
+    cfg = config.DEFAULTS
+    print("LoRaWAN airtime, AS923 with dwell time (LoRa formula, coding rate 4/5)")
+    for dr in (2, 5):
+        sf = lorawan.SPREADING[dr]
+        one = lorawan.airtime_ms(LEVEL, dr)
+        n, size = per_uplink(dr, 100)
+        print(f"  DR{dr} (SF{sf}/125 kHz, {lorawan.max_payload(dr)} B max): one reading "
+              f"{one} ms ({LEVEL} B level record); a full uplink carries {n} reading(s) "
+              f"({size} B) in {lorawan.airtime_ms(size, dr)} ms = "
+              f"{lorawan.airtime_ms(size, dr) / n:.0f} ms per reading")
+    print("  the confirmed uplink's acknowledgement costs the gateway one empty downlink "
+          f"({lorawan.airtime_ms(0, 2)} ms at DR2)")
+    schedules = (("normal, every 10 min, upload every 3", cfg["interval_normal_s"],
+                  cfg["upload_every"]),
+                 ("flood, every 2 min, upload each", cfg["interval_flood_s"], 1))
+    for name, interval, per in schedules:
+        for dr in (2, 5):
+            uplinks, seconds = day(dr, interval, per)
+            verdicts = ", ".join(f"{seconds / budget:.0%} of {label}"
+                                 for label, budget in BUDGETS)
+            print(f"  {name}, DR{dr}: {uplinks} uplinks, {seconds:6.1f} s on air per day "
+                  f"({verdicts})")
+    print("  Japan (ARIB STD-T108): carrier sense before each transmission and at most 4 s "
+          "per transmission; AS923's 400 ms dwell time caps a DR2 uplink at 11 bytes")
+
+
+if __name__ == "__main__":
+    main()
