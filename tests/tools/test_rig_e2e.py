@@ -80,6 +80,20 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
         assert started - 30 <= int(str(p["t"])) <= time.time() + 5
         assert p["level_mm"] is not None and abs(int(str(p["level_mm"])) - 1000) < 20
 
+    # re-provisioned for LoRaWAN: the module's OTAA keys on the board, its DevEUI on the server
+    rig.power_cut()  # awake again, in its maintenance window
+    done = mizumori("device", "provision", "--port", port, "--server", server.url,
+                    "--station", "taku-01", "--user", "tech", "--lorawan",
+                    "AC1F09FFFE0A1B2C:ac1f09fff8680000:2b7e151628aed2a6abf7158809cf4f3c",
+                    env={"MIZUMORI_PASSWORD": "tech-password-1"})
+    assert done.returncode == 0, done.stderr
+    on_board = json.loads((rig.station.flash / "secrets.json").read_text())
+    assert on_board["lorawan"] == {"dev_eui": "ac1f09fffe0a1b2c", "app_eui": "ac1f09fff8680000",
+                                   "app_key": "2b7e151628aed2a6abf7158809cf4f3c"}
+    assert json.loads((rig.station.flash / "config.json").read_text())["transport"] == "lorawan"
+    device = admin.get(f"/api/devices/{json.loads(done.stdout)['device_id']}")
+    assert (device["transport"], device["dev_eui"]) == ("lorawan", "ac1f09fffe0a1b2c")
+
 
 def test_clear_errors(tmp_path: Path, rig: SerialRig) -> None:
     done = mizumori("device", "info", "--port", str(tmp_path / "nope"))
@@ -88,6 +102,10 @@ def test_clear_errors(tmp_path: Path, rig: SerialRig) -> None:
                     "http://127.0.0.1:9", "--station", "x", "--token", "t",
                     "--hardware-id", "sim-1")
     assert done.returncode == 2 and "unreachable" in done.stderr
+    done = mizumori("device", "provision", "--port", str(rig.port), "--server",
+                    "http://127.0.0.1:9", "--station", "x", "--token", "t", "--lorawan",
+                    "AC1F09FFFE0A1B2C:short:key")
+    assert done.returncode == 2 and "DEVEUI:JOINEUI:APPKEY" in done.stderr
     done = mizumori("device", "selftest", "--port", str(rig.port))  # a blank board
     assert done.returncode == 2 and "does not run Mizumori firmware" in done.stderr
 

@@ -157,7 +157,8 @@ def device_cmd(args: argparse.Namespace) -> int:
                 if args.wifi_ssid else None
             print(json.dumps(device.provision(args.port, args.server, token, args.station,
                                               args.device_server, args.hardware_id, wifi,
-                                              args.ca, args.release_key)))
+                                              args.ca, args.release_key, args.lorawan,
+                                              args.transport)))
         elif args.device_command == "selftest":
             for k, v in device.selftest(args.port).items():
                 print(f"  {k:15s} {v}")
@@ -304,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
             d.add_argument("--wifi-password")
             d.add_argument("--ca", help="CA certificate (PEM) the board verifies HTTPS with "
                                         "(and this command, for a server with a private CA)")
+            d.add_argument("--lorawan", metavar="DEVEUI:JOINEUI:APPKEY",
+                           help="its LoRaWAN module's OTAA keys, as registered on the "
+                                "network server (docs/lorawan.md)")
+            d.add_argument("--transport", choices=("wifi", "lorawan", "wifi,lorawan",
+                                                   "lorawan,wifi"),
+                           help="how it reports (default: wifi; lorawan with --lorawan, "
+                                "wifi,lorawan with both)")
             d.add_argument("--release-key", help="the release engineer's public key (.pub): "
                                                  "the board installs only releases it signed")
     p = sub.add_parser("release", help="build, sign and upload application releases")

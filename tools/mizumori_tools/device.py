@@ -221,11 +221,17 @@ def login(server: str, user: str, password: str, ca_file: str | None = None) -> 
 def provision(port: str, server: str, token: str, station: str,
               device_server: str | None = None, hardware_id: str | None = None,
               wifi: dict[str, str] | None = None, ca_file: str | None = None,
-              release_key: str | None = None) -> dict[str, Any]:
+              release_key: str | None = None, lorawan: str | None = None,
+              transport: str | None = None) -> dict[str, Any]:
     """Register the board with the server and write its credentials and station config onto
-    it atomically; read both back and compare."""
+    it atomically; read both back and compare. lorawan: "DEVEUI:JOINEUI:APPKEY" (hex) of
+    its LoRaWAN module, as registered on the network server (docs/lorawan.md)."""
     import httpx
 
+    otaa = parse_otaa(lorawan) if lorawan else None
+    body: dict[str, Any] = {"station": station}
+    if otaa:
+        body.update(transport="lorawan", dev_eui=otaa["dev_eui"])
     board = Board(port)
     hw = hardware_id or board.exec_json(
         "import json\nfrom station.hw import default_board\n"
@@ -234,7 +240,7 @@ def provision(port: str, server: str, token: str, station: str,
         r = httpx.post(server.rstrip("/") + "/api/devices/provision", timeout=30,
                        verify=verify(ca_file),
                        headers={"Authorization": f"Bearer {token}"},
-                       json={"hardware_id": hw, "station": station})
+                       json={"hardware_id": hw, **body})
     except httpx.HTTPError as e:
         raise DeviceError(f"server {server} unreachable: {e}") from None
     if r.status_code != 201:
@@ -242,12 +248,15 @@ def provision(port: str, server: str, token: str, station: str,
                           f"{r.json().get('detail', r.text) if r.content else ''}")
     p = r.json()
     secrets = {"device_id": p["device_id"], "secret": p["secret"],
-               "server": device_server or server, "ca": None, "wifi": wifi}
+               "server": device_server or server, "ca": None, "wifi": wifi, "lorawan": otaa}
     if ca_file:
         board.put_atomic("ca.pem", Path(ca_file).read_bytes())
         secrets["ca"] = "ca.pem"
+    cfg = p["config"]
+    if transport or otaa:  # how it reports stays the board's own setting
+        cfg = {**cfg, "transport": transport or ("lorawan" if not wifi else "wifi,lorawan")}
     files = {"secrets.json": json.dumps(secrets).encode(),
-             "config.json": json.dumps(p["config"]).encode()}
+             "config.json": json.dumps(cfg).encode()}
     if release_key:  # without it the board refuses every update (docs/ota.md)
         files["release.pub"] = read_release_key(release_key).encode()
     for name, data in files.items():
@@ -263,6 +272,20 @@ def provision(port: str, server: str, token: str, station: str,
     return {"device_id": p["device_id"], "hardware_id": hw, "station": station,
             "config_version": p["config"].get("config_version"),
             "readings_before_provisioning_dropped": given_up}
+
+
+def parse_otaa(text: str) -> dict[str, str]:
+    """DEVEUI:JOINEUI:APPKEY -> the OTAA keys, checked before anything is registered."""
+    parts = text.lower().split(":")
+    sizes = (16, 16, 32)
+    try:
+        ok = len(parts) == 3 and all(len(p) == n and bytes.fromhex(p) is not None
+                                     for p, n in zip(parts, sizes, strict=True))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise DeviceError("--lorawan takes DEVEUI:JOINEUI:APPKEY, 16, 16 and 32 hex digits")
+    return dict(zip(("dev_eui", "app_eui", "app_key"), parts, strict=True))
 
 
 def read_release_key(path: str) -> str:
