@@ -22,6 +22,8 @@ from mizumori_tools.certs import verify
 from mizumori_tools.rig import SerialRig
 from mizumori_tools.virtual import ESP32_EPOCH, Scenario, VirtualStation
 
+POWER_OFF_S = 0.3
+
 
 def _set_clock(path: Path, t: int) -> None:
     tmp = path.with_suffix(".tmp")
@@ -100,6 +102,9 @@ class Fleet:
         m.wakes += 1
         m.last_h = h
         if result is None:  # power cut: RTC memory is gone, the board restarts on power-on
+            # The power stays off a moment, in simulated time too: an upload the board sent
+            # just before the cut is still being stored by the server, at this time.
+            time.sleep(POWER_OFF_S)
             m.power_cuts += 1
             (m.station.flash / "rtc.bin").unlink(missing_ok=True)
             m.reset_cause = "power_on"

@@ -40,6 +40,8 @@ async def ingest_batch(
     config and any OTA offer. All-or-nothing: one bad record rejects the batch (422)."""
     app = request.app
     started = time.perf_counter()
+    # Ages count back from when the upload arrived, not from when a busy worker got to it.
+    received = clock.now()
     gate: asyncio.Semaphore = app.state.ingest_gate
     if gate.locked():  # this worker already has as much in flight as it may
         metrics.REJECTS.labels("overload").inc()
@@ -50,7 +52,7 @@ async def ingest_batch(
         body = await read_body(request, app.state.settings.max_body_bytes)
         up = ingest.Upload(x_mizumori_device, x_mizumori_counter, x_mizumori_signature, body)
         try:
-            reply = await anyio.to_thread.run_sync(_store, app, up,
+            reply = await anyio.to_thread.run_sync(_store, app, up, received,
                                                    limiter=app.state.ingest_threads)
         except ingest.IngestError as e:
             metrics.REJECTS.labels(e.code).inc()
@@ -68,11 +70,10 @@ async def ingest_batch(
     return JSONResponse(reply)
 
 
-def _store(app: FastAPI, up: ingest.Upload) -> dict[str, Any]:
+def _store(app: FastAPI, up: ingest.Upload, received: int) -> dict[str, Any]:
     with app.state.sessions() as session:
         try:
-            reply = ingest.ingest(session, app.state.box, app.state.settings, up,
-                                  clock.now())
+            reply = ingest.ingest(session, app.state.box, app.state.settings, up, received)
             session.commit()
             if session.info.pop("deliveries", False):
                 background.wake_sender(app)

@@ -99,6 +99,7 @@ async def webhook(name: str, request: Request,
     Uplinks on port 1 are stored like a Wi-Fi upload, deduplicated on (device, seq);
     other events are acknowledged (204) and not stored."""
     app = request.app
+    arrived = clock.now()
     body = await read_body(request, app.state.settings.max_body_bytes)
     try:
         integration = await anyio.to_thread.run_sync(find, app, name)
@@ -134,7 +135,7 @@ async def webhook(name: str, request: Request,
         return Response(status_code=204)  # MAC-only frames and other ports
     try:
         reply, downlink = await anyio.to_thread.run_sync(
-            store, app, integration, up, limiter=app.state.ingest_threads)
+            store, app, integration, up, arrived, limiter=app.state.ingest_threads)
     except ingest.IngestError as e:
         return reject(e.status, e.code, e.message)
     metrics.RECORDS.inc(len(reply["acked"]))
@@ -155,11 +156,10 @@ def find(app: FastAPI, name: str) -> dict[str, Any]:
                                            "api_token_enc", "application_id", "webhook_id")}
 
 
-def store(app: FastAPI, integration: dict[str, Any],
-          up: lorawan.Uplink) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
-    """Store the uplink; returns the reply and, when the device's config is behind and not
-    yet queued, what send_config needs."""
-    now = clock.now()
+def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
+          now: int) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
+    """Store the uplink (arrived at `now`); returns the reply and, when the device's config
+    is behind and not yet queued, what send_config needs."""
     # Ages count from transmission: the network server's receive time is nearer to it than
     # ours (a retried webhook arrives late), unless it is ahead of our clock.
     received = up.received if up.received is not None and up.received <= now + 60 else now
