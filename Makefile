@@ -30,7 +30,7 @@ typecheck: $(INSTALLED) $(STUBS)
 
 install: $(INSTALLED) $(STUBS)
 
-# Debian packages the tests use as real clients (GDAL's ogrinfo), when they are missing.
+# Debian packages the tests use as real clients (ogrinfo, chromium and a Japanese font).
 system-packages:
 	tools/system-packages.sh
 

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Debian packages the test suite drives as real clients, installed when their command is
-# missing (as root, or through sudo). One line per package: command, then package.
+# Debian packages the test suite uses as real clients, installed when missing (as root, or
+# through sudo): GDAL's ogrinfo (the GIS client), chromium (the dashboard's browser tests)
+# and a Japanese font for it (else the screenshots show empty boxes for Japanese text).
 set -euo pipefail
-PACKAGES="
-ogrinfo gdal-bin
-"
+PACKAGES="gdal-bin chromium fonts-ipafont-gothic"
 missing=()
-while read -r cmd pkg; do
-  [ -n "${cmd:-}" ] || continue
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-done <<< "$PACKAGES"
+for pkg in $PACKAGES; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
 [ ${#missing[@]} -gt 0 ] || exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from mizumori_server import background, db, security
+from mizumori_server import background, db, security, web
 from mizumori_server.api import (
     alerts,
     devices,
@@ -54,8 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
     for router in (people.router, stations.router, devices.router, ingest.router,
-                   ota.router, alerts.router, ogc.router, opendata.router, lorawan.router):
+                   ota.router, alerts.router, ogc.router, opendata.router, lorawan.router,
+                   web.router):
         app.include_router(router)
+    app.mount("/static", web.static, name="static")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, e: HTTPException) -> JSONResponse:

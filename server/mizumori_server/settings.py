@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     # Open data: anonymous read access to /ogc, /open and /cap (off: a login is needed).
     open_data: bool = False
     cap_sender: str = "mizumori@localhost"
+    # The dashboard (docs/operator.md): its default language (ja | en), the time zone dates
+    # are shown in, and the map's tiles (the GSI's standard map; "" = no tiles, stations on
+    # a plain background, as on a network that reaches no tile server).
+    language: str = "ja"
+    timezone: str = "Asia/Tokyo"
+    tile_url: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
+    tile_attribution: str = "地理院タイル (GSI)"
 
     def trusted_release_keys(self) -> list[str]:
         text = self.release_keys.replace(",", "\n")

@@ -1,0 +1,418 @@
+// Mizumori dashboard: fills the server-rendered pages from the JSON API (same session
+// cookie) and keeps them live by polling. No build step, no framework: one file.
+(function () {
+  "use strict";
+  var C = JSON.parse(document.getElementById("config").textContent);
+  var T = C.words || {};
+  var POLL_MS = 10000;
+  var LOCALE = C.lang === "en" ? "en-GB" : "ja-JP";
+
+  function t(key) { return T[key] || key; }
+  function $(sel, root) { return (root || document).querySelector(sel); }
+  function h(tag, attrs, kids) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) {
+      if (k === "text") e.textContent = attrs[k];
+      else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), attrs[k]);
+      else e.setAttribute(k, attrs[k]);
+    });
+    (kids || []).forEach(function (c) {
+      e.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return e;
+  }
+
+  async function api(path, opts) {
+    opts = Object.assign({ credentials: "same-origin", headers: {} }, opts || {});
+    if (opts.json !== undefined) {
+      opts.body = JSON.stringify(opts.json);
+      opts.headers["Content-Type"] = "application/json";
+    }
+    var r = await fetch(path, opts);
+    if (r.status === 401 && C.page !== "login") {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname);
+      throw new Error("logged out");
+    }
+    var body = r.status === 204 ? null : await r.json().catch(function () { return null; });
+    if (!r.ok) {
+      var d = body && body.detail;
+      throw new Error(typeof d === "string" ? d : JSON.stringify(d || r.status));
+    }
+    return body;
+  }
+
+  var fmt = new Intl.DateTimeFormat(LOCALE, {
+    timeZone: C.tz, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit" });
+  function when(unix) { return unix == null ? "—" : fmt.format(new Date(unix * 1000)); }
+  function metres(mm) { return mm == null ? "—" : (mm / 1000).toFixed(2) + " m"; }
+  function volts(mv) { return mv == null ? "—" : (mv / 1000).toFixed(2) + " V"; }
+  function levelBadge(k) {
+    return h("span", { "class": "badge level-" + (k || 0), text: t("level_" + (k || 0)) });
+  }
+  function statusBadge(s) { return h("span", { "class": "badge status-" + s, text: t(s) }); }
+  function toast(msg) {
+    var e = $("#toast");
+    e.textContent = msg;
+    e.classList.add("show");
+    setTimeout(function () { e.classList.remove("show"); }, 2500);
+  }
+  function showError(id, err) {
+    var e = $(id);
+    if (!e) return toast(t("error") + ": " + err.message);
+    e.textContent = err.message;
+    e.hidden = false;
+  }
+  function live(fn) {
+    async function tick() {
+      try { await fn(); $("#live").classList.remove("stale"); }
+      catch (e) { $("#live").classList.add("stale"); }
+    }
+    tick();
+    setInterval(tick, POLL_MS);
+  }
+  function ago(s) { return t("minutes_ago").replace("{n}", Math.round(s / 60)); }
+
+  // --- login -------------------------------------------------------------------------
+  function loginPage() {
+    $("#login-form").addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      var f = new FormData(ev.target);
+      try {
+        await api("/api/login", { method: "POST",
+          json: { username: f.get("username"), password: f.get("password") } });
+        var next = new URLSearchParams(location.search).get("next") || "/";
+        location.href = next.charAt(0) === "/" ? next : "/";
+      } catch (e) { $("#login-error").hidden = false; }
+    });
+  }
+
+  // --- map ---------------------------------------------------------------------------
+  function mapPage() {
+    var map = L.map("map").setView([36.0, 137.5], 5);
+    if (C.tiles.url) {
+      var failed = 0;
+      L.tileLayer(C.tiles.url, { attribution: C.tiles.attribution, maxZoom: 18 })
+        .on("tileerror", function () { if (++failed === 3) $("#tiles-failed").hidden = false; })
+        .addTo(map);
+    }
+    var markers = {};
+    var fitted = false;
+    live(async function () {
+      var stations = await api("/api/latest");
+      var bounds = [];
+      stations.forEach(function (s) {
+        if (s.latitude == null) return;
+        var ll = [s.latitude, s.longitude];
+        bounds.push(ll);
+        var gone = s.status === "offline" || s.status === "unseen";
+        var colour = getComputedStyle(document.documentElement)
+          .getPropertyValue(gone ? "--offline" : "--level-" + (s.alert_level || 0));
+        var popup = "<b>" + s.name + "</b><br>" + s.code + "<br>" + t("level") + ": " +
+          metres(s.level_mm) + "<br>" + t("alert_level") + ": " +
+          t("level_" + (s.alert_level || 0)) + "<br>" + t("status") + ": " + t(s.status) +
+          "<br>" + t("last_seen") + ": " + when(s.last_seen) +
+          "<br><a href='/stations/" + encodeURIComponent(s.code) + "'>" +
+          t("open_station") + "</a>";
+        var m = markers[s.code];
+        if (!m) {
+          m = markers[s.code] = L.circleMarker(ll, { radius: 11, weight: 2, color: "#fff",
+            fillOpacity: 0.95 }).addTo(map);
+        }
+        m.setStyle({ fillColor: colour.trim() });
+        m.bindPopup(popup);
+        m.bindTooltip(s.name);
+        m.feature = { code: s.code, level: s.alert_level, status: s.status };
+      });
+      document.body.dataset.stations = String(Object.keys(markers).length);
+      if (!fitted && bounds.length) {
+        map.fitBounds(bounds, { padding: [40, 40], maxZoom: 13 });
+        fitted = true;
+      }
+    });
+  }
+
+  // --- fleet -------------------------------------------------------------------------
+  function fleetPage() {
+    var rows = [];
+    var sortKey = "station", sortDir = 1;
+    var tbody = $("#fleet-table tbody");
+    function draw() {
+      var fs = $("#f-status").value, fl = $("#f-level").value;
+      var ft = $("#f-text").value.toLowerCase();
+      var shown = rows.filter(function (r) {
+        return (!fs || r.status === fs) && (!fl || String(r.alert_level) === fl) &&
+          (!ft || JSON.stringify(r).toLowerCase().indexOf(ft) >= 0);
+      }).sort(function (a, b) {
+        var x = a[sortKey], y = b[sortKey];
+        if (x == null) return 1;
+        if (y == null) return -1;
+        return (x > y ? 1 : x < y ? -1 : 0) * sortDir;
+      });
+      tbody.replaceChildren.apply(tbody, shown.map(function (r) {
+        return h("tr", { "data-station": r.station || "" }, [
+          h("td", {}, [r.station ? h("a", { href: "/stations/" + r.station, text: r.station })
+            : r.hardware_id]),
+          h("td", {}, [statusBadge(r.status)]),
+          h("td", {}, [levelBadge(r.alert_level)]),
+          h("td", { text: metres(r.level_mm) }),
+          h("td", { text: volts(r.battery_mv) }),
+          h("td", { text: r.rssi_dbm == null ? "—" : r.rssi_dbm + " dBm" }),
+          h("td", { text: r.firmware_version || "—" }),
+          h("td", { text: r.last_seen_ago_s == null ? "—" : when(r.last_seen) + " (" +
+            ago(r.last_seen_ago_s) + ")" }),
+          h("td", { text: r.queue_depth == null ? "—" : String(r.queue_depth) })]);
+      }));
+    }
+    document.querySelectorAll("#fleet-table th[data-key]").forEach(function (th) {
+      th.addEventListener("click", function () {
+        sortDir = sortKey === th.dataset.key ? -sortDir : 1;
+        sortKey = th.dataset.key;
+        document.querySelectorAll("#fleet-table th").forEach(function (o) {
+          o.classList.remove("sorted-asc", "sorted-desc"); });
+        th.classList.add(sortDir > 0 ? "sorted-asc" : "sorted-desc");
+        draw();
+      });
+    });
+    ["#f-status", "#f-level", "#f-text"].forEach(function (s) {
+      $(s).addEventListener("input", draw); });
+    live(async function () {
+      var both = await Promise.all([api("/api/fleet"), api("/api/latest")]);
+      var byCode = {};
+      both[1].forEach(function (s) { byCode[s.code] = s; });
+      rows = both[0].map(function (d) {
+        var s = byCode[d.station] || {};
+        return Object.assign({}, d, { alert_level: s.alert_level || 0,
+          level_mm: s.level_mm });
+      });
+      draw();
+    });
+  }
+
+  // --- station -----------------------------------------------------------------------
+  var RANGES = { hour: 3600, day: 86400, week: 7 * 86400, year: 365 * 86400 };
+  function stationPage() {
+    var code = C.station, range = "day", charts = {};
+    function chart(id, title, series, data) {
+      var el = document.getElementById(id);
+      if (charts[id]) charts[id].destroy();
+      var opts = { title: title, width: el.clientWidth || 800,
+        height: el.classList.contains("small") ? 200 : 320,
+        series: [{ value: function (u, v) { return when(v); } }].concat(series),
+        scales: { x: { time: true } },
+        // uPlot's time axis, in the deployment's time zone (JST by default)
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), C.tz); } };
+      charts[id] = new uPlot(opts, data, el);
+      charts[id].root.dataset.points = String(data[0].length);
+    }
+    async function load() {
+      var st = await api("/api/stations/" + encodeURIComponent(code));
+      $("#station-title").textContent = st.name + " (" + st.code + ")";
+      var l = st.latest || {};
+      $("#station-state").replaceChildren(statusBadge(l.status || "unseen"), " ",
+        levelBadge(l.alert_level), " " + t("level") + ": " + metres(l.level_mm) + " · " +
+        t("last_seen") + ": " + when(l.last_seen));
+      var end = (l.t || Math.floor(Date.now() / 1000)) + 1;
+      var r = await api("/api/stations/" + encodeURIComponent(code) + "/readings?start=" +
+        (end - RANGES[range]) + "&end=" + end + "&max_points=600");
+      var pts = r.points, xs = pts.map(function (p) { return p.t; });
+      var lv = pts.map(function (p) {
+        var v = r.downsampled ? p.level_max_mm : p.level_mm;
+        return v == null ? null : v / 1000; });
+      var levels = ["standby_mm", "caution_mm", "evacuation_mm", "danger_mm"];
+      var css = getComputedStyle(document.documentElement);
+      var series = [{ label: t("level") + " (m)", stroke: "#0b3d91", width: 2 }];
+      var data = [xs, lv];
+      levels.forEach(function (k, i) {
+        if (st[k] == null) return;
+        series.push({ label: t("level_" + (i + 1)), stroke:
+          css.getPropertyValue("--level-" + (i + 1)).trim(), dash: [6, 4], width: 1.5 });
+        data.push(xs.map(function () { return st[k] / 1000; }));
+      });
+      chart("level-chart", t("level"), series, data);
+      chart("temp-chart", t("temperature") + " (°C)", [{ label: t("temperature"),
+        stroke: "#e8590c" }], [xs, pts.map(function (p) { return p.temperature_c; })]);
+      chart("rain-chart", t("rain") + " (mm)", [{ label: t("rain"), stroke: "#1971c2",
+        paths: uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8] }) : undefined }],
+        [xs, pts.map(function (p) { return p.rain_mm; })]);
+      var alerts = await api("/api/alerts?state=all&limit=20&station=" +
+        encodeURIComponent(code));
+      $("#station-alerts").replaceChildren.apply($("#station-alerts"), alerts.length ?
+        alerts.map(function (a) { return h("li", {}, [h("b", { text: t("type_" + a.type) }),
+          " " + a.message + " · " + t(a.state)]); }) : [h("li", { text: t("none") })]);
+      $("#station-devices").replaceChildren.apply($("#station-devices"), st.devices.map(
+        function (d) { return h("li", { text: "#" + d.device_id + " " + t("installed") + " " +
+          when(d.installed_at) + (d.removed_at ? " · " + t("removed") + " " +
+          when(d.removed_at) : "") + " (" + d.by + ")" }); }));
+      var form = $("#station-form");
+      if (form && !form.dataset.filled) {
+        Array.prototype.forEach.call(form.elements, function (e) {
+          if (e.name && st[e.name] != null) e.value = st[e.name]; });
+        form.dataset.filled = "1";
+      }
+    }
+    document.querySelectorAll("#ranges button").forEach(function (b) {
+      b.addEventListener("click", function () {
+        range = b.dataset.range;
+        document.querySelectorAll("#ranges button").forEach(function (o) {
+          o.classList.toggle("active", o === b); });
+        load();
+      });
+    });
+    var form = $("#station-form");
+    if (form) form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      var body = {};
+      Array.prototype.forEach.call(form.elements, function (e) {
+        if (e.name) body[e.name] = e.value === "" ? null : Number(e.value); });
+      $("#station-form-error").hidden = true;
+      try {
+        await api("/api/stations/" + encodeURIComponent(code), { method: "PATCH",
+          json: body });
+        toast(t("saved"));
+        load();
+      } catch (e) { showError("#station-form-error", e); }
+    });
+    live(load);
+  }
+
+  // --- alerts ------------------------------------------------------------------------
+  function alertsPage() {
+    function row(a, active) {
+      var cells = [h("td", {}, [h("a", { href: "/stations/" + a.station, text: a.station })]),
+        h("td", {}, [a.type === "level" ? levelBadge(a.level) :
+          h("span", { text: t("type_" + a.type) })]),
+        h("td", { text: a.message }),
+        h("td", { text: when(Date.parse(a.opened_at) / 1000) })];
+      if (!active) {
+        cells.push(h("td", { text: when(Date.parse(a.closed_at) / 1000) }));
+        return h("tr", {}, cells);
+      }
+      cells.push(h("td", { text: t(a.state) + (a.acknowledged_by ? " (" +
+        a.acknowledged_by + (a.ack_note ? ": " + a.ack_note : "") + ")" : "") }));
+      var act = h("td");
+      if (C.can.operate && a.state === "open") {
+        var note = h("input", { placeholder: t("note"), "class": "ack-note" });
+        act.append(note, " ", h("button", { type: "button", "class": "ack", text:
+          t("acknowledge"), onclick: async function () {
+            try {
+              await api("/api/alerts/" + a.id + "/ack", { method: "POST",
+                json: { note: note.value } });
+              toast(t("acknowledged"));
+              refresh();
+            } catch (e) { showError(null, e); }
+          } }));
+      }
+      cells.push(act);
+      return h("tr", { "data-alert": String(a.id), "data-state": a.state }, cells);
+    }
+    async function refresh() {
+      var both = await Promise.all([api("/api/alerts?state=active"),
+        api("/api/alerts?state=closed&limit=50")]);
+      var act = $("#active-alerts tbody"), old = $("#closed-alerts tbody");
+      act.replaceChildren.apply(act, both[0].map(function (a) { return row(a, true); }));
+      old.replaceChildren.apply(old, both[1].map(function (a) { return row(a, false); }));
+    }
+    live(refresh);
+  }
+
+  // --- OTA ---------------------------------------------------------------------------
+  function otaPage() {
+    async function refresh() {
+      var rel = await api("/api/releases");
+      $("#releases").replaceChildren.apply($("#releases"), rel.map(function (r) {
+        return h("li", { text: r.version + " · " + when(r.created_at) + " · " +
+          (r.created_by || "") }); }));
+      var sel = $("#rollout-form select[name=release]");
+      if (sel && sel.options.length !== rel.length) {
+        sel.replaceChildren.apply(sel, rel.map(function (r) {
+          return h("option", { value: r.version, text: r.version }); }));
+      }
+      var ros = await api("/api/rollouts");
+      var detailed = await Promise.all(ros.map(function (r) {
+        return api("/api/rollouts/" + r.id); }));
+      $("#rollouts").replaceChildren.apply($("#rollouts"), detailed.map(rolloutBox));
+    }
+    function rolloutBox(r) {
+      var counts = r.counts || {};
+      var total = 0, done = 0;
+      Object.keys(counts).forEach(function (k) { total += counts[k];
+        if (k === "confirmed" || k === "succeeded") done += counts[k]; });
+      var box = h("div", { "class": "rollout", "data-rollout": String(r.id),
+        "data-state": r.state }, [
+        h("b", { text: "#" + r.id + " " + r.release + " · " + r.state }),
+        h("div", { text: t("progress") + ": " + JSON.stringify(counts) }),
+        h("progress", { max: String(total || 1), value: String(done) }),
+        h("ul", { "class": "plain devices" }, (r.devices || []).map(function (d) {
+          return h("li", { text: "#" + d.device_id + " " + d.state +
+            (d.reason ? " (" + d.reason + ")" : "") }); }))]);
+      if (C.can.release) {
+        ["pause", "resume", "abort"].forEach(function (action) {
+          box.append(" ", h("button", { type: "button", "data-action": action,
+            text: t(action), onclick: async function () {
+              try {
+                await api("/api/rollouts/" + r.id + "/" + action, { method: "POST" });
+                refresh();
+              } catch (e) { showError(null, e); }
+            } }));
+        });
+      }
+      return box;
+    }
+    var rf = $("#release-form");
+    if (rf) rf.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      $("#release-error").hidden = true;
+      try {
+        await api("/api/releases", { method: "POST", body: rf.elements.bundle.files[0],
+          headers: { "Content-Type": "application/x-tar" } });
+        toast(t("uploaded"));
+        rf.reset();
+        refresh();
+      } catch (e) { showError("#release-error", e); }
+    });
+    var ro = $("#rollout-form");
+    if (ro) ro.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      $("#rollout-error").hidden = true;
+      var stages = ro.elements.stages.value.split(",").map(function (s) {
+        return Number(s.trim()); });
+      try {
+        await api("/api/rollouts", { method: "POST", json: { release:
+          ro.elements.release.value, target: { all: true }, stages: stages } });
+        refresh();
+      } catch (e) { showError("#rollout-error", e); }
+    });
+    live(refresh);
+  }
+
+  // --- provisioning ------------------------------------------------------------------
+  async function provisionPage() {
+    var sel = $("#provision-form select[name=station]");
+    var stations = await api("/api/stations");
+    sel.replaceChildren.apply(sel, stations.map(function (s) {
+      return h("option", { value: s.code, text: s.code + " " + s.name }); }));
+    $("#provision-form").addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      var f = new FormData(ev.target), body = {};
+      f.forEach(function (v, k) { if (v) body[k] = v; });
+      $("#provision-error").hidden = true;
+      try {
+        var p = await api("/api/devices/provision", { method: "POST", json: body });
+        $("#p-device").textContent = p.device_id;
+        $("#p-secret").textContent = p.secret;
+        $("#provisioned").hidden = false;
+      } catch (e) { showError("#provision-error", e); }
+    });
+  }
+
+  // --- every page --------------------------------------------------------------------
+  var logout = $("#logout");
+  if (logout) logout.addEventListener("click", async function () {
+    await api("/api/logout", { method: "POST" }).catch(function () {});
+    location.href = "/login";
+  });
+  ({ login: loginPage, map: mapPage, fleet: fleetPage, station: stationPage,
+     alerts: alertsPage, ota: otaPage, provision: provisionPage }[C.page] ||
+   function () {})();
+})();

@@ -1,0 +1,236 @@
+"""The operator dashboard in a real browser: Playwright driving Debian's chromium against a
+running server. Screenshots of every page go to test-artifacts/dashboard/."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from device import Device, codec, reading
+from helpers import need
+from mizumori_tools import release
+from mizumori_tools.fleet import Api, ServerProcess
+
+ARTIFACTS = Path(os.environ.get("MIZUMORI_ARTIFACTS", "test-artifacts")) / "dashboard"
+USERS = {"admin": ("admin", "admin-password-1"), "ops": ("operator", "ops-password-1"),
+         "tech": ("technician", "tech-password-1"), "guest": ("viewer", "guest-password-1")}
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+class Site:
+    def __init__(self, server: ServerProcess, api: Api, devices: dict[str, Device],
+                 bundle: Path):
+        self.server, self.api, self.devices, self.bundle = server, api, devices, bundle
+        self.url = server.url
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("dashboard")
+    key, pub = release.keygen(tmp / "keys" / "release")
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
+                            "MIZUMORI_SECRET_KEY": "dash-secret", "MIZUMORI_DATA_DIR": str(tmp),
+                            "MIZUMORI_RELEASE_KEYS_FILE": str(pub)}, cwd=tmp)
+    server.prepare(USERS)
+    server.start()
+    try:
+        api = Api.login(server.url, "admin", "admin-password-1")
+        http = httpx.Client(base_url=server.url, timeout=30)
+        devices = {}
+        for i, (code, name, lat, lon) in enumerate([
+                ("taku-01", "六角川 多久橋", 33.2886, 130.1100),
+                ("shizuoka-01", "静岡 アンダーパス", 34.9756, 138.3828)]):
+            api.station({"code": code, "name": name, "site_type": "river", "latitude": lat,
+                         "longitude": lon, "mount_height_mm": 5000, "standby_mm": 1000,
+                         "caution_mm": 1500, "evacuation_mm": 2000, "danger_mm": 2500})
+            devices[code] = Device(http, api.provision(f"esp32-dash-{i}", code))
+        # taku-01: a day of hourly readings rising to 2.1 m (evacuation decision)
+        body = b"".join(reading(k + 1, 600 + 1500 * k // 23, (23 - k) * 3600)
+                        for k in range(24))
+        assert devices["taku-01"].send(body).status_code == 200
+        assert devices["shizuoka-01"].send(reading(1, 300)).status_code == 200
+        bundle = release.build(key, tmp / "dist", version="0.9.0")
+        yield Site(server, api, devices, bundle)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = shutil.which("chromium")
+    need(chromium is not None, "Debian's chromium (tools/system-packages.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, site: Site) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                  timezone_id="Asia/Tokyo")
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    context.close()
+
+
+def login(page: Any, site: Site, user: str) -> None:
+    page.goto(site.url + "/")
+    page.wait_for_url("**/login**")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", USERS[user][1])
+    page.click("button[type=submit]")
+    page.wait_for_url(site.url + "/")
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_login_map_and_language(page: Any, site: Site) -> None:
+    page.goto(site.url + "/")
+    page.fill("input[name=username]", "ops")
+    page.fill("input[name=password]", "wrong-password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#login-error:not([hidden])")
+    login(page, site, "ops")
+    page.wait_for_selector("body[data-stations='2']")
+    assert page.locator("header nav a").first.inner_text() == "地図"  # Japanese by default
+    # no tile server reachable here: the stations are still on the map, and it says so
+    page.wait_for_selector("#tiles-failed:not([hidden])")
+    markers = page.locator("path.leaflet-interactive")
+    assert markers.count() == 2
+    colours = {markers.nth(i).get_attribute("fill") for i in range(2)}
+    assert "#e03131" in colours  # taku-01 at the evacuation-decision level: red
+    markers.nth(0).click(force=True)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    assert "m" in popup.inner_text()
+    shot(page, "map")
+    page.click("#lang-switch")
+    page.wait_for_selector("header nav a:text('Map')")
+    assert page.locator("html").get_attribute("lang") == "en"
+    shot(page, "map-en")
+    page.click("#lang-switch")
+    page.wait_for_selector("header nav a:text('地図')")
+
+
+def test_fleet_table_sorts_filters_and_goes_live(page: Any, site: Site) -> None:
+    login(page, site, "ops")
+    page.goto(site.url + "/fleet")
+    rows = page.locator("#fleet-table tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 2
+    page.click("th[data-key=alert_level]")
+    page.click("th[data-key=alert_level]")  # descending: the highest level first
+    assert rows.first.get_attribute("data-station") == "taku-01"
+    page.select_option("#f-level", "3")
+    assert rows.count() == 1
+    page.select_option("#f-level", "")
+    shot(page, "fleet")
+    # a new reading arrives: the table shows it without a reload
+    dev = site.devices["shizuoka-01"]
+    assert dev.send(codec.encode_level(2, 0, 1200, 3650, 0)).status_code == 200
+    page.wait_for_selector("tr[data-station='shizuoka-01'] td:text('1.20 m')", timeout=30000)
+
+
+def test_station_chart_and_threshold_edit(page: Any, site: Site) -> None:
+    login(page, site, "ops")
+    page.goto(site.url + "/stations/taku-01")
+    page.wait_for_selector("#level-chart .uplot")
+    assert int(page.locator("#level-chart .uplot").get_attribute("data-points")) == 24
+    legend = page.locator("#level-chart .u-legend").inner_text()
+    assert "避難判断水位" in legend and "はん濫危険水位" in legend  # the threshold lines
+    page.click("#ranges button[data-range=year]")
+    page.wait_for_selector("#ranges button[data-range=year].active")
+    assert page.locator("#station-alerts li").count() >= 1
+    shot(page, "station")
+    page.fill("input[name=caution_mm]", "900")  # below standby: refused, nothing changes
+    page.click("#station-form button[type=submit]")
+    page.wait_for_selector("#station-form-error:not([hidden])")
+    assert "rise" in page.locator("#station-form-error").inner_text()
+    assert site.api.get("/api/stations/taku-01")["caution_mm"] == 1500
+    page.fill("input[name=caution_mm]", "1600")
+    page.click("#station-form button[type=submit]")
+    page.wait_for_selector("#toast.show")
+    assert site.api.get("/api/stations/taku-01")["caution_mm"] == 1600
+
+
+def test_acknowledge_an_alert(page: Any, site: Site) -> None:
+    login(page, site, "ops")
+    page.goto(site.url + "/alerts")
+    [alert] = [a for a in site.api.get("/api/alerts", station="taku-01")
+               if a["type"] == "level"]
+    row = page.locator(f"#active-alerts tr[data-alert='{alert['id']}']")
+    row.wait_for()
+    assert row.get_attribute("data-state") == "open"
+    shot(page, "alerts")
+    row.locator("input.ack-note").fill("現地確認に向かう")
+    row.locator("button.ack").click()
+    page.wait_for_selector(f"#active-alerts tr[data-alert='{alert['id']}']"
+                           "[data-state=acknowledged]")
+    [alert] = [a for a in site.api.get("/api/alerts", station="taku-01")
+               if a["type"] == "level"]
+    assert (alert["state"], alert["acknowledged_by"], alert["ack_note"]) == (
+        "acknowledged", "ops", "現地確認に向かう")
+
+
+def test_upload_a_release_then_start_and_pause_a_rollout(page: Any, site: Site) -> None:
+    login(page, site, "ops")
+    page.goto(site.url + "/ota")
+    page.set_input_files("#release-form input[type=file]", str(site.bundle))
+    page.click("#release-form button[type=submit]")
+    page.wait_for_selector("#releases li:has-text('0.9.0')")
+    page.wait_for_selector("#rollout-form select[name=release] option[value='0.9.0']",
+                           state="attached")
+    page.fill("#rollout-form input[name=stages]", "50, 100")
+    page.click("#rollout-form button[type=submit]")
+    box = page.locator(".rollout").first
+    box.wait_for()
+    assert box.locator("ul.devices li").count() == 2  # per-device progress
+    box.locator("button[data-action=pause]").click()
+    page.wait_for_selector(".rollout[data-state=paused]")
+    shot(page, "ota")
+    [r] = site.api.get("/api/rollouts")
+    assert (r["state"], r["release"], r["stages"]) == ("paused", "0.9.0", [50, 100])
+
+
+def test_provisioning_shows_the_secret_once(page: Any, site: Site) -> None:
+    login(page, site, "tech")
+    page.goto(site.url + "/provision")
+    page.fill("input[name=hardware_id]", "esp32-dash-new")
+    page.select_option("select[name=station]", "shizuoka-01")
+    page.click("#provision-form button[type=submit]")
+    page.wait_for_selector("#provisioned:not([hidden])")
+    assert len(page.locator("#p-secret").inner_text()) == 64
+    shot(page, "provision")
+
+
+def test_a_viewer_sees_no_write_controls_and_is_refused(page: Any, site: Site) -> None:
+    login(page, site, "guest")
+    assert page.locator("header nav a[data-nav=provision]").count() == 0
+    page.goto(site.url + "/alerts")
+    page.locator("#active-alerts tbody tr").first.wait_for()
+    assert page.locator("button.ack").count() == 0
+    page.goto(site.url + "/ota")
+    assert page.locator("#release-form").count() == 0
+    assert page.locator("#rollout-form").count() == 0
+    page.goto(site.url + "/stations/taku-01")
+    page.wait_for_selector("#level-chart .uplot")
+    assert page.locator("#station-form").count() == 0
+    # forcing the request from the viewer's own session: the API refuses it
+    status = page.evaluate("""async () => (await fetch('/api/stations/taku-01', {
+        method: 'PATCH', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({danger_mm: 9000})})).status""")
+    assert status == 403
+    assert site.api.get("/api/stations/taku-01")["danger_mm"] == 2500
+    assert page.goto(site.url + "/provision").status == 403
