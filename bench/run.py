@@ -67,5 +67,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    for part in ("station_wake.py", "ota.py", "lorawan.py", "server.py"):
+    for part in ("station_wake.py", "ota.py", "lorawan.py", "server.py", "dashboard.py"):
         subprocess.run([sys.executable, str(ROOT / "bench" / part)], check=True)

@@ -182,6 +182,11 @@ def test_acknowledge_an_alert(page: Any, site: Site) -> None:
                if a["type"] == "level"]
     assert (alert["state"], alert["acknowledged_by"], alert["ack_note"]) == (
         "acknowledged", "ops", "現地確認に向かう")
+    # a new alert appears without a reload: shizuoka-01's battery runs low
+    low = codec.encode_level(3, 0, 1200, 3300, 0)
+    assert site.devices["shizuoka-01"].send(low).status_code == 200
+    page.wait_for_selector("#active-alerts tr:has-text('shizuoka-01'):has-text('電池低下')",
+                           timeout=30000)
 
 
 def test_upload_a_release_then_start_and_pause_a_rollout(page: Any, site: Site) -> None:
@@ -234,3 +239,19 @@ def test_a_viewer_sees_no_write_controls_and_is_refused(page: Any, site: Site) -
     assert status == 403
     assert site.api.get("/api/stations/taku-01")["danger_mm"] == 2500
     assert page.goto(site.url + "/provision").status == 403
+
+
+def test_usable_on_a_tablet(browser: Any, site: Site) -> None:
+    context = browser.new_context(viewport={"width": 820, "height": 1180},
+                                  device_scale_factor=2, has_touch=True)
+    page = context.new_page()
+    try:
+        login(page, site, "ops")
+        for path in ("/", "/fleet", "/alerts", "/ota", "/stations/taku-01"):
+            page.goto(site.url + path)
+            page.wait_for_load_state("networkidle")
+            wide = page.evaluate("document.documentElement.scrollWidth > innerWidth")
+            assert not wide, path  # nothing sideways: wide tables scroll inside themselves
+        shot(page, "station-tablet")
+    finally:
+        context.close()

@@ -341,7 +341,10 @@
       var box = h("div", { "class": "rollout", "data-rollout": String(r.id),
         "data-state": r.state }, [
         h("b", { text: "#" + r.id + " " + r.release + " · " + r.state }),
-        h("div", { text: t("progress") + ": " + JSON.stringify(counts) }),
+        h("div", { text: t("progress") + ": " + Object.keys(counts).filter(function (k) {
+          return counts[k]; }).map(function (k) { return k + " " + counts[k]; })
+          .join(" · ") + " (" + t("stages") + " " + r.stage + "/" + r.stages.length +
+          ": " + r.stages.join(", ") + ")" }),
         h("progress", { max: String(total || 1), value: String(done) }),
         h("ul", { "class": "plain devices" }, (r.devices || []).map(function (d) {
           return h("li", { text: "#" + d.device_id + " " + d.state +
