@@ -198,6 +198,7 @@ def test_upload_a_release_then_start_and_pause_a_rollout(page: Any, site: Site) 
     page.wait_for_selector("#rollout-form select[name=release] option[value='0.9.0']",
                            state="attached")
     page.fill("#rollout-form input[name=stages]", "50, 100")
+    page.fill("#rollout-form input[name=max_failure_pct]", "30")
     page.click("#rollout-form button[type=submit]")
     box = page.locator(".rollout").first
     box.wait_for()
@@ -207,6 +208,7 @@ def test_upload_a_release_then_start_and_pause_a_rollout(page: Any, site: Site) 
     shot(page, "ota")
     [r] = site.api.get("/api/rollouts")
     assert (r["state"], r["release"], r["stages"]) == ("paused", "0.9.0", [50, 100])
+    assert r["max_failure_pct"] == 30 and r["target"] == {"all": True}
 
 
 def test_provisioning_shows_the_secret_once(page: Any, site: Site) -> None:

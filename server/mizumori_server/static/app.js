@@ -381,8 +381,11 @@
       var stages = ro.elements.stages.value.split(",").map(function (s) {
         return Number(s.trim()); });
       try {
+        var tag = ro.elements.tag.value.trim();
         await api("/api/rollouts", { method: "POST", json: { release:
-          ro.elements.release.value, target: { all: true }, stages: stages } });
+          ro.elements.release.value, target: tag ? { tag: tag } : { all: true },
+          stages: stages, success_pct: Number(ro.elements.success_pct.value),
+          max_failure_pct: Number(ro.elements.max_failure_pct.value) } });
         refresh();
       } catch (e) { showError("#rollout-error", e); }
     });
