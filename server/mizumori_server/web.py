@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Cookie, HTTPException, Request
+from fastapi import APIRouter, Cookie, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -76,41 +76,36 @@ def switch_language(lang: str, request: Request) -> Response:
     return r
 
 
+Viewer = Annotated[User, Depends(viewer)]
+
+
 @router.get("/")
-def map_page(request: Request, session: DB,
-             mizumori_session: Annotated[str | None, Cookie()] = None) -> Response:
-    return render(request, viewer(request, session, mizumori_session), "map")
+def map_page(request: Request, user: Viewer) -> Response:
+    return render(request, user, "map")
 
 
 @router.get("/fleet")
-def fleet_page(request: Request, session: DB,
-               mizumori_session: Annotated[str | None, Cookie()] = None) -> Response:
-    return render(request, viewer(request, session, mizumori_session), "fleet")
+def fleet_page(request: Request, user: Viewer) -> Response:
+    return render(request, user, "fleet")
 
 
 @router.get("/stations/{code}")
-def station_page(code: str, request: Request, session: DB,
-                 mizumori_session: Annotated[str | None, Cookie()] = None) -> Response:
-    return render(request, viewer(request, session, mizumori_session), "station",
-                  station=code)
+def station_page(code: str, request: Request, user: Viewer) -> Response:
+    return render(request, user, "station", station=code)
 
 
 @router.get("/alerts")
-def alerts_page(request: Request, session: DB,
-                mizumori_session: Annotated[str | None, Cookie()] = None) -> Response:
-    return render(request, viewer(request, session, mizumori_session), "alerts")
+def alerts_page(request: Request, user: Viewer) -> Response:
+    return render(request, user, "alerts")
 
 
 @router.get("/ota")
-def ota_page(request: Request, session: DB,
-             mizumori_session: Annotated[str | None, Cookie()] = None) -> Response:
-    return render(request, viewer(request, session, mizumori_session), "ota")
+def ota_page(request: Request, user: Viewer) -> Response:
+    return render(request, user, "ota")
 
 
 @router.get("/provision")
-def provision_page(request: Request, session: DB,
-                   mizumori_session: Annotated[str | None, Cookie()] = None) -> Response:
-    user = viewer(request, session, mizumori_session)
+def provision_page(request: Request, user: Viewer) -> Response:
     if user.role not in CAN["provision"]:
         raise HTTPException(403, "needs role technician, operator or admin")
     return render(request, user, "provision")
