@@ -90,6 +90,8 @@ def _check(key, value):
         return "one of " + ", ".join(_CHOICES[key])
     if key in _POSITIVE and value <= 0:
         return "must be positive"
+    if key == "lora_dr" and not 2 <= value <= 6:
+        return "AS923 data rates 2 to 6 (DR0 and DR1 carry nothing under dwell time)"
     if key == "battery_ratio" and (len(value) != 2 or value[1] <= 0):
         return "needs [numerator, denominator]"
     return None

@@ -114,7 +114,10 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause):
         if state["wakes"] % LINK_CHECK_EVERY == 1:
             modem.request_link_check()  # now and then: is the gateway still heard well?
         for _ in range(cfg["lora_uplinks"]):
-            limit = max_payload(modem.data_rate())
+            dr = modem.data_rate()
+            limit = max_payload(dr)
+            if not limit:
+                return _fail(state, now, "lorawan: DR%d carries no payload (dwell time)" % dr)
             payload, seqs = pack(queue, state, board.time(), limit)
             # The status record (queue depth, config version) rides along when it fits;
             # alone only when the server must learn of an applied config.

@@ -211,3 +211,16 @@ def test_lorawan_takes_over_when_wifi_fails():
         lorawan.modem = real
     assert reply == {} and q.depth() == 0 and len(net.frames) == 2
     assert st["uplink"] == ""  # Wi-Fi's failure was recorded, then LoRaWAN delivered
+
+
+def test_a_data_rate_without_payload_is_refused():
+    _, errors = config.merge(config.DEFAULTS, {"lora_dr": 1})
+    assert errors == ["lora_dr: AS923 data rates 2 to 6 (DR0 and DR1 carry nothing under "
+                      "dwell time)"]
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2)
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    st["lora_setup"] = True
+    assert modem.command("AT+DR=1")[0] == "OK"  # set behind the station's back
+    assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert st["uplink"] == "lorawan: DR1 carries no payload (dwell time)" and q.depth() == 2
