@@ -29,7 +29,12 @@ def verify_password(stored: str, password: str) -> bool:
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(32)
+    """A bearer token. Never one starting with "-": on a command line (`--token T`) that
+    would read as an option and the command would refuse it."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
 
 
 def token_hash(token: str) -> str:

@@ -1,5 +1,5 @@
 """Login, sessions, tokens, rate limiting and roles."""
-
+import pytest
 from conftest import ADMIN_PASSWORD, STATION, login, make_user
 from fastapi.testclient import TestClient
 
@@ -95,3 +95,12 @@ def test_no_credentials_and_bad_input_are_json_errors(app_client: TestClient,
     assert r.status_code == 422
     assert "password" in r.json()["detail"] and "role" in r.json()["detail"]
     assert login(app_client)["Authorization"].startswith("Bearer ")
+
+
+def test_tokens_never_start_like_a_command_line_option(monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    from mizumori_server import security
+
+    drawn = iter(["-Xk3v", "_-9a", "Qz-1"])
+    monkeypatch.setattr(security.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert security.new_token() == "_-9a"  # `--token -Xk3v` would read as an option
