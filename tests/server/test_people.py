@@ -1,4 +1,5 @@
 """Login, sessions, tokens, rate limiting and roles."""
+
 import pytest
 from conftest import ADMIN_PASSWORD, STATION, login, make_user
 from fastapi.testclient import TestClient
