@@ -82,7 +82,8 @@
         await api("/api/login", { method: "POST",
           json: { username: f.get("username"), password: f.get("password") } });
         var next = new URLSearchParams(location.search).get("next") || "/";
-        location.href = next.charAt(0) === "/" ? next : "/";
+        // only a path on this server ("//host" would leave it)
+        location.href = /^\/(?![\/\\])/.test(next) ? next : "/";
       } catch (e) { $("#login-error").hidden = false; }
     });
   }
