@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, or_, select
 
 from mizumori_server import clock, features, queries
+from mizumori_server.api.stations import latest_of
 from mizumori_server.deps import DB, OpenData
 from mizumori_server.models import Reading, Station, StationLatest
 from mizumori_server.queries import AnySelect
@@ -312,9 +313,7 @@ def item(cid: str, fid: str, request: Request, session: DB, _: OpenData) -> JSON
     check_params(request, {"f"})
     media_type(request, items=True)
     if cid == "stations":
-        st = request.app.state.settings
-        rows = queries.latest(session, clock.now(), st.late_after_intervals,
-                              st.offline_after_intervals, Station.code == fid)
+        rows = latest_of(session, request, Station.code == fid)
         feature = features.station_feature(rows[0]) if rows else None
     else:
         row = session.execute(features.observations_query().where(

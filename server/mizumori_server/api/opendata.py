@@ -7,8 +7,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
 
-from mizumori_server import cap, clock, features, queries
-from mizumori_server.api.stations import time_range
+from mizumori_server import cap, clock, features
+from mizumori_server.api.stations import latest_of, time_range
 from mizumori_server.deps import DB, OpenData
 from mizumori_server.models import Alert, AlertEvent, Reading, Station
 
@@ -19,11 +19,9 @@ CAP_MEDIA = "application/cap+xml"
 @router.get("/stations.geojson")
 def stations_geojson(request: Request, session: DB, _: OpenData) -> JSONResponse:
     """Every station with its latest state, as one RFC 7946 FeatureCollection."""
-    st = request.app.state.settings
-    rows = queries.latest(session, clock.now(), st.late_after_intervals,
-                          st.offline_after_intervals)
     return JSONResponse({"type": "FeatureCollection",
-                         "features": [features.station_feature(r) for r in rows]},
+                         "features": [features.station_feature(r)
+                                      for r in latest_of(session, request)]},
                         media_type="application/geo+json")
 
 

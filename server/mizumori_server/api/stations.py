@@ -157,6 +157,7 @@ def latest(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
 
 
 def latest_of(session: DB, request: Request, *where: Any) -> list[dict[str, Any]]:
+    """queries.latest with the server's clock and status settings."""
     st = request.app.state.settings
     return queries.latest(session, clock.now(), st.late_after_intervals, st.offline_after_intervals,
                           *where)
