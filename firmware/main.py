@@ -1,16 +1,35 @@
-# Runs after boot.py at every wake; never updated over the air. The application lives in the
-# slot boot.py chose. If it raises (a broken update), note why and sleep: on a trial slot
-# every such boot counts towards boot.py's rollback, and a board never sits awake at the REPL.
+# Runs after boot.py at every wake; never updated over the air. The maintenance window comes
+# first (station.guard, before the application is imported), so mpremote can always reach the
+# board; then the application in the slot boot.py chose. Whatever fails (a broken update, a
+# MemoryError, a full flash), the board ends in deep sleep, longer after each failure in a
+# row: it never sits awake at the REPL draining its battery.
 try:
-    from station import app
+    import micropython
 
-    app.main()
-except Exception as e:
-    import sys
+    micropython.alloc_emergency_exception_buf(100)  # a traceback even out of memory
+except Exception:  # noqa: BLE001 - not on every port
+    pass
 
-    with open("crash.txt", "w") as f:
-        sys.print_exception(e, f)
-    sys.print_exception(e)
+_board = None
+try:
+    from station import guard
+
+    _board = guard.start()
+    if _board is not None:
+        from station import app
+
+        app.main(_board)
+except KeyboardInterrupt:
+    print("mizumori: stopped, REPL")
+except Exception as e:  # noqa: BLE001
+    _ms = 60000
+    try:
+        _ms = guard.crashed(e, _board)
+        import sys
+
+        sys.print_exception(e)
+    except Exception:  # noqa: BLE001 - even that failed: the plain minute
+        pass
     import machine
 
-    machine.deepsleep(60000)
+    machine.deepsleep(_ms)

@@ -1,27 +1,17 @@
-# What main.py runs at every wake: a maintenance window after power-on (so mpremote can reach
-# the board), then one cycle under a watchdog, then deep sleep until the next reading.
+# What main.py runs at every wake, after station.guard's maintenance window: one cycle under
+# a watchdog, the radio within a deadline, deep sleep until the next reading. Whatever
+# happens, the state is saved before any radio work and the board ends asleep.
 import time
 
-from station import VERSION, config, cycle, lorawan, ota, uplink
+from station import VERSION, clock, config, cycle, lorawan, ota, sensors, uplink
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
 QUEUE_DIR = "queue"
+RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
 
 
-def maintenance_window(board, seconds):
-    """True when someone pressed Ctrl-C (mpremote does): stay awake in the REPL."""
-    print("mizumori: maintenance window %d s, Ctrl-C for the REPL" % seconds)
-    try:
-        for _ in range(seconds * 10):
-            time.sleep_ms(100)
-    except KeyboardInterrupt:
-        print("mizumori: maintenance mode, station loop stopped")
-        return True
-    return False
-
-
-def update(board, creds, st, reply, result, wdt):
+def update(board, creds, st, reply, result, wdt, deadline):
     """After a successful upload: confirm a trial, take an offer, report what changed, and
     advance a pending update (not during a flood: the station's job comes first).
     True when an update was installed and the station must reboot."""
@@ -29,88 +19,145 @@ def update(board, creds, st, reply, result, wdt):
     ota.accept(reply.get("ota"), now)
     ota.confirm(now)
     events = ota.pending_events()
-    if events or st["fw_reported"] != VERSION:
-        if uplink.report_ota(creds, st, VERSION, ota.running_slot(), events):
+    if events or st["fw_reported"] != VERSION or st["err_reported"] != st["err"]:
+        if uplink.report_ota(board, creds, st, VERSION, ota.running_slot(), events, wdt.feed):
             ota.events_sent(len(events))
             st["fw_reported"] = VERSION
-    if result["flood"]:
+            st["err_reported"] = st["err"]
+    if result["flood"] or time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False
     return ota.work(board, creds, result["battery_mv"], now, wdt.feed)
 
 
-def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause):
+def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, clock_path):
     """Send the queue over the configured transports in order of preference, the next when
     one fails: the fleet server's reply over Wi-Fi, {} after LoRaWAN uplinks (the network
     server answers nothing), None when every transport failed."""
     for name in cfg["transport"].split(","):
         if name == "wifi" and creds.get("server"):
-            reply = uplink.send(board, cfg, cfg_path, creds, st, queue, cause, board.rssi())
+            reply = uplink.send(board, cfg, cfg_path, creds, st, queue, cause, wdt.feed,
+                                deadline, clock_path)
             if reply is not None:
                 return reply
         elif name == "lorawan" and creds.get("lorawan"):
-            if lorawan.send(lorawan.modem(board, pins), board, cfg, cfg_path, creds, st,
-                            queue, cause):
+            if lorawan.send(lorawan.modem(board, pins, wdt.feed), board, cfg, cfg_path, creds,
+                            st, queue, cause):
                 return {}
     return None
 
 
+def rain_pin(board, pins, st):
+    """The pin to arm the rain wake on, or None. ext0 is level-triggered: a reed switch held
+    closed (bucket resting on the magnet, water in the connector) would wake the board again
+    at once, thousands of times. Disarmed until a later wake finds it open, and said so."""
+    if board.pin_in(pins["rain"], pull_up=True).value() == 0:
+        if not st["rain_off"]:
+            st["rain_off"] = True
+            st["err"] = ("rain gauge switch stays closed: rain wake off until it opens; " +
+                         st["err"])
+        return None
+    st["rain_off"] = False
+    return pins["rain"]
+
+
+def rain_wake(board, pins, st):
+    """A tip woke the board: count it once the switch opens again (debounce), and sleep on to
+    the scheduled wake."""
+    pin = board.pin_in(pins["rain"], pull_up=True)
+    for _ in range(RAIN_RELEASE_MS // 10):
+        if pin.value():
+            break
+        board.sleep_ms(10)
+    st["rain"] += 1
+    arm = rain_pin(board, pins, st)
+    state_mod.save(board, st)
+    board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000), arm)
+
+
+def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path):
+    """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
+    installed and the board must reboot into it."""
+    creds = uplink.load_credentials(creds_path)
+    if creds is None:
+        return False
+    battery = result["battery_mv"]
+    if battery is not None and battery < cfg["radio_min_mv"]:
+        # A sagging cell (a brown-out reads as power-on): Wi-Fi's 300-400 mA peaks would
+        # reset the board again. Keep the readings in flash and try at a later wake.
+        st["uplink"] = "battery %d mV below %d mV: radio and updates skipped" % (
+            battery, cfg["radio_min_mv"])
+        return False
+    deadline = time.ticks_add(board.ticks_ms(), cfg["radio_budget_s"] * 1000)
+    reply = deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline,
+                    clock_path)
+    if reply:
+        return update(board, creds, st, reply, result, wdt, deadline)
+    if reply is not None:  # over LoRaWAN: no offers, but a trial is good
+        ota.confirm(board.time())
+    return False
+
+
+def _beside(path, name):
+    return path.rsplit("/", 1)[0] + "/" + name if "/" in path else name
+
+
 def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
          creds_path=uplink.CREDENTIALS):
-    """One wake. Ends in board.deepsleep(); returns only for the REPL or in the sim.
-    Uploads go through the Wi-Fi uplink once the station is provisioned (creds_path);
-    `uploader(queue, result) -> bool` replaces it in tests."""
+    """One wake. Ends in board.deepsleep() (in the sim: raises or exits). Uploads go through
+    the configured transports once the station is provisioned (creds_path);
+    `uploader(queue, result) -> bool` replaces them in tests."""
     if board is None:
         from station.hw import default_board
 
         board = default_board()
-    woke = time.ticks_ms()
     cfg, cfg_errors = config.load(cfg_path)
     pins = config.pins(cfg)
     st = state_mod.load(board)
-    cause = board.reset_cause()
-    if cause in ("power_on", "hard") or board.service_held(pins["service"]):
-        if maintenance_window(board, cfg["maintenance_s"]):
-            return None
     if board.woke_by_rain():
-        # A tip woke us: count it and sleep on to the scheduled wake.
-        st["rain"] += 1
-        state_mod.save(board, st)
-        board.deepsleep(max(100, (st["next_wake"] - board.time()) * 1000), pins["rain"])
-        return None
+        return rain_wake(board, pins, st)
     wdt = board.watchdog(cfg["wdt_ms"])
+    cause = board.reset_cause()
+    clock_path = _beside(cfg_path, clock.PATH)
+    if cause != "deepsleep":
+        st["reset"] = cause
+        st["err_reported"] = None  # tell the server why the board reset
     st["wakes"] += 1
+    gauge = sensors.rain_gauge(board, pins)  # tips while awake (an IRQ on the real board)
     result = None
     reboot = False
     try:
         ota.after_boot(board.time())
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"])
+        if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)
+            clock.after_power_loss(board, st, queue, clock_path)
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
         if cfg_errors:
             st["err"] = "; ".join(cfg_errors)
+        wdt.feed()
+        # Saved before any radio work: a reset during it neither counts the rain again nor
+        # reuses an upload counter (uplink saves each counter it spends).
+        state_mod.save(board, st)
         if uploader is not None:
             if result["upload"] and uploader(queue, result):
                 st["since_upload"] = 0
         elif result["upload"] or ota.busy():
-            creds = uplink.load_credentials(creds_path)
-            if creds is not None:
-                reply = deliver(board, cfg, cfg_path, pins, creds, st, queue, cause)
-                if reply:
-                    reboot = update(board, creds, st, reply, result, wdt)
-                elif reply is not None:  # over LoRaWAN: no offers, but a trial is good
-                    ota.confirm(board.time())
+            reboot = radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt,
+                           creds_path, clock_path)
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]
+    sensors.rail_off(board, pins)
+    st["rain"] += gauge.take()
+    st["crashes"] = 0
     wdt.feed()
+    arm = rain_pin(board, pins, st)
     state_mod.save(board, st)
     if reboot:  # into the trial of the update just installed (boot.py picks its slot)
         print("mizumori: update installed, rebooting into its trial")
-        board.deepsleep(1000, pins["rain"])
+        board.deepsleep(1000, arm)
         return result
     if result is not None:
         print("mizumori: seq %d level %s flags %s next %d s" % (
             result["seq"], result["level_mm"], result["flags"], result["interval_s"]))
-    awake_ms = time.ticks_diff(time.ticks_ms(), woke)
-    board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000 - awake_ms),
-                    pins["rain"])
+    board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000), arm)
     return result

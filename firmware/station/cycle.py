@@ -2,7 +2,7 @@
 # A faulty sensor gives a flagged reading, never an exception out of here.
 import struct
 
-from station import codec, processing, schedule, sensors
+from station import clock, codec, processing, schedule, sensors
 from station.drivers import SensorFault
 
 
@@ -60,29 +60,24 @@ def stored_time(payload):
     return struct.unpack_from(">I", payload, 0)[0]
 
 
-def reading_time(payload, seq, adjustments):
-    """A stored reading's time on the current clock: the clock may have been set since."""
-    t = stored_time(payload)
-    for boundary, delta in adjustments:
-        if seq < boundary:
-            t += delta
-    return t
-
-
 def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     """Measure, store and decide. Returns a dict describing the reading and the decision."""
     notes = []
     now = board.time()
     newest = None
     if queue.newest is not None:
-        newest = reading_time(queue.newest[1], queue.newest[0], state["adj"])
+        newest = clock.reading_time(queue.newest[1], queue.newest[0], state["adj"])
     if newest is not None and now < newest:
         # The clock went back (power loss resets the RTC): never before a stored reading.
         now = newest + 1
         board.set_time(now)
         state["synced"] = False
-    temp_c, hum, pres = read_env(board, cfg, pins, notes)
-    level, flags = read_level(board, cfg, pins, state, temp_c, notes, wdt)
+    sensors.rail_on(board, cfg, pins)
+    try:
+        temp_c, hum, pres = read_env(board, cfg, pins, notes)
+        level, flags = read_level(board, cfg, pins, state, temp_c, notes, wdt)
+    finally:
+        sensors.rail_off(board, pins)  # never left on: it would drain the battery asleep
     battery_mv = read_battery(board, cfg, pins, notes)
     state["rain"] += rain_tips
     rain_mm = state["rain"] * cfg["rain_mm_per_tip"]

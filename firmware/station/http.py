@@ -1,13 +1,21 @@
-# A minimal HTTP/1.1 client: one POST, or one GET streamed into a file, per connection.
-# https:// verifies the server's certificate against a CA file provisioned on the device
-# (CERT_REQUIRED): micropython-lib's requests does not verify. http:// is for the test rig only.
+# A minimal HTTP/1.1 client: one request, or one GET streamed into a file, per connection,
+# over the board's network stack (net: board.net_connect / net_tls). https:// verifies the
+# server's certificate against a CA file provisioned on the device (CERT_REQUIRED):
+# micropython-lib's requests does not verify. http:// is for the test rig only.
+# feed() runs between every step that can wait (connect, handshake, each chunk): the watchdog.
 import binascii
 import json
-import socket
+
+MAX_REPLY = 8192  # bytes: a reply is an ack, the time, a config or an offer
 
 
 class HTTPError(OSError):
     pass
+
+
+class CertTimeError(HTTPError):
+    """The server's certificate is not valid at the station's clock (mbedTLS checks the
+    dates on the ESP32): the clock is wrong, or the certificate really is out of date."""
 
 
 def _split(url):
@@ -17,26 +25,30 @@ def _split(url):
     return scheme, host, int(port) if port else (443 if scheme == "https" else 80), "/" + path
 
 
-def _connect(url, timeout_s, ca_file):
-    """(socket, host, path), TLS-wrapped and verified for https://."""
-    scheme, host, port, path = _split(url)
-    addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-    sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
-    try:
-        sock.settimeout(timeout_s)
-        sock.connect(addr[-1])
-        if scheme == "https":
-            import ssl
+def _feed(feed):
+    if feed:
+        feed()
 
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            if not ca_file:
-                raise HTTPError("https needs a CA certificate on the device")
+
+def _connect(net, url, timeout_s, ca_file, feed, verify=True):
+    """(socket, host, path), TLS-wrapped and verified for https:// (verify=False only for a
+    reply that carries its own signature)."""
+    scheme, host, port, path = _split(url)
+    if scheme == "https" and verify and not ca_file:
+        raise HTTPError("https needs a CA certificate on the device")
+    sock = net.net_connect(host, port, timeout_s)
+    _feed(feed)
+    try:
+        if scheme == "https":
             try:
-                ctx.load_verify_locations(cadata=ca_der(ca_file))
-                sock = ctx.wrap_socket(sock, server_hostname=host)
+                sock = net.net_tls(sock, host, ca_der(ca_file) if verify else None)
             except ValueError as e:  # MicroPython's mbedtls: a certificate it refuses
-                raise HTTPError("TLS: %s" % str(e).strip())
+                why = str(e).strip()
+                if "validity" in why:  # BADCERT_FUTURE / BADCERT_EXPIRED
+                    raise CertTimeError("TLS: certificate not valid at the station's clock"
+                                        " (%s)" % why)
+                raise HTTPError("TLS: %s" % why)
+            _feed(feed)
     except BaseException:
         sock.close()
         raise
@@ -52,21 +64,27 @@ def _head(method, host, path, headers, length):
     return head.encode() + b"\r\n"
 
 
-def post(url, body, headers, timeout_s=15, ca_file=None):
-    """(status, headers dict with lower-case names, body bytes)."""
-    sock, host, path = _connect(url, timeout_s, ca_file)
+def request(net, method, url, body, headers, timeout_s=15, ca_file=None, feed=None,
+            verify=True):
+    """(status, headers dict with lower-case names, body bytes); body None for a GET."""
+    sock, host, path = _connect(net, url, timeout_s, ca_file, feed, verify)
     try:
-        _send(sock, _head("POST", host, path, headers, len(body)) + body)
-        return _parse(_recv_all(sock))
+        length = None if body is None else len(body)
+        _send(sock, _head(method, host, path, headers, length) + (body or b""))
+        return _parse(_recv_all(sock, feed))
     finally:
         sock.close()
 
 
-def get_to_file(url, headers, f, timeout_s=15, ca_file=None, on_chunk=None):
+def post(net, url, body, headers, timeout_s=15, ca_file=None, feed=None):
+    return request(net, "POST", url, body, headers, timeout_s, ca_file, feed)
+
+
+def get_to_file(net, url, headers, f, timeout_s=15, ca_file=None, on_chunk=None):
     """GET url and append a 200/206 body to the open file f in small chunks (a release file
     does not fit in RAM twice). (status, headers, bytes written); other replies' bodies are
     not written. on_chunk() runs after each chunk (to feed the watchdog)."""
-    sock, host, path = _connect(url, timeout_s, ca_file)
+    sock, host, path = _connect(net, url, timeout_s, ca_file, on_chunk)
     try:
         _send(sock, _head("GET", host, path, headers, None))
         return _recv_to_file(sock, f, on_chunk)
@@ -82,6 +100,8 @@ def _recv_to_file(sock, f, on_chunk=None):
         if not chunk:
             raise HTTPError("connection closed before the headers")
         raw += chunk
+        if len(raw) > MAX_REPLY:
+            raise HTTPError("reply headers over %d bytes" % MAX_REPLY)
     head, _, rest = raw.partition(b"\r\n\r\n")
     status, hdrs = _parse_head(head)
     if status not in (200, 206):
@@ -125,18 +145,21 @@ def _send(sock, data):
         mv = mv[n:]
 
 
-def _recv_all(sock):
-    """The response: up to Content-Length when given, else to the end of the connection.
-    Stopping at Content-Length saves waiting on the close (MicroPython's TLS does not
-    always see the server's), and radio time."""
+def _recv_all(sock, feed=None):
+    """The response: up to Content-Length when given, else to the end of the connection,
+    never more than MAX_REPLY bytes. Stopping at Content-Length saves waiting on the close
+    (MicroPython's TLS does not always see the server's), and radio time."""
     read = getattr(sock, "read", None) or sock.recv
     raw = b""
     want = -1
     while want < 0 or len(raw) < want:
         chunk = read(1024)
+        _feed(feed)
         if not chunk:
             break
         raw += chunk
+        if len(raw) > MAX_REPLY:
+            raise HTTPError("reply over %d bytes" % MAX_REPLY)
         if want < 0:
             end = raw.find(b"\r\n\r\n")
             if end >= 0:
@@ -153,7 +176,10 @@ def _content_length(head):
 
 
 def _parse_head(head):
-    lines = head.decode().split("\r\n")
+    try:
+        lines = head.decode().split("\r\n")
+    except ValueError:  # UnicodeError: not HTTP
+        raise HTTPError("malformed HTTP headers")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[1].isdigit():
         raise HTTPError("malformed status line")

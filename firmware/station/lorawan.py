@@ -6,7 +6,7 @@
 import struct
 
 from station import codec, config
-from station.cycle import reading_time
+from station.clock import reading_time
 
 READINGS_PORT = 1
 CONFIG_PORT = 10
@@ -23,11 +23,18 @@ NO_VALUE = -(1 << 23)
 LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
 
 
-def modem(board, pins):
-    """The board's LoRaWAN module."""
+def modem(board, pins, feed=None):
+    """The board's LoRaWAN module, waiting in the board's time and feeding the watchdog
+    through every wait (a confirmed uplink with retries takes tens of seconds)."""
     from station.drivers.rak3172 import Rak3172
 
-    return Rak3172(board.uart(pins["lora_uart"], 115200, pins["lora_tx"], pins["lora_rx"]))
+    def wait(ms):
+        board.sleep_ms(ms)
+        if feed:
+            feed()
+
+    uart = board.uart(pins["lora_uart"], 115200, pins["lora_tx"], pins["lora_rx"])
+    return Rak3172(uart, wait, board.ticks_ms)
 
 
 def max_payload(dr):

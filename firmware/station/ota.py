@@ -240,7 +240,7 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
         raise Refused("not installed in a slot (flash with `mizumori device flash`)")
     target = other(slot)
     if o["phase"] == "offered":
-        manifest = _fetch_manifest(o, creds, mpy)
+        manifest = _fetch_manifest(board, o, creds, mpy)
         _check_resources(board, manifest, target, battery_mv)
         # The target slot is incomplete from here on: its markers go first.
         fsutil.remove(target + "/manifest.json")
@@ -257,7 +257,7 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
     if o["phase"] == "downloading":
         got = local = 0
         for entry in manifest["files"]:
-            n = _fetch_file(o, creds, entry, slot, target, feed)
+            n = _fetch_file(board, o, creds, entry, slot, target, feed)
             if n is None:
                 local += 1
             else:
@@ -285,12 +285,12 @@ def _advance(o, board, creds, battery_mv, now, feed, mpy):
     return False
 
 
-def _get(o, creds, name, f, offset=0, feed=None):
+def _get(board, o, creds, name, f, offset=0, feed=None):
     headers = {"X-Mizumori-Device": str(creds["device_id"]),
                "X-Mizumori-Ota-Token": o["token"]}
     if offset:
         headers["Range"] = "bytes=%d-" % offset
-    status, _, n = http.get_to_file(creds["server"] + o["base"] + name, headers, f,
+    status, _, n = http.get_to_file(board, creds["server"] + o["base"] + name, headers, f,
                                     ca_file=creds.get("ca"), on_chunk=feed)
     if status in (401, 403, 404, 410):
         raise Refused("download of %s refused (HTTP %d)" % (name, status))
@@ -301,7 +301,7 @@ def _get(o, creds, name, f, offset=0, feed=None):
     return n
 
 
-def _fetch_manifest(o, creds, mpy):
+def _fetch_manifest(board, o, creds, mpy):
     """Download the manifest and its signature, check them against the provisioned key."""
     key = fsutil.read_bytes(KEY)
     if not key:
@@ -309,7 +309,7 @@ def _fetch_manifest(o, creds, mpy):
     fsutil.makedirs(DIR)
     for name in ("manifest.json", "manifest.sig"):
         with open(DIR + "/" + name, "wb") as f:
-            _get(o, creds, name, f)
+            _get(board, o, creds, name, f)
     raw = fsutil.read_bytes(DIR + "/manifest.json") or b""
     try:
         sig = binascii.unhexlify((fsutil.read_bytes(DIR + "/manifest.sig") or b"").strip())
@@ -349,7 +349,7 @@ def _check_resources(board, manifest, target, battery_mv):
         raise Refused("not enough flash: %d bytes free, %d needed" % (free, need))
 
 
-def _fetch_file(o, creds, entry, slot, target, feed):
+def _fetch_file(board, o, creds, entry, slot, target, feed):
     """Put one file into the target slot, verified. The bytes downloaded, or None when it
     came from the flash (already there, or copied from the running slot)."""
     dest = target + "/" + entry["path"]
@@ -367,7 +367,7 @@ def _fetch_file(o, creds, entry, slot, target, feed):
             fsutil.remove(part)
             have = 0
         with open(part, "ab") as f:
-            got = _get(o, creds, "files/" + entry["path"], f, have, feed)
+            got = _get(board, o, creds, "files/" + entry["path"], f, have, feed)
     if file_sha256(part) != entry["sha256"]:
         fsutil.remove(part)
         raise Refused("sha256 mismatch for %s" % entry["path"])

@@ -17,3 +17,8 @@ PINS = {
     "lora_tx": 19,          # ESP32 TX -> RAK3172 RX2
     "lora_rx": 18,          # ESP32 RX <- RAK3172 TX2
 }
+
+# The parts powered from the load switch that sensor_power drives (hardware/wiring.md): they
+# answer only while it is on, after their warm-up. The rain pull-up, the battery divider and
+# the RAK3172 stay on the battery rail.
+SWITCHED = ("a02yyuw", "jsnsr04t", "bme280", "current_loop")

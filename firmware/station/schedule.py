@@ -20,8 +20,11 @@ def alert_level(level_mm, thresholds, prev, hysteresis_mm):
     return now
 
 
+MIN_RATE_S = 60  # a rate over less time is sensor noise (a reboot seconds after a reading)
+
+
 def rise_mm_per_h(prev_level, prev_t, level, t):
-    if prev_level is None or level is None or prev_t is None or t <= prev_t:
+    if prev_level is None or level is None or prev_t is None or t - prev_t < MIN_RATE_S:
         return None
     return (level - prev_level) * 3600 // (t - prev_t)
 

@@ -1,10 +1,28 @@
-# Builds the station's sensors from its config and pin map on a given board.
+# Builds the station's sensors from its config and pin map on a given board, and powers them:
+# the parts in pins.SWITCHED hang off a load switch that sensor_power drives.
 from station.drivers.a02yyuw import A02YYUW
 from station.drivers.battery import Battery
 from station.drivers.bme280 import BME280
 from station.drivers.current_loop import CurrentLoop
 from station.drivers.jsnsr04t import JSNSR04T
 from station.drivers.rain import RainGauge
+
+# How long each part needs after the rail comes on before it answers, ms: BME280 start-up 2 ms
+# (Bosch datasheet, t_startup); A02YYUW one measurement cycle, 100-300 ms (DFRobot SEN0311);
+# JSN-SR04T about 100 ms; a 4-20 mA transmitter behind its boost converter up to 500 ms.
+WARMUP_MS = {"bme280": 2, "a02yyuw": 300, "jsnsr04t": 100, "current_loop": 500}
+
+
+def rail_on(board, cfg, pins):
+    """Switch the sensor rail on and wait until the fitted parts have warmed up."""
+    board.pin_out(pins["sensor_power"], 1)
+    fitted = [cfg["level_sensor"]] + (["bme280"] if cfg["env_sensor"] else [])
+    board.sleep_ms(max(WARMUP_MS.get(p, 0) for p in fitted))
+
+
+def rail_off(board, pins):
+    """Switch the sensor rail off: it must be off in deep sleep (a battery drain)."""
+    board.pin_out(pins["sensor_power"], 0)
 
 
 def level_sensor(board, cfg, pins):
@@ -13,7 +31,7 @@ def level_sensor(board, cfg, pins):
     if name == "a02yyuw":
         uart = board.uart(pins["ultrasonic_uart"], 9600, pins["ultrasonic_tx"],
                           pins["ultrasonic_rx"])
-        return "distance", A02YYUW(uart)
+        return "distance", A02YYUW(uart, clock=board)
     if name == "jsnsr04t":
         return "distance", JSNSR04T(board.pin_out(pins["jsn_trig"]),
                                     board.pin_in(pins["jsn_echo"]),
@@ -23,7 +41,7 @@ def level_sensor(board, cfg, pins):
 
 
 def env_sensor(board, pins):
-    return BME280(board.i2c(pins["i2c_scl"], pins["i2c_sda"]))
+    return BME280(board.i2c(pins["i2c_scl"], pins["i2c_sda"]), clock=board)
 
 
 def battery(board, cfg, pins):

@@ -1,8 +1,11 @@
 # The little state that must survive deep sleep, kept in RTC memory (lost on power loss,
-# which is fine: everything durable lives in flash).
+# which is fine: everything durable lives in flash, the clock's in clock.json).
 import json
 
-MAX_BYTES = 2048  # RTC user memory on the ESP32 port
+from station import clock
+
+MAX_BYTES = 2048  # RTC user memory on the ESP32 port (machine_rtc.c)
+MAX_TEXT = 160  # characters of any message kept here (server replies can be long)
 
 
 def defaults():
@@ -14,10 +17,13 @@ def defaults():
         "since_upload": 0,  # readings since the last successful upload
         "stuck": 0,         # consecutive identical bursts
         "rain": 0,          # rain tips not yet reported
+        "rain_off": False,  # the reed switch stayed closed: rain wake disarmed until the
+                            # next scheduled wake
         "next_wake": 0,     # when the scheduled wake is due (rain wakes sleep on to it)
         "dropped_seen": 0,  # queue drops already flagged on a reading
         "synced": False,    # clock set from the server since power-on
-        "adj": [],          # [first seq after a clock change, seconds the clock moved]
+        "adj": [],          # [first seq, end seq, seconds the clock moved] (clock.py)
+        "era": 0,           # first seq stored since the clock was last set or lost
         "counter": 0,       # upload counter (the server tells the last one after a loss)
         "backoff_s": 0,     # after failed uploads: wait, doubling up to an hour
         "retry_at": 0,
@@ -25,8 +31,11 @@ def defaults():
         "bssid": None,      # Wi-Fi access point and channel of the last connection
         "channel": None,
         "fw_reported": "",  # firmware version the server was last told
+        "err_reported": None,  # the last error the server was told (None: report due)
+        "reset": "",        # why the board last reset (not a deep-sleep wake)
+        "crashes": 0,       # wakes in a row that ended in main.py's crash handler
         "wakes": 0,
-        "err": "",          # what went wrong in the last wake, for `info`
+        "err": "",          # what went wrong in the last wake, for `info` and the server
         "uplink": "",       # why the last upload failed ("" once one succeeds)
         "lora_setup": False,  # the modem's settings checked since power-on
         "lora_status": False,  # a config was applied: send a status record
@@ -36,23 +45,49 @@ def defaults():
     }
 
 
+def _same_kind(a, b):
+    """A restored value fits the default's kind (None defaults take anything simple)."""
+    if b is None:
+        return a is None or isinstance(a, (int, str, list))
+    if isinstance(b, bool):
+        return isinstance(a, bool)
+    if isinstance(b, int):
+        return isinstance(a, int) and not isinstance(a, bool)
+    return isinstance(a, type(b))
+
+
 def load(board):
+    """The state of the last wake; a value of the wrong kind (corrupt but valid JSON) falls
+    back to its default instead of crashing every wake."""
     st = defaults()
     raw = board.rtc_memory()
     if raw:
         try:
             saved = json.loads(raw)
             for k in st:
-                if k in saved:
+                if k in saved and _same_kind(saved[k], st[k]):
                     st[k] = saved[k]
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             st["err"] = "RTC memory unreadable"
+    if not clock.adjustments_ok(st["adj"]):
+        st["adj"] = []
     return st
 
 
 def save(board, st):
-    st["err"] = st["err"][:200]
-    data = json.dumps(st).encode()
-    if len(data) > MAX_BYTES:
-        raise ValueError("state too large for RTC memory")
-    board.set_rtc_memory(data)
+    """Never raises: long texts are cut, and what does not fit is dropped (the clock
+    adjustments first: clock.json has them), so the board still sleeps."""
+    for k in ("err", "uplink", "err_reported"):
+        if isinstance(st[k], str):
+            st[k] = st[k][:MAX_TEXT]
+    try:
+        data = json.dumps(st).encode()
+        if len(data) > MAX_BYTES:
+            st["adj"] = []
+            st["err"] = st["uplink"] = ""
+            data = json.dumps(st).encode()
+        if len(data) > MAX_BYTES:
+            data = json.dumps(defaults()).encode()
+        board.set_rtc_memory(data)
+    except Exception as e:  # noqa: BLE001 - anything here would keep the board awake
+        print("mizumori: state not saved: %r" % e)

@@ -2,13 +2,14 @@
 # batches; only what the server acknowledged leaves the queue. See docs/firmware.md ("Uplink")
 # and docs/protocol.md ("Authenticating an upload").
 import json
+import time
 
-from station import codec, config, fsutil, hmac_sha256, http, lorawan
-from station.cycle import reading_time
+from station import clock, codec, config, fsutil, hmac_sha256, http, lorawan, timesync, wifi
+from station import state as state_mod
+from station.clock import reading_time
 
 CREDENTIALS = "secrets.json"
 UNIX_TO_2000 = 946684800
-MAX_ADJUSTMENTS = 8
 
 
 def load_credentials(path=CREDENTIALS):
@@ -48,20 +49,6 @@ def signed_headers(creds, counter, body):
     }
 
 
-def sync_clock(board, state, queue, server_unix):
-    """Set the clock from the server; stored readings keep their true times (adjustments)."""
-    now = board.time()
-    target = server_unix - board.EPOCH_OFFSET
-    delta = target - now
-    if state["synced"] and -2 <= delta <= 2:
-        return
-    board.set_time(target)
-    adj = [a for a in state["adj"] if a[0] > queue.acked + 1]
-    adj.append([queue.next_seq, delta])
-    state["adj"] = adj[-MAX_ADJUSTMENTS:]
-    state["synced"] = True
-
-
 def apply_config(cfg, cfg_path, changes, state):
     """Merge the server's config; bad values are refused one by one and reported."""
     new, errors = config.merge(cfg, changes)
@@ -71,23 +58,31 @@ def apply_config(cfg, cfg_path, changes, state):
     return new
 
 
-def post_signed(creds, state, path, body, content_type="application/octet-stream"):
+def post_signed(board, creds, state, path, body, content_type="application/octet-stream",
+                feed=None):
     """POST body to the server, signed with the next counter: (status, reply dict)."""
     state["counter"] += 1
+    state_mod.save(board, state)  # a counter is spent once, even if a reset follows
     headers = signed_headers(creds, state["counter"], body)
     headers["Content-Type"] = content_type
-    code, _, raw = http.post(creds["server"] + path, body, headers, ca_file=creds.get("ca"))
-    return code, http.json_body(raw)
+    code, _, raw = http.post(board, creds["server"] + path, body, headers,
+                             ca_file=creds.get("ca"), feed=feed)
+    reply = http.json_body(raw)
+    return code, reply if isinstance(reply, dict) else {}
 
 
-def report_ota(creds, state, version, slot, events):
-    """Tell the server the running version and the update events queued since the last
-    report. True when it took them."""
-    body = json.dumps({"version": version, "slot": slot, "events": events}).encode()
+def report_ota(board, creds, state, version, slot, events, feed=None):
+    """Tell the server the running version, the update events queued since the last report,
+    why the board last reset and the last error. True when it took them."""
+    body = json.dumps({"version": version, "slot": slot, "events": events,
+                       "reset_cause": state["reset"] or "deepsleep",
+                       "error": state["err"][:200],
+                       "clock": board.time() + board.EPOCH_OFFSET}).encode()
     for _ in range(2):  # a second try after a stale counter
         try:
-            code, reply = post_signed(creds, state, "/api/ota/report", body, "application/json")
-        except OSError as e:
+            code, reply = post_signed(board, creds, state, "/api/ota/report", body,
+                                      "application/json", feed)
+        except (OSError, MemoryError) as e:
             state["uplink"] = "ota report: %r" % e
             return False
         if code == 401 and reply.get("code") == "stale_counter":
@@ -99,32 +94,49 @@ def report_ota(creds, state, version, slot, events):
     return False
 
 
-def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rssi=None):
+def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", feed=None,
+         deadline=None, clock_path=clock.PATH):
     """Drain up to cfg["batches_per_wake"] batches. Returns the server's last reply (a dict:
     ack, time, config, OTA offer), or None when no upload got through. Failures leave the
-    queue untouched and back off exponentially."""
+    queue untouched and back off exponentially. feed() runs through every wait (the
+    watchdog); no new request starts after deadline (board ticks, ms)."""
     now = board.time()
     if now < state["retry_at"]:
         return None
-    if not board.wifi_connect(creds.get("wifi"), state):
+    if not wifi.connect(board.wifi(), creds.get("wifi"), state, board, feed=feed):
         return _fail(state, now, "wifi: no connection")
+    rssi = board.rssi()
     last = None
     limit = cfg["batch_records"]
+    learnt_time = False
     for _ in range(cfg["batches_per_wake"] + 1):  # one extra try after a stale counter
+        if deadline is not None and time.ticks_diff(deadline, board.ticks_ms()) <= 0:
+            state["uplink"] = "radio time for this wake used up"
+            return last
         status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
                                      lorawan.cause_code(reset_cause), rssi)
         body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
         try:
-            code, reply = post_signed(creds, state, "/api/ingest", body)
-        except OSError as e:
+            code, reply = post_signed(board, creds, state, "/api/ingest", body, feed=feed)
+        except http.CertTimeError as e:
+            # The clock is before (or after) the certificate's dates: learn the time from a
+            # signed reply that needs no certificate, then try again.
+            t = None if learnt_time else timesync.fetch(board, creds, feed)
+            if t is None:
+                return _fail(state, now, "upload: %s (clock %d)" % (e, board.time())) or last
+            clock.set_from_server(board, state, queue, t, clock_path)
+            learnt_time = True
+            continue
+        except (OSError, MemoryError) as e:  # MemoryError too: back off, never loop on it
             return _fail(state, now, "upload: %r" % e) or last
         if code == 200:
             last = reply
             if seqs:
-                queue.ack(min(int(reply.get("ack_upto") or 0), seqs[-1]))
+                queue.ack(min(_int(reply.get("ack_upto")), seqs[-1]))
             if reply.get("server_time"):
-                sync_clock(board, state, queue, int(reply["server_time"]))
-            if reply.get("config"):
+                clock.set_from_server(board, state, queue, _int(reply["server_time"]),
+                                      clock_path)
+            if isinstance(reply.get("config"), dict):
                 cfg = apply_config(cfg, cfg_path, reply["config"], state)
             state["backoff_s"] = 0
             state["since_upload"] = 0
@@ -134,13 +146,13 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
             continue
         why = reply.get("code", "")
         if code == 401 and why == "stale_counter":  # e.g. after a power loss
-            state["counter"] = int(reply.get("last_counter") or 0)
+            state["counter"] = _int(reply.get("last_counter"))
             continue
         if code == 413 and limit > 1:
             limit //= 2
             continue
         if code == 422 and "record" in reply:
-            bad = int(reply["record"])
+            bad = _int(reply["record"])
             if bad == 0 and seqs:
                 # A reading the server cannot decode can never be delivered: give it up,
                 # counted and reported, so the queue behind it moves.
@@ -154,9 +166,16 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", rss
     return last
 
 
+def _int(v):
+    """A number from the server's reply, 0 when it is not one."""
+    try:
+        return int(v or 0)
+    except (ValueError, TypeError):
+        return 0
+
+
 def _fail(state, now, why):
     state["backoff_s"] = min(max(60, state["backoff_s"] * 2), 3600)
     state["retry_at"] = now + state["backoff_s"]
-    state["uplink"] = why
+    state["uplink"] = why[:160]
     return None
-

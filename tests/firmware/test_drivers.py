@@ -90,7 +90,8 @@ def test_jsnsr04t_converts_echo_time_and_sends_a_trigger_pulse():
 
 
 def test_jsnsr04t_faults():
-    for t, flag in ((-1, codec.SENSOR_MISSING), (-2, codec.NO_ECHO), (600, codec.OUT_OF_RANGE)):
+    # machine.time_pulse_us: -2 the echo never rose (no module), -1 it never fell (no echo)
+    for t, flag in ((-2, codec.SENSOR_MISSING), (-1, codec.NO_ECHO), (600, codec.OUT_OF_RANGE)):
         s = JSNSR04T(FakePin(), FakePin(), lambda pin, level, timeout, t=t: t, lambda us: None)
         assert raises(SensorFault, s.read_mm).flag == flag
 

@@ -203,10 +203,10 @@ def test_lorawan_takes_over_when_wifi_fails():
     creds = dict(CREDS, device_id=7, secret="00" * 32, server="http://127.0.0.1:9",
                  key=b"\0" * 32)
     real = lorawan.modem
-    lorawan.modem = lambda board, pins: modem
+    lorawan.modem = lambda board, pins, feed: modem
     try:
         reply = app.deliver(board, cfg, d + "/config.json", config.pins(cfg), creds, st, q,
-                            "deepsleep")
+                            "deepsleep", board.watchdog(60000), 60000, d + "/clock.json")
     finally:
         lorawan.modem = real
     assert reply == {} and q.depth() == 0 and len(net.frames) == 2

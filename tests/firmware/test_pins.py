@@ -1,5 +1,5 @@
 # The firmware's default pins must be the hardware's wiring.
-from station.pins import PINS
+from station.pins import PINS, SWITCHED
 from support import load_json
 
 ESP32_INPUT_ONLY = (34, 35, 36, 39)
@@ -8,7 +8,10 @@ ADC1 = (32, 33, 34, 35, 36, 37, 38, 39)
 
 
 def test_firmware_pins_match_hardware_pinmap():
-    assert PINS == load_json("hardware/pinmap.json")["pins"]
+    pinmap = load_json("hardware/pinmap.json")
+    assert PINS == pinmap["pins"]
+    assert list(SWITCHED) == pinmap["switched_rail"]["parts"]
+    assert pinmap["switched_rail"]["pin"] == "sensor_power"
 
 
 def test_pin_choices_respect_the_esp32():

@@ -2,9 +2,8 @@
 # Talking to a real server is tested in tests/server/test_station_e2e.py.
 import struct
 
-from station import codec, cycle, hmac_sha256, state, uplink
+from station import codec, hmac_sha256, state, uplink
 from station.flashqueue import FlashQueue
-from station.hw import sim
 from support import tempdir
 
 
@@ -26,35 +25,6 @@ def test_body_sets_each_age_at_sending_and_ends_with_status():
     assert recs[3]["type"] == "status" and recs[3]["queue_depth"] == 3
     body, seqs = uplink.build_body(q, st, 2500, status, 2, 4096)
     assert seqs == [1, 2]
-
-
-def test_clock_sync_keeps_stored_readings_true_times():
-    q = FlashQueue(tempdir())
-    board = sim.Board(sim.World())
-    t0 = board.time()
-    q.append(stored(t0, 1))
-    board.world.now += 600
-    q.append(stored(t0 + 600, 2))
-    st = state.defaults()
-    # the device clock was 5000 s slow: the server's time moves it forward
-    server_unix = t0 + 600 + 5000 + board.EPOCH_OFFSET
-    uplink.sync_clock(board, st, q, server_unix)
-    assert board.time() == t0 + 5600 and st["synced"]
-    assert st["adj"] == [[3, 5000]]
-    body, _ = uplink.build_body(q, st, board.time(), b"", 10, 4096)
-    assert [r["age_s"] for r in codec.decode(body)] == [600, 0]
-    # readings taken after the sync are not shifted
-    assert cycle.reading_time(stored(board.time(), 3), 3, st["adj"]) == board.time()
-
-
-def test_small_drift_does_not_touch_the_clock_once_synced():
-    q = FlashQueue(tempdir())
-    board = sim.Board(sim.World())
-    st = state.defaults()
-    st["synced"] = True
-    now = board.time()
-    uplink.sync_clock(board, st, q, now + board.EPOCH_OFFSET + 2)
-    assert board.time() == now and st["adj"] == []
 
 
 def test_signature_covers_device_counter_and_body():

@@ -17,6 +17,7 @@ from mizumori_tools import paths
 SCRIPT = Path(__file__).with_name("virtual_station.py")
 SCENARIOS = Path(__file__).with_name("scenarios")
 ESP32_EPOCH = 946684800  # the sim board counts seconds from 2000, like an ESP32
+SIM_SSID = "mizumori-sim"  # the access point of the simulated world (station/hw/sim.py)
 
 
 def interpolate(points: list[list[float]], h: float) -> float:
@@ -89,6 +90,7 @@ class VirtualStation:
         self.seed = seed
         self.hardware_id = hardware_id
         self.uarts: dict[str, str] = {}  # UART id -> a rig part's pseudo-terminal
+        self.ext0 = False  # the next wake is a rain gauge's (ext0)
         flash.mkdir(parents=True, exist_ok=True)
 
     def install_firmware(self) -> None:
@@ -114,7 +116,8 @@ class VirtualStation:
             (self.flash / "ca.pem").write_bytes(ca.read_bytes())
         (self.flash / "secrets.json").write_text(json.dumps({
             "device_id": device["device_id"], "secret": device["secret"], "server": server,
-            "ca": "ca.pem" if ca else None, "wifi": None, "lorawan": lorawan}))
+            "ca": "ca.pem" if ca else None, "lorawan": lorawan,
+            "wifi": {"ssid": SIM_SSID, "password": "virtual-station"}}))
         (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
         paths.import_firmware()
         from station.flashqueue import FlashQueue
@@ -148,7 +151,7 @@ class VirtualStation:
     def write_world(self, world: dict[str, Any], now: int, rain_tips: int,
                     reset_cause: str, cut_after_writes: int | None = None) -> None:
         spec = {"uarts": self.uarts, **world, "now": now, "rain_tips": rain_tips,
-                "reset_cause": reset_cause,
+                "reset_cause": reset_cause, "ext0": self.ext0 and reset_cause == "deepsleep",
                 "seed": self.seed, "hardware_id": self.hardware_id,
                 "cut_after_writes": cut_after_writes}
         (self.flash / "sim.json").write_text(json.dumps(spec))
@@ -158,9 +161,14 @@ class VirtualStation:
         path = self.sleep_file
         if not path.exists():
             return None
-        ms, clock = path.read_text().split()
+        # "ms clock [ext0 awake_ms]": the next wake comes awake_ms + ms after this one began
+        fields = [int(x) for x in path.read_text().split()]
         path.unlink()
-        return int(ms) // 1000, int(clock)
+        # A rain wake armed on a switch already closed wakes the board again at once (ext0 is
+        # level-triggered): the next wake is a rain wake.
+        self.ext0 = len(fields) > 2 and fields[2] == 1
+        awake_ms = fields[3] if len(fields) > 3 else 0
+        return (fields[0] + awake_ms) // 1000, fields[1]
 
     @property
     def sleep_file(self) -> Path:

@@ -36,9 +36,11 @@ class FrameParser:
 
 
 class A02YYUW:
-    def __init__(self, uart, timeout_ms=400):
+    def __init__(self, uart, timeout_ms=400, clock=time):
+        """clock: ticks_ms() and sleep_ms() (the board's: the sim counts its own time)."""
         self.uart = uart
         self.timeout_ms = timeout_ms
+        self.clock = clock
         self.parser = FrameParser()
 
     def read_mm(self):
@@ -46,12 +48,13 @@ class A02YYUW:
         uart = self.uart
         if uart.any():
             uart.read()  # drop stale frames buffered while we were busy
-        start = time.ticks_ms()
+        clock = self.clock
+        start = clock.ticks_ms()
         got_bytes = False
-        while time.ticks_diff(time.ticks_ms(), start) < self.timeout_ms:
+        while time.ticks_diff(clock.ticks_ms(), start) < self.timeout_ms:
             n = uart.any()
             if not n:
-                time.sleep_ms(10)
+                clock.sleep_ms(10)
                 continue
             got_bytes = True
             values = self.parser.feed(uart.read(n))

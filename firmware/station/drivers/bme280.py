@@ -74,9 +74,10 @@ def compensate_h(c, adc_h, t_fine):
 
 
 class BME280:
-    def __init__(self, i2c, addr=0x76):
+    def __init__(self, i2c, addr=0x76, clock=time):
         self.i2c = i2c
         self.addr = addr
+        self.clock = clock
         try:
             chip = i2c.readfrom_mem(addr, REG_ID, 1)[0]
             if chip != CHIP_ID:
@@ -95,7 +96,7 @@ class BME280:
             for _ in range(20):  # ~10 ms typical at x1 oversampling
                 if not i2c.readfrom_mem(self.addr, REG_STATUS, 1)[0] & 0x08:
                     break
-                time.sleep_ms(2)
+                self.clock.sleep_ms(2)
             d = i2c.readfrom_mem(self.addr, REG_DATA, 8)
         except OSError:
             raise SensorFault(codec.SENSOR_MISSING, "I2C error")

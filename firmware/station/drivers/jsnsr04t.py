@@ -24,7 +24,9 @@ class JSNSR04T:
         self.sleep_us(20)
         self.trig.value(0)
         t = self.time_pulse_us(self.echo, 1, TIMEOUT_US)
-        if t == -1:  # echo never went high: no module answering
+        # machine.time_pulse_us (extmod/machine_pulse.c): -2 when the pulse never started,
+        # -1 when it never ended.
+        if t == -2:  # echo never went high: no module answering (or no power)
             raise SensorFault(codec.SENSOR_MISSING, "no echo pulse")
         if t < 0:  # echo stayed high past the timeout: nothing reflected
             raise SensorFault(codec.NO_ECHO, "echo timeout")

@@ -46,6 +46,16 @@ class Board:
     def time_pulse_us(self, pin, level, timeout_us):
         return machine.time_pulse_us(pin, level, timeout_us)
 
+    def level(self, pin):
+        return machine.Pin(pin).value()
+
+    # time: ticks and waits (the sim board counts them in its own time)
+    def ticks_ms(self):
+        return time.ticks_ms()
+
+    def sleep_ms(self, ms):
+        time.sleep_ms(ms)
+
     def sleep_us(self, us):
         time.sleep_us(us)
 
@@ -63,44 +73,27 @@ class Board:
     def set_rtc_memory(self, data):
         self._rtc.memory(data)
 
-    # Wi-Fi
-    def wifi_connect(self, wifi, state, timeout_ms=15000):
-        """Connect as a station; the access point and channel of the last connection are
-        kept in RTC state, which skips the scan and saves a second of radio time."""
+    # the network (station/wifi.py joins; station/net.py connects)
+    def wifi(self):
         import network
 
-        wlan = network.WLAN(network.STA_IF)
-        wlan.active(True)
-        if wlan.isconnected():
-            return True
-        if not wifi:
-            return False
-        bssid = state.get("bssid")
-        if not bssid:
-            # Scan once: the strongest access point with our SSID, remembered for next time.
-            seen = [ap for ap in wlan.scan() if ap[0].decode() == wifi["ssid"]]
-            if not seen:
-                return False
-            best = max(seen, key=lambda ap: ap[3])
-            bssid = "".join("%02x" % b for b in best[1])
-            state["bssid"], state["channel"] = bssid, best[2]
-        wlan.connect(wifi["ssid"], wifi["password"], bssid=bytes.fromhex(bssid))
-        start = time.ticks_ms()
-        while not wlan.isconnected():
-            if time.ticks_diff(time.ticks_ms(), start) > timeout_ms:
-                wlan.active(False)
-                state["bssid"] = None  # the AP may have changed: scan next time
-                return False
-            time.sleep_ms(50)
-        return True
+        return network.WLAN(network.STA_IF)
 
     def rssi(self):
-        import network
-
         try:
-            return network.WLAN(network.STA_IF).status("rssi")
+            return self.wifi().status("rssi")
         except (OSError, ValueError):
             return None
+
+    def net_connect(self, host, port, timeout_s):
+        from station import net
+
+        return net.connect(host, port, timeout_s)
+
+    def net_tls(self, sock, host, cadata):
+        from station import net
+
+        return net.tls(sock, host, cadata)
 
     def flash_free(self):
         st = os.statvfs("/")
@@ -117,7 +110,7 @@ class Board:
         return machine.wake_reason() == machine.EXT0_WAKE
 
     def sleep_tips(self):
-        return 0  # each tip during deep sleep wakes the board (ext0) and is counted then
+        return 0  # each tip during deep sleep woke the board (ext0) and was counted then
 
     def service_held(self, pin):
         return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0

@@ -4,20 +4,68 @@
 import json
 import struct
 import sys
+import time as _time
 
 from station import fsutil
 from station.drivers import bme280
 from station.drivers.current_loop import FULL_SCALE_UA
-from station.pins import PINS
+from station.pins import PINS, SWITCHED
 from station.processing import C_REF, speed_of_sound
 
+# The chip's rules this board enforces (docs/firmware.md, "The simulated board"). Each one is
+# what the ESP32 or a part does, with its source, so a test cannot pass on a kinder board.
 
-class DeepSleep(Exception):
-    """Raised instead of sleeping: the caller advances the world and wakes the app again."""
+# RTC user memory: MICROPY_HW_RTC_USER_MEM_MAX = 2048; more raises ValueError("buffer too
+# long") (ports/esp32/machine_rtc.c). It survives deep sleep and soft, watchdog and hard
+# resets (RTC_NOINIT) and is lost with the power.
+RTC_MEMORY_MAX = 2048
+# ADC at 11 dB attenuation: the calibrated range is 150-2450 mV; outside it the reading
+# clips (Espressif ESP32 datasheet, ADC characteristics; ESP-IDF ADC oneshot docs).
+ADC_MIN_UV = 150000
+ADC_MAX_UV = 2450000
+# ADC2 is shared with the Wi-Fi driver: adc2 reads fail while Wi-Fi is on (ESP-IDF ADC docs,
+# "ADC2 ... cannot be used when Wi-Fi is in use"). GPIO numbers of ADC2's channels.
+ADC2_PINS = (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)
+# The RTC keeps time through deep sleep on the internal 150 kHz RC oscillator (no 32 kHz
+# crystal on the reference board): ESP-IDF calibrates it at sleep entry, but it drifts with
+# temperature. 1000 ppm (0.1 %, 86 s a day) is the low end of the review's 0.1-1 % estimate
+# (shared/reviews/firmware-on-esp32.md #10); a spec's "clock_drift_ppm" overrides it.
+CLOCK_DRIFT_PPM = 1000
+# Sensor warm-up after the rail comes on, ms (hardware/pinmap.json "switched_rail"):
+# BME280 start-up time 2 ms (Bosch BST-BME280-DS002, table 1, t_startup); A02YYUW: first frame
+# after one measurement cycle, 100-300 ms (DFRobot SEN0311 wiki: response time); JSN-SR04T
+# (no figure published: one trigger cycle of its 40 kHz module after the MCU starts, 100 ms
+# assumed); 4-20 mA loop: boost converter plus transmitter start-up, 500 ms (a typical
+# pressure transmitter's "power-up time < 500 ms").
+WARMUP_MS = {"bme280": 2, "a02yyuw": 300, "jsnsr04t": 100, "current_loop": 500}
+# What the network costs in simulated time (typical figures, shared/reviews §4): DNS, TCP
+# connect, a TLS 1.2 ECDHE-P256 handshake on an ESP32 at 160 MHz, and a request's round trip.
+NET_MS = {"dns": 100, "connect": 150, "tls": 1500, "request": 300}
+ETIMEDOUT = 116  # lwIP's errno on the ESP32
+MDNS_FAIL = -202  # getaddrinfo's error when DNS gets no answer (lwIP EAI_FAIL)
+# A level-triggered ext0 wake (esp32.wake_on_ext0, ports/esp32/modesp32.c; ESP-IDF
+# esp_sleep_enable_ext0_wakeup: "wake up when the level is ...") fires again at once while the
+# pin stays at the wake level: the board wakes with no time asleep.
 
-    def __init__(self, ms):
+
+class RuleBroken(BaseException):
+    """The firmware broke a hardware rule that a real board would not report (a drained
+    battery, a sensor never powered). BaseException: the firmware cannot catch it."""
+
+
+class WatchdogReset(BaseException):
+    """machine.WDT was not fed within its timeout: the chip resets (ports/esp32/machine_wdt.c:
+    the task watchdog panics; machine.reset_cause() then reads WDT_RESET)."""
+
+
+class DeepSleep(BaseException):
+    """Raised instead of sleeping: the caller advances the world and wakes the app again.
+    ext0: the rain pin was already at its wake level, so the board woke again at once."""
+
+    def __init__(self, ms, ext0=False):
         super().__init__(ms)
         self.ms = ms
+        self.ext0 = ext0
 
 
 WORLD_KEYS = ("now", "level_mm", "mount_mm", "air_temp_c", "humidity_pct", "pressure_hpa",
@@ -26,17 +74,37 @@ WORLD_KEYS = ("now", "level_mm", "mount_mm", "air_temp_c", "humidity_pct", "pres
 
 def from_spec(path):
     """The board of a virtual station, from the JSON its rig writes before each wake: the
-    world's values, "faults", "reset_cause", "seed", "hardware_id" and "uarts" (UART id ->
-    a host serial device where a simulated part streams its bytes). Its RTC memory lives in
-    rtc.bin, and deep sleep writes the duration to sleep.ms and ends the process."""
+    world's values, "faults", "reset_cause", "seed", "hardware_id", "uarts" (UART id -> a host
+    serial device where a simulated part streams its bytes), "realtime" (waits also pass on
+    the host: a person or mpremote is at the other end) and "clock_drift_ppm". Its RTC memory
+    lives in rtc.bin and its RTC clock in rtc.clock; deep sleep writes the duration to
+    sleep.ms and ends the process."""
     with open(path) as f:
         spec = json.load(f)
-    board = Board(world_from(spec), reset_cause=spec.get("reset_cause", "deepsleep"),
-                  rtc_path="rtc.bin", exit_on_sleep=True)
+    cause = spec.get("reset_cause", "deepsleep")
+    world = world_from(spec)
+    board = Board(world, reset_cause=cause, rtc_path="rtc.bin", exit_on_sleep=True,
+                  clock=_restore_clock(world.now, cause, spec.get("clock_drift_ppm",
+                                                                  CLOCK_DRIFT_PPM)),
+                  realtime=spec.get("realtime", False), woke_by_ext0=spec.get("ext0", False))
     board.hardware_id = spec.get("hardware_id", board.hardware_id)
     board.uart_ports = spec.get("uarts", {})
     board.flash_limit = spec.get("flash_free")
+    board.clock_path = "rtc.clock"
     return board
+
+
+def _restore_clock(now, cause, drift_ppm):
+    """The RTC clock at this wake: kept through deep sleep and resets (drifting), back to the
+    port's epoch start after a power loss; None when never set (a board as it left the
+    factory with its clock reading the true time: the rig's first boot)."""
+    if cause in ("power_on", "brownout"):
+        return 0
+    raw = fsutil.read_bytes("rtc.clock")
+    if not raw:
+        return None
+    clock, at = [int(x) for x in raw.split()]
+    return clock + (now - at) + (now - at) * drift_ppm // 1000000
 
 
 def world_from(spec, world=None):
@@ -51,7 +119,10 @@ def world_from(spec, world=None):
 
 class World:
     """Faults: "missing" (level sensor silent), "garbage" (level sensor sends noise),
-    "no_echo", "env_missing" (no BME280), "stuck" (level sensor repeats one value)."""
+    "no_echo", "env_missing" (no BME280), "stuck" (level sensor repeats one value),
+    "link_down" (no access point answers), "dns_stall" (DNS never answers), "net_stall"
+    (the server never replies), "reed_stuck" (the rain gauge's reed switch stays closed).
+    aps: the Wi-Fi access points in range, as network.WLAN.scan() lists them."""
 
     def __init__(self, seed=1):
         self.now = 757382400  # 2024-01-01 in the ESP32's 2000 epoch
@@ -59,6 +130,8 @@ class World:
         self.mount_mm = 5000  # sensor face above datum (ultrasonic)
         self.sensor_offset_mm = 0  # transducer above datum (pressure)
         self.loop_span_mm = 5000
+        self.loop_shunt_ohm = 100  # as built (hardware/bom.md)
+        self.loop_ua = None  # a fixed loop current (a calibrator), else from the level
         self.air_temp_c = 20.0
         self.humidity_pct = 60.0
         self.pressure_hpa = 1013.2
@@ -66,6 +139,10 @@ class World:
         self.rain_tips = 0
         self.noise_mm = 3
         self.faults = set()
+        # (ssid, bssid, channel, RSSI, security, hidden); a neighbour's Shift-JIS SSID
+        # ("水守" in Shift-JIS is not UTF-8).
+        self.aps = [(b"\x90\x85\x8e\xe7-guest", b"\x02\x00\x00\x00\x00\x01", 1, -48, 3, False),
+                    (SIM_SSID.encode(), b"\x02\x00\x00\x00\x00\x02", 6, -61, 3, False)]
         self._seed = seed or 1
 
     def rand(self, n):
@@ -82,33 +159,62 @@ class World:
         return int(seen + 0.5) + self.rand(2 * self.noise_mm + 1) - self.noise_mm
 
 
+SIM_SSID = "mizumori-sim"  # the simulated access point virtual stations are provisioned for
+
+
+def _always():
+    return True
+
+
 class SimUltrasonicUART:
-    """A02YYUW on a UART: a fresh pair of frames each time the buffer runs dry."""
+    """A02YYUW on a UART: a frame every 100 ms of the board's time while it is powered and
+    warmed up (DFRobot SEN0311: processed output, one frame per measurement), nothing while
+    it is not. Without a clock (a part on the bench), two fresh frames whenever the buffer
+    runs dry."""
 
-    def __init__(self, world):
+    FRAME_MS = 100
+    RXBUF = 256  # the UART's receive buffer (hw/esp32.py: rxbuf=256); older bytes are lost
+
+    def __init__(self, world, powered=_always, clock=None):
         self.world = world
+        self.powered = powered
+        self.clock = clock
         self.buf = b""
+        self.next_ms = None
 
-    def frames(self):
-        """What the sensor sends next: two frames (or noise, or nothing)."""
+    def frame(self):
         w = self.world
         if "missing" in w.faults:
             return b""
         if "garbage" in w.faults:
-            return bytes(w.rand(256) for _ in range(8))
-        out = b""
-        for _ in range(2):
-            mm = 0 if "no_echo" in w.faults else max(0, min(0xFFFF, w.noisy_distance_mm()))
-            hi, lo = mm >> 8, mm & 0xFF
-            out += bytes([0xFF, hi, lo, (0xFF + hi + lo) & 0xFF])
-        return out
+            return bytes(w.rand(256) for _ in range(4))
+        mm = 0 if "no_echo" in w.faults else max(0, min(0xFFFF, w.noisy_distance_mm()))
+        hi, lo = mm >> 8, mm & 0xFF
+        return bytes([0xFF, hi, lo, (0xFF + hi + lo) & 0xFF])
+
+    def _fill(self):
+        if not self.powered():
+            self.buf = b""
+            self.next_ms = None
+            return
+        if self.clock is None:
+            if not self.buf:
+                self.buf = self.frame() + self.frame()
+            return
+        now = self.clock.ticks_ms()
+        if self.next_ms is None:
+            self.next_ms = now
+        while now >= self.next_ms:
+            self.buf += self.frame()
+            self.next_ms += self.FRAME_MS
+        self.buf = self.buf[-self.RXBUF:]
 
     def any(self):
-        if not self.buf:
-            self.buf = self.frames()
+        self._fill()
         return len(self.buf)
 
     def read(self, n=None):
+        self._fill()
         if n is None:
             n = len(self.buf)
         data, self.buf = self.buf[:n], self.buf[n:]
@@ -121,20 +227,27 @@ class SimUltrasonicUART:
 class SerialPortUART:
     """A UART wired to a host serial device: the pseudo-terminal on which the rig's simulated
     sensor streams its real bytes, or its simulated LoRaWAN modem answers. any() says only
-    whether a byte is waiting."""
+    whether a byte is waiting. While the part is unpowered its bytes are lost."""
 
-    def __init__(self, path):
+    def __init__(self, path, powered=_always):
         import select
 
         self.f = open(path, "r+b", 0)  # unbuffered: poll() must see every byte
         self.poller = select.poll()
         self.poller.register(self.f, select.POLLIN)
+        self.powered = powered
 
     def any(self):
+        if not self.powered():
+            while self.poller.poll(0):
+                self.f.read(1)
+            return 0
         return 1 if self.poller.poll(0) else 0
 
     def read(self, n=None):
         out = b""
+        if not self.any():
+            return out
         while (n is None or len(out) < n) and self.poller.poll(0):
             out += self.f.read(1)
         return out
@@ -172,9 +285,10 @@ def _search(f, target, bits, rising):
 class SimBME280I2C:
     """A BME280 at 0x76 with registers, as the driver sees it over I2C."""
 
-    def __init__(self, world, addr=0x76):
+    def __init__(self, world, addr=0x76, powered=_always):
         self.world = world
         self.addr = addr
+        self.powered = powered
         tp, h = calibration_bytes()
         self.regs = bytearray(256)
         self.regs[bme280.REG_ID] = bme280.CHIP_ID
@@ -183,11 +297,11 @@ class SimBME280I2C:
         self.cal = bme280.Calibration(tp, h)
 
     def _check(self, addr):
-        if addr != self.addr or "env_missing" in self.world.faults:
+        if addr != self.addr or "env_missing" in self.world.faults or not self.powered():
             raise OSError(19)  # ENODEV, what machine.I2C raises on a NAK
 
     def scan(self):
-        return [] if "env_missing" in self.world.faults else [self.addr]
+        return [] if "env_missing" in self.world.faults or not self.powered() else [self.addr]
 
     def writeto_mem(self, addr, reg, data):
         self._check(addr)
@@ -214,33 +328,186 @@ class SimBME280I2C:
 
 
 class SimADC:
-    def __init__(self, read_uv):
-        self.read_uv = read_uv
+    """machine.ADC at 11 dB: read_uv() clips to the calibrated range; an ADC2 pin fails while
+    Wi-Fi is on (see ADC2_PINS)."""
+
+    def __init__(self, board, pin, source):
+        self.board = board
+        self.pin = pin
+        self.source = source
+
+    def read_uv(self):
+        if self.pin in ADC2_PINS and self.board.wifi_on:
+            raise OSError(ETIMEDOUT)  # adc2 read: ESP_ERR_TIMEOUT while Wi-Fi holds ADC2
+        return max(ADC_MIN_UV, min(ADC_MAX_UV, self.source()))
 
 
 class SimPin:
-    def __init__(self, world, num):
-        self.world = world
+    """A GPIO: outputs drive the board's level for that pin; inputs read what is wired to it."""
+
+    def __init__(self, board, num):
+        self.board = board
         self.num = num
-        self.level = 0
         self.handler = None
 
     def value(self, v=None):
         if v is None:
-            return self.level
-        self.level = v
+            return self.board.level(self.num)
+        self.board.drive(self.num, v)
 
     def irq(self, handler=None, trigger=0):
         self.handler = handler
 
 
 class SimWDT:
-    def __init__(self, timeout_ms):
+    """machine.WDT: cannot be stopped; not fed within timeout_ms of the board's time, the
+    board resets (WatchdogReset)."""
+
+    def __init__(self, board, timeout_ms):
+        self.board = board
         self.timeout_ms = timeout_ms
+        self.fed_at = board.ms
         self.feeds = 0
 
     def feed(self):
+        self.board.advance(0)  # a reset already due happens before the feed
+        self.fed_at = self.board.ms
         self.feeds += 1
+
+
+class SimWLAN:
+    """network.WLAN(STA_IF) as the ESP32 port behaves (ports/esp32/network_wlan.c): scan()
+    needs the interface active and lists (ssid bytes, bssid, channel, RSSI, security,
+    hidden) for every access point in range; connect() returns at once and the link is up
+    after association and DHCP in the board's time, sooner when the channel is known."""
+
+    SCAN_MS = 2200  # an active scan of 13 channels
+    ASSOC_MS = 700
+    FIND_MS = 1100  # without a channel the driver scans for the BSSID first
+    DHCP_MS = 900
+
+    def __init__(self, board):
+        self.board = board
+        self._active = False
+        self.up_at = None
+        self.ap = None
+        self.channel = 0
+
+    def active(self, v=None):
+        if v is None:
+            return self._active
+        self._active = bool(v)
+        self.board.wifi_on = self._active
+        if not v:
+            self.up_at = None
+
+    def _need_active(self):
+        if not self._active:
+            raise OSError("Wi-Fi Not Started")  # esp_err ESP_ERR_WIFI_NOT_STARTED
+
+    def scan(self):
+        self._need_active()
+        self.board.advance(self.SCAN_MS)
+        return [] if "link_down" in self.board.world.faults else list(self.board.world.aps)
+
+    def config(self, channel=None, **kw):
+        if channel is not None:
+            self.channel = channel
+
+    def connect(self, ssid, key, bssid=None):
+        self._need_active()
+        self.up_at = self.ap = None
+        if "link_down" in self.board.world.faults:
+            return
+        for ap in self.board.world.aps:
+            if ap[0] == ssid.encode() and (bssid is None or ap[1] == bytes(bssid)):
+                find = 0 if self.channel == ap[2] else self.FIND_MS
+                self.up_at = self.board.ms + find + self.ASSOC_MS + self.DHCP_MS
+                self.ap = ap
+                return
+
+    def isconnected(self):
+        return self.up_at is not None and self.board.ms >= self.up_at
+
+    def status(self, what=None):
+        if what == "rssi":
+            if not self.isconnected():
+                raise OSError("not connected")
+            return self.ap[3]
+        return 1010 if self.isconnected() else 1000  # STAT_GOT_IP / STAT_IDLE
+
+
+class SimSocket:
+    """A host socket whose waits count in the board's time: a request's round trip, and the
+    full timeout then ETIMEDOUT when the server never answers ("net_stall")."""
+
+    def __init__(self, board, sock, timeout_s):
+        self.board = board
+        self.sock = sock
+        self.timeout_s = timeout_s
+        self.waited = False
+
+    def _wait(self):
+        if "net_stall" in self.board.world.faults:
+            self.board.advance(self.timeout_s * 1000)
+            raise OSError(ETIMEDOUT)
+        if not self.waited:
+            self.waited = True
+            self.board.advance(NET_MS["request"])
+
+    def read(self, n):
+        self._wait()
+        read = getattr(self.sock, "read", None) or self.sock.recv
+        return read(n)
+
+    def write(self, data):
+        write = getattr(self.sock, "write", None)
+        if write:
+            return write(data)
+        self.sock.sendall(data)
+        return len(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def _der(data, i):
+    """(tag, start of contents, end of contents) of the DER element at i."""
+    tag, n = data[i], data[i + 1]
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        n = int.from_bytes(data[i:i + k], "big")
+        i += k
+    return tag, i, i + n
+
+
+def _asn1_time(tag, raw):
+    """UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime as seconds from 2000 (ESP32's epoch)."""
+    s = raw.decode()
+    if tag == 0x17:
+        s = ("19" if int(s[0:2]) >= 50 else "20") + s
+    y, mo, d = int(s[0:4]), int(s[4:6]), int(s[6:8])
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = 365 * (y - 2000) + ((y - 1) // 4 - 499) - ((y - 1) // 100 - 19) + ((y - 1) // 400 - 4)
+    days += (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)[mo - 1] + d - 1
+    if mo > 2 and leap:
+        days += 1
+    return ((days * 24 + int(s[8:10])) * 60 + int(s[10:12])) * 60 + int(s[12:14])
+
+
+def cert_validity(der):
+    """(notBefore, notAfter) of an X.509 certificate, in seconds from 2000."""
+    _, i, _ = _der(der, 0)  # Certificate
+    _, i, _ = _der(der, i)  # tbsCertificate
+    if der[i] == 0xA0:  # [0] version
+        i = _der(der, i)[2]
+    for _ in range(3):  # serialNumber, signature, issuer
+        i = _der(der, i)[2]
+    _, i, _ = _der(der, i)  # validity
+    tag, a, b = _der(der, i)
+    tag2, c, e = _der(der, b)
+    return _asn1_time(tag, der[a:b]), _asn1_time(tag2, der[c:e])
 
 
 class Board:
@@ -249,7 +516,10 @@ class Board:
     EPOCH_OFFSET = 946684800  # World.now counts from 2000, like an ESP32
 
     def __init__(self, world=None, reset_cause="deepsleep", rtc_path=None,
-                 service_held=False, pins=None, exit_on_sleep=False):
+                 service_held=False, pins=None, exit_on_sleep=False, clock=None,
+                 realtime=False, woke_by_ext0=False):
+        """clock: the RTC clock at boot (None: the true time); a power-on or brown-out
+        starts it at the epoch (0 = 2000-01-01) and loses RTC memory."""
         self.world = world or World()
         self.cause = reset_cause
         self.rtc_path = rtc_path
@@ -257,78 +527,211 @@ class Board:
         self.pins = pins or PINS
         self.wdt = None
         self.exit_on_sleep = exit_on_sleep
+        self.realtime = realtime
         self.hardware_id = "sim-000000000000"
         self.uart_ports = {}
         self.flash_limit = None  # bytes free to pretend (a small flash), else the host's
-        self._rtc = fsutil.read_bytes(rtc_path) if rtc_path else None
+        self.clock_path = None
+        self.ms = 0  # the board's time since this boot (ticks_ms)
+        self.levels = {}  # GPIO -> driven level
+        self.rail_since = None
+        self.wifi_on = False
+        self.ext0 = woke_by_ext0
+        self.wlan = SimWLAN(self)
+        power_lost = reset_cause in ("power_on", "brownout")
+        if power_lost:
+            clock = 0
+            if rtc_path:
+                fsutil.remove(rtc_path)
+        self.clock_offset = 0 if clock is None else clock - self.world.now
+        self._rtc = fsutil.read_bytes(rtc_path) if rtc_path and not power_lost else None
 
+    # time: the board's own, which every wait advances
+    def ticks_ms(self):
+        return self.ms
+
+    def sleep_ms(self, ms):
+        if self.realtime:
+            _time.sleep(ms / 1000)
+        self.advance(ms)
+
+    def sleep_us(self, us):
+        self.advance(us // 1000)
+
+    def advance(self, ms):
+        """Let ms of the board's time pass; the watchdog bites if it was not fed."""
+        self.ms += ms
+        wdt = self.wdt
+        if wdt is not None and self.ms - wdt.fed_at > wdt.timeout_ms:
+            self.wdt = None
+            self.cause = "wdt"
+            raise WatchdogReset("watchdog not fed for %d ms (timeout %d ms)" % (
+                self.ms - wdt.fed_at, wdt.timeout_ms))
+
+    def time(self):
+        return self.world.now + self.ms // 1000 + self.clock_offset
+
+    def set_time(self, t):
+        self.clock_offset = t - self.world.now - self.ms // 1000
+
+    # the switched sensor rail
+    def level(self, pin):
+        if pin == self.pins["rain"]:
+            return 0 if "reed_stuck" in self.world.faults else 1  # 1 M pull-up, reed to GND
+        if pin == self.pins["service"]:
+            return 0 if self.held else 1
+        return self.levels.get(pin, 0)
+
+    def drive(self, pin, v):
+        v = 1 if v else 0
+        if pin == self.pins["sensor_power"] and v and not self.levels.get(pin):
+            self.rail_since = self.ms
+        self.levels[pin] = v
+
+    def rail_on(self):
+        return self.levels.get(self.pins["sensor_power"], 0) == 1
+
+    def powered(self, part):
+        """A part on the switched rail answers only while the rail is on and it has warmed up
+        (the load switch's EN has a 100 k pull-down: off unless driven, hardware/wiring.md)."""
+        if part not in SWITCHED:
+            return True
+        return self.rail_on() and self.ms - self.rail_since >= WARMUP_MS[part]
+
+    def _powered(self, part):
+        return lambda: self.powered(part)
+
+    # buses and pins
     def uart(self, uid, baudrate, tx, rx):
         port = self.uart_ports.get(str(uid))
-        return SerialPortUART(port) if port else SimUltrasonicUART(self.world)
+        part = "a02yyuw" if uid == self.pins["ultrasonic_uart"] else None
+        powered = self._powered(part) if part else _always
+        if port:
+            return SerialPortUART(port, powered)
+        return SimUltrasonicUART(self.world, powered, self)
 
     def i2c(self, scl, sda):
-        return SimBME280I2C(self.world)
+        return SimBME280I2C(self.world, powered=self._powered("bme280"))
 
     def adc(self, pin):
         w = self.world
         if pin == self.pins["battery_adc"]:
-            return SimADC(lambda: w.battery_mv * 500)  # behind a 2:1 divider
+            return SimADC(self, pin, lambda: w.battery_mv * 500)  # behind a 2:1 divider
         if pin == self.pins["loop_adc"]:
             def loop_uv():
-                if "missing" in w.faults:
+                if "missing" in w.faults or not self.powered("current_loop"):
                     return 0
-                depth = w.level_mm - w.sensor_offset_mm
-                ua = 4000 + depth * FULL_SCALE_UA // w.loop_span_mm + w.rand(9) - 4
-                return ua * 150  # across the 150 ohm shunt
-            return SimADC(loop_uv)
+                if w.loop_ua is not None:
+                    ua = w.loop_ua
+                else:
+                    depth = w.level_mm - w.sensor_offset_mm
+                    ua = 4000 + depth * FULL_SCALE_UA // w.loop_span_mm + w.rand(9) - 4
+                return ua * w.loop_shunt_ohm
+            return SimADC(self, pin, loop_uv)
         raise ValueError("no simulated ADC on pin %d" % pin)
 
     def pin_in(self, pin, pull_up=False):
-        return SimPin(self.world, pin)
+        return SimPin(self, pin)
 
     def pin_out(self, pin, value=0):
-        p = SimPin(self.world, pin)
+        p = SimPin(self, pin)
         p.value(value)
         return p
 
     def time_pulse_us(self, pin, level, timeout_us):
+        """machine.time_pulse_us: -2 when the pulse never starts, -1 when it never ends
+        (extmod/machine_pulse.c: "return -2" in the first wait, -1 in the second)."""
         w = self.world
-        if "missing" in w.faults:
-            return -1
-        if "no_echo" in w.faults:
+        if "missing" in w.faults or not self.powered("jsnsr04t"):
+            self.advance(timeout_us // 1000)
             return -2
-        us = w.noisy_distance_mm() * 2000 / C_REF  # echo time the module would measure
-        return -2 if us > timeout_us else int(us)
+        if "no_echo" in w.faults:
+            self.advance(2 * timeout_us // 1000)
+            return -1
+        us = int(w.noisy_distance_mm() * 2000 / C_REF)  # echo time the module would measure
+        if us > timeout_us:
+            self.advance(2 * timeout_us // 1000)
+            return -1
+        self.advance(us // 1000)
+        return us
 
-    def sleep_us(self, us):
-        pass
-
-    def time(self):
-        return self.world.now
-
-    def set_time(self, t):
-        self.world.now = t
-
+    # RTC memory
     def rtc_memory(self):
         return self._rtc or b""
 
     def set_rtc_memory(self, data):
+        if len(data) > RTC_MEMORY_MAX:
+            raise ValueError("buffer too long")
         self._rtc = bytes(data)
         if self.rtc_path:
             fsutil.write_atomic(self.rtc_path, self._rtc)
 
     def reset_cause(self):
-        return self.cause
+        # ESP_RST_BROWNOUT reads as PWRON_RESET (ports/esp32/modmachine.c, reset_cause).
+        return "power_on" if self.cause == "brownout" else self.cause
 
     def unique_id(self):
         return self.hardware_id
 
-    def wifi_connect(self, wifi, state):
-        # The host's network stands in for Wi-Fi; "link_down" simulates an outage.
-        return "link_down" not in self.world.faults
+    # the network
+    def wifi(self):
+        return self.wlan
 
     def rssi(self):
-        return -60
+        try:
+            return self.wlan.status("rssi")
+        except OSError:
+            return None
+
+    def net_connect(self, host, port, timeout_s):
+        """DNS and TCP connect (station/net.py), in the board's time."""
+        from station import net
+
+        if "dns_stall" in self.world.faults:
+            self.advance(15000)  # lwIP's DNS retries, with no timeout of the caller's
+            raise OSError(MDNS_FAIL)
+        if not self.wlan.isconnected():
+            raise OSError(113)  # EHOSTUNREACH: no link
+        self.advance(NET_MS["dns"] + NET_MS["connect"])
+        return SimSocket(self, net.connect(host, port, timeout_s), timeout_s)
+
+    def net_tls(self, sock, host, cadata):
+        """TLS as the ESP32 build does it: mbedTLS with MBEDTLS_HAVE_TIME_DATE checks every
+        certificate's dates against the board's clock (ports/esp32/boards/sdkconfig.base,
+        CONFIG_MBEDTLS_HAVE_TIME_DATE; main.c platform_mbedtls_time), and a failed check is
+        the ValueError modtls_mbedtls.c raises with mbedtls_x509_crt_verify_info's text."""
+        import ssl
+
+        self.advance(NET_MS["tls"])
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        seen = []
+        if cadata is None:
+            if hasattr(ctx, "check_hostname"):
+                ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cadata=cadata)
+            seen.append(bytes(cadata))
+            inner = getattr(ctx, "_context", None)
+            if inner is not None:  # MicroPython: every certificate of the chain
+                def on_cert(cert, depth):
+                    seen.append(bytes(cert))
+                    return 0
+                inner.verify_callback = on_cert
+        tls = ctx.wrap_socket(sock.sock, server_hostname=host)
+        if cadata is not None:
+            if hasattr(tls, "getpeercert"):  # CPython
+                seen.append(tls.getpeercert(True))
+            now = self.time()
+            for der in seen:
+                not_before, not_after = cert_validity(der)
+                if now < not_before or now > not_after:
+                    tls.close()
+                    raise ValueError("\nThe certificate validity %s\n" % (
+                        "starts in the future" if now < not_before else "has expired"))
+        sock.sock = tls
+        return sock
 
     def flash_free(self):
         if self.flash_limit is not None:
@@ -338,8 +741,9 @@ class Board:
         st = os.statvfs(".")
         return st[0] * st[4]
 
+    # power
     def woke_by_rain(self):
-        return False
+        return self.ext0
 
     def sleep_tips(self):
         n = self.world.rain_tips
@@ -347,15 +751,33 @@ class Board:
         return n
 
     def service_held(self, pin):
-        return self.held
+        return self.level(pin) == 0
 
     def watchdog(self, timeout_ms):
-        self.wdt = SimWDT(timeout_ms)
+        self.wdt = SimWDT(self, timeout_ms)
         return self.wdt
 
     def deepsleep(self, ms, rain_pin=None):
+        """Ends the wake. A rail left on is a drained battery; an ext0 wake armed on a pin
+        already at its level wakes the board again at once (see the rules at the top)."""
+        if self.rail_on():
+            raise RuleBroken("deep sleep with the sensor rail (GPIO %d) on: a battery drain"
+                             % self.pins["sensor_power"])
+        if rain_pin is not None and self.level(rain_pin) == 0:
+            ms = 0
+            self.ext0 = True
+        else:
+            self.ext0 = False
+        self.wdt = None
+        awake_ms = self.ms
+        if self.clock_path:  # the RTC runs on through the sleep (drifting: _restore_clock)
+            fsutil.write_atomic(self.clock_path, ("%d %d" % (
+                self.time(), self.world.now + awake_ms // 1000)).encode())
+        self.clock_offset += awake_ms // 1000  # the clock runs on; ticks restart at boot
+        self.ms = 0
+        self.rail_since = None
         if self.exit_on_sleep:  # a virtual station: the process ends, its rig wakes it later
-            fsutil.write_atomic("sleep.ms", ("%d %d" % (ms, self.time())).encode())
+            fsutil.write_atomic("sleep.ms", ("%d %d %d %d" % (
+                ms, self.time(), 1 if self.ext0 else 0, awake_ms)).encode())
             sys.exit(0)
-        raise DeepSleep(ms)
-
+        raise DeepSleep(ms, self.ext0)

@@ -1,0 +1,82 @@
+# The station's clock across power losses. The RTC reads 2000-01-01 after a power-on, and
+# mbedTLS on the ESP32 checks certificate dates against it, so the station keeps in flash a
+# clock floor (a time it has certainly passed: set when flashing and provisioning, raised
+# when the server's time is learnt) and the adjustments that put stored readings on the true
+# time. RTC state holds the working copy ("adj", "era"); clock.json is what survives.
+import json
+
+from station import fsutil
+
+PATH = "clock.json"
+MAX_ADJUSTMENTS = 8
+FLOOR_STEP_S = 3600  # raise the floor in flash at most once an hour (flash writes)
+
+
+def load(path=PATH):
+    """{"floor": seconds (board epoch), "adj": [[first seq, end seq, seconds]]}."""
+    out = {"floor": 0, "adj": []}
+    raw = fsutil.read_bytes(path)
+    if raw:
+        try:
+            saved = json.loads(raw)
+            floor = saved.get("floor", 0)
+            adj = saved.get("adj", [])
+            if isinstance(floor, int) and adjustments_ok(adj):
+                out["floor"], out["adj"] = floor, adj
+        except (ValueError, TypeError, AttributeError):
+            pass  # unreadable: no floor, no adjustments (readings may come out early)
+    return out
+
+
+def adjustments_ok(adj):
+    if not isinstance(adj, list):
+        return False
+    for a in adj:
+        if not (isinstance(a, list) and len(a) == 3 and all(isinstance(x, int) for x in a)):
+            return False
+    return True
+
+
+def save(floor, adj, path=PATH):
+    fsutil.write_atomic(path, json.dumps({"floor": floor, "adj": adj}).encode())
+
+
+def after_power_loss(board, state, queue, path=PATH):
+    """The RTC and its memory are gone: bring the clock back to at least the floor, take the
+    adjustments from flash, and start a new era: readings from here on are on an unsynced
+    clock, those before it kept their (true) times."""
+    saved = load(path)
+    if board.time() < saved["floor"]:
+        board.set_time(saved["floor"])
+    state["adj"] = saved["adj"]
+    state["era"] = queue.next_seq
+    state["synced"] = False
+
+
+def reading_time(payload, seq, adjustments):
+    """A stored reading's time on the current clock: the clock may have been set since."""
+    t = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
+    for lo, hi, delta in adjustments:
+        if lo <= seq < hi:
+            t += delta
+    return t
+
+
+def set_from_server(board, state, queue, server_unix, path=PATH):
+    """Set the clock to the server's time. The readings of this era (since the power-on or
+    the last setting) move with it; earlier ones keep their times. True when it changed."""
+    target = server_unix - board.EPOCH_OFFSET
+    delta = target - board.time()
+    if state["synced"] and -2 <= delta <= 2:
+        return False
+    board.set_time(target)
+    adj = [a for a in state["adj"] if a[1] > queue.acked + 1]
+    if delta and queue.next_seq > state["era"]:
+        adj.append([state["era"], queue.next_seq, delta])
+    state["adj"] = adj[-MAX_ADJUSTMENTS:]
+    state["era"] = queue.next_seq
+    state["synced"] = True
+    saved = load(path)
+    if target - saved["floor"] >= FLOOR_STEP_S or adj != saved["adj"]:
+        save(max(saved["floor"], target), state["adj"], path)
+    return True

@@ -1,0 +1,38 @@
+# Joining the access point, on the board's network.WLAN (the real one or the sim's). The
+# access point and channel of the last connection are kept in RTC state: with both known the
+# driver skips the scan, which saves about a second of radio.
+import time
+
+
+def connect(wlan, wifi, state, clock, timeout_ms=15000, feed=None):
+    """True once the station has a link (and an address). Waits in the board's time, feeding
+    the watchdog; gives up after timeout_ms and forgets the access point."""
+    wlan.active(True)
+    if wlan.isconnected():
+        return True
+    if not wifi:
+        return False
+    ssid = wifi["ssid"]
+    bssid = state.get("bssid")
+    if not bssid:
+        # Compare bytes: a neighbour's SSID need not be UTF-8 (Shift-JIS names exist in Japan).
+        want = ssid.encode()
+        seen = [ap for ap in wlan.scan() if bytes(ap[0]) == want]
+        if not seen:
+            return False
+        best = max(seen, key=lambda ap: ap[3])
+        bssid = "".join("%02x" % b for b in best[1])
+        state["bssid"], state["channel"] = bssid, best[2]
+    if state.get("channel"):
+        wlan.config(channel=state["channel"])  # the scan starts there (network_wlan.c)
+    wlan.connect(ssid, wifi["password"], bssid=bytes.fromhex(bssid))
+    start = clock.ticks_ms()
+    while not wlan.isconnected():
+        if time.ticks_diff(clock.ticks_ms(), start) > timeout_ms:
+            wlan.active(False)
+            state["bssid"] = state["channel"] = None  # the AP may have changed: scan next time
+            return False
+        clock.sleep_ms(50)
+        if feed:
+            feed()
+    return True
