@@ -15,6 +15,7 @@ from mizumori_server import background, db, security, web
 from mizumori_server.api import (
     alerts,
     devices,
+    devicetime,
     ingest,
     lorawan,
     ogc,
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.box = security.SecretBox(settings.secret_key)
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
-    for router in (people.router, stations.router, devices.router, ingest.router,
+    for router in (people.router, stations.router, devices.router, devicetime.router,
+                   ingest.router,
                    ota.router, alerts.router, ogc.router, opendata.router, lorawan.router,
                    web.router):
         app.include_router(router)

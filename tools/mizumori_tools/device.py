@@ -200,8 +200,43 @@ def flash(port: str, compile_mpy: bool = True, out: Any = sys.stdout) -> dict[st
     bad = [p for p in files if after.get(p) != want[p]]
     if bad:
         raise DeviceError(f"verification failed for {', '.join(bad)}: flash again")
+    set_clock(board)
     return {"copied": len(changed), "unchanged": len(files) - len(changed),
             "removed": len(stale)}
+
+
+def set_clock(board: "Board") -> None:
+    """Set the board's RTC to this computer's time and keep it in flash as the clock floor
+    (station/clock.py): after a power loss the RTC reads 2000-01-01, too early for any
+    server certificate, and the floor brings it back to at least now."""
+    import time
+
+    board.exec(SET_CLOCK % int(time.time()))
+
+
+# Runs on the board without the station package (a fresh flash has no slot on sys.path yet).
+# The virtual board counts from 2000 like an ESP32 (station/hw/sim.py), whatever its port.
+SET_CLOCK = """import json, sys, time
+e = 946684800 if sys.platform != 'esp32' or time.gmtime(0)[0] == 2000 else 0
+t = %d - e
+try:
+    import machine
+    tm = time.gmtime(t)
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+except (ImportError, AttributeError):
+    pass
+c = {'floor': 0, 'adj': []}
+try:
+    with open('clock.json') as f:
+        c.update(json.loads(f.read()))
+except (OSError, ValueError):
+    pass
+c['floor'] = max(t, c['floor'])
+with open('clock.tmp', 'w') as f:
+    f.write(json.dumps(c))
+import os
+os.rename('clock.tmp', 'clock.json')
+"""
 
 
 def login(server: str, user: str, password: str, ca_file: str | None = None) -> str:
@@ -265,6 +300,7 @@ def provision(port: str, server: str, token: str, station: str,
     for name, data in files.items():
         if on_board.get(name) != hashlib.sha256(data).hexdigest():
             raise DeviceError(f"{name} did not read back intact: provision again")
+    set_clock(board)
     # A board whose flash was erased counts from 1 again: continue above the server's newest.
     given_up = board.exec_json("import json\nfrom station.flashqueue import FlashQueue\n"
                                f"print(json.dumps(FlashQueue('queue').start_after("
@@ -301,6 +337,10 @@ def read_release_key(path: str) -> str:
 
 
 def info(port: str) -> dict[str, Any]:
+    """The board's state: firmware, flash, queue, and what the station recorded in its RTC
+    memory: its reset cause (`reset`, what it reports to the server) and its last wake's
+    error (`err`). `boot_cause` is why the board is awake now (usually power_on or hard:
+    the maintenance window)."""
     return dict(Board(port).exec_json(_INFO))
 
 
@@ -314,10 +354,39 @@ st = state.load(b)
 fs = os.statvfs('/') if hasattr(os, 'statvfs') else None
 print(json.dumps({'firmware': VERSION, 'slot': ota.running_slot(), 'board': b.name,
     'hardware_id': b.unique_id(),
-    'reset_cause': b.reset_cause(), 'free_flash_bytes': fs[0] * fs[3] if fs else None,
-    'queue_depth': FlashQueue('queue').depth(), 'wakes': st['wakes'],
-    'last_error': st['err'], 'last_upload_error': st['uplink']}))
+    'reset_cause': st.get('reset') or None, 'boot_cause': b.reset_cause(),
+    'last_error': st['err'], 'last_upload_error': st['uplink'],
+    'free_flash_bytes': fs[0] * fs[3] if fs else None,
+    'queue_depth': FlashQueue('queue').depth(), 'wakes': st['wakes']}))
 """
+
+# The ESP32's reset causes (machine.reset_cause(), as the firmware names them) in words.
+RESET_WORDS = {
+    "power_on": "power-on", "hard": "reset (EN button)",
+    "wdt": "WATCHDOG: the firmware hung and was restarted",
+    "deepsleep": "wake from deep sleep", "soft": "soft reset",
+    "brownout": "BROWN-OUT: the supply voltage dropped (check battery and wiring)",
+    "unknown": "unknown",
+}
+
+
+INFO_ORDER = ("firmware", "slot", "board", "hardware_id", "reset_cause", "boot_cause",
+              "last_error", "last_upload_error", "free_flash_bytes", "queue_depth", "wakes")
+
+
+def info_lines(state: dict[str, Any]) -> list[str]:
+    """`device info`'s table: one `  key  value` line each in a fixed order (MicroPython's
+    dicts keep none), reset causes in words, an empty error as "none"."""
+    lines = []
+    for k in sorted(state, key=lambda k: (INFO_ORDER + (k,)).index(k)):
+        v = state[k]
+        if k in ("reset_cause", "boot_cause"):
+            v = "not recorded" if not v else f"{v} ({RESET_WORDS.get(v, v)})"
+        elif k in ("last_error", "last_upload_error"):
+            v = v or "none"
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(v))
+        lines.append(f"  {k:18s} {text}")  # no control characters from the board
+    return lines
 
 _SELFTEST = """
 import json

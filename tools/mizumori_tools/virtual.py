@@ -8,6 +8,7 @@ import io
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ class VirtualStation:
 
     def provision(self, device: dict[str, Any], server: str, config: dict[str, Any],
                   ca: Path | None = None, release_key: str | None = None,
-                  lorawan: dict[str, str] | None = None) -> None:
+                  lorawan: dict[str, str] | None = None, clock: int | None = None) -> None:
         """Write what `mizumori device provision` writes onto a board (ca: the CA
         certificate an https:// server is verified with; release_key: the public key, hex,
         updates must be signed with; lorawan: the OTAA dev_eui, app_eui, app_key)."""
@@ -119,6 +120,11 @@ class VirtualStation:
             "ca": "ca.pem" if ca else None, "lorawan": lorawan,
             "wifi": {"ssid": SIM_SSID, "password": "virtual-station"}}))
         (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
+        # The technician's computer sets the clock and its floor (device.set_clock): clock,
+        # ESP32-epoch seconds, defaults to this computer's time.
+        floor = clock if clock is not None else int(time.time()) - ESP32_EPOCH
+        (self.flash / "clock.json").write_text(json.dumps({"floor": floor, "adj": []}))
+        (self.flash / "rtc.clock").write_text(f"{floor} {floor}")
         paths.import_firmware()
         from station.flashqueue import FlashQueue
 

@@ -1,0 +1,292 @@
+# The simulated board keeps the ESP32's rules (station/hw/sim.py, each with its source), and
+# the firmware lives by them: the sensor rail, the ADC's range, the clock and RTC memory lost
+# at power-on, a watchdog that bites, a level-triggered rain wake, the port's reset causes
+# and time_pulse_us codes, Wi-Fi scans with SSIDs that are not UTF-8.
+from station import app, codec, config, cycle, sensors, state, uplink, wifi
+from station.drivers import SensorFault
+from station.drivers.a02yyuw import A02YYUW
+from station.drivers.current_loop import CurrentLoop
+from station.drivers.jsnsr04t import JSNSR04T
+from station.flashqueue import FlashQueue
+from station.hw import sim
+from station.pins import PINS
+from support import raises, tempdir
+
+
+def setup(**changes):
+    d = tempdir()
+    cfg, errors = config.merge(config.DEFAULTS, changes)
+    assert errors == []
+    config.save(cfg, d + "/config.json")
+    return d, cfg
+
+
+def wake(d, board):
+    return raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue")
+
+
+# -- the switched sensor rail --------------------------------------------------------------
+
+def test_sensors_answer_only_on_the_rail_after_their_warm_up():
+    board = sim.Board(sim.World())
+    uart = A02YYUW(board.uart(PINS["ultrasonic_uart"], 9600, 17, 16), clock=board)
+    assert raises(SensorFault, uart.read_mm).flag == codec.SENSOR_MISSING  # rail off
+    board.pin_out(PINS["sensor_power"], 1)
+    board.sleep_ms(100)  # not warmed up yet (300 ms): no frame on the line
+    assert uart.uart.any() == 0
+    board.sleep_ms(200)
+    assert uart.uart.any() and abs(uart.read_mm() - 4000) <= 5
+    board.pin_out(PINS["sensor_power"], 0)
+    raises(SensorFault, sensors.env_sensor, board, PINS)  # BME280 unpowered: no answer
+
+
+def test_deep_sleep_with_the_rail_on_is_a_broken_rule():
+    board = sim.Board(sim.World())
+    board.pin_out(PINS["sensor_power"], 1)
+    raises(sim.RuleBroken, board.deepsleep, 1000)
+
+
+def test_a_wake_powers_the_sensors_and_switches_them_off_before_sleep():
+    d, _ = setup()
+    board = sim.Board(sim.World())
+    wake(d, board)
+    rec = codec.decode(FlashQueue(d + "/queue").peek(1)[0][1][4:])[0]
+    assert abs(rec["level_mm"] - 1000) <= 3 and rec["temperature_c"] is not None
+    assert not board.rail_on()
+
+
+# -- the ADC ----------------------------------------------------------------------------------
+
+def test_adc_clips_at_the_11_db_range_and_adc2_fails_with_wifi_on():
+    w = sim.World()
+    w.battery_mv = 6000  # 3.0 V at the divider: above 2450 mV
+    board = sim.Board(w)
+    assert board.adc(PINS["battery_adc"]).read_uv() == sim.ADC_MAX_UV
+    adc2 = sim.SimADC(board, 26, lambda: 1000000)  # GPIO 26 is an ADC2 channel
+    assert adc2.read_uv() == 1000000
+    board.wifi().active(True)
+    raises(OSError, adc2.read_uv)
+
+
+def test_the_loop_shunt_keeps_4_to_21_5_ma_inside_the_adc_range():
+    # 150 ohm (the old shunt) puts 19 mA at 2.85 V: clipped, the depth reads short.
+    w = sim.World()
+    w.loop_ua = 19000
+    board = sim.Board(w)
+    board.pin_out(PINS["sensor_power"], 1)
+    board.sleep_ms(500)
+    w.loop_shunt_ohm = 150
+    old = CurrentLoop(board.adc(PINS["loop_adc"]), 150)
+    assert old.read_mm() < 4500  # 15000 uA * 5000 / 16000 = 4687 mm if it were right
+    w.loop_shunt_ohm = config.DEFAULTS["loop_shunt_ohm"]
+    new = CurrentLoop(board.adc(PINS["loop_adc"]), config.DEFAULTS["loop_shunt_ohm"])
+    assert new.read_mm() == 4687
+    w.loop_ua = 21500  # a failed transmitter (NAMUR NE 43): now it can be seen
+    assert raises(SensorFault, new.read_mm).flag == codec.OUT_OF_RANGE
+
+
+# -- the clock and RTC memory ----------------------------------------------------------------
+
+def test_power_on_and_brown_out_lose_the_clock_and_rtc_memory():
+    d = tempdir()
+    w = sim.World()
+    board = sim.Board(w, rtc_path=d + "/rtc.bin")
+    board.set_rtc_memory(b"kept")
+    for cause in ("deepsleep", "wdt", "soft", "hard"):
+        b = sim.Board(w, reset_cause=cause, rtc_path=d + "/rtc.bin")
+        assert b.rtc_memory() == b"kept" and b.time() == w.now
+    b = sim.Board(w, reset_cause="brownout", rtc_path=d + "/rtc.bin")
+    assert b.reset_cause() == "power_on"  # ESP_RST_BROWNOUT reads as PWRON_RESET
+    assert b.rtc_memory() == b"" and b.time() == 0  # 2000-01-01 00:00:00
+
+
+def test_rtc_memory_holds_2048_bytes_and_saving_state_never_raises():
+    board = sim.Board(sim.World())
+    board.set_rtc_memory(b"x" * 2048)
+    raises(ValueError, board.set_rtc_memory, b"x" * 2049)
+    st = state.defaults()
+    st["err"] = "e" * 5000
+    st["uplink"] = "upload: HTTP 500 " + "d" * 5000  # a server's long detail
+    st["adj"] = [[i, i + 1, 1] for i in range(200)]
+    state.save(board, st)  # must not raise: the board must still get to sleep
+    back = state.load(board)
+    assert len(board.rtc_memory()) <= 2048 and back["wakes"] == st["wakes"]
+
+
+def test_corrupt_but_valid_state_falls_back_to_defaults():
+    board = sim.Board(sim.World())
+    board.set_rtc_memory(b'{"adj": 5, "rain": "x", "wakes": 3, "flood": 1}')
+    st = state.load(board)
+    assert st["adj"] == [] and st["rain"] == 0 and st["wakes"] == 3 and st["flood"] is False
+
+
+def test_the_clock_drifts_through_deep_sleep():
+    d = tempdir()
+    here = _chdir(d)
+    try:
+        spec = {"now": 1000000, "reset_cause": "deepsleep", "clock_drift_ppm": 1000}
+        _write_spec(spec)
+        with open("rtc.clock", "w") as f:
+            f.write("1000000 1000000")
+        spec["now"] = 1000000 + 86400
+        _write_spec(spec)
+        board = sim.from_spec("sim.json")
+        assert board.time() == 1000000 + 86400 + 86  # 0.1 % of a day: 86 s fast
+    finally:
+        _chdir(here)
+
+
+# -- the watchdog ------------------------------------------------------------------------------
+
+def test_the_watchdog_cannot_be_starved():
+    board = sim.Board(sim.World())
+    wdt = board.watchdog(30000)
+    board.sleep_ms(29000)
+    wdt.feed()
+    board.sleep_ms(29000)
+    raises(sim.WatchdogReset, board.sleep_ms, 2000)
+    assert board.reset_cause() == "wdt"
+
+
+# -- wake sources and reset causes ------------------------------------------------------------
+
+def test_ext0_on_a_closed_reed_switch_wakes_at_once():
+    w = sim.World()
+    w.faults.add("reed_stuck")
+    e = raises(sim.DeepSleep, sim.Board(w).deepsleep, 600000, PINS["rain"])
+    assert e.ms == 0 and e.ext0
+
+
+def test_a_reed_switch_held_closed_does_not_wake_the_board_forever():
+    d, _ = setup()
+    w = sim.World()
+    board = sim.Board(w, rtc_path=d + "/rtc.bin")
+    e = wake(d, board)
+    assert not e.ext0
+    w.faults.add("reed_stuck")  # the bucket comes to rest on the magnet
+    wakes = 0
+    e = sim.DeepSleep(0, True)
+    while e.ext0 and wakes < 50:
+        e = wake(d, sim.Board(w, rtc_path=d + "/rtc.bin", woke_by_ext0=True))
+        wakes += 1
+    assert wakes == 1 and e.ms > 500000  # one tip, then asleep to the scheduled wake
+    st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
+    assert st["rain"] == 1 and st["rain_off"] and "rain gauge" in st["err"]
+    w.faults.discard("reed_stuck")  # freed: the next scheduled wake arms it again
+    e = wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))
+    assert not state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))["rain_off"]
+
+
+# -- time_pulse_us ----------------------------------------------------------------------------
+
+def test_time_pulse_us_codes_as_the_port_returns_them():
+    w = sim.World()
+    board = sim.Board(w)
+    board.pin_out(PINS["sensor_power"], 1)
+    board.sleep_ms(100)
+    jsn = JSNSR04T(board.pin_out(26), board.pin_in(14), board.time_pulse_us, board.sleep_us)
+    w.faults = {"missing"}  # cable cut: the echo never rises
+    assert board.time_pulse_us(14, 1, 40000) == -2
+    assert raises(SensorFault, jsn.read_mm).flag == codec.SENSOR_MISSING
+    w.faults = {"no_echo"}  # the echo rises and never falls within the timeout
+    assert board.time_pulse_us(14, 1, 40000) == -1
+    assert raises(SensorFault, jsn.read_mm).flag == codec.NO_ECHO
+
+
+# -- Wi-Fi ------------------------------------------------------------------------------------
+
+def test_a_shift_jis_ssid_nearby_does_not_break_the_scan():
+    board = sim.Board(sim.World())
+    assert any(not _utf8(ap[0]) for ap in board.world.aps)
+    st = state.defaults()
+    assert wifi.connect(board.wifi(), {"ssid": sim.SIM_SSID, "password": "pw"}, st, board)
+    assert st["bssid"] == "020000000002" and st["channel"] == 6
+    assert board.ms >= sim.SimWLAN.SCAN_MS  # the scan and the association took time
+
+
+def test_wifi_gives_up_in_the_boards_time_and_forgets_the_access_point():
+    w = sim.World()
+    board = sim.Board(w)
+    st = state.defaults()
+    st["bssid"], st["channel"] = "020000000002", 6
+    w.faults.add("link_down")
+    fed = []
+    assert not wifi.connect(board.wifi(), {"ssid": sim.SIM_SSID, "password": "pw"}, st, board,
+                            timeout_ms=15000, feed=lambda: fed.append(1))
+    assert 15000 <= board.ms < 16000 and fed and st["bssid"] is None
+
+
+# -- power ------------------------------------------------------------------------------------
+
+def test_a_sagging_battery_skips_the_radio_and_says_so():
+    d, _ = setup(upload_every=1)
+    with open(d + "/secrets.json", "w") as f:
+        f.write('{"device_id": 1, "secret": "00", "server": "http://127.0.0.1:9", "ca": null,'
+                ' "wifi": {"ssid": "%s", "password": "x"}}' % sim.SIM_SSID)
+    w = sim.World()
+    w.battery_mv = 3300
+    board = sim.Board(w, reset_cause="brownout")
+    raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue", None,
+           d + "/secrets.json")
+    st = state.load(board)
+    assert "radio and updates skipped" in st["uplink"] and not board.wifi_on
+    assert FlashQueue(d + "/queue").depth() == 1  # kept for a later wake
+
+
+def test_a_memory_error_in_an_upload_backs_off_like_a_network_error():
+    class Broke:
+        def net_connect(self, host, port, timeout_s):
+            raise MemoryError()
+
+    q = FlashQueue(tempdir())
+    board = sim.Board(sim.World())
+    board.net_connect = Broke().net_connect
+    st = state.defaults()
+    creds = {"device_id": 1, "key": b"k", "server": "http://x",
+             "wifi": {"ssid": sim.SIM_SSID, "password": "pw"}}
+    cfg = dict(config.DEFAULTS)
+    assert uplink.send(board, cfg, tempdir() + "/c.json", creds, st, q) is None
+    assert st["backoff_s"] == 60 and "MemoryError" in st["uplink"]
+
+
+def _utf8(b):
+    try:
+        b.decode()
+        return True
+    except UnicodeError:
+        return False
+
+
+def _chdir(d):
+    import os
+
+    here = os.getcwd()
+    os.chdir(d)
+    return here
+
+
+def _write_spec(spec):
+    import json
+
+    with open("sim.json", "w") as f:
+        f.write(json.dumps(spec))
+
+
+def test_cycle_ends_with_the_rail_off_even_when_a_sensor_raises():
+    class Boom(Exception):
+        pass
+
+    board = sim.Board(sim.World())
+    cfg = dict(config.DEFAULTS)
+
+    def bad(*a):
+        raise Boom()
+
+    real = sensors.level_sensor
+    sensors.level_sensor = bad
+    try:
+        raises(Boom, cycle.run, board, cfg, config.pins(cfg), state.defaults(),
+               FlashQueue(tempdir()))
+    finally:
+        sensors.level_sensor = real
+    assert not board.rail_on()
