@@ -23,10 +23,13 @@ def _name(cn: str) -> x509.Name:
                       x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make(dest: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 825
-         ) -> dict[str, Path]:
-    """Write ca.pem, server.pem and server.key into dest; returns their paths."""
-    now = datetime.datetime.now(datetime.UTC)
+def make(dest: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), days: int = 825,
+         start: int | None = None) -> dict[str, Path]:
+    """Write ca.pem, server.pem and server.key into dest; returns their paths. Valid from a
+    day before start (Unix seconds; default now) for `days`: a station checks the dates
+    against its own clock, so a server in simulated time needs certificates of that time."""
+    now = (datetime.datetime.fromtimestamp(start, datetime.UTC) if start is not None
+           else datetime.datetime.now(datetime.UTC))
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (x509.CertificateBuilder().subject_name(_name("Mizumori local CA"))
           .issuer_name(_name("Mizumori local CA")).public_key(ca_key.public_key())

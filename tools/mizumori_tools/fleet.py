@@ -65,6 +65,7 @@ class Fleet:
             ) -> Member:
         m = Member(station, code, level_offset_mm, mount_mm, floor_mm, next_wake=self.now,
                    last_h=(self.now - self.start) / 3600, rig=rig)
+        station.set_clock(self.now - ESP32_EPOCH)  # provisioned now, in simulated time
         self.members.append(m)
         return m
 

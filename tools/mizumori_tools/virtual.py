@@ -120,15 +120,18 @@ class VirtualStation:
             "ca": "ca.pem" if ca else None, "lorawan": lorawan,
             "wifi": {"ssid": SIM_SSID, "password": "virtual-station"}}))
         (self.flash / "config.json").write_text(json.dumps({**config, "maintenance_s": 0}))
-        # The technician's computer sets the clock and its floor (device.set_clock): clock,
-        # ESP32-epoch seconds, defaults to this computer's time.
-        floor = clock if clock is not None else int(time.time()) - ESP32_EPOCH
-        (self.flash / "clock.json").write_text(json.dumps({"floor": floor, "adj": []}))
-        (self.flash / "rtc.clock").write_text(f"{floor} {floor}")
+        self.set_clock(clock if clock is not None else int(time.time()) - ESP32_EPOCH)
         paths.import_firmware()
         from station.flashqueue import FlashQueue
 
         FlashQueue(str(self.flash / "queue")).start_after(int(device["last_seq"]))
+
+    def set_clock(self, t: int) -> None:
+        """What the technician's computer does when flashing and provisioning
+        (device.set_clock): the RTC set to t (ESP32-epoch seconds) and t kept in flash as the
+        clock floor."""
+        (self.flash / "clock.json").write_text(json.dumps({"floor": t, "adj": []}))
+        (self.flash / "rtc.clock").write_text(f"{t} {t}")
 
     def wake(self, world: dict[str, Any], now: int, rain_tips: int = 0,
              reset_cause: str = "deepsleep", kill_after_s: float | None = None,
