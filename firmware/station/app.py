@@ -18,6 +18,8 @@ def update(board, creds, st, reply, result, wdt, deadline):
     now = board.time()
     ota.accept(reply.get("ota"), now)
     ota.confirm(now)
+    if time.ticks_diff(deadline, board.ticks_ms()) <= 0:
+        return False  # the radio time is used up: report and update at a later wake
     events = ota.pending_events()
     if events or st["fw_reported"] != VERSION or st["err_reported"] != st["err"]:
         if uplink.report_ota(board, creds, st, VERSION, ota.running_slot(), events, wdt.feed):

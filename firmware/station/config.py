@@ -1,6 +1,9 @@
 # Station configuration: defaults here, overrides in /config.json (written by provisioning
 # and by config changes from the server). A bad file or value never stops the station: it
 # falls back to the default for what is wrong and reports the problem.
+#
+# DEFAULTS, RANGES, NOTES and CHOICES must stay plain literals: the fleet server reads them
+# from this file (server/mizumori_server/devices.py) and refuses what a station would refuse.
 import json
 
 from station import fsutil
@@ -14,7 +17,8 @@ DEFAULTS = {
     "env_sensor": True,         # BME280 fitted
     "mount_mm": 5000,           # ultrasonic face above the station datum
     "sensor_offset_mm": 0,      # pressure transducer above the station datum
-    "loop_shunt_ohm": 150,
+    # 100 ohm: 2.15 V at 21.5 mA, inside the ESP32 ADC's 2450 mV at 11 dB (150 gave 3.0 V).
+    "loop_shunt_ohm": 100,
     "loop_zero_ua": 4000,
     "loop_span_mm": 5000,       # depth at zero + 16 mA
     "samples": 7,
@@ -43,25 +47,74 @@ DEFAULTS = {
     "lora_dr": 2,               # AS923 data rate (DR2 = SF10: the longest range with dwell)
     "lora_retries": 3,          # confirmed-uplink retransmissions by the module
     "lora_uplinks": 4,          # uplinks per wake at most (airtime)
+    "radio_min_mv": 3450,       # below this battery voltage: no radio, no OTA this wake
+    "radio_budget_s": 45,       # per-wake deadline for all radio work
     "maintenance_s": 5,
     "wdt_ms": 60000,
     "pins": {},
 }
 
-_CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
-            "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi")}
-_POSITIVE = ("samples", "min_valid", "interval_normal_s", "interval_flood_s", "upload_every",
-             "queue_max", "wdt_ms", "loop_shunt_ohm", "loop_span_mm", "max_dev_mm",
-             "batch_records", "batches_per_wake", "lora_uplinks")
+# Inclusive (min, max) of every numeric setting: what a station can live with, so that no
+# value (from the file, the server or a LoRaWAN downlink) can stop it from working or from
+# taking the next fix. For a list setting, the range of each element. A setting whose
+# default is an int takes only ints.
+RANGES = {
+    "config_version": (0, 2147483647),   # the server's counter (reported modulo 2**16)
+    "mount_mm": (0, 30000),              # levels travel as int16 mm
+    "sensor_offset_mm": (-30000, 30000),  # levels travel as int16 mm
+    "loop_shunt_ohm": (47, 110),         # 110 ohm: 21.5 mA is 2.37 V, under the ADC's 2450 mV
+    "loop_zero_ua": (3600, 4400),        # the 4 mA point, calibrated; under 3600 = open loop
+    "loop_span_mm": (500, 30000),        # 0.5 m to 30 m transducers (int16 mm levels)
+    "samples": (1, 32),                  # a burst takes about 0.1 s a sample awake
+    "min_valid": (1, 32),                # at most samples (checked in merge)
+    "max_dev_mm": (1, 1000),             # outlier distance from the median in a burst
+    "max_jump_mm": (10, 30000),          # under 10 mm every ripple would be flagged
+    "stuck_count": (2, 144),             # identical readings before STUCK (a day at 10 min)
+    "level_min_mm": (-30000, 30000),     # levels travel as int16 mm
+    "level_max_mm": (-30000, 30000),
+    "thresholds_mm": (-30000, 30000),    # each river level; int16 mm like the readings
+    "hysteresis_mm": (0, 1000),          # more would keep a station in flood mode for days
+    "rise_limit_mm_h": (10, 10000),      # under 10 mm/h rain alone would mean flood mode
+    "flood_alert": (1, 4),               # standby .. danger
+    "interval_normal_s": (60, 86400),    # a reading a minute (battery) to one a day
+    "interval_flood_s": (60, 3600),      # a flood is reported at least hourly
+    "upload_every": (1, 144),            # a day of readings at the normal interval
+    "battery_ratio": (1, 1000),          # divider numerator and denominator
+    "rain_mm_per_tip": (0.1, 1.0),       # tipping buckets from 0.1 to 1 mm
+    "queue_max": (100, 50000),           # 32-byte frames: 1.6 MB of the ~2 MB filesystem
+    "batch_records": (1, 40),            # within the server's 64 KiB body limit
+    "batches_per_wake": (1, 8),          # bounded awake time draining a backlog
+    "lora_dr": (2, 6),                   # AS923 with dwell time: DR0 and DR1 carry nothing
+    "lora_retries": (0, 7),              # the RAK3172's AT+RETY range
+    "lora_uplinks": (1, 8),              # airtime per wake (duty cycle)
+    "radio_min_mv": (3000, 4200),        # Li-ion: 3.0 V is empty, 4.2 V full
+    "radio_budget_s": (10, 300),         # a Wi-Fi connect needs ~10 s; 5 min drains a cell
+    "maintenance_s": (0, 60),            # the serial window at each wake
+    "wdt_ms": (30000, 120000),           # above a Wi-Fi connect + TLS; resets a hung wake
+}
+# Messages that say more than the range.
+NOTES = {"lora_dr": "AS923 data rates 2 to 6 (DR0 and DR1 carry nothing under dwell time)"}
+CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
+           "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi")}
 
 
 def _kind(v):
     # bool before int: True is an int in Python.
     if isinstance(v, bool):
         return "bool"
-    if isinstance(v, (int, float)):
-        return "num"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
     return type(v).__name__
+
+
+def _out_of(key, value):
+    """The range message when value (a number) is outside key's range, else None."""
+    lo, hi = RANGES[key]
+    if lo <= value <= hi:
+        return None
+    return NOTES.get(key) or "%s..%s" % (lo, hi)
 
 
 def _check(key, value):
@@ -74,8 +127,11 @@ def _check(key, value):
         for t in value:
             if t is None:
                 continue
-            if _kind(t) != "num":
-                return "levels must be numbers or null"
+            if _kind(t) != "integer":
+                return "levels must be integers (mm) or null"
+            problem = _out_of(key, t)
+            if problem:
+                return "levels within " + problem
             if last is not None and t < last:
                 return "levels must rise"
             last = t
@@ -84,16 +140,19 @@ def _check(key, value):
         if not isinstance(value, dict) or any(k not in PINS for k in value):
             return "unknown pin name"
         return None
-    if _kind(value) != _kind(default):
-        return "expected %s" % _kind(default)
-    if key in _CHOICES and value not in _CHOICES[key]:
-        return "one of " + ", ".join(_CHOICES[key])
-    if key in _POSITIVE and value <= 0:
-        return "must be positive"
-    if key == "lora_dr" and not 2 <= value <= 6:
-        return "AS923 data rates 2 to 6 (DR0 and DR1 carry nothing under dwell time)"
-    if key == "battery_ratio" and (len(value) != 2 or value[1] <= 0):
-        return "needs [numerator, denominator]"
+    if key == "battery_ratio":
+        if (not isinstance(value, list) or len(value) != 2
+                or any(_kind(v) not in ("integer", "number") or _out_of(key, v) for v in value)):
+            return "needs [numerator, denominator], each %s..%s" % RANGES[key]
+        return None
+    kind = _kind(value)
+    want = _kind(default)
+    if kind != want and not (want == "number" and kind == "integer"):
+        return "expected " + want
+    if key in CHOICES and value not in CHOICES[key]:
+        return "one of " + ", ".join(CHOICES[key])
+    if key in RANGES:
+        return _out_of(key, value)
     return None
 
 

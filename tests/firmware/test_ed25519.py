@@ -72,3 +72,20 @@ def test_malformed_inputs_fail():
     assert not ed25519.verify(b"\x02" + b"\x00" * 31, h(msg), h(sig))
     # y >= p is not a canonical encoding
     assert not ed25519.verify(b"\xff" * 31 + b"\x7f", h(msg), h(sig))
+
+
+def test_the_constants_are_the_curves():
+    # ed25519.py holds them as literals (no pow at import); recompute each from RFC 8032.
+    p = 2**255 - 19
+    assert ed25519.P == p
+    assert ed25519.L == 2**252 + 27742317777372353535851937790883648493
+    assert ed25519.D == -121665 * pow(121666, p - 2, p) % p
+    assert ed25519.SQRT_M1 == pow(2, (p - 1) // 4, p)
+    assert ed25519.SQRT_M1 * ed25519.SQRT_M1 % p == p - 1
+    y = 4 * pow(5, p - 2, p) % p
+    x = ed25519._recover_x(y, 0)
+    assert ed25519.BASE == (x, y, 1, x * y % p)
+    # on the curve -x^2 + y^2 = 1 + d x^2 y^2, and of order L
+    assert (y * y - x * x - 1 - ed25519.D * x * x * y * y) % p == 0
+    assert ed25519._equal(ed25519._double_mul(ed25519.L, ed25519.BASE, 0, ed25519.ZERO),
+                          ed25519.ZERO)

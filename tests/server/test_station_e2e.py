@@ -57,8 +57,13 @@ def test_station_reports_with_correct_timestamps(rig: Rig) -> None:
                         on_wake=lambda m, r: wake_times.append(rig.fleet.now))
     pts = rig.readings()
     assert len(pts) >= len(wake_times) - 2  # the newest may wait for the next upload
-    # each stored reading carries the simulated time of the wake that measured it
-    assert [p["t"] for p in pts] == wake_times[:len(pts)]
+    # each stored reading carries the simulated time of the wake that measured it, to within
+    # the seconds the wake takes (the board's time runs through sampling and Wi-Fi while the
+    # fleet's clock, which the server reads, stands still during a wake)
+    got = [int(str(p["t"])) for p in pts]
+    assert all(abs(t - w) <= 10 for t, w in zip(got, wake_times, strict=False)), (
+        got, wake_times)
+    assert got == sorted(got) and len(set(got)) == len(got)
     levels = [p["level_mm"] for p in pts]
     assert all(isinstance(v, int) and abs(v - 810) < 40 for v in levels[:6]), levels
     assert pts[0]["temperature_c"] is not None

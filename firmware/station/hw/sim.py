@@ -132,6 +132,7 @@ class World:
         self.loop_span_mm = 5000
         self.loop_shunt_ohm = 100  # as built (hardware/bom.md)
         self.loop_ua = None  # a fixed loop current (a calibrator), else from the level
+        self.net_request_ms = None  # a request's round trip on a slow network, else NET_MS
         self.air_temp_c = 20.0
         self.humidity_pct = 60.0
         self.pressure_hpa = 1013.2
@@ -453,7 +454,8 @@ class SimSocket:
             raise OSError(ETIMEDOUT)
         if not self.waited:
             self.waited = True
-            self.board.advance(NET_MS["request"])
+            slow = self.board.world.net_request_ms
+            self.board.advance(NET_MS["request"] if slow is None else slow)
 
     def read(self, n):
         self._wait()
