@@ -24,6 +24,8 @@ except KeyboardInterrupt:
 except Exception as e:  # noqa: BLE001
     _ms = 60000
     try:
+        from station import guard
+
         _ms = guard.crashed(e, _board)
         import sys
 

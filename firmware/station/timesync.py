@@ -4,7 +4,6 @@
 # only if it is signed with the device's own key over a fresh nonce: a stranger can neither
 # forge it nor replay an old one (docs/protocol.md, "The time without a certificate").
 import binascii
-import json
 import os
 
 from station import hmac_sha256, http

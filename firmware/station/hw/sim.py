@@ -432,9 +432,10 @@ class SimWLAN:
 
     def status(self, what=None):
         if what == "rssi":
-            if not self.isconnected():
+            ap = self.ap
+            if ap is None or not self.isconnected():
                 raise OSError("not connected")
-            return self.ap[3]
+            return ap[3]
         return 1010 if self.isconnected() else 1000  # STAT_GOT_IP / STAT_IDLE
 
 
@@ -533,10 +534,10 @@ class Board:
         self.hardware_id = "sim-000000000000"
         self.uart_ports = {}
         self.flash_limit = None  # bytes free to pretend (a small flash), else the host's
-        self.clock_path = None
+        self.clock_path = ""  # where the RTC clock goes at deep sleep (a virtual station)
         self.ms = 0  # the board's time since this boot (ticks_ms)
         self.levels = {}  # GPIO -> driven level
-        self.rail_since = None
+        self.rail_since = 0
         self.wifi_on = False
         self.ext0 = woke_by_ext0
         self.wlan = SimWLAN(self)
@@ -708,8 +709,8 @@ class Board:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         seen = []
         if cadata is None:
-            if hasattr(ctx, "check_hostname"):
-                ctx.check_hostname = False
+            if hasattr(ctx, "check_hostname"):  # CPython: no name check without a CA
+                ctx.check_hostname = False  # type: ignore
             ctx.verify_mode = ssl.CERT_NONE
         else:
             ctx.verify_mode = ssl.CERT_REQUIRED
@@ -777,7 +778,7 @@ class Board:
                 self.time(), self.world.now + awake_ms // 1000)).encode())
         self.clock_offset += awake_ms // 1000  # the clock runs on; ticks restart at boot
         self.ms = 0
-        self.rail_since = None
+        self.rail_since = 0
         if self.exit_on_sleep:  # a virtual station: the process ends, its rig wakes it later
             fsutil.write_atomic("sleep.ms", ("%d %d %d %d" % (
                 ms, self.time(), 1 if self.ext0 else 0, awake_ms)).encode())
