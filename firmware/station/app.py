@@ -26,6 +26,7 @@ def update(board, creds, st, reply, result, wdt, deadline):
             ota.events_sent(len(events))
             st["fw_reported"] = VERSION
             st["err_reported"] = st["err"]
+            st["reset"] = ""  # told: the next report says "deepsleep" until another reset
     if result["flood"] or time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False
     return ota.work(board, creds, result["battery_mv"], now, wdt.feed)

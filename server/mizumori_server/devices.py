@@ -1,13 +1,18 @@
 """Devices: provisioning, installation at stations, and the config they should run."""
 
-from typing import Any
+import ast
+import logging
+from pathlib import Path
+from typing import Any, Literal, get_args
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mizumori_server import security
 from mizumori_server.clock import now
-from mizumori_server.models import AllowlistEntry, Device, DeviceInstall, Station
+from mizumori_server.models import AllowlistEntry, Device, DeviceEvent, DeviceInstall, Station
+
+log = logging.getLogger(__name__)
 
 STATION_SETTINGS = ("mount_height_mm", "standby_mm", "caution_mm", "evacuation_mm",
                     "danger_mm", "hysteresis_mm", "rise_limit_mm_h", "interval_normal_s",
@@ -34,6 +39,11 @@ def merged_config(station: Any | None, overrides: dict[str, Any] | None,
     """What a device should run: its station's settings, then per-device overrides."""
     cfg: dict[str, Any] = station_config(station) if station is not None else {}
     cfg.update(overrides or {})
+    # Values stored before the firmware's ranges were checked here never reach a station.
+    for key in list(cfg):
+        problem = check_setting(key, cfg[key]) if key in FIRMWARE_DEFAULTS else "unknown"
+        if problem:
+            log.warning("config not sent: %s=%r (%s)", key, cfg.pop(key), problem)
     cfg["config_version"] = version
     return cfg
 
@@ -93,34 +103,205 @@ def provision(session: Session, box: security.SecretBox, hardware_id: str,
     return device, secret
 
 
+# A station's health as it reports it (POST /api/ota/report, docs/ota.md): the cause of the
+# reset that began its wake, and its last wake's error ("" for none).
+ResetCause = Literal["power_on", "hard", "wdt", "deepsleep", "soft", "brownout", "unknown"]
+RESET_CAUSES: tuple[str, ...] = get_args(ResetCause)
+HEALTH_HISTORY = 20  # errors (with their clearing) and resets kept per device, each
+HEALTH_KINDS = {"error": ("error", "cleared"), "cleared": ("error", "cleared"),
+                "reset": ("reset",)}
+
+
+def record_health(session: Session, device: Device, reset_cause: str | None,
+                  error: str | None, clock: int | None, t: int) -> None:
+    """Store what a station reported about itself at server time `t`.
+
+    A reset cause other than "deepsleep" (every ordinary wake on an ESP32) is a new reset:
+    the device's reset cause and time (the firmware sends a reset's cause in the first
+    report it gets through after it, and "deepsleep" after that, so each reset counts once,
+    two watchdog resets in a row included). An error that differs from the standing one
+    becomes the last error, and "" after one clears it (the text stays, error_cleared_at
+    says when).
+    Each of these goes into the history, which keeps the last HEALTH_HISTORY of each kind.
+    None (a field the firmware did not send) changes nothing."""
+    events: list[tuple[str, str]] = []
+    if reset_cause is not None:
+        if reset_cause != "deepsleep":
+            device.reset_cause = reset_cause
+            device.reset_at = t
+            events.append(("reset", reset_cause))
+        device.reset_reported = reset_cause
+    if error is not None:
+        standing = device.last_error if device.error_cleared_at is None else None
+        if error and error != standing:
+            device.last_error = error
+            device.last_error_at = t
+            device.error_cleared_at = None
+            events.append(("error", error))
+        elif not error and standing:
+            device.error_cleared_at = t
+            events.append(("cleared", ""))
+    for kind, text in events:
+        session.add(DeviceEvent(device_id=device.id, kind=kind, text=text, at=t, clock=clock))
+    session.flush()
+    for kinds in {HEALTH_KINDS[k] for k, _ in events}:
+        mine = (DeviceEvent.device_id == device.id, DeviceEvent.kind.in_(kinds))
+        oldest_kept = session.scalar(select(DeviceEvent.id).where(*mine)
+                                     .order_by(DeviceEvent.id.desc())
+                                     .offset(HEALTH_HISTORY - 1).limit(1))
+        if oldest_kept is not None:
+            session.execute(delete(DeviceEvent).where(*mine, DeviceEvent.id < oldest_kept)
+                            .execution_options(synchronize_session=False))
+
+
+def health_json(device: Device) -> dict[str, Any]:
+    """The station's own report of its health, as the API shows it."""
+    return {"last_error": device.last_error, "last_error_at": device.last_error_at,
+            "error_cleared_at": device.error_cleared_at, "reset_cause": device.reset_cause,
+            "reset_at": device.reset_at}
+
+
+def health_history(session: Session, device_id: int,
+                   limit: int = 2 * HEALTH_HISTORY) -> list[dict[str, Any]]:
+    """The device's errors, clearings and resets, newest first."""
+    rows = session.scalars(select(DeviceEvent).where(DeviceEvent.device_id == device_id)
+                           .order_by(DeviceEvent.id.desc()).limit(limit))
+    return [{"kind": e.kind, "text": e.text, "at": e.at, "clock": e.clock} for e in rows]
+
+
 def allowlisted(session: Session, hardware_id: str) -> AllowlistEntry | None:
     return session.get(AllowlistEntry, hardware_id)
 
 
-# Firmware settings an operator may override per device, with their JSON kinds. Kept equal to
-# firmware/station/config.py's DEFAULTS by tests/server/test_devices.py; the device checks
-# values again when it applies them.
-OVERRIDABLE: dict[str, type] = {
-    "level_sensor": str, "env_sensor": bool, "mount_mm": int, "sensor_offset_mm": int,
-    "loop_shunt_ohm": int, "loop_zero_ua": int, "loop_span_mm": int, "samples": int,
-    "min_valid": int, "max_dev_mm": int, "max_jump_mm": int, "stuck_count": int,
-    "level_min_mm": int, "level_max_mm": int, "thresholds_mm": list, "hysteresis_mm": int,
-    "rise_limit_mm_h": int, "flood_alert": int, "interval_normal_s": int,
-    "interval_flood_s": int, "upload_every": int, "rain_mm_per_tip": float,
-    "queue_max": int, "wdt_ms": int,
-}
+# --- the firmware's settings and their ranges -------------------------------------------
+
+# The station's own table of its settings (DEFAULTS, RANGES, NOTES, CHOICES in
+# firmware/station/config.py), read from the firmware's source, so that the server refuses
+# exactly what a station would refuse (tests/server/test_config_ranges.py): a value out of
+# range gets a 422 here and never reaches a station. Like the tools (mizumori_tools.paths),
+# the server runs from the repository (pip install -e .).
+FIRMWARE_CONFIG = Path(__file__).resolve().parents[2] / "firmware" / "station" / "config.py"
+_TABLES = ("DEFAULTS", "RANGES", "NOTES", "CHOICES")
 
 
-def check_overrides(settings: dict[str, Any]) -> list[str]:
+def firmware_tables(path: Path = FIRMWARE_CONFIG) -> dict[str, Any]:
+    """The firmware config's tables, evaluated as literals (its code never runs here)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except OSError as e:
+        raise RuntimeError(f"{path}: the stations' settings table is missing; run the server "
+                           "from the repository (pip install -e .)") from e
+    found = {}
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in _TABLES):
+            found[node.targets[0].id] = ast.literal_eval(node.value)
+    missing = [name for name in _TABLES if name not in found]
+    if missing:
+        raise RuntimeError(f"{path}: no literal {', '.join(missing)}")
+    return found
+
+
+_tables = firmware_tables()
+FIRMWARE_DEFAULTS: dict[str, Any] = _tables["DEFAULTS"]
+# setting -> inclusive (min, max); for a list setting, each element's.
+RANGES: dict[str, tuple[int | float, int | float]] = _tables["RANGES"]
+NOTES: dict[str, str] = _tables["NOTES"]
+CHOICES: dict[str, tuple[str, ...]] = _tables["CHOICES"]
+
+# Station columns -> the firmware setting each one sets (station_config).
+STATION_KEYS = {"mount_height_mm": "mount_mm", "standby_mm": "thresholds_mm",
+                "caution_mm": "thresholds_mm", "evacuation_mm": "thresholds_mm",
+                "danger_mm": "thresholds_mm", "hysteresis_mm": "hysteresis_mm",
+                "rise_limit_mm_h": "rise_limit_mm_h", "interval_normal_s": "interval_normal_s",
+                "interval_flood_s": "interval_flood_s", "upload_every": "upload_every"}
+
+# Firmware settings an operator may override per device (PATCH /api/devices/{id}/config).
+# Not the hardware's wiring (pins, battery_ratio) nor the transport: a wrong one would cut
+# the station off.
+OVERRIDABLE = (
+    "level_sensor", "env_sensor", "mount_mm", "sensor_offset_mm", "loop_shunt_ohm",
+    "loop_zero_ua", "loop_span_mm", "samples", "min_valid", "max_dev_mm", "max_jump_mm",
+    "stuck_count", "level_min_mm", "level_max_mm", "thresholds_mm", "hysteresis_mm",
+    "rise_limit_mm_h", "flood_alert", "interval_normal_s", "interval_flood_s", "upload_every",
+    "rain_mm_per_tip", "queue_max", "batch_records", "batches_per_wake", "lora_dr",
+    "lora_retries", "lora_uplinks", "radio_min_mv", "radio_budget_s", "wdt_ms",
+)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):  # before int: True is an int
+        return "bool"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    return type(v).__name__
+
+
+def _out_of(key: str, value: Any) -> str | None:
+    lo, hi = RANGES[key]
+    if lo <= value <= hi:
+        return None
+    return NOTES.get(key) or f"{lo}..{hi}"
+
+
+def check_setting(key: str, value: Any) -> str | None:
+    """What a station would say about this value of one of its settings (the firmware's
+    config._check), or None when it takes it."""
+    if key == "thresholds_mm":
+        if not isinstance(value, list) or len(value) != 4:
+            return "needs 4 levels"
+        last = None
+        for t in value:
+            if t is None:
+                continue
+            if _kind(t) != "integer":
+                return "levels must be integers (mm) or null"
+            problem = _out_of(key, t)
+            if problem:
+                return "levels within " + problem
+            if last is not None and t < last:
+                return "levels must rise"
+            last = t
+        return None
+    if key == "pins":
+        return "not a setting the server sets"  # the board's wiring, set at provisioning
+    if key == "battery_ratio":
+        if (not isinstance(value, list) or len(value) != 2
+                or any(_kind(v) not in ("integer", "number") or _out_of(key, v) for v in value)):
+            lo, hi = RANGES[key]
+            return f"needs [numerator, denominator], each {lo}..{hi}"
+        return None
+    kind, want = _kind(value), _kind(FIRMWARE_DEFAULTS[key])
+    if kind != want and not (want == "number" and kind == "integer"):
+        return "expected " + want
+    if key in CHOICES and value not in CHOICES[key]:
+        return "one of " + ", ".join(CHOICES[key])
+    if key in RANGES:
+        return _out_of(key, value)
+    return None
+
+
+def check_config(cfg: dict[str, Any], base: dict[str, Any] | None = None) -> list[str]:
+    """Every problem a station running `base` would report applying cfg (firmware
+    settings), worded as the station words them ("wdt_ms: 30000..120000")."""
     problems = []
-    for k, v in settings.items():
-        kind = OVERRIDABLE.get(k)
-        if kind is None:
-            problems.append(f"{k}: not a setting that can be changed remotely")
-        elif kind is float and isinstance(v, int | float) and not isinstance(v, bool):
-            continue
-        elif kind is int and (isinstance(v, bool) or not isinstance(v, int)):
-            problems.append(f"{k}: expected an integer")
-        elif not isinstance(v, kind):
-            problems.append(f"{k}: expected {kind.__name__}")
+    for key, value in cfg.items():
+        problem = check_setting(key, value) if key in FIRMWARE_DEFAULTS else "unknown setting"
+        if problem:
+            problems.append(f"{key}: {problem}")
+    merged = {**FIRMWARE_DEFAULTS, **(base or {}), **cfg}
+    if not problems and merged["min_valid"] > merged["samples"]:
+        problems.append("min_valid: more than samples")
     return problems
+
+
+def check_overrides(settings: dict[str, Any], current: dict[str, Any] | None = None
+                    ) -> list[str]:
+    """Problems with per-device overrides over the device's `current` config: settings not
+    open to change, and values a station would refuse."""
+    closed = [f"{k}: not a setting that can be changed remotely"
+              for k in settings if k not in OVERRIDABLE]
+    return closed + check_config({k: v for k, v in settings.items() if k in OVERRIDABLE},
+                                 current)

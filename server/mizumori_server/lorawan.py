@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from mizumori_server import devices
+
 READINGS_PORT = 1  # uplinks: codec-v1 records (docs/protocol.md)
 CONFIG_PORT = 10  # downlinks: config changes (encode_config)
 
@@ -122,7 +124,8 @@ def tts_uplink(body: dict[str, Any]) -> Uplink:
 # --- config downlinks --------------------------------------------------------------------
 
 # Settings a downlink can carry: the station's (devices.station_config); key id -> name
-# (thresholds_mm[i] as its own key). Values are signed 24-bit (mm, s, counts).
+# (thresholds_mm[i] as its own key). Values are signed 24-bit (mm, s, counts), and only ever
+# ones the station takes: every range in firmware/station/config.py fits in 24 bits.
 CONFIG_KEYS = {1: "mount_mm", 2: "thresholds_mm.0", 3: "thresholds_mm.1",
                4: "thresholds_mm.2", 5: "thresholds_mm.3", 6: "hysteresis_mm",
                7: "rise_limit_mm_h", 8: "interval_normal_s", 9: "interval_flood_s",
@@ -133,9 +136,11 @@ MAX_DOWNLINK = 11  # bytes: the smallest AS923 payload (DR2 with dwell time)
 
 
 def config_items(cfg: dict[str, Any]) -> list[tuple[int, int]]:
-    """(key id, value) of the CONFIG_KEYS settings in cfg."""
-    flat = dict(cfg)
-    for i, level in enumerate(cfg.get("thresholds_mm") or []):
+    """(key id, value) of the CONFIG_KEYS settings in cfg; a setting the station would
+    refuse (devices.check_setting) is left out rather than sent."""
+    flat = {k: v for k, v in cfg.items()
+            if k in devices.FIRMWARE_DEFAULTS and devices.check_setting(k, v) is None}
+    for i, level in enumerate(flat.get("thresholds_mm") or []):
         flat[f"thresholds_mm.{i}"] = level
     return [(key, NO_VALUE if flat[name] is None else int(flat[name]))
             for key, name in CONFIG_KEYS.items() if name in flat]

@@ -105,6 +105,16 @@ class Device(Base):
     # downlinks) and the config version last queued as a downlink (docs/lorawan.md).
     ns_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     downlink_version: Mapped[int] = mapped_column(Integer, default=0)
+    # What the station itself reported about its health (POST /api/ota/report): its last
+    # error (kept after the station reports it gone: error_cleared_at says when) and its
+    # last reset other than a wake from deep sleep; reset_reported is the cause its last
+    # report said, deepsleep included (a repeat is not a new reset). Server times.
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_error_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error_cleared_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reset_cause: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reset_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reset_reported: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class DeviceInstall(Base):
@@ -268,6 +278,20 @@ class OtaEvent(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(300), default="")
     at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeviceEvent(Base):
+    """A station's errors and resets as it reported them, the last few per device
+    (devices.HEALTH_HISTORY): when an error started, changed or cleared, and each reset."""
+
+    __tablename__ = "device_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # error | cleared | reset
+    text: Mapped[str] = mapped_column(String(200), default="")  # the error, or the cause
+    at: Mapped[int] = mapped_column(BigInteger)  # the server's time
+    clock: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the station's
 
 
 class Alert(Base):

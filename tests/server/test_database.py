@@ -31,3 +31,70 @@ def test_cli_upgrade_then_serve_health(database_url: str, tmp_path: Path) -> Non
         assert "mizumori_ingest_uploads_total" in client.get("/metrics").text
         assert client.get("/openapi.json").json()["info"]["title"] == "Mizumori fleet server"
     app.state.engine.dispose()
+
+
+def test_0005_upgrade_and_downgrade_keep_the_data(database_url: str) -> None:
+    """Migration 0005 (the stations' errors and resets) on a database in use: every row
+    stays, the new columns start empty, and the schema matches the model."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from mizumori_server.models import Base
+    from sqlalchemy import inspect, text
+
+    engine = db.make_engine(database_url)
+    cfg = db.alembic_config(engine)
+    command.upgrade(cfg, "0004")
+    rows = {
+        "stations": "INSERT INTO stations (id, code, name, site_type, latitude, longitude, "
+                    "datum_m, mount_height_mm, rise_limit_mm_h, interval_normal_s, "
+                    "interval_flood_s, upload_every, tags, created_at) VALUES (1, 'taku-01', "
+                    "'多久橋', 'river', 33.3, 130.1, 0, 5000, 300, 600, 120, 3, '[]', 1)",
+        "devices": "INSERT INTO devices (id, hardware_id, transport, firmware_version, "
+                   "station_id, last_counter, last_seq, desired_config, desired_version, "
+                   "reported_version, created_at) VALUES (1, 'esp32-0001', 'wifi', '1.0.0', "
+                   "1, 7, 3, '{}', 2, 2, 1)",
+        "device_installs": "INSERT INTO device_installs (device_id, station_id, installed_at, "
+                           "by_user) VALUES (1, 1, 1, 'tech')",
+        "readings": "INSERT INTO readings (station_id, device_id, seq, t, received, level_mm, "
+                    "flags) VALUES (1, 1, 3, 100, 100, 1200, 0)",
+        "station_latest": "INSERT INTO station_latest (station_id, device_id, t, level_mm, "
+                          "flags, last_seen, reset_cause) VALUES (1, 1, 100, 1200, 0, 100, "
+                          "'deepsleep')",
+        "ota_events": "INSERT INTO ota_events (device_id, release, state, reason, at) VALUES "
+                      "(1, '1.1.0', 'confirmed', '', 100)",
+    }
+    with engine.begin() as c:
+        for sql in rows.values():
+            c.execute(text(sql))
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as c:
+            return {t: c.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in rows}
+
+    before = counts()
+    assert set(before.values()) == {1}
+    command.upgrade(cfg, "head")
+    assert counts() == before
+    with engine.begin() as c:
+        assert c.execute(text("SELECT hardware_id, last_counter, last_error, reset_cause, "
+                              "reset_at FROM devices")).one() == ("esp32-0001", 7, None, None,
+                                                                  None)
+        c.execute(text("UPDATE devices SET last_error = 'cycle: MemoryError()', "
+                       "last_error_at = 200, reset_cause = 'wdt', reset_at = 200"))
+        c.execute(text("INSERT INTO device_events (device_id, kind, text, at) VALUES "
+                       "(1, 'reset', 'wdt', 200)"))
+        mine = [d for d in compare_metadata(MigrationContext.configure(c), Base.metadata)
+                if "device" in repr(d)]
+        assert mine == []  # the migration builds what the model says
+    command.downgrade(cfg, "0004")
+    assert counts() == before
+    assert "device_events" not in inspect(engine).get_table_names()
+    assert "last_error" not in {c["name"] for c in inspect(engine).get_columns("devices")}
+    command.upgrade(cfg, "head")
+    assert counts() == before
+    if engine.dialect.name == "sqlite":  # off for the rebuild only, and nothing dangling
+        with engine.connect() as c:
+            assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert c.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    engine.dispose()

@@ -67,6 +67,10 @@ def test_station_reports_with_correct_timestamps(rig: Rig) -> None:
     levels = [p["level_mm"] for p in pts]
     assert all(isinstance(v, int) and abs(v - 810) < 40 for v in levels[:6]), levels
     assert pts[0]["temperature_c"] is not None
+    # the firmware's own report after its power-on: the reset cause reached the server
+    device = rig.api.get("/api/stations/taku-01")["device"]
+    assert device["reset_cause"] == "power_on" and device["reset_at"] is not None, device
+    assert [e["text"] for e in device["events"] if e["kind"] == "reset"] == ["power_on"]
 
 
 def test_outage_then_every_reading_once_oldest_first(rig: Rig) -> None:

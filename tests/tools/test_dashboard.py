@@ -1,6 +1,7 @@
 """The operator dashboard in a real browser: Playwright driving Debian's chromium against a
 running server. Screenshots of every page go to test-artifacts/dashboard/."""
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from mizumori_tools.fleet import Api, ServerProcess
 ARTIFACTS = Path(os.environ.get("MIZUMORI_ARTIFACTS", "test-artifacts")) / "dashboard"
 USERS = {"admin": ("admin", "admin-password-1"), "ops": ("operator", "ops-password-1"),
          "tech": ("technician", "tech-password-1"), "guest": ("viewer", "guest-password-1")}
+STATION_ERROR = "cycle: <img src=x onerror=alert(1)> OSError(-9984)"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
@@ -57,6 +59,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                         for k in range(24))
         assert devices["taku-01"].send(body).status_code == 200
         assert devices["shizuoka-01"].send(reading(1, 300)).status_code == 200
+        # taku-01 came back from a watchdog reset with an error that looks like HTML
+        health = json.dumps({"version": "0.1.0", "events": [], "reset_cause": "wdt",
+                             "error": STATION_ERROR}).encode()
+        r = http.post("/api/ota/report", content=health,
+                      headers=devices["taku-01"].headers(health))
+        assert r.status_code == 200, r.text
         bundle = release.build(key, tmp / "dist", version="0.9.0")
         yield Site(server, api, devices, bundle)
     finally:
@@ -158,6 +166,12 @@ def test_station_chart_and_threshold_edit(page: Any, site: Site) -> None:
     page.click("#ranges button[data-range=year]")
     page.wait_for_selector("#ranges button[data-range=year].active")
     assert page.locator("#station-alerts li").count() >= 1
+    # the station's own report: a watchdog reset stands out, its error is text, not HTML
+    page.wait_for_selector("#station-reset.reset-alarm[data-cause=wdt]")
+    assert "ウォッチドッグ" in page.locator("#station-health").inner_text()
+    assert page.locator("#station-error").inner_text() == STATION_ERROR
+    assert page.locator("#station-health img, #station-events img").count() == 0
+    assert page.locator("#station-events li[data-kind=reset]").count() == 1
     shot(page, "station")
     page.fill("input[name=caution_mm]", "900")  # below standby: refused, nothing changes
     page.click("#station-form button[type=submit]")

@@ -133,3 +133,32 @@ def test_selftest_and_asleep(tmp_path: Path) -> None:
         assert done.returncode == 2 and "does not answer (asleep?)" in done.stderr
     finally:
         rig.stop()
+
+
+def test_info_shows_the_last_error_and_reset_cause(tmp_path: Path) -> None:
+    """What the station kept in RTC memory after a watchdog reset, read in the maintenance
+    window of the next boot: as a table with the cause in words, and as JSON."""
+    station = VirtualStation(tmp_path / "flash")
+    (station.flash / "config.json").write_text(json.dumps({"maintenance_s": 60}))
+    error = "upload: OSError(-9984) 水位\x1b[2J"
+    (station.flash / "rtc.bin").write_text(json.dumps({"err": error, "reset": "wdt",
+                                                       "wakes": 7}))
+    # realtime: the board's waits pass on the host's clock (mpremote is at the other end)
+    rig = SerialRig(station, tmp_path / "port", world=lambda: {"realtime": True},
+                    time_scale=1, run_from_flash=False)
+    try:
+        rig.start("hard")  # the EN button: a maintenance window, RTC memory kept
+        done = mizumori("device", "info", "--port", str(rig.port))
+        assert done.returncode == 0, done.stderr
+        table = dict(line.split(None, 1) for line in done.stdout.strip().splitlines())
+        assert table["reset_cause"].startswith("wdt (WATCHDOG")
+        assert table["boot_cause"] == "hard (reset (EN button))"
+        assert table["last_error"] == "upload: OSError(-9984) 水位\\x1b[2J"  # no escapes
+        assert table["last_upload_error"] == "none" and table["wakes"] == "7"
+        done = mizumori("device", "info", "--port", str(rig.port), "--json")
+        assert done.returncode == 0, done.stderr
+        state = json.loads(done.stdout)
+        assert (state["reset_cause"], state["boot_cause"]) == ("wdt", "hard")
+        assert state["last_error"] == error and state["last_upload_error"] == ""
+    finally:
+        rig.stop()

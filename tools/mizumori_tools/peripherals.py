@@ -39,7 +39,7 @@ class UltrasonicSensorPty:
         while not self._stop.wait(FRAME_PERIOD_S):
             self._sim.world_from(self.world(), sensor.world)
             try:
-                os.write(self._master, sensor.frames()[:4])  # one frame's bytes per period
+                os.write(self._master, sensor.frame())  # one frame per period
             except BlockingIOError:  # nobody reading and the line's buffer full: lost
                 pass
 

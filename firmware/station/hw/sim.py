@@ -76,7 +76,8 @@ def from_spec(path):
     """The board of a virtual station, from the JSON its rig writes before each wake: the
     world's values, "faults", "reset_cause", "seed", "hardware_id", "uarts" (UART id -> a host
     serial device where a simulated part streams its bytes), "realtime" (waits also pass on
-    the host: a person or mpremote is at the other end) and "clock_drift_ppm". Its RTC memory
+    the host, as they must when a part on a serial device or mpremote is at the other end;
+    the default when there are "uarts") and "clock_drift_ppm". Its RTC memory
     lives in rtc.bin and its RTC clock in rtc.clock; deep sleep writes the duration to
     sleep.ms and ends the process."""
     with open(path) as f:
@@ -86,7 +87,8 @@ def from_spec(path):
     board = Board(world, reset_cause=cause, rtc_path="rtc.bin", exit_on_sleep=True,
                   clock=_restore_clock(world.now, cause, spec.get("clock_drift_ppm",
                                                                   CLOCK_DRIFT_PPM)),
-                  realtime=spec.get("realtime", False), woke_by_ext0=spec.get("ext0", False))
+                  realtime=spec.get("realtime", bool(spec.get("uarts"))),
+                  woke_by_ext0=spec.get("ext0", False))
     board.hardware_id = spec.get("hardware_id", board.hardware_id)
     board.uart_ports = spec.get("uarts", {})
     board.flash_limit = spec.get("flash_free")

@@ -48,7 +48,8 @@ class Install(BaseModel):
 
 
 class ConfigChange(BaseModel):
-    """Per-device overrides of firmware settings (firmware/station/config.py)."""
+    """Per-device overrides of firmware settings (firmware/station/config.py), each within
+    its range there (docs/server.md)."""
 
     settings: dict[str, Any]
 
@@ -58,7 +59,8 @@ def device_json(session: DB, d: Device) -> dict[str, object]:
             "dev_eui": d.dev_eui, "firmware_version": d.firmware_version,
             "station": _station_code(session, d.station_id),
             "provisioned_at": d.provisioned_at, "config_version": d.desired_version,
-            "reported_config_version": d.reported_version, "last_seq": d.last_seq}
+            "reported_config_version": d.reported_version, "last_seq": d.last_seq,
+            **devices.health_json(d)}
 
 
 def _station_code(session: DB, station_id: int | None) -> str | None:
@@ -143,6 +145,14 @@ def device_detail(device_id: int, session: DB, _: Reader) -> dict[str, object]:
     return {**device_json(session, d), "config": devices.effective_config(session, d)}
 
 
+@router.get("/devices/{device_id}/events")
+def device_events(device_id: int, session: DB, _: Reader) -> list[dict[str, object]]:
+    """What the station reported about itself: its errors, their clearing ("cleared") and
+    its resets, newest first; the last 20 of errors and of resets (docs/ota.md)."""
+    get_device(session, device_id)
+    return devices.health_history(session, device_id)
+
+
 @router.post("/devices/{device_id}/install")
 def install(device_id: int, body: Install, session: DB, user: Technician) -> dict[str, object]:
     """Install the device at a station (its previous device leaves it; history is kept), or
@@ -158,9 +168,10 @@ def install(device_id: int, body: Install, session: DB, user: Technician) -> dic
 def change_config(device_id: int, body: ConfigChange, session: DB,
                   _: Operator) -> dict[str, object]:
     """Change the device's desired config; it is sent with the next ingest reply until the
-    device reports that version."""
+    device reports that version. A value the station would refuse (out of its range in
+    firmware/station/config.py, e.g. "wdt_ms: 30000..120000") is a 422 and changes nothing."""
     d = get_device(session, device_id)
-    problems = devices.check_overrides(body.settings)
+    problems = devices.check_overrides(body.settings, devices.effective_config(session, d))
     if problems:
         raise HTTPException(422, "; ".join(problems))
     d.desired_config = {**(d.desired_config or {}), **body.settings}

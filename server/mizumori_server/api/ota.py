@@ -7,10 +7,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import select
 
-from mizumori_server import ingest, releases, rollouts
+from mizumori_server import devices, ingest, releases, rollouts
 from mizumori_server.api.ingest import read_body
 from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
@@ -101,7 +108,16 @@ def ranged(data: bytes, header: str | None) -> Response:
 
 # --- device reports ------------------------------------------------------------------------
 
-class Event(BaseModel):
+class DeviceText(BaseModel):
+    @field_validator("*")
+    @classmethod
+    def no_nul(cls, v: Any) -> Any:
+        if isinstance(v, str) and "\x00" in v:  # PostgreSQL text cannot hold one
+            raise ValueError("NUL characters are not allowed")
+        return v
+
+
+class Event(DeviceText):
     release: str = Field(max_length=32)
     state: Literal["offered", "downloading", "downloaded", "installed", "confirmed",
                    "failed", "rolled_back"]
@@ -109,10 +125,21 @@ class Event(BaseModel):
     t: int = 0
 
 
-class Report(BaseModel):
+class Report(DeviceText):
     version: str = Field(max_length=32)
     slot: str | None = Field(None, max_length=4)
     events: list[Event] = Field(default_factory=list, max_length=100)
+    # The station's health (docs/ota.md): why this wake began, the last wake's error ("":
+    # none) and its own clock. Optional: older firmware sends none of them.
+    reset_cause: devices.ResetCause | None = None
+    error: str | None = Field(None, max_length=200)
+    clock: StrictInt | None = Field(None, ge=0, le=2**40)
+
+
+def problems(e: ValidationError) -> str:
+    """A validation error in a few words, without echoing what was sent."""
+    return "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}"
+                     for x in e.errors(include_url=False, include_input=False))[:300]
 
 
 @router.post("/ota/report", responses={401: {}, 422: {}})
@@ -132,12 +159,18 @@ async def device_report(
         session.rollback()
         return JSONResponse({"detail": e.message, "code": e.code, **e.extra},
                             status_code=e.status)
-    except (ValueError, ValidationError) as e:
+    except ValidationError as e:
         session.rollback()
-        return JSONResponse({"detail": f"malformed report: {e}", "code": "bad_report"},
-                            status_code=422)
+        return JSONResponse({"detail": f"malformed report: {problems(e)}",
+                             "code": "bad_report"}, status_code=422)
+    except (ValueError, RecursionError) as e:  # not JSON (or nested beyond reason)
+        session.rollback()
+        return JSONResponse({"detail": f"malformed report: not JSON ({type(e).__name__})",
+                             "code": "bad_report"}, status_code=422)
+    t = now()
     taken = rollouts.report(session, device, report.version,
-                            [e.model_dump() for e in report.events], now())
+                            [e.model_dump() for e in report.events], t)
+    devices.record_health(session, device, report.reset_cause, report.error, report.clock, t)
     session.commit()
     return JSONResponse({"taken": taken})
 

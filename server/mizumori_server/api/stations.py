@@ -7,15 +7,23 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
-from mizumori_server import clock, features, queries
+from mizumori_server import clock, devices, features, queries
 from mizumori_server.deps import DB, Operator, Reader
 from mizumori_server.devices import bump_config
-from mizumori_server.models import DeviceInstall, Reading, Station
+from mizumori_server.models import Device, DeviceInstall, Reading, Station
 
 router = APIRouter(prefix="/api", tags=["stations"])
 SiteType = Literal["river", "underpass", "culvert", "paddy", "reservoir", "other"]
 THRESHOLDS = ("standby_mm", "caution_mm", "evacuation_mm", "danger_mm")
 Tag = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+def _setting(column: str, default: Any = None) -> Any:
+    """A station field within the range of the firmware setting it sets (the stations' own
+    table, firmware/station/config.py RANGES; devices.STATION_KEYS)."""
+    key = devices.STATION_KEYS[column]
+    lo, hi = devices.RANGES[key]
+    return Field(default, ge=lo, le=hi, description=f"{lo}..{hi} (the station's {key})")
 
 
 class StationFields(BaseModel):
@@ -24,16 +32,16 @@ class StationFields(BaseModel):
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
     datum_m: float | None = None
-    mount_height_mm: int | None = Field(None, ge=0, le=30000)
-    standby_mm: int | None = None
-    caution_mm: int | None = None
-    evacuation_mm: int | None = None
-    danger_mm: int | None = None
-    hysteresis_mm: int | None = Field(None, ge=0, le=2000)
-    rise_limit_mm_h: int | None = Field(None, ge=1, le=100000)
-    interval_normal_s: int | None = Field(None, ge=30, le=86400)
-    interval_flood_s: int | None = Field(None, ge=30, le=86400)
-    upload_every: int | None = Field(None, ge=1, le=144)
+    mount_height_mm: int | None = _setting("mount_height_mm")
+    standby_mm: int | None = _setting("standby_mm")
+    caution_mm: int | None = _setting("caution_mm")
+    evacuation_mm: int | None = _setting("evacuation_mm")
+    danger_mm: int | None = _setting("danger_mm")
+    hysteresis_mm: int | None = _setting("hysteresis_mm")
+    rise_limit_mm_h: int | None = _setting("rise_limit_mm_h")
+    interval_normal_s: int | None = _setting("interval_normal_s")
+    interval_flood_s: int | None = _setting("interval_flood_s")
+    upload_every: int | None = _setting("upload_every")
     tags: list[Tag] | None = Field(None, max_length=20)  # groups, e.g. a rollout's target
 
     @model_validator(mode="after")
@@ -51,7 +59,7 @@ class NewStation(StationFields):
     site_type: SiteType
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    mount_height_mm: int = Field(ge=0, le=30000)
+    mount_height_mm: int = _setting("mount_height_mm", ...)
 
 
 COLUMNS = ("code", "name", "site_type", "latitude", "longitude", "datum_m",
@@ -84,6 +92,7 @@ def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, obje
                 interval_normal_s=600, interval_flood_s=120, upload_every=3, tags=[])
     for k, v in body.model_dump(exclude_none=True).items():
         setattr(s, k, v)
+    refuse_what_a_station_would(s)
     session.add(s)
     session.commit()
     return station_json(s)
@@ -94,9 +103,28 @@ def station_detail(code: str, session: DB, _: Reader, request: Request) -> dict[
     s = get_station(session, code)
     installs = session.scalars(select(DeviceInstall).where(DeviceInstall.station_id == s.id)
                                .order_by(DeviceInstall.installed_at)).all()
+    device = session.scalars(select(Device).where(Device.station_id == s.id)
+                             .order_by(Device.id)).first()
     return {**station_json(s), "latest": latest_of(session, request, Station.id == s.id)[0],
+            "device": None if device is None else device_health(session, device),
             "devices": [{"device_id": i.device_id, "installed_at": i.installed_at,
                          "removed_at": i.removed_at, "by": i.by_user} for i in installs]}
+
+
+def device_health(session: DB, d: Device) -> dict[str, object]:
+    """The installed device: what it reported about itself (last error, last reset) and its
+    recent errors and resets."""
+    return {"device_id": d.id, "hardware_id": d.hardware_id,
+            "firmware_version": d.firmware_version, **devices.health_json(d),
+            "events": devices.health_history(session, d.id, 10)}
+
+
+def refuse_what_a_station_would(s: Station) -> None:
+    """A 422 (nothing changes) when the station's device would refuse its settings, e.g. a
+    setting set to null."""
+    problems = devices.check_config(devices.station_config(s))
+    if problems:
+        raise HTTPException(422, "; ".join(problems))
 
 
 @router.patch("/stations/{code}")
@@ -109,6 +137,7 @@ def change_station(code: str, body: StationFields, session: DB,
     if levels != sorted(levels):
         raise HTTPException(422, "river levels must rise: standby <= caution <= evacuation "
                                  "<= danger")
+    refuse_what_a_station_would(s)
     bump_config(session, s.id)  # its device gets the new settings in the next reply
     session.commit()
     return station_json(s)

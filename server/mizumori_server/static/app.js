@@ -192,6 +192,36 @@
 
   // --- station -----------------------------------------------------------------------
   var RANGES = { hour: 3600, day: 86400, week: 7 * 86400, year: 365 * 86400 };
+  // What the station reported about itself: its last restart (a watchdog or brown-out one
+  // stands out) and its last error. Text nodes only: an error is whatever the station sent.
+  var ALARM_RESETS = { wdt: 1, brownout: 1 };
+  function resetWords(cause) { return cause ? t("reset_" + cause) : "—"; }
+  function healthLine(d) {
+    if (!d) return [];
+    var kids = [t("last_reset") + ": "];
+    if (d.reset_cause) {
+      var alarm = ALARM_RESETS[d.reset_cause] === 1;
+      kids.push(h("span", { id: "station-reset", "data-cause": d.reset_cause,
+        "class": alarm ? "badge reset-alarm" : "", text: resetWords(d.reset_cause) }),
+        " " + when(d.reset_at));
+      if (alarm) kids.push(" ", h("span", { "class": "warn",
+        text: t("reset_hint_" + d.reset_cause) }));
+    } else kids.push("—");
+    kids.push(h("br"), t("last_error") + ": ");
+    if (d.last_error) {
+      kids.push(h("span", { id: "station-error", "class": d.error_cleared_at ? "" : "error",
+        text: d.last_error }), " " + when(d.last_error_at));
+      if (d.error_cleared_at) kids.push(" · " + t("error_cleared") + " " +
+        when(d.error_cleared_at));
+    } else kids.push(t("none"));
+    return kids;
+  }
+  function healthEvent(e) {
+    var kind = e.kind === "reset" ? t("restart") : e.kind === "cleared" ?
+      t("last_error") + " " + t("error_cleared") : t("error");
+    return h("li", { "data-kind": e.kind }, [when(e.at) + " ", h("b", { text: kind }),
+      e.kind === "cleared" ? "" : " " + (e.kind === "reset" ? resetWords(e.text) : e.text)]);
+  }
   function stationPage() {
     var code = C.station, range = "day", charts = {};
     function chart(id, title, series, data) {
@@ -213,6 +243,10 @@
       $("#station-state").replaceChildren(statusBadge(l.status || "unseen"), " ",
         levelBadge(l.alert_level), " " + t("level") + ": " + metres(l.level_mm) + " · " +
         t("last_seen") + ": " + when(l.last_seen));
+      var health = $("#station-health"), events = st.device ? st.device.events : [];
+      health.replaceChildren.apply(health, healthLine(st.device));
+      $("#station-events").replaceChildren.apply($("#station-events"), events.length ?
+        events.map(healthEvent) : [h("li", { text: t("none") })]);
       var end = (l.t || Math.floor(Date.now() / 1000)) + 1;
       var r = await api("/api/stations/" + encodeURIComponent(code) + "/readings?start=" +
         (end - RANGES[range]) + "&end=" + end + "&max_points=600");
