@@ -13,16 +13,19 @@ FLOOR_STEP_S = 3600  # raise the floor in flash at most once an hour (flash writ
 
 
 def load(path=PATH):
-    """{"floor": seconds (board epoch), "adj": [[first seq, end seq, seconds]]}."""
-    out = {"floor": 0, "adj": []}
+    """{"floor": seconds (board epoch), "adj": [[first seq, end seq, seconds]], "open": the
+    first seq taken on a clock lost at a power-on and not set since, or None}."""
+    out = {"floor": 0, "adj": [], "open": None}
     raw = fsutil.read_bytes(path)
     if raw:
         try:
             saved = json.loads(raw)
             floor = saved.get("floor", 0)
             adj = saved.get("adj", [])
-            if isinstance(floor, int) and adjustments_ok(adj):
-                out["floor"], out["adj"] = floor, adj
+            opened = saved.get("open")
+            if (isinstance(floor, int) and adjustments_ok(adj)
+                    and (opened is None or isinstance(opened, int))):
+                out["floor"], out["adj"], out["open"] = floor, adj, opened
         except (ValueError, TypeError, AttributeError):
             pass  # unreadable: no floor, no adjustments (readings may come out early)
     return out
@@ -37,20 +40,25 @@ def adjustments_ok(adj):
     return True
 
 
-def save(floor, adj, path=PATH):
-    fsutil.write_atomic(path, json.dumps({"floor": floor, "adj": adj}).encode())
+def save(floor, adj, opened=None, path=PATH):
+    fsutil.write_atomic(path, json.dumps({"floor": floor, "adj": adj,
+                                          "open": opened}).encode())
 
 
 def after_power_loss(board, state, queue, path=PATH):
     """The RTC and its memory are gone: bring the clock back to at least the floor, take the
     adjustments from flash, and start a new era: readings from here on are on an unsynced
-    clock, those before it kept their (true) times."""
+    clock, those before it kept their (true) times. A second power loss before the clock
+    was set again continues the open era (its readings follow on, newest + 1 s): one setting
+    then moves them all, in order."""
     saved = load(path)
     if board.time() < saved["floor"]:
         board.set_time(saved["floor"])
     state["adj"] = saved["adj"]
-    state["era"] = queue.next_seq
+    state["era"] = queue.next_seq if saved["open"] is None else saved["open"]
     state["synced"] = False
+    if saved["open"] is None:
+        save(saved["floor"], saved["adj"], state["era"], path)
 
 
 def reading_time(payload, seq, adjustments):
@@ -77,6 +85,7 @@ def set_from_server(board, state, queue, server_unix, path=PATH):
     state["era"] = queue.next_seq
     state["synced"] = True
     saved = load(path)
-    if target - saved["floor"] >= FLOOR_STEP_S or adj != saved["adj"]:
-        save(max(saved["floor"], target), state["adj"], path)
+    if (target - saved["floor"] >= FLOOR_STEP_S or adj != saved["adj"]
+            or saved["open"] is not None):
+        save(max(saved["floor"], target), state["adj"], None, path)
     return True

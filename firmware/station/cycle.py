@@ -67,8 +67,9 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     newest = None
     if queue.newest is not None:
         newest = clock.reading_time(queue.newest[1], queue.newest[0], state["adj"])
-    if newest is not None and now < newest:
-        # The clock went back (power loss resets the RTC): never before a stored reading.
+    if newest is not None and now <= newest:
+        # The clock went back (power loss resets the RTC, to the same floor each time):
+        # never at or before a stored reading.
         now = newest + 1
         board.set_time(now)
         state["synced"] = False

@@ -33,7 +33,8 @@ def test_a_sync_moves_the_readings_of_this_era_only_and_is_kept_in_flash():
     assert board.time() == t0 + 5600 and st["synced"]
     assert st["adj"] == [[0, 3, 5000]] and st["era"] == 3
     assert times(q, st) == [t0 + 5000, t0 + 5600]
-    assert clock.load(d + "/clock.json") == {"floor": t0 + 5600, "adj": [[0, 3, 5000]]}
+    assert clock.load(d + "/clock.json") == {"floor": t0 + 5600, "adj": [[0, 3, 5000]],
+                                             "open": None}
     # a small drift once synced leaves the clock alone
     assert not clock.set_from_server(board, st, q, board.time() + board.EPOCH_OFFSET + 2,
                                      d + "/clock.json")
@@ -67,4 +68,28 @@ def test_an_unreadable_clock_file_means_no_floor():
     for raw in (b"{", b'{"floor": "x"}', b'{"floor": 5, "adj": [[1, 2]]}', b"[]"):
         with open(d + "/clock.json", "wb") as f:
             f.write(raw)
-        assert clock.load(d + "/clock.json") == {"floor": 0, "adj": []}
+        assert clock.load(d + "/clock.json") == {"floor": 0, "adj": [], "open": None}
+
+
+def test_two_power_losses_before_a_sync_are_one_era():
+    d = tempdir()
+    q = FlashQueue(d + "/queue")
+    w = sim.World()
+    board = sim.Board(w)
+    st = state.defaults()
+    true0 = board.time()
+    clock.set_from_server(board, st, q, true0 + board.EPOCH_OFFSET, d + "/clock.json")
+    stamps = []
+    for lost in (1, 2):  # two power losses, each followed by one reading, no sync between
+        w.now += 600
+        board = sim.Board(w, reset_cause="power_on")
+        st = state.load(board)
+        clock.after_power_loss(board, st, q, d + "/clock.json")
+        t = max(board.time(), stamps[-1] + 1) if stamps else board.time()  # cycle's clamp
+        board.set_time(t)
+        stamps.append(t)
+        q.append(stored(t, q.next_seq))
+    assert st["era"] == 1
+    clock.set_from_server(board, st, q, w.now + board.EPOCH_OFFSET, d + "/clock.json")
+    got = times(q, st)
+    assert got == sorted(got) and len(set(got)) == 2 and got[-1] == w.now

@@ -167,7 +167,16 @@ def test_clock_reset_by_power_loss_never_runs_before_stored_readings():
     assert t2 > t1
 
 
-def test_power_on_opens_the_maintenance_window_first():
+def test_a_clock_restored_to_the_same_floor_twice_still_orders_the_readings():
+    d = setup()
+    w = sim.World()
+    for _ in range(3):  # three power-ons, each back at the same time
+        wake(d, sim.Board(w, reset_cause="deepsleep", clock=800000000))
+    times = [cycle.stored_time(p) for _, p in FlashQueue(d + "/queue").peek(10)]
+    assert times == sorted(times) and len(set(times)) == 3
+
+
+def test_a_power_on_wake_stores_a_reading():
     d = setup(maintenance_s=0)
     ms = wake(d, sim.Board(sim.World(), reset_cause="power_on"))
     assert ms > 0 and len(stored(d)) == 1
