@@ -3,11 +3,12 @@
 # happens, the state is saved before any radio work and the board ends asleep.
 import time
 
-from station import VERSION, clock, config, cycle, lorawan, ota, sensors, uplink
+from station import VERSION, clock, config, cycle, fsutil, lorawan, ota, sensors, uplink
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
 QUEUE_DIR = "queue"
+FS_MARKER = "fs_reformatted"  # written by the firmware image's _boot.py (firmware/board/)
 RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
 
 
@@ -100,6 +101,13 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
     return False
 
 
+def _text(raw):
+    try:
+        return raw.decode()
+    except ValueError:  # UnicodeError: a damaged marker
+        return "(unreadable marker)"
+
+
 def _beside(path, name):
     return path.rsplit("/", 1)[0] + "/" + name if "/" in path else name
 
@@ -136,6 +144,9 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
         if cfg_errors:
             st["err"] = "; ".join(cfg_errors)
+        reformatted = fsutil.read_bytes(_beside(cfg_path, FS_MARKER))
+        if reformatted:  # told to the server until a report with it gets through
+            st["err"] = "filesystem reformatted %s; %s" % (_text(reformatted[:60]), st["err"])
         wdt.feed()
         # Saved before any radio work: a reset during it neither counts the rain again nor
         # reuses an upload counter (uplink saves each counter it spends).
@@ -146,6 +157,8 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
         elif result["upload"] or ota.busy():
             reboot = radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt,
                            creds_path, clock_path)
+        if reformatted and st["err_reported"] == st["err"]:
+            fsutil.remove(_beside(cfg_path, FS_MARKER))
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]

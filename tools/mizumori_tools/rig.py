@@ -20,6 +20,7 @@ import os
 import pty
 import select
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -30,7 +31,7 @@ from typing import Any
 
 from mizumori_tools import paths
 from mizumori_tools.peripherals import UltrasonicSensorPty
-from mizumori_tools.virtual import ESP32_EPOCH, SCRIPT, VirtualStation
+from mizumori_tools.virtual import AWAKE, ESP32_EPOCH, SCRIPT, WDT, VirtualStation
 
 PINMAP = json.loads((paths.REPO / "hardware" / "pinmap.json").read_text())["pins"]
 
@@ -161,9 +162,16 @@ class SerialRig:
                 self._boot("deepsleep", self.world(), int(time.time()) - ESP32_EPOCH, 0)
 
     def _board_ended(self) -> None:
+        status = self.proc.poll() if self.proc is not None else None
         self._kill()
-        if not self.station.sleep_file.exists():  # Ctrl-D or a crash: a soft reset
-            self._boot("soft", self._current, int(time.time()) - ESP32_EPOCH, 0)
+        if status == AWAKE:  # it would stay awake for ever (virtual_station.py): say so, stop
+            why = (self.flash / "awake.txt").read_text().strip()
+            print(f"{self.port}: the board stays awake for ever: {why}", file=sys.stderr)
+            self._free_running = False
+            self._slept.set()
+        elif not self.station.sleep_file.exists():  # Ctrl-D, a crash or the watchdog
+            cause = "wdt" if status == WDT else "soft"
+            self._boot(cause, self._current, int(time.time()) - ESP32_EPOCH, 0)
         elif not self._free_running:
             self._slept.set()
         else:

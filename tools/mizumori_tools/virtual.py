@@ -18,6 +18,10 @@ from mizumori_tools import paths
 SCRIPT = Path(__file__).with_name("virtual_station.py")
 SCENARIOS = Path(__file__).with_name("scenarios")
 ESP32_EPOCH = 946684800  # the sim board counts seconds from 2000, like an ESP32
+# Exit statuses of the ROM (virtual_station.py): a board that would stay awake for ever, and
+# a watchdog reset (the board boots again at once).
+AWAKE = 4
+WDT = 5
 SIM_SSID = "mizumori-sim"  # the access point of the simulated world (station/hw/sim.py)
 
 
@@ -92,6 +96,7 @@ class VirtualStation:
         self.hardware_id = hardware_id
         self.uarts: dict[str, str] = {}  # UART id -> a rig part's pseudo-terminal
         self.ext0 = False  # the next wake is a rain gauge's (ext0)
+        self.wdt_resets = 0  # watchdog resets in a row
         flash.mkdir(parents=True, exist_ok=True)
 
     def install_firmware(self) -> None:
@@ -152,6 +157,12 @@ class VirtualStation:
             return None
         if cut_after_writes is not None and proc.returncode == 3:
             return None
+        if proc.returncode == WDT:  # the chip resets and boots at once, RTC memory kept
+            self.wdt_resets += 1
+            if self.wdt_resets % 10 == 0:
+                raise RuntimeError(f"{self.flash}: 10 watchdog resets in a row: {err[-500:]}")
+            return self.wake(world, now, 0, "wdt", kill_after_s)
+        self.wdt_resets = 0
         slept = self.took_sleep()
         if slept is None:
             raise RuntimeError(f"station did not go to sleep: {out[-500:]} {err[-1000:]}")

@@ -4,8 +4,25 @@
 # With no main.py the process stays in the REPL, like a freshly flashed board.
 # Usage: micropython [-i] virtual_station.py FLASH_DIR [FIRMWARE_DIR]
 #   FIRMWARE_DIR: run the firmware from there instead of from the flash (no flashing needed).
+#
+# The firmware image's _boot.py (what mounts the filesystem) runs only when sim.json names
+# an "image" (docs/rig.md, "The firmware image"):
+#   "stock"     the port's own _boot.py and inisetup.py, as MicroPython's ESP32_GENERIC has them;
+#   "mizumori"  ours, firmware/board/_boot.py, with the station package as frozen code.
+# The flash's health is "fs": "corrupt" (littlefs will not mount at this boot; formatting
+# repairs it) with "fs_first_sector_erased": true or false. A board that would stay awake for
+# ever (a loop, or the REPL with nothing to run) ends with status 4 and awake.txt saying why.
 import os
 import sys
+
+_HERE = sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else "."
+if not _HERE.startswith("/"):
+    _HERE = os.getcwd() + "/" + _HERE
+BOARD_DIR = _HERE + "/../../firmware/board"
+FROZEN = _HERE + "/../../firmware"  # what the image freezes: firmware/board/manifest.py
+ROM_FILES = ("sim.json", "rtc.bin", "rtc.clock", "sleep.ms", "awake.txt")  # not the flash
+AWAKE = 4  # exit status of a board that would stay awake for ever
+WDT = 5  # exit status of a watchdog reset: the board boots again at once, reset cause wdt
 
 os.chdir(sys.argv[1])
 ROOTS = [""] + sys.argv[2:3]  # the flash first, then the firmware directory if given
@@ -13,22 +30,178 @@ for _root in reversed(ROOTS):
     sys.path.insert(0, _root)
 
 
+def _spec():
+    try:
+        with open("sim.json") as f:
+            return __import__("json").load(f)
+    except OSError:
+        return {}
+
+
+SPEC = _spec()
+
+
 class _Machine:
-    """What main.py reaches for when the application itself is broken: deep sleep, as the
-    sim board sleeps (sleep.ms, then the process ends). The only `machine` the ROM offers."""
+    """What main.py reaches for when the application itself is broken, and the image's
+    _boot.py: deep sleep, as the sim board sleeps (sleep.ms, then the process ends), and the
+    reset cause. The only `machine` the ROM offers."""
+
+    PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
+
+    @staticmethod
+    def reset_cause():
+        return {"power_on": 1, "brownout": 1, "hard": 2, "wdt": 3, "deepsleep": 4,
+                "soft": 5}.get(SPEC.get("reset_cause", "deepsleep"), 0)
 
     @staticmethod
     def deepsleep(ms):
-        import json
-
-        with open("sim.json") as f:
-            now = json.load(f).get("now", 0)
-        with open("sleep.ms", "w") as f:
-            f.write("%d %d" % (ms, now))
+        with open("sleep.ms", "w") as f:  # as hw/sim.py's: ms, clock, ext0 wake, awake ms
+            f.write("%d %d 0 0" % (ms, SPEC.get("now", 0)))
         sys.exit(0)
 
 
 sys.modules["machine"] = _Machine  # type: ignore
+
+
+def _awake(why):
+    """The board would stay awake for ever (about 45 mA: a battery in five days)."""
+    with open("awake.txt", "w") as f:
+        f.write(why + "\n")
+    print("virtual station: awake for ever: " + why)
+    sys.exit(AWAKE)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _wipe(d):
+    """Formatting: everything on the flash goes, but the ROM's own files."""
+    for entry in list(os.ilistdir(d)):
+        path = d + "/" + entry[0]
+        if entry[1] == 0x4000:
+            _wipe(path)
+            os.rmdir(path)
+        elif not (d == "." and entry[0] in ROM_FILES):
+            os.remove(path)
+
+
+class _Partition:
+    """esp32.Partition for the "vfs" partition of the port's 4 MiB layout (2 MiB at
+    0x200000, partitions-4MiB.csv), whose files are the flash directory. flashbdev.bdev is
+    this partition (ports/esp32/modules/flashbdev.py finds it by its label)."""
+
+    TYPE_APP, TYPE_DATA = 0, 1
+    BLOCK = 4096
+
+    def __init__(self, spec):
+        self.corrupt = spec.get("fs") == "corrupt"
+        self.erased = bool(spec.get("fs_first_sector_erased"))
+
+    def info(self):
+        return (1, 0x81, 0x200000, 0x200000, "vfs", False)
+
+    def ioctl(self, op, arg):
+        return {4: 0x200000 // self.BLOCK, 5: self.BLOCK}.get(op, 0)
+
+    def readblocks(self, n, buf, off=0):
+        # Erased flash reads 0xFF; a damaged filesystem anything else.
+        fill = 0xFF if self.erased else 0x5A
+        for i in range(len(buf)):
+            buf[i] = fill
+
+    def writeblocks(self, n, buf, off=None):
+        pass
+
+
+class _VfsLfs2:
+    def __init__(self, bdev):
+        if bdev.corrupt:
+            raise OSError(84)  # lfs2_mount: LFS_ERR_CORRUPT (extmod/vfs_lfsx.c raises -err)
+        self.bdev = bdev
+
+    @staticmethod
+    def mkfs(bdev):
+        _wipe(".")
+        bdev.corrupt = bdev.erased = False
+
+
+class _Vfs:
+    """vfs.mount and vfs.VfsLfs2 over the partition: a block device is autodetected
+    (extmod/vfs.c, mp_vfs_autodetect: littlefs by its superblock, else FAT), and one that
+    holds no filesystem raises OSError; the flash directory is the mounted filesystem."""
+
+    VfsLfs2 = _VfsLfs2
+
+    @staticmethod
+    def mount(fs, path):
+        if isinstance(fs, _Partition):
+            if fs.corrupt:
+                raise OSError(19 if fs.erased else 84)  # ENODEV: neither littlefs nor FAT
+        elif not isinstance(fs, _VfsLfs2):
+            raise OSError(22)
+
+
+class _Esp32:
+    Partition = _Partition
+
+
+def _image_boot(run):
+    """Run an image's _boot.py with the flash partition, vfs and esp32 at the hardware edge."""
+
+    class _FlashBdev:
+        bdev = _Partition(SPEC)
+
+    fakes = {"vfs": _Vfs, "flashbdev": _FlashBdev, "esp32": _Esp32}
+    for name in fakes:
+        sys.modules[name] = fakes[name]  # type: ignore
+    try:
+        run(_FlashBdev.bdev)
+    finally:
+        for name in fakes:
+            del sys.modules[name]
+
+
+def _stock(bdev):
+    """What the port's frozen modules do (MicroPython v1.29.0, ports/esp32/modules):
+    _boot.py:5-11   try: if bdev: vfs.mount(bdev, "/")  except OSError: inisetup.setup()
+    inisetup.py:5-15  check_bootsec(): the first sector not all 0xFF -> fs_corrupted()
+    inisetup.py:18-34 fs_corrupted(): print the message, time.sleep(3), for ever
+    inisetup.py:37-56 setup(): mkfs littlefs ("vfs" partition), mount, write a boot.py of
+                      comments; then main.c runs boot.py, finds no main.py: the REPL."""
+    import vfs
+
+    try:
+        vfs.mount(bdev, "/")
+        return
+    except OSError:
+        pass
+    buf = bytearray(bdev.ioctl(5, 0))
+    bdev.readblocks(0, buf)
+    if any(b != 0xFF for b in buf):
+        print("The filesystem appears to be corrupted. If you had important data there, you\n"
+              "may want to make a flash snapshot to try to recover it. Otherwise, perform\n"
+              "factory reprogramming of MicroPython firmware (completely erase flash, followed\n"
+              "by firmware programming).\n")
+        _awake("inisetup.fs_corrupted(): the filesystem does not mount and its first sector "
+               "is written; it prints this every 3 s and never sleeps")
+    print("Performing initial setup")
+    vfs.VfsLfs2.mkfs(bdev)
+    vfs.mount(vfs.VfsLfs2(bdev), "/")
+    with open("boot.py", "w") as f:
+        f.write("# This file is executed on every boot (including wake-boot from deepsleep)\n"
+                "#import esp\n#esp.osdebug(None)\n#import webrepl\n#webrepl.start()\n")
+    _awake("inisetup.setup() formatted the filesystem: no main.py, the board waits at the "
+           "REPL and never sleeps")
+
+
+def _mizumori(bdev):
+    with open(BOARD_DIR + "/_boot.py") as f:
+        source = f.read()
+    exec(source, {"__name__": "_boot"})
 
 
 def _power_cut_after(n):
@@ -101,12 +274,24 @@ def _run(name):
         return
 
 
+_remove("awake.txt")
+if SPEC.get("cut_after_writes") is not None:
+    _power_cut_after(SPEC["cut_after_writes"])
+_image = SPEC.get("image")
+if _image:
+    # A board boots its own filesystem only (boot.py and main.py are not frozen); the
+    # mizumori image's station package is frozen code, found after the flash on sys.path.
+    for _root in ROOTS[1:]:
+        sys.path.remove(_root)
+    ROOTS = [""]
+    if _image == "mizumori":
+        sys.path.insert(1, FROZEN)
+    _image_boot(_stock if _image == "stock" else _mizumori)
 try:
-    with open("sim.json") as _f:
-        _cut = __import__("json").load(_f).get("cut_after_writes")
-except OSError:
-    _cut = None
-if _cut is not None:
-    _power_cut_after(_cut)
-_run("boot.py")
-_run("main.py")
+    _run("boot.py")
+    _run("main.py")
+except BaseException as _e:  # noqa: BLE001
+    if type(_e).__name__ != "WatchdogReset":  # hw/sim.py's: the chip resets, RTC memory kept
+        raise
+    print("virtual station: watchdog reset:", _e)
+    sys.exit(WDT)
