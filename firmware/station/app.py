@@ -45,7 +45,7 @@ def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, 
                 return reply
         elif name == "lorawan" and creds.get("lorawan"):
             if lorawan.send(lorawan.modem(board, pins, wdt.feed), board, cfg, cfg_path, creds,
-                            st, queue, cause):
+                            st, queue, cause, clock_path):
                 return {}
     return None
 

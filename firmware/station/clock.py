@@ -89,3 +89,14 @@ def set_from_server(board, state, queue, server_unix, path=PATH):
             or saved["open"] is not None):
         save(max(saved["floor"], target), state["adj"], None, path)
     return True
+
+
+def unix_seconds(y, mo, d, h=0, mi=0, sec=0):
+    """Seconds since 1970-01-01 of a UTC date and time (time.mktime is local time on CPython
+    and counts from 2000 on the ESP32, so the calendar is done here)."""
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    days = 365 * (y - 1970) + (y - 1969) // 4 - (y - 1901) // 100 + (y - 1601) // 400
+    days += (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)[mo - 1] + d - 1
+    if mo > 2 and leap:
+        days += 1
+    return ((days * 24 + h) * 60 + mi) * 60 + sec

@@ -5,7 +5,7 @@
 # downlinks on port 10. See docs/lorawan.md.
 import struct
 
-from station import codec, config
+from station import clock, codec, config
 from station.clock import reading_time
 
 READINGS_PORT = 1
@@ -102,9 +102,12 @@ def apply_downlink(cfg, cfg_path, data, state):
     return new
 
 
-def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause):
+def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
+         clock_path=clock.PATH):
     """Drain up to cfg["lora_uplinks"] uplinks. True when the link worked (or there was
-    nothing to send), False when it failed: the queue is kept and the next try backs off."""
+    nothing to send), False when it failed: the queue is kept and the next try backs off.
+    A station whose clock is not set asks the network's time with a frame that has room
+    for the request (DeviceTimeReq)."""
     from station.drivers.rak3172 import ModemError
 
     now = board.time()
@@ -120,23 +123,33 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause):
             return _fail(state, now, "lorawan: join failed")
         if state["wakes"] % LINK_CHECK_EVERY == 1:
             modem.request_link_check()  # now and then: is the gateway still heard well?
+        asked_time = False
         for _ in range(cfg["lora_uplinks"]):
             dr = modem.data_rate()
             limit = max_payload(dr)
             if not limit:
                 return _fail(state, now, "lorawan: DR%d carries no payload (dwell time)" % dr)
-            payload, seqs = pack(queue, state, board.time(), limit)
+            want_time = not state["synced"] and not asked_time
+            room = limit - 1 if want_time else limit  # the time request takes a byte
+            payload, seqs = pack(queue, state, board.time(), room)
             # The status record (queue depth, config version) rides along when it fits;
-            # alone only when the server must learn of an applied config.
+            # alone when the server must learn of an applied config, or to ask the time.
             status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
                                          cause_code(reset_cause), None)
-            with_status = len(payload) + len(status) <= limit and (
-                seqs or state["lora_status"])
+            with_status = len(payload) + len(status) <= room and (
+                seqs or state["lora_status"] or want_time)
             if with_status:
                 payload += status
             if not payload:
                 break
+            if want_time:
+                modem.request_time()
+                asked_time = True
             delivered, downlinks = modem.send(READINGS_PORT, payload)
+            if want_time and delivered:
+                t = modem.network_time()
+                if t is not None:
+                    clock.set_from_server(board, state, queue, t, clock_path)
             for port, data in downlinks:
                 if port == CONFIG_PORT:
                     cfg = apply_downlink(cfg, cfg_path, data, state)

@@ -80,7 +80,7 @@ def test_two_power_losses_before_a_sync_are_one_era():
     true0 = board.time()
     clock.set_from_server(board, st, q, true0 + board.EPOCH_OFFSET, d + "/clock.json")
     stamps = []
-    for lost in (1, 2):  # two power losses, each followed by one reading, no sync between
+    for _ in (1, 2):  # two power losses, each followed by one reading, no sync between
         w.now += 600
         board = sim.Board(w, reset_cause="power_on")
         st = state.load(board)

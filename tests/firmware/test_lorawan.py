@@ -65,7 +65,49 @@ def station(n_readings, **changes):
         t = board.time() - (n_readings - k) * 600
         q.append(struct.pack(">I", t) + codec.encode_full(q.next_seq, 0, 1000 + k, 3700, 0,
                                                           20.0, 50.0, 1000.0, 0.0))
-    return d, cfg, board, q, state.defaults()
+    st = state.defaults()
+    st["synced"] = True  # its clock is set (the time request has its own test)
+    return d, cfg, board, q, st
+
+
+def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
+    from station import clock as clock_mod
+
+    clock, net, module, modem = rig()
+    net.now = lambda: 1790000000  # the network server's clock (DeviceTimeAns)
+    d, cfg, board, q, st = station(2)
+    st["synced"] = False
+    board.set_time(0)  # after a power loss: 2000-01-01
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    st["lora_setup"] = True
+    assert modem.join()
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "power_on",
+                        d + "/clock.json")
+    # DR2 carries 11 bytes: the 9-byte status record leaves room for DeviceTimeReq, an
+    # 11-byte level record would not (the module refuses it with the request pending)
+    assert "AT+TIMEREQ=1" in module.log and len(net.frames[0][1]) == codec.STATUS_LEN
+    assert st["synced"] and abs(board.time() + board.EPOCH_OFFSET - 1790000000) <= 5
+    assert [len(f[1]) for f in net.frames[1:]] == [codec.LEVEL_LEN] * 2 and q.depth() == 0
+    assert clock_mod.load(d + "/clock.json")["floor"] == board.time()
+
+
+def test_a_time_request_never_overfills_a_frame():
+    clock, net, module, modem = rig()
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    assert modem.join()
+    modem.request_time()
+    raises(ModemError, modem.send, 1, b"\x11" * 11)  # FOpts + 11 bytes > DR2's 11
+    assert modem.send(1, b"\x11" * 10)[0]
+    assert modem.network_time() is None  # the test network has no clock: no answer
+
+
+def test_ltime_in_the_forms_rui3_prints_it():
+    from station.drivers.rak3172 import parse_ltime
+
+    assert parse_ltime("15h08m55s on 08/17/2026") == 1786979335  # seen in the field
+    assert parse_ltime("LTIME:00h37m58s 2018-11-14") == 1542155878  # the manual's example
+    for bad in ("", "12h00m00s on 13/40/2026", "noon", "00h00m00s on 01/01/1970"):
+        assert parse_ltime(bad) is None
 
 
 def test_airtime_follows_the_lora_formula():

@@ -5,6 +5,8 @@
 # setup(), joined(), join(), data_rate(), send().
 import time
 
+from station.clock import unix_seconds
+
 OK = "OK"
 BUSY = "AT_BUSY_ERROR"
 NOT_JOINED = "AT_NO_NETWORK_JOINED"
@@ -25,6 +27,7 @@ class Rak3172:
         self.buf = b""
         self.events = []  # "+EVT:..." lines seen while waiting for something else
         self.link = None  # (demod margin dB, gateways) of the last link check
+        self.time_answered = False  # +EVT:TIMEREQ_OK seen since the last request_time()
 
     # --- lines ---------------------------------------------------------------------------
     def _line(self, deadline):
@@ -115,6 +118,19 @@ class Rak3172:
         """Ask the network, with the next uplink, how well it hears us (LinkCheckReq)."""
         self.must("AT+LINKCHECK=1")
 
+    def request_time(self):
+        """Ask the network's time with the next uplink (DeviceTimeReq, 1 byte of MAC
+        command: the frame must have room for it)."""
+        self.must("AT+TIMEREQ=1")
+        self.time_answered = False
+
+    def network_time(self):
+        """Unix seconds from the module's clock once the network answered a time request
+        (+EVT:TIMEREQ_OK), else None."""
+        if not self.time_answered:
+            return None
+        return parse_ltime(self.get("LTIME"))
+
     def send(self, port, payload, timeout_ms=30000):
         """One uplink. (delivered, downlinks): delivered is True for a confirmed uplink the
         network acknowledged (or an unconfirmed one sent), False when the acknowledgement
@@ -129,6 +145,8 @@ class Rak3172:
                 self.events.append(rx)
         downlinks = []
         for ev in self.events:
+            if ev == "+EVT:TIMEREQ_OK":
+                self.time_answered = True
             if ev.startswith("+EVT:LINKCHECK:"):
                 # +EVT:LINKCHECK:<status 0 = answered>:<margin>:<gateways>:<rssi>:<snr>
                 f = ev.split(":")[2:]
@@ -143,3 +161,24 @@ class Rak3172:
                     except ValueError:
                         pass
         return e in ("+EVT:SEND_CONFIRMED_OK", "+EVT:TX_DONE"), downlinks
+
+
+def parse_ltime(text):
+    """Unix seconds from AT+LTIME's value, UTC: "15h08m55s on 08/17/2026" as RUI3 prints it
+    in the field (MM/DD/YYYY), or "LTIME:00h37m58s 2018-11-14" as the RUI3 manual shows it;
+    None when it is neither."""
+    try:
+        hms, _, date = text.replace("LTIME:", "").strip().partition(" ")
+        date = date.replace("on ", "").strip()
+        h, rest = hms.split("h")
+        mi, rest = rest.split("m")
+        sec = int(rest.rstrip("s"))
+        if "/" in date:
+            mo, d, y = [int(x) for x in date.split("/")]
+        else:
+            y, mo, d = [int(x) for x in date.split("-")]
+        if not (2000 <= y < 2100 and 1 <= mo <= 12 and 1 <= d <= 31):
+            return None
+        return unix_seconds(y, mo, d, int(h), int(mi), sec)
+    except (ValueError, TypeError):
+        return None

@@ -37,7 +37,9 @@ class Rak3172Sim:
         self.pending = []  # [due ms, bytes, action]
         self.regs = {"NWM": "1", "NJM": "1", "BAND": "8", "DEVEUI": "0" * 16,
                      "APPEUI": "0" * 16, "APPKEY": "0" * 32, "ADR": "0", "DR": "2",
-                     "CFM": "0", "RETY": "0", "CLASS": "A", "LINKCHECK": "0"}
+                     "CFM": "0", "RETY": "0", "CLASS": "A", "LINKCHECK": "0",
+                     "TIMEREQ": "0"}
+        self.ltime = None  # (Unix seconds, module ms) of the network's last time answer
         self.joined = False
         self.busy_until = 0
         self.fcnt = 0
@@ -103,6 +105,8 @@ class Rak3172Sim:
             return self._join(arg)
         if name == "SEND":
             return self._send(arg)
+        if name == "LTIME" and arg == "?":
+            return self._reply("OK", "AT+LTIME=" + self._ltime())
         if name not in self.regs:
             return self._reply("AT_COMMAND_NOT_FOUND")
         if arg == "?":
@@ -116,6 +120,16 @@ class Rak3172Sim:
         self.regs[name] = arg.upper() if name in ("DEVEUI", "APPEUI", "APPKEY") else arg
         return self._reply("OK")
 
+    def _ltime(self):
+        """The module's clock as RUI3 prints AT+LTIME in the field ("15h08m55s on
+        08/17/2026", UTC); counting from 2000 until the network has answered a time
+        request."""
+        import time
+
+        base, at = self.ltime or (946684800, 0)
+        tm = time.gmtime(base + (self.now_ms() - at) // 1000)
+        return "%02dh%02dm%02ds on %02d/%02d/%04d" % (tm[3], tm[4], tm[5], tm[1], tm[2], tm[0])
+
     def _valid(self, name, arg):
         if name in ("DEVEUI", "APPEUI"):
             return _hex_ok(arg, 16)
@@ -125,6 +139,8 @@ class Rak3172Sim:
             return arg in ("0", "1")
         if name == "LINKCHECK":  # 0 off, 1 with the next uplink, 2 with every uplink
             return arg in ("0", "1", "2")
+        if name == "TIMEREQ":  # DeviceTimeReq with the next uplink
+            return arg in ("0", "1")
         if name == "BAND":
             return arg.isdigit() and int(arg) <= 12
         if name == "DR":
@@ -173,7 +189,11 @@ class Rak3172Sim:
             return self._reply("AT_BUSY_ERROR")
         payload = bytes.fromhex(data)
         dr = int(self.regs["DR"])
-        if len(payload) > lorawan.max_payload(dr):
+        # A pending DeviceTimeReq rides in FOpts and counts against the data rate's maximum
+        # (RUI3 service_lora_send: LoRaMacQueryTxPossible; shared/reviews/lorawan-on-
+        # rak3172.md D3); the real module also flushes it in an empty frame first.
+        fopts = 1 if self.regs["TIMEREQ"] == "1" else 0
+        if len(payload) + fopts > lorawan.max_payload(dr):
             return self._reply("AT_PARAM_ERROR")
         self._reply("OK")
         confirmed = self.regs["CFM"] == "1"
@@ -195,6 +215,12 @@ class Rak3172Sim:
                                                                      "gateways", 1)
             if self.regs["LINKCHECK"] == "1":
                 self.regs["LINKCHECK"] = "0"
+        if heard and self.regs["TIMEREQ"] == "1":
+            now = getattr(self.network, "now", None)  # the network server's clock, if any
+            if now is not None:
+                self.ltime = (int(now()), end)
+            events += "+EVT:TIMEREQ_OK\r\n" if now is not None else "+EVT:TIMEREQ_FAILED\r\n"
+            self.regs["TIMEREQ"] = "0"
         if heard:
             for dport, dpayload in downlinks:
                 events += "+EVT:RX_1:-72:9:UNICAST:%d:%s\r\n" % (dport, dpayload.hex().upper())

@@ -7,6 +7,7 @@ import sys
 import time as _time
 
 from station import fsutil
+from station.clock import unix_seconds
 from station.drivers import bme280
 from station.drivers.current_loop import FULL_SCALE_UA
 from station.pins import PINS, SWITCHED
@@ -492,13 +493,8 @@ def _asn1_time(tag, raw):
     s = raw.decode()
     if tag == 0x17:
         s = ("19" if int(s[0:2]) >= 50 else "20") + s
-    y, mo, d = int(s[0:4]), int(s[4:6]), int(s[6:8])
-    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
-    days = 365 * (y - 2000) + ((y - 1) // 4 - 499) - ((y - 1) // 100 - 19) + ((y - 1) // 400 - 4)
-    days += (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)[mo - 1] + d - 1
-    if mo > 2 and leap:
-        days += 1
-    return ((days * 24 + int(s[8:10])) * 60 + int(s[10:12])) * 60 + int(s[12:14])
+    f = [int(s[i:i + 2]) for i in range(4, 14, 2)]
+    return unix_seconds(int(s[0:4]), f[0], f[1], f[2], f[3], f[4]) - Board.EPOCH_OFFSET
 
 
 def cert_validity(der):
