@@ -50,7 +50,17 @@ def _pick():
     return trial
 
 
-_slot = _pick()
+# The port runs main.py only when boot.py succeeded (ports/esp32/main.c): whatever fails here
+# (a full flash, a damaged pointer), main.py must still run, or the board stays awake.
+try:
+    _slot = _pick()
+except Exception as e:  # noqa: BLE001
+    print("boot.py:", repr(e))
+    _slot = None
+    for _s in ("a", "b"):
+        if _has(_s + "/confirmed"):
+            _slot = _s
+            break
 if _slot:
     sys.path.insert(0, _slot)
 gc.collect()

@@ -45,16 +45,26 @@ def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, 
                 return reply
         elif name == "lorawan" and creds.get("lorawan"):
             if lorawan.send(lorawan.modem(board, pins, wdt.feed), board, cfg, cfg_path, creds,
-                            st, queue, cause, clock_path):
+                            st, queue, cause, clock_path, deadline):
                 return {}
     return None
+
+
+def _released(pin, board):
+    """True once the reed switch is open; a tip closes it for tens of ms, so it is given
+    RAIN_RELEASE_MS before it counts as held closed."""
+    for _ in range(RAIN_RELEASE_MS // 10):
+        if pin.value():
+            return True
+        board.sleep_ms(10)
+    return bool(pin.value())
 
 
 def rain_pin(board, pins, st):
     """The pin to arm the rain wake on, or None. ext0 is level-triggered: a reed switch held
     closed (bucket resting on the magnet, water in the connector) would wake the board again
     at once, thousands of times. Disarmed until a later wake finds it open, and said so."""
-    if board.pin_in(pins["rain"], pull_up=True).value() == 0:
+    if not _released(board.pin_in(pins["rain"], pull_up=True), board):
         if not st["rain_off"]:
             st["rain_off"] = True
             st["err"] = ("rain gauge switch stays closed: rain wake off until it opens; " +
@@ -67,11 +77,6 @@ def rain_pin(board, pins, st):
 def rain_wake(board, pins, st):
     """A tip woke the board: count it once the switch opens again (debounce), and sleep on to
     the scheduled wake."""
-    pin = board.pin_in(pins["rain"], pull_up=True)
-    for _ in range(RAIN_RELEASE_MS // 10):
-        if pin.value():
-            break
-        board.sleep_ms(10)
     st["rain"] += 1
     arm = rain_pin(board, pins, st)
     state_mod.save(board, st)
@@ -92,8 +97,13 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
             battery, cfg["radio_min_mv"])
         return False
     deadline = time.ticks_add(board.ticks_ms(), cfg["radio_budget_s"] * 1000)
+    # Kept in RTC memory while the radio works: a reset in the middle (the watchdog, a
+    # panic) then backs off like a failed upload instead of trying again at once.
+    st["radio_at"] = board.time()
+    state_mod.save(board, st)
     reply = deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline,
                     clock_path)
+    st["radio_at"] = 0
     if reply:
         return update(board, creds, st, reply, result, wdt, deadline)
     if reply is not None:  # over LoRaWAN: no offers, but a trial is good
@@ -132,6 +142,9 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
     if cause != "deepsleep":
         st["reset"] = cause
         st["err_reported"] = None  # tell the server why the board reset
+    if st["radio_at"]:  # the last wake was reset in the middle of its radio work
+        st["radio_at"] = 0
+        uplink.back_off(st, board.time(), "radio work cut short by a %s reset" % cause)
     st["wakes"] += 1
     gauge = sensors.rain_gauge(board, pins)  # tips while awake (an IRQ on the real board)
     result = None

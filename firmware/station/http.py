@@ -36,6 +36,7 @@ def _connect(net, url, timeout_s, ca_file, feed, verify=True):
     scheme, host, port, path = _split(url)
     if scheme == "https" and verify and not ca_file:
         raise HTTPError("https needs a CA certificate on the device")
+    _feed(feed)  # DNS and connect may each wait up to ~15 s
     sock = net.net_connect(host, port, timeout_s)
     _feed(feed)
     try:
@@ -93,7 +94,7 @@ def get_to_file(net, url, headers, f, timeout_s=15, ca_file=None, on_chunk=None)
 
 
 def _recv_to_file(sock, f, on_chunk=None):
-    read = getattr(sock, "read", None) or sock.recv
+    read = _reader(sock)
     raw = b""
     while b"\r\n\r\n" not in raw:
         chunk = read(512)
@@ -135,6 +136,13 @@ def ca_der(path):
     return binascii.a2b_base64(body.replace(b"\r", b"").replace(b"\n", b""))
 
 
+def _reader(sock):
+    """recv (what has arrived, up to n) rather than read: on MicroPython a stream's read(n)
+    waits for all n bytes or the end of the connection, and a TLS end without close_notify
+    raises, losing what was read (py/stream.c)."""
+    return getattr(sock, "recv", None) or sock.read
+
+
 def _send(sock, data):
     write = getattr(sock, "write", None) or sock.sendall
     mv = memoryview(data)
@@ -149,7 +157,7 @@ def _recv_all(sock, feed=None):
     """The response: up to Content-Length when given, else to the end of the connection,
     never more than MAX_REPLY bytes. Stopping at Content-Length saves waiting on the close
     (MicroPython's TLS does not always see the server's), and radio time."""
-    read = getattr(sock, "read", None) or sock.recv
+    read = _reader(sock)
     raw = b""
     want = -1
     while want < 0 or len(raw) < want:

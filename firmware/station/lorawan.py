@@ -4,6 +4,7 @@
 # leaves the queue only when the network acknowledged its frame. Config changes arrive as
 # downlinks on port 10. See docs/lorawan.md.
 import struct
+import time
 
 from station import clock, codec, config
 from station.clock import reading_time
@@ -103,11 +104,12 @@ def apply_downlink(cfg, cfg_path, data, state):
 
 
 def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
-         clock_path=clock.PATH):
+         clock_path=clock.PATH, deadline=None):
     """Drain up to cfg["lora_uplinks"] uplinks. True when the link worked (or there was
     nothing to send), False when it failed: the queue is kept and the next try backs off.
     A station whose clock is not set asks the network's time with a frame that has room
-    for the request (DeviceTimeReq)."""
+    for the request (DeviceTimeReq). No join or uplink starts after deadline (board ticks,
+    ms): a failing link must not keep the board awake for minutes."""
     from station.drivers.rak3172 import ModemError
 
     now = board.time()
@@ -125,6 +127,9 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             modem.request_link_check()  # now and then: is the gateway still heard well?
         asked_time = False
         for _ in range(cfg["lora_uplinks"]):
+            if deadline is not None and time.ticks_diff(deadline, board.ticks_ms()) <= 0:
+                state["uplink"] = "radio time for this wake used up"
+                break
             dr = modem.data_rate()
             limit = max_payload(dr)
             if not limit:

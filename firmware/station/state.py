@@ -34,6 +34,7 @@ def defaults():
         "err_reported": None,  # the last error the server was told (None: report due)
         "reset": "",        # why the board last reset (not a deep-sleep wake)
         "crashes": 0,       # wakes in a row that ended in main.py's crash handler
+        "radio_at": 0,      # set while the radio works: a reset then backs off
         "wakes": 0,
         "err": "",          # what went wrong in the last wake, for `info` and the server
         "uplink": "",       # why the last upload failed ("" once one succeeds)

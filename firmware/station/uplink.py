@@ -174,8 +174,13 @@ def _int(v):
         return 0
 
 
-def _fail(state, now, why):
+def back_off(state, now, why):
+    """No upload until the backoff (60 s doubling to an hour) has passed; why is kept."""
     state["backoff_s"] = min(max(60, state["backoff_s"] * 2), 3600)
     state["retry_at"] = now + state["backoff_s"]
     state["uplink"] = why[:160]
+
+
+def _fail(state, now, why):
+    back_off(state, now, why)
     return None

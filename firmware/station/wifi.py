@@ -1,6 +1,7 @@
 # Joining the access point, on the board's network.WLAN (the real one or the sim's). The
-# access point and channel of the last connection are kept in RTC state: with both known the
-# driver skips the scan, which saves about a second of radio.
+# access point of the last connection is kept in RTC state, so later wakes skip our own scan
+# of every access point in range. (Its channel is kept too, but cannot be used: connect()
+# clears the station config, channel included, in ports/esp32/network_wlan.c.)
 import time
 
 
@@ -23,8 +24,6 @@ def connect(wlan, wifi, state, clock, timeout_ms=15000, feed=None):
         best = max(seen, key=lambda ap: ap[3])
         bssid = "".join("%02x" % b for b in best[1])
         state["bssid"], state["channel"] = bssid, best[2]
-    if state.get("channel"):
-        wlan.config(channel=state["channel"])  # the scan starts there (network_wlan.c)
     wlan.connect(ssid, wifi["password"], bssid=bytes.fromhex(bssid))
     start = clock.ticks_ms()
     while not wlan.isconnected():

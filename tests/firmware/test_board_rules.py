@@ -302,3 +302,60 @@ def test_a_reformatted_filesystem_is_reported_until_the_server_has_heard():
     assert 'filesystem reformatted {"why": "corrupt"' in st["err"]
     with open(d + "/fs_reformatted") as f:  # not provisioned: nobody heard yet, kept
         assert "corrupt" in f.read()
+
+
+def test_a_tip_in_progress_at_sleep_is_not_taken_for_a_stuck_switch():
+    w = sim.World()
+    board = sim.Board(w)
+    w.reed_closed_ms = 60  # the bucket is tipping as the wake ends
+    st = state.defaults()
+    assert app.rain_pin(board, PINS, st) == PINS["rain"] and not st["rain_off"]
+    w.faults.add("reed_stuck")
+    assert app.rain_pin(board, PINS, st) is None and st["rain_off"]
+
+
+def test_a_reset_in_the_middle_of_the_radio_backs_off_instead_of_retrying_at_once():
+    d, _ = setup(upload_every=1)
+    with open(d + "/secrets.json", "w") as f:
+        f.write('{"device_id": 1, "secret": "00", "server": "http://127.0.0.1:9", "ca": null,'
+                ' "wifi": {"ssid": "%s", "password": "x"}}' % sim.SIM_SSID)
+    w = sim.World()
+    board = sim.Board(w, rtc_path=d + "/rtc.bin")
+    st = state.defaults()
+    st["radio_at"] = board.time() - 30  # the last wake was uploading when the watchdog bit
+    state.save(board, st)
+    board = sim.Board(w, reset_cause="wdt", rtc_path=d + "/rtc.bin")
+    raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue", None,
+           d + "/secrets.json")
+    st = state.load(board)
+    assert st["backoff_s"] == 60 and "cut short by a wdt reset" in st["uplink"]
+    assert not board.wifi_on and st["radio_at"] == 0  # no radio this time
+    assert st["reset"] == "wdt"
+
+
+def test_lorawan_starts_nothing_after_the_radio_deadline():
+    from station import lorawan
+
+    class Modem:
+        def __init__(self):
+            self.calls = []
+
+        def __getattr__(self, name):
+            def call(*a):
+                self.calls.append(name)
+                return {"joined": True, "data_rate": 2}.get(name)
+            return call
+
+    d, cfg = setup(transport="lorawan")
+    q = FlashQueue(d + "/queue")
+    board = sim.Board(sim.World())
+    st = state.defaults()
+    st["lora_setup"] = st["synced"] = True
+    q.append(b"\x2d\x24\x2c\x00" + codec.encode_full(1, 0, 1000, 3900, 0, 20.0, 60.0, 1013.0,
+                                                     0.0))
+    m = Modem()
+    creds = {"lorawan": {"dev_eui": "0" * 16, "app_eui": "0" * 16, "app_key": "0" * 32}}
+    lorawan.send(m, board, cfg, d + "/config.json", creds, st, q, "deepsleep",
+                 d + "/clock.json", board.ticks_ms())
+    assert "send" not in m.calls and q.depth() == 1
+    assert st["uplink"] == "radio time for this wake used up"

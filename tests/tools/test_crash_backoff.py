@@ -26,3 +26,15 @@ def test_a_crashing_application_sleeps_longer_each_time(tmp_path: Path) -> None:
     (fw / "station" / "app.py").write_text((paths.FIRMWARE / "station" / "app.py").read_text())
     assert station.wake(world, 800_020_000, reset_cause="deepsleep") is not None
     assert station.state()["crashes"] == 0
+
+
+def test_a_boot_py_failure_still_runs_main_py(tmp_path: Path) -> None:
+    """The port runs main.py only if boot.py succeeded: a damaged slot pointer (here a trial
+    whose boot count is not a number) must not leave the board awake at the REPL."""
+    station = VirtualStation(tmp_path / "flash")
+    station.install_firmware()
+    (station.flash / "config.json").write_text('{"maintenance_s": 0}')
+    (station.flash / "slot.json").write_text('{"good": "a", "trial": "b", "boots": "x"}')
+    slept = station.wake({"level_mm": 1000}, 800_000_000)
+    assert slept is not None and slept[0] >= 500  # an ordinary wake, then deep sleep
+    assert station.state()["wakes"] == 1

@@ -57,7 +57,8 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
     assert again["copied"] == 0  # only what changed is copied
 
     done = mizumori("device", "provision", "--port", port, "--server", server.url,
-                    "--station", "taku-01", "--user", "tech",
+                    "--station", "taku-01", "--user", "tech", "--wifi-ssid", "mizumori-sim",
+                    "--wifi-password", "sim-password",
                     env={"MIZUMORI_PASSWORD": "tech-password-1"})
     assert done.returncode == 0, done.stderr
     provisioned = json.loads(done.stdout)
@@ -101,6 +102,10 @@ def test_clear_errors(tmp_path: Path, rig: SerialRig) -> None:
     done = mizumori("device", "provision", "--port", str(rig.port), "--server",
                     "http://127.0.0.1:9", "--station", "x", "--token", "t",
                     "--hardware-id", "sim-1")
+    assert done.returncode == 2 and "--wifi-ssid" in done.stderr  # no way to report
+    done = mizumori("device", "provision", "--port", str(rig.port), "--server",
+                    "http://127.0.0.1:9", "--station", "x", "--token", "t",
+                    "--hardware-id", "sim-1", "--wifi-ssid", "w", "--wifi-password", "p")
     assert done.returncode == 2 and "unreachable" in done.stderr
     done = mizumori("device", "provision", "--port", str(rig.port), "--server",
                     "http://127.0.0.1:9", "--station", "x", "--token", "t", "--lorawan",

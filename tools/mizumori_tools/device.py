@@ -266,6 +266,9 @@ def provision(port: str, server: str, token: str, station: str,
     import httpx
 
     otaa = parse_otaa(lorawan) if lorawan else None
+    if not wifi and not otaa:
+        raise DeviceError("the station needs a way to report: give --wifi-ssid and "
+                          "--wifi-password, or --lorawan DEVEUI:JOINEUI:APPKEY")
     body: dict[str, Any] = {"station": station}
     if otaa:
         body.update(transport="lorawan", dev_eui=otaa["dev_eui"])
@@ -398,9 +401,13 @@ b = default_board()
 cfg, errors = config.load()
 pins = config.pins(cfg)
 notes = []
-t, h, p = cycle.read_env(b, cfg, pins, notes)
-kind, level = sensors.level_sensor(b, cfg, pins)
-good, faults = cycle.sample(level, cfg['samples'])
+sensors.rail_on(b, cfg, pins)
+try:
+    t, h, p = cycle.read_env(b, cfg, pins, notes)
+    kind, level = sensors.level_sensor(b, cfg, pins)
+    good, faults = cycle.sample(level, cfg['samples'])
+finally:
+    sensors.rail_off(b, pins)
 print(json.dumps({'level_sensor': cfg['level_sensor'], 'samples_mm': good,
     'faults': [[k, v] for k, v in faults.items()], 'temperature_c': t, 'humidity_pct': h,
     'pressure_hpa': p, 'battery_mv': cycle.read_battery(b, cfg, pins, notes),

@@ -36,7 +36,10 @@ class Rak3172:
             i = self.buf.find(b"\n")
             if i >= 0:
                 line, self.buf = self.buf[:i], self.buf[i + 1:]
-                text = line.strip().decode()
+                try:
+                    text = line.strip().decode()
+                except ValueError:  # UnicodeError: noise on the line, not a reply
+                    continue
                 if text:
                     return text
                 continue

@@ -136,6 +136,7 @@ class World:
         self.loop_shunt_ohm = 100  # as built (hardware/bom.md)
         self.loop_ua = None  # a fixed loop current (a calibrator), else from the level
         self.net_request_ms = None  # a request's round trip on a slow network, else NET_MS
+        self.reed_closed_ms = 0  # a tip in progress: the reed is closed until then (board ms)
         self.air_temp_c = 20.0
         self.humidity_pct = 60.0
         self.pressure_hpa = 1013.2
@@ -387,7 +388,7 @@ class SimWLAN:
 
     SCAN_MS = 2200  # an active scan of 13 channels
     ASSOC_MS = 700
-    FIND_MS = 1100  # without a channel the driver scans for the BSSID first
+    FIND_MS = 1100  # connect() scans for the BSSID first: its channel is not kept
     DHCP_MS = 900
 
     def __init__(self, board):
@@ -415,7 +416,7 @@ class SimWLAN:
         return [] if "link_down" in self.board.world.faults else list(self.board.world.aps)
 
     def config(self, channel=None, **kw):
-        if channel is not None:
+        if channel is not None:  # kept, but connect() clears it (network_wlan.c)
             self.channel = channel
 
     def connect(self, ssid, key, bssid=None):
@@ -425,8 +426,8 @@ class SimWLAN:
             return
         for ap in self.board.world.aps:
             if ap[0] == ssid.encode() and (bssid is None or ap[1] == bytes(bssid)):
-                find = 0 if self.channel == ap[2] else self.FIND_MS
-                self.up_at = self.board.ms + find + self.ASSOC_MS + self.DHCP_MS
+                self.channel = 0  # network_wlan_connect zeroes the station config
+                self.up_at = self.board.ms + self.FIND_MS + self.ASSOC_MS + self.DHCP_MS
                 self.ap = ap
                 return
 
@@ -461,10 +462,23 @@ class SimSocket:
             slow = self.board.world.net_request_ms
             self.board.advance(NET_MS["request"] if slow is None else slow)
 
-    def read(self, n):
+    def recv(self, n):
+        """What has arrived, up to n bytes (one socket read)."""
         self._wait()
-        read = getattr(self.sock, "read", None) or self.sock.recv
-        return read(n)
+        recv = getattr(self.sock, "recv", None) or self.sock.read
+        return recv(n)
+
+    def read(self, n):
+        """A MicroPython stream's read(n): waits for n bytes or the end of the connection
+        (py/stream.c, mp_stream_rw without MP_STREAM_RW_ONCE); an open connection that has
+        sent less makes it wait out the socket timeout."""
+        out = b""
+        while len(out) < n:
+            chunk = self.recv(n - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return out
 
     def write(self, data):
         write = getattr(self.sock, "write", None)
@@ -577,8 +591,9 @@ class Board:
 
     # the switched sensor rail
     def level(self, pin):
-        if pin == self.pins["rain"]:
-            return 0 if "reed_stuck" in self.world.faults else 1  # 1 M pull-up, reed to GND
+        if pin == self.pins["rain"]:  # 1 M pull-up, reed to GND; a tip closes it briefly
+            closed = "reed_stuck" in self.world.faults or self.ms < self.world.reed_closed_ms
+            return 0 if closed else 1
         if pin == self.pins["service"]:
             return 0 if self.held else 1
         return self.levels.get(pin, 0)
@@ -703,6 +718,9 @@ class Board:
         the ValueError modtls_mbedtls.c raises with mbedtls_x509_crt_verify_info's text."""
         import ssl
 
+        if "net_stall" in self.world.faults:  # the handshake never completes
+            self.advance(sock.timeout_s * 1000)
+            raise OSError(ETIMEDOUT)
         self.advance(NET_MS["tls"])
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         seen = []
