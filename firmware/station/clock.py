@@ -78,6 +78,11 @@ def set_from_server(board, state, queue, server_unix, path=PATH):
     if state["synced"] and -2 <= delta <= 2:
         return False
     board.set_time(target)
+    # Times kept on the old clock move with it: the next wake, the last level's time (the
+    # rate of rise), the upload backoffs.
+    for k in ("next_wake", "t", "retry_at", "lora_retry_at"):
+        if state.get(k):
+            state[k] += delta
     adj = [a for a in state["adj"] if a[1] > queue.acked + 1]
     if delta and queue.next_seq > state["era"]:
         adj.append([state["era"], queue.next_seq, delta])

@@ -109,17 +109,20 @@ def _recv_to_file(sock, f, on_chunk=None):
         return status, hdrs, 0
     want = int(hdrs.get("content-length", "-1"))
     written = 0
-    chunk = rest
-    while chunk:
+    chunk = rest  # may be empty: the body can come in a later segment
+    while True:
         if want >= 0:
             chunk = chunk[:want - written]
-        f.write(chunk)
-        written += len(chunk)
+        if chunk:
+            f.write(chunk)
+            written += len(chunk)
         if on_chunk:
             on_chunk()
         if 0 <= want <= written:
             break
         chunk = read(2048)
+        if not chunk:
+            break
     if want >= 0 and written < want:
         raise HTTPError("truncated download (%d of %d bytes)" % (written, want))
     return status, hdrs, written

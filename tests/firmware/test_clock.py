@@ -93,3 +93,16 @@ def test_two_power_losses_before_a_sync_are_one_era():
     clock.set_from_server(board, st, q, w.now + board.EPOCH_OFFSET, d + "/clock.json")
     got = times(q, st)
     assert got == sorted(got) and len(set(got)) == 2 and got[-1] == w.now
+
+
+def test_times_kept_on_the_old_clock_move_with_it():
+    d = tempdir()
+    q = FlashQueue(d + "/queue")
+    board = sim.Board(sim.World())
+    st = state.defaults()
+    now = board.time()
+    st["next_wake"], st["t"], st["retry_at"] = now + 600, now, now + 60
+    clock.set_from_server(board, st, q, now - 86400 + board.EPOCH_OFFSET, d + "/clock.json")
+    # the clock went back a day: the next wake is still 600 s away, not a day and 600 s
+    assert st["next_wake"] - board.time() == 600 and st["t"] == board.time()
+    assert st["retry_at"] - board.time() == 60

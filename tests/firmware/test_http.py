@@ -73,3 +73,21 @@ def test_download_refused_or_cut_short_writes_nothing_or_fails():
         raise AssertionError("a short download must fail")
     except http.HTTPError as e:
         assert "truncated" in str(e)
+
+
+def test_a_body_arriving_after_the_headers_in_its_own_segment_is_read():
+    # recv returns what has arrived: the headers alone, then the body
+    raw = [b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n", b"abc", b"def"]
+    sink = Sink()
+    status, _, n = http._recv_to_file(Sock(raw, closes=False), sink)
+    assert (status, n, sink.data) == (200, 6, b"abcdef")
+
+
+def test_a_reply_is_never_longer_than_its_bound():
+    raw = [b"HTTP/1.1 200 OK\r\n\r\n"] + [b"x" * 1024] * 9
+    try:
+        http._recv_all(Sock(raw, closes=True))
+    except http.HTTPError as e:
+        assert "over" in str(e)
+    else:
+        raise AssertionError("an unbounded reply was accepted")
