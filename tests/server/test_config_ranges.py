@@ -91,7 +91,7 @@ def dev(app_client: TestClient, admin: dict[str, str], station: dict[str, object
     ({"interval_normal_s": 86401}, "interval_normal_s: 60..86400"),
     ({"radio_budget_s": 301}, "radio_budget_s: 10..300"),
     ({"radio_min_mv": 2900}, "radio_min_mv: 3000..4200"),
-    ({"loop_shunt_ohm": 1000}, "loop_shunt_ohm: 47..250"),
+    ({"loop_shunt_ohm": 1000}, "loop_shunt_ohm: 47..110"),
     ({"rain_mm_per_tip": 0}, "rain_mm_per_tip: 0.1..1.0"),
     ({"lora_dr": 1}, "lora_dr: AS923 data rates 2 to 6"),
     ({"thresholds_mm": [1000, 1500, 2000, 40000]}, "thresholds_mm: levels within"),
