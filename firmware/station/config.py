@@ -44,7 +44,10 @@ DEFAULTS = {
     # How readings leave: "wifi", "lorawan", or both in order of preference ("wifi,lorawan":
     # LoRaWAN when Wi-Fi fails). docs/lorawan.md.
     "transport": "wifi",
-    "lora_dr": 2,               # AS923 data rate (DR2 = SF10: the longest range with dwell)
+    # AS923 data rate. DR3 (SF9, 53 bytes) takes a full record, the status and the MAC
+    # commands a network sends; DR2 (SF10, 11 bytes) reaches ~2.5 dB further but carries one
+    # level record and nothing else (docs/lorawan.md, "Data rate").
+    "lora_dr": 3,
     "lora_retries": 3,          # confirmed-uplink retransmissions by the module
     "lora_uplinks": 4,          # uplinks per wake at most (airtime)
     "radio_min_mv": 3450,       # below this battery voltage: no radio, no OTA this wake
@@ -84,7 +87,7 @@ RANGES = {
     "queue_max": (100, 50000),           # 32-byte frames: 1.6 MB of the ~2 MB filesystem
     "batch_records": (1, 40),            # within the server's 64 KiB body limit
     "batches_per_wake": (1, 8),          # bounded awake time draining a backlog
-    "lora_dr": (2, 6),                   # AS923 with dwell time: DR0 and DR1 carry nothing
+    "lora_dr": (2, 5),                   # AS923 with dwell: DR0/1 carry nothing; RUI3 takes 2-5
     "lora_retries": (0, 7),              # the RAK3172's AT+RETY range
     "lora_uplinks": (1, 8),              # airtime per wake (duty cycle)
     "radio_min_mv": (3000, 4200),        # Li-ion: 3.0 V is empty, 4.2 V full
@@ -93,7 +96,7 @@ RANGES = {
     "wdt_ms": (30000, 120000),           # above a Wi-Fi connect + TLS; resets a hung wake
 }
 # Messages that say more than the range.
-NOTES = {"lora_dr": "AS923 data rates 2 to 6 (DR0 and DR1 carry nothing under dwell time)"}
+NOTES = {"lora_dr": "AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under dwell time)"}
 CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
            "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi")}
 

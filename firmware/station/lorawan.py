@@ -11,9 +11,10 @@ from station.clock import reading_time
 
 READINGS_PORT = 1
 CONFIG_PORT = 10
-# AS923 with uplink dwell time (Japan): the largest application payload per data rate.
-# DR0 and DR1 carry nothing under the 400 ms dwell limit.
-MAX_PAYLOAD = (0, 0, 11, 53, 125, 242, 242)
+# AS923 with uplink dwell time (Japan): the largest payload per data rate, MAC commands in
+# FOpts included (RegionAS923.h MaxPayloadOfDatarateDwell1AS923). DR0 and DR1 carry nothing
+# under the 400 ms dwell limit; RUI3's AT+DR takes 2..5.
+MAX_PAYLOAD = (0, 0, 11, 53, 125, 242)
 SPREADING = (12, 11, 10, 9, 8, 7, 7)  # DR -> spreading factor (DR6 at 250 kHz)
 OVERHEAD = 13  # LoRaWAN bytes around the payload: MHDR, FHDR (7), FPort, MIC (4)
 # Settings a config downlink carries (server/mizumori_server/lorawan.py, CONFIG_KEYS).
@@ -22,6 +23,8 @@ CONFIG_KEYS = {1: "mount_mm", 2: 0, 3: 1, 4: 2, 5: 3, 6: "hysteresis_mm",
                10: "upload_every"}  # 2..5: thresholds_mm[0..3]
 NO_VALUE = -(1 << 23)
 LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
+REJOIN_UNACKED = 6  # confirmed uplinks in a row without an acknowledgement, then join again
+REJOIN_SILENT_S = 86400  # or a day without one (a session the network no longer knows)
 
 
 def modem(board, pins, feed=None):
@@ -74,14 +77,16 @@ def pack(queue, state, now, limit):
 
 def apply_downlink(cfg, cfg_path, data, state):
     """A config frame: header (0x80 = more frames follow), version u16, (key u8, value i24)
-    items. Values apply as they come; the version only with the last frame."""
+    items. Values apply as they come, but the four river levels only together with the last
+    frame (moved one by one they need not rise); the version with the last frame."""
     if len(data) < 3 or (len(data) - 3) % 4:
         state["err"] = "lorawan: bad config downlink"
         return cfg
     more = data[0] & 0x80
     version = struct.unpack(">H", data[1:3])[0]
     changes = {}
-    levels = list(cfg["thresholds_mm"])
+    pending = state.get("lora_levels")  # [version, levels] of a config still arriving
+    levels = list(pending[1]) if pending and pending[0] == version else None
     for i in range(3, len(data), 4):
         key = CONFIG_KEYS.get(data[i])
         raw = (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]
@@ -89,11 +94,16 @@ def apply_downlink(cfg, cfg_path, data, state):
         if key is None:
             state["err"] = "lorawan: unknown config key %d" % data[i]
         elif isinstance(key, int):
+            levels = levels or list(cfg["thresholds_mm"])
             levels[key] = None if value == NO_VALUE else value
-            changes["thresholds_mm"] = levels
         else:
             changes[key] = value
-    if not more:
+    if more:
+        state["lora_levels"] = [version, levels] if levels else None
+    else:
+        if levels:
+            changes["thresholds_mm"] = levels
+        state["lora_levels"] = None
         changes["config_version"] = version
         state["lora_status"] = True  # tell the server with the next uplink
     new, errors = config.merge(cfg, changes)
@@ -118,14 +128,24 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
     lora = creds["lorawan"]
     try:
         if not state["lora_setup"]:
-            modem.setup(lora["dev_eui"], lora["app_eui"], lora["app_key"],
-                        cfg["lora_dr"], True, cfg["lora_retries"])
+            if modem.setup(lora["dev_eui"], lora["app_eui"], lora["app_key"],
+                           cfg["lora_dr"], True, cfg["lora_retries"]):
+                state["lora_rejoin"] = True  # new keys: RUI3 keeps the old session
             state["lora_setup"] = True
-        if not modem.joined() and not modem.join():
-            return _fail(state, now, "lorawan: join failed")
-        if state["wakes"] % LINK_CHECK_EVERY == 1:
-            modem.request_link_check()  # now and then: is the gateway still heard well?
+        else:
+            modem.wake()
+        heard = state["lora_heard_at"]
+        if heard and now - heard > REJOIN_SILENT_S:
+            state["lora_rejoin"] = True  # a day without an acknowledgement: a dead session?
+        if state["lora_rejoin"] or not modem.joined():
+            if not modem.join():
+                return _fail(state, now, "lorawan: join failed")
+            state["lora_rejoin"] = False
+            state["lora_unacked"] = 0
+            state["lora_heard_at"] = now
+        want_link = state["wakes"] % LINK_CHECK_EVERY == 1  # is the gateway still heard well?
         asked_time = False
+        sent = False
         for _ in range(cfg["lora_uplinks"]):
             if deadline is not None and time.ticks_diff(deadline, board.ticks_ms()) <= 0:
                 state["uplink"] = "radio time for this wake used up"
@@ -135,14 +155,15 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if not limit:
                 return _fail(state, now, "lorawan: DR%d carries no payload (dwell time)" % dr)
             want_time = not state["synced"] and not asked_time
-            room = limit - 1 if want_time else limit  # the time request takes a byte
+            # A MAC request rides in FOpts and takes a byte of the frame: never into a full one.
+            room = limit - want_time - want_link
             payload, seqs = pack(queue, state, board.time(), room)
             # The status record (queue depth, config version) rides along when it fits;
             # alone when the server must learn of an applied config, or to ask the time.
             status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
                                          cause_code(reset_cause), None)
             with_status = len(payload) + len(status) <= room and (
-                seqs or state["lora_status"] or want_time)
+                seqs or state["lora_status"] or want_time or want_link)
             if with_status:
                 payload += status
             if not payload:
@@ -150,29 +171,65 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if want_time:
                 modem.request_time()
                 asked_time = True
-            delivered, downlinks = modem.send(READINGS_PORT, payload)
+            if want_link:
+                modem.request_link_check()
+                want_link = False
+            delivered, downlinks = modem.send(READINGS_PORT, payload, send_timeout_ms(cfg))
+            sent = True
             if want_time and delivered:
                 t = modem.network_time()
                 if t is not None:
                     clock.set_from_server(board, state, queue, t, clock_path)
-            for port, data in downlinks:
-                if port == CONFIG_PORT:
-                    cfg = apply_downlink(cfg, cfg_path, data, state)
+            cfg = _apply_all(cfg, cfg_path, downlinks, state)
             if modem.link is not None:
                 state["lora_link"] = list(modem.link)
             if not delivered:
+                state["lora_unacked"] += 1
+                if state["lora_unacked"] >= REJOIN_UNACKED:
+                    state["lora_rejoin"] = True  # the network may have lost the session
                 return _fail(state, now, "lorawan: no acknowledgement")
+            state["lora_unacked"] = 0
+            state["lora_heard_at"] = board.time()
             if seqs:
                 queue.ack(seqs[-1])
             if with_status and not downlinks:
                 state["lora_status"] = False
             state["lora_backoff_s"] = 0
+            state["since_upload"] = 0
             state["uplink"] = ""
+        if sent:  # a downlink whose event was lost (RUI3 keeps the last one: AT+RECV)
+            last = modem.last_downlink()
+            if last and last[0] == CONFIG_PORT and _version(last[1]) != cfg["config_version"]:
+                cfg = _apply_all(cfg, cfg_path, [last], state)
+        state["lora_silent"] = 0
         return True
     except ModemError as e:
-        if e.status != "AT_BUSY_ERROR":
+        if e.status == "no reply":
+            state["lora_silent"] += 1
+            if state["lora_silent"] >= 2 and modem.reset():  # a hung module (RUI-943/1044)
+                state["lora_silent"] = 0
+                state["lora_rejoin"] = True
+        if e.status not in ("AT_BUSY_ERROR", "AT_ERROR"):
             state["lora_setup"] = False  # check the module's settings again next time
         return _fail(state, now, "lorawan: %s" % e)
+
+
+def _apply_all(cfg, cfg_path, downlinks, state):
+    for port, data in downlinks:
+        if port == CONFIG_PORT:
+            cfg = apply_downlink(cfg, cfg_path, data, state)
+    return cfg
+
+
+def _version(frame):
+    return struct.unpack(">H", frame[1:3])[0] if len(frame) >= 3 and not frame[0] & 0x80 \
+        else None
+
+
+def send_timeout_ms(cfg):
+    """How long a confirmed uplink may take: each try is the airtime, RX1 (up to 5 s on The
+    Things Stack), RX2 and the acknowledgement timeout (2 s +/- 1 s)."""
+    return (cfg["lora_retries"] + 1) * 10000
 
 
 def cause_code(name):

@@ -43,6 +43,11 @@ def defaults():
         "lora_backoff_s": 0,  # after a failed join or uplink: wait, doubling up to an hour
         "lora_retry_at": 0,
         "lora_link": None,  # [demod margin dB, gateways] from the last link check
+        "lora_rejoin": False,  # join at the next chance (new keys, a session presumed dead)
+        "lora_unacked": 0,  # confirmed uplinks in a row without an acknowledgement
+        "lora_heard_at": 0,  # when the network last acknowledged an uplink
+        "lora_silent": 0,  # wakes in a row the module did not answer (then: reset it)
+        "lora_levels": None,  # [version, river levels] of a config downlink still arriving
     }
 
 

@@ -47,11 +47,14 @@ class Network:
         return True, out
 
 
-def rig():
+def rig(version="4.2.1", reset_pin=None):
     clock = Clock()
     net = Network()
-    module = Rak3172Sim(net, clock.ticks)
-    return clock, net, module, Rak3172(module, clock.sleep, clock.ticks)
+    module = Rak3172Sim(net, clock.ticks, version)
+    return clock, net, module, Rak3172(module, clock.sleep, clock.ticks, reset_pin)
+
+
+KEYS = (EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c")
 
 
 def station(n_readings, **changes):
@@ -91,13 +94,14 @@ def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
     assert clock_mod.load(d + "/clock.json")["floor"] == board.time()
 
 
-def test_a_time_request_never_overfills_a_frame():
+def test_mac_commands_that_leave_no_room_are_flushed_and_the_frame_sent_in_the_same_wake():
     clock, net, module, modem = rig()
-    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    modem.setup(*KEYS, 2, True, 3)
     assert modem.join()
-    modem.request_time()
-    raises(ModemError, modem.send, 1, b"\x11" * 11)  # FOpts + 11 bytes > DR2's 11
-    assert modem.send(1, b"\x11" * 10)[0]
+    modem.request_time()  # 1 byte of FOpts: with 11 bytes of payload DR2's 11 is exceeded
+    delivered, _ = modem.send(1, b"\x11" * 11)
+    # RUI3 sent the MAC command alone in an empty frame, then the payload went out
+    assert delivered and [len(f[1]) for f in net.frames] == [0, 11]
     assert modem.network_time() is None  # the test network has no clock: no answer
 
 
@@ -120,13 +124,14 @@ def test_airtime_follows_the_lora_formula():
 
 def test_setup_writes_only_what_differs_and_join_takes_the_accept_delay():
     clock, net, module, modem = rig()
-    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
-    writes = [c for c in module.log if "=?" not in c]
+    assert modem.setup(*KEYS, 2, True, 3)  # a new identity: the caller must join
+    writes = [c for c in module.log if "=?" not in c and c != "AT"]
     assert writes == ["AT+DEVEUI=AC1F09FFFE0A1B2C", "AT+APPEUI=AC1F09FFF8680000",
-                      "AT+APPKEY=2B7E151628AED2A6ABF7158809CF4F3C", "AT+CFM=1", "AT+RETY=3"]
+                      "AT+APPKEY=2B7E151628AED2A6ABF7158809CF4F3C", "AT+ADR=0", "AT+CFM=1",
+                      "AT+RETY=3", "AT+LPM=1", "AT+LBT=1"]  # low power and carrier sense on
     module.log = []
-    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
-    assert [c for c in module.log if "=?" not in c] == []  # nothing written twice
+    assert not modem.setup(*KEYS, 2, True, 3)
+    assert [c for c in module.log if "=?" not in c and c != "AT"] == []  # nothing twice
     assert not modem.joined()
     start = clock.ms
     assert modem.join()
@@ -146,15 +151,17 @@ def test_refusals_come_back_as_the_modules_statuses():
     e = raises(ModemError, modem.send, 1, b"\x11" * 12)  # over DR2's 11 bytes
     assert e.status == "AT_PARAM_ERROR"
     assert modem.command("AT+JOIN=1:0:10:1")[0] == "OK"  # a join still running ...
-    e = raises(ModemError, modem.send, 1, b"\x11" * 11)
-    assert e.status == "AT_BUSY_ERROR"  # ... keeps the radio busy
+    start = clock.ms
+    assert modem.send(1, b"\x11" * 11)[0]  # ... keeps the radio busy: the send waits it out
+    assert clock.ms - start >= 5000 and module.log.count("AT+SEND=1:" + "11" * 11) >= 2
     assert modem.command("AT+FOO=1")[0] == "AT_COMMAND_NOT_FOUND"
-    assert modem.command("AT+DR=9")[0] == "AT_PARAM_ERROR"
+    for dr in ("1", "6", "9"):  # AS923 in RUI3: DR2..DR5
+        assert modem.command("AT+DR=" + dr)[0] == "AT_PARAM_ERROR"
 
 
 def test_dr2_sends_one_level_record_per_confirmed_uplink():
     clock, net, module, modem = rig()
-    d, cfg, board, q, st = station(6)
+    d, cfg, board, q, st = station(6, lora_dr=2)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     assert net.joins == 1 and len(net.frames) == 4  # lora_uplinks per wake
     for k, (port, payload, confirmed, dr, fcnt) in enumerate(net.frames):
@@ -214,7 +221,7 @@ def config_frame(more, version, items):
 
 def test_config_downlinks_apply_and_the_version_is_reported():
     clock, net, module, modem = rig()
-    d, cfg, board, q, st = station(3)
+    d, cfg, board, q, st = station(3, lora_dr=2)
     net.downlinks = [(10, config_frame(True, 7, [(3, 1600), (9, 60)])),
                      (10, config_frame(False, 7, [(5, -(1 << 23)), (1, 4200)]))]
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
@@ -251,18 +258,158 @@ def test_lorawan_takes_over_when_wifi_fails():
                             "deepsleep", board.watchdog(60000), 60000, d + "/clock.json")
     finally:
         lorawan.modem = real
-    assert reply == {} and q.depth() == 0 and len(net.frames) == 2
+    assert reply == {} and q.depth() == 0 and len(net.frames) == 1  # DR3: both in one
     assert st["uplink"] == ""  # Wi-Fi's failure was recorded, then LoRaWAN delivered
 
 
 def test_a_data_rate_without_payload_is_refused():
     _, errors = config.merge(config.DEFAULTS, {"lora_dr": 1})
-    assert errors == ["lora_dr: AS923 data rates 2 to 6 (DR0 and DR1 carry nothing under "
+    assert errors == ["lora_dr: AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under "
                       "dwell time)"]
     clock, net, module, modem = rig()
+    assert modem.command("AT+DR=1")[0] == "AT_PARAM_ERROR"  # nor does the module take it
+
+
+# -- what RUI3 really does (shared/reviews/lorawan-on-rak3172.md) -------------------------
+
+class FPendingNetwork(Network):
+    """A network server with a two-frame config: FPending while more is queued."""
+
+    def pending(self, dev_eui):
+        return bool(self.downlinks)
+
+
+def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
+    clock = Clock()
+    net = FPendingNetwork()
+    module = Rak3172Sim(net, clock.ticks)
+    modem = Rak3172(module, clock.sleep, clock.ticks)
+    d, cfg, board, q, st = station(3, lora_dr=3)
+    # all four river levels move up: one by one they would not rise
+    net.downlinks = [(10, config_frame(True, 7, [(2, 3000), (3, 3500)])),
+                     (10, config_frame(False, 7, [(4, 4000), (5, 4500)]))]
+    st["lora_uplinks"] = 4
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    cfg, errors = config.load(d + "/config.json")
+    assert errors == [] and cfg["config_version"] == 7
+    assert cfg["thresholds_mm"] == [3000, 3500, 4000, 4500]
+    assert any(len(f[1]) == 0 for f in net.frames)  # RUI3's own empty uplink fetched it
+
+
+def test_the_outcome_comes_first_and_what_came_down_after_it():
+    clock, net, module, modem = rig()
+    modem.setup(*KEYS, 3, True, 3)
+    assert modem.join()
+    net.downlinks = [(10, b"\x00\x00\x01")]
+    module.regs["LINKCHECK"] = "1"
+    delivered, downlinks = modem.send(1, b"\x11" * 11)
+    assert delivered and downlinks == [(10, b"\x00\x00\x01")] and modem.link == (12, 1)
+
+
+def test_new_keys_force_a_join_because_rui3_keeps_the_old_session():
+    clock, net, module, modem = rig()
     d, cfg, board, q, st = station(2)
-    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
-    st["lora_setup"] = True
-    assert modem.command("AT+DR=1")[0] == "OK"  # set behind the station's back
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.joins == 1
+    other = {"lorawan": dict(CREDS["lorawan"], app_key="00" * 16)}
+    st["lora_setup"] = False  # re-provisioned
+    q.append(struct.pack(">I", board.time()) + codec.encode_full(q.next_seq, 0, 900, 3700, 0,
+                                                                20.0, 50.0, 1000.0, 0.0))
+    assert lorawan.send(modem, board, cfg, d + "/config.json", other, st, q, "deepsleep")
+    assert module.joined and net.joins == 2  # NJS was still 1: joined again all the same
+
+
+def test_a_session_the_network_lost_is_left_after_six_missing_acknowledgements():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    q.append(struct.pack(">I", board.time()) + codec.encode_full(q.next_seq, 0, 900, 3700, 0,
+                                                                20.0, 50.0, 1000.0, 0.0))
+    net.heard = False  # the network server forgot the device: nothing is acknowledged
+    for _ in range(6):
+        board.world.now += 3600
+        assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q,
+                                "deepsleep")
+    assert st["lora_rejoin"]
+    net.heard = True
+    board.world.now += 3600
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.joins == 2 and q.depth() == 0
+
+
+def test_an_old_rui3_is_refused_with_a_clear_error():
+    clock, net, module, modem = rig(version="4.2.0")
+    d, cfg, board, q, st = station(1)
     assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert st["uplink"] == "lorawan: DR1 carries no payload (dwell time)" and q.depth() == 2
+    assert "RUI3 RUI_4.2.0_RAK3172-E has known faults: update the module to RUI3 4.2.1" \
+        in st["uplink"]
+
+
+def test_a_silent_module_is_reset_through_nrst():
+    class Pin:
+        def __init__(self):
+            self.levels = []
+
+        def value(self, v):
+            self.levels.append(v)
+
+    class Deaf:
+        def write(self, data):
+            return len(data)
+
+        def any(self):
+            return 0
+
+        def read(self, n=None):
+            return b""
+
+    clock = Clock()
+    pin = Pin()
+    modem = Rak3172(Deaf(), clock.sleep, clock.ticks, pin)
+    d, cfg, board, q, st = station(1)
+    for _ in range(2):
+        board.world.now += 3600
+        assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q,
+                                "deepsleep")
+    assert pin.levels == [0, 1] and st["lora_rejoin"]  # pulsed low, then released
+
+
+def test_echo_left_on_by_a_technician_is_turned_off():
+    clock, net, module, modem = rig()
+    module.echo = True  # ATE toggled at a terminal (RUI3 keeps it in flash)
+    d, cfg, board, q, st = station(2)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert not module.echo and "ATE" in module.log and q.depth() == 0
+
+
+def test_the_first_byte_after_the_modules_sleep_may_be_lost():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert module.regs["LPM"] == "1"
+    clock.ms += 600000  # asleep until the next wake
+    q.append(struct.pack(">I", board.time()) + codec.encode_full(q.next_seq, 0, 900, 3700, 0,
+                                                                20.0, 50.0, 1000.0, 0.0))
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert "T" in module.log and q.depth() == 0  # "AT" came as "T"; the next AT worked
+
+
+def test_carrier_sense_is_on_and_a_busy_channel_is_tried_again():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    net.channel_busy = True
+    assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert module.regs["LBT"] == "1" and module.unlicensed == 0
+    assert "AT_ERROR" in st["uplink"] and st["lora_setup"]  # busy air, not a bad setup
+    net.channel_busy = False
+    board.world.now += st["lora_backoff_s"]
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert q.depth() == 0 and module.unlicensed == 0
+
+
+def test_a_lorawan_delivery_counts_as_an_upload():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    st["since_upload"] = 3
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert st["since_upload"] == 0  # upload_every holds over LoRaWAN too

@@ -93,7 +93,7 @@ def dev(app_client: TestClient, admin: dict[str, str], station: dict[str, object
     ({"radio_min_mv": 2900}, "radio_min_mv: 3000..4200"),
     ({"loop_shunt_ohm": 1000}, "loop_shunt_ohm: 47..110"),
     ({"rain_mm_per_tip": 0}, "rain_mm_per_tip: 0.1..1.0"),
-    ({"lora_dr": 1}, "lora_dr: AS923 data rates 2 to 6"),
+    ({"lora_dr": 1}, "lora_dr: AS923 data rates 2 to 5"),
     ({"thresholds_mm": [1000, 1500, 2000, 40000]}, "thresholds_mm: levels within"),
     ({"level_sensor": "laser"}, "level_sensor: one of"),
     ({"min_valid": 9}, "min_valid: more than samples"),  # over the default 7 samples

@@ -1,8 +1,11 @@
 # RAKwireless RAK3172 (STM32WLE5, sold for AS923) with RUI3 firmware, driven by its AT
 # command manual over a UART (115200 8N1). Every command waits for its status line before
-# the next one goes out, as the manual asks; join and send finish with asynchronous events.
-# docs/lorawan.md lists the commands used. A second module fits behind the same methods:
-# setup(), joined(), join(), data_rate(), send().
+# the next one goes out, as the manual asks; join and send finish with asynchronous events,
+# which RUI3 prints in this order: the send's outcome (+EVT:SEND_CONFIRMED_OK / _FAILED(n) /
+# +EVT:TX_DONE), then what came down (+EVT:RX_1..., +EVT:LINKCHECK..., +EVT:TIMEREQ_OK). The
+# driver reads until the line has been quiet after the outcome, and keeps events between
+# calls. docs/lorawan.md lists the commands used. A second module fits behind the same
+# methods: setup(), joined(), join(), data_rate(), send().
 import time
 
 from station.clock import unix_seconds
@@ -11,6 +14,17 @@ OK = "OK"
 BUSY = "AT_BUSY_ERROR"
 NOT_JOINED = "AT_NO_NETWORK_JOINED"
 BAND_AS923_1 = 8  # AT+BAND: 8 = AS923-1, Japan's 920.6-923.4 MHz plan
+QUIET_MS = 300  # the line is done when it stays quiet this long after the outcome
+# RUI3 before 4.2.1 has faults this station would meet (RUI3 changelog): RUI-943 no answer
+# after 48 days, RUI-1044 deaf after a UART glitch, RUI-1068 DevNonce from 1 after a reboot
+# (a LoRaWAN 1.0.4 network refuses every join), RUI-1102 AT+RETY with AT+CFM=1 broken.
+MIN_VERSION = (4, 2, 1)
+# ARIB STD-T108: carrier sense for at least 5 ms at -80 dBm before each frame (AS923
+# RegionAS923.h AS923_RSSI_FREE_TH, AS923_CARRIER_SENSE_TIME); RUI3 ships it off.
+LBT = (("LBT", "1"), ("LBTRSSI", "-80"), ("LBTSCANTIME", "5"))
+# Low-power mode: RUI3 4.x ships it off (changelog RUI-881); level 2 is the STM32's STOP2.
+LPM = (("LPM", "1"), ("LPMLVL", "2"))
+IDENTITY = ("NWM", "NJM", "BAND", "DEVEUI", "APPEUI", "APPKEY")
 
 
 class ModemError(Exception):
@@ -20,14 +34,19 @@ class ModemError(Exception):
 
 
 class Rak3172:
-    def __init__(self, uart, sleep_ms=None, ticks_ms=None):
+    def __init__(self, uart, sleep_ms=None, ticks_ms=None, reset_pin=None):
+        """reset_pin: the ESP32 output wired to the module's NRST (held high; low resets)."""
         self.uart = uart
         self.sleep_ms = sleep_ms or time.sleep_ms
         self.ticks_ms = ticks_ms or time.ticks_ms
+        self.reset_pin = reset_pin
         self.buf = b""
-        self.events = []  # "+EVT:..." lines seen while waiting for something else
+        self.sent = ""  # the command on the line: an echo of it is not a reply
+        self.echoing = False  # the module echoed a command (ATE was left on)
+        self.events = []  # "+EVT:..." lines not yet handled, kept between calls
         self.link = None  # (demod margin dB, gateways) of the last link check
         self.time_answered = False  # +EVT:TIMEREQ_OK seen since the last request_time()
+        self.version = None
 
     # --- lines ---------------------------------------------------------------------------
     def _line(self, deadline):
@@ -40,6 +59,9 @@ class Rak3172:
                     text = line.strip().decode()
                 except ValueError:  # UnicodeError: noise on the line, not a reply
                     continue
+                if text == self.sent:  # the module's echo of our command
+                    self.echoing = True
+                    continue
                 if text:
                     return text
                 continue
@@ -50,8 +72,27 @@ class Rak3172:
                 return None
             self.sleep_ms(10)
 
+    def _drain(self, quiet_ms=QUIET_MS):
+        """Read until the line has been quiet for quiet_ms, keeping the events."""
+        while True:
+            line = self._line(time.ticks_add(self.ticks_ms(), quiet_ms))
+            if line is None:
+                return
+            if line.startswith("+EVT:"):
+                self.events.append(line)
+
     def command(self, cmd, timeout_ms=2000):
-        """Send one command; (status, value lines). Raises ModemError on silence."""
+        """Send one command; (status, value lines). Raises ModemError on silence. A command
+        the module did not know after it slept (LPM: the waking byte is lost) is sent again
+        once it is awake."""
+        status, values = self._command(cmd, timeout_ms)
+        if status == "AT_COMMAND_NOT_FOUND" and cmd != "AT":
+            self.wake()
+            status, values = self._command(cmd, timeout_ms)
+        return status, values
+
+    def _command(self, cmd, timeout_ms):
+        self.sent = cmd
         self.uart.write((cmd + "\r\n").encode())
         deadline = time.ticks_add(self.ticks_ms(), timeout_ms)
         values = []
@@ -93,17 +134,76 @@ class Rak3172:
             if line.startswith("+EVT:"):
                 self.events.append(line)
 
+    # --- the module ----------------------------------------------------------------------
+    def wake(self):
+        """A bare AT until it answers: with LPM on, the byte that wakes the module from STOP
+        mode can be lost (the reply is then AT_COMMAND_NOT_FOUND). Turns echo off."""
+        for _ in range(3):
+            try:
+                if self._command("AT", 500)[0] == OK:
+                    break
+            except ModemError:
+                pass
+        else:
+            raise ModemError("no reply", "AT")
+        if self.echoing:  # ATE toggles and persists (atcmd_general.c At_Echo)
+            self.must("ATE")
+            self.echoing = False
+
+    def reset(self):
+        """Pulse NRST (a hung module: RUI-943, RUI-1044). False when it is not wired."""
+        if self.reset_pin is None:
+            return False
+        self.reset_pin.value(0)
+        self.sleep_ms(50)
+        self.reset_pin.value(1)
+        self.sleep_ms(1000)  # boot, banner
+        self.buf = b""
+        self._drain()
+        self.events = []
+        return True
+
+    def check_version(self):
+        """RUI3's version; refuses one with the known faults."""
+        text = self.get("VER")
+        self.version = text
+        nums = []
+        for part in text.replace("_", " ").replace("-", " ").split():
+            bits = part.split(".")
+            if len(bits) == 3 and all(b.isdigit() for b in bits):
+                nums = [int(b) for b in bits]
+                break
+        if tuple(nums) < MIN_VERSION:
+            raise ModemError("RUI3 %s has known faults: update the module to RUI3 %d.%d.%d or "
+                             "later" % ((text,) + MIN_VERSION), "AT+VER")
+
     # --- LoRaWAN -------------------------------------------------------------------------
     def setup(self, dev_eui, app_eui, app_key, dr, confirmed, retries):
-        """OTAA credentials and radio settings; writes only what differs (each write to
-        the module's flash, and a changed key drops its session)."""
+        """OTAA credentials and radio settings, low-power mode and carrier sense; writes only
+        what differs (each write to the module's flash). True when its identity (keys, band,
+        mode) changed: RUI3 keeps the old session then, so the caller must join again."""
+        self.wake()
+        self.check_version()
         wanted = (("NWM", "1"), ("NJM", "1"), ("BAND", str(BAND_AS923_1)),
                   ("DEVEUI", dev_eui.upper()), ("APPEUI", app_eui.upper()),
                   ("APPKEY", app_key.upper()), ("ADR", "0"), ("DR", str(dr)),
-                  ("CFM", "1" if confirmed else "0"), ("RETY", str(retries)))
+                  ("CFM", "1" if confirmed else "0"), ("RETY", str(retries))) + LPM + LBT
+        changed = False
         for name, value in wanted:
-            if self.get(name).upper() != value:
+            if self.get(name).upper() == value:
+                continue
+            if name == "NWM":
+                # Into LoRaWAN mode from P2P: RUI3 prints "OK" without a line end and reboots
+                # (atcmd_p2p.c At_NwkWorkMode): write, wait out the reboot, drop the banner.
+                self.uart.write(b"AT+NWM=1\r\n")
+                self.sleep_ms(1500)
+                self.buf = b""
+                self._drain()
+                self.wake()
+            else:
                 self.must("AT+%s=%s" % (name, value))
+            changed = changed or name in IDENTITY
+        return changed
 
     def joined(self):
         return self.get("NJS") == "1"
@@ -111,14 +211,19 @@ class Rak3172:
     def join(self, timeout_ms=20000):
         """One OTAA attempt (the station backs off between wakes): True when joined."""
         self.must("AT+JOIN=1:0:10:1")
-        e = self.wait_event(("+EVT:JOINED", "+EVT:JOIN_FAILED"), timeout_ms)
+        # +EVT:JOINED, +EVT:JOIN_FAILED_<why> (service_lora.c), +EVT:JOIN FAILED (older RUI3)
+        e = self.wait_event(("+EVT:JOIN",), timeout_ms)
         return e == "+EVT:JOINED"
 
     def data_rate(self):
-        return int(self.get("DR"))
+        value = self.get("DR")
+        if not value.isdigit():
+            raise ModemError("bad value %r" % value, "AT+DR=?")
+        return int(value)
 
     def request_link_check(self):
-        """Ask the network, with the next uplink, how well it hears us (LinkCheckReq)."""
+        """Ask the network, with the next uplink, how well it hears us (LinkCheckReq, 1 byte
+        of MAC command: the frame must have room for it)."""
         self.must("AT+LINKCHECK=1")
 
     def request_time(self):
@@ -134,18 +239,43 @@ class Rak3172:
             return None
         return parse_ltime(self.get("LTIME"))
 
+    def last_downlink(self):
+        """(port, bytes) of the last downlink the module received (AT+RECV), or None."""
+        port, _, data = self.get("RECV").partition(":")
+        try:
+            return (int(port), bytes.fromhex(data)) if port.isdigit() and data else None
+        except ValueError:
+            return None
+
     def send(self, port, payload, timeout_ms=30000):
         """One uplink. (delivered, downlinks): delivered is True for a confirmed uplink the
         network acknowledged (or an unconfirmed one sent), False when the acknowledgement
-        never came; downlinks are (port, bytes) received in its windows. Raises ModemError
-        when the module refused to send (busy, not joined, too long)."""
-        self.events = []
-        self.must("AT+SEND=%d:%s" % (port, payload.hex().upper()), 2000)
+        never came; downlinks are (port, bytes) received since the last send (in this one's
+        windows, or in the module's own uplinks before it). Raises ModemError when the module
+        refused to send."""
+        cmd = "AT+SEND=%d:%s" % (port, payload.hex().upper())
+        for attempt in range(4):
+            status, _ = self.command(cmd, 2000)
+            if status == OK:
+                break
+            if status == BUSY:
+                # The module's own empty uplink after a downlink with FPending (RUI3
+                # McpsIndication) or the last retry is still going: wait for it.
+                self.wait_event(("+EVT:TX_DONE", "+EVT:SEND_CONFIRMED"), 12000)
+                self._drain()
+            elif status == "AT_PARAM_ERROR" and self.wait_event(("+EVT:TX_DONE",), 3000):
+                # MAC commands left no room: RUI3 sent them alone in an empty frame (its
+                # TX_DONE just came); the payload goes in the next one.
+                self._drain()
+            elif status == "AT_ERROR" and attempt < 3:
+                # Every channel busy (carrier sense): try again shortly.
+                self.sleep_ms(1000 * (attempt + 1))
+            else:
+                raise ModemError(status, cmd)
+        else:
+            raise ModemError(status, cmd)
         e = self.wait_event(("+EVT:SEND_CONFIRMED", "+EVT:TX_DONE"), timeout_ms)
-        if e == "+EVT:TX_DONE":  # a downlink's event trails it by the receive windows
-            rx = self.wait_event(("+EVT:RX",), 3000)
-            if rx:
-                self.events.append(rx)
+        self._drain()  # what came down follows the outcome
         downlinks = []
         for ev in self.events:
             if ev == "+EVT:TIMEREQ_OK":
@@ -153,7 +283,7 @@ class Rak3172:
             if ev.startswith("+EVT:LINKCHECK:"):
                 # +EVT:LINKCHECK:<status 0 = answered>:<margin>:<gateways>:<rssi>:<snr>
                 f = ev.split(":")[2:]
-                if len(f) >= 3 and f[0] == "0":
+                if len(f) >= 3 and f[0] == "0" and f[1].isdigit() and f[2].isdigit():
                     self.link = (int(f[1]), int(f[2]))
             if ev.startswith("+EVT:RX_"):
                 # +EVT:RX_1:<rssi>:<snr>:UNICAST:<port>:<hex>
@@ -163,6 +293,7 @@ class Rak3172:
                         downlinks.append((int(parts[5]), bytes.fromhex(parts[6])))
                     except ValueError:
                         pass
+        self.events = []
         return e in ("+EVT:SEND_CONFIRMED_OK", "+EVT:TX_DONE"), downlinks
 
 

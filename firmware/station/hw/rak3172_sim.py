@@ -1,18 +1,30 @@
-# A simulated RAKwireless RAK3172 running RUI3 firmware, as its AT command manual describes
-# it: the byte dialogue on the UART (115200 8N1; a command ends with CR LF; a reply is
+# A simulated RAKwireless RAK3172 running RUI3 firmware, as strict as the module: the byte
+# dialogue on the UART (115200 8N1; a command ends with CR or LF; a reply is
 # "<CR><LF>STATUS<CR><LF>", a get is preceded by "AT+X=value<CR><LF>"), its error statuses,
-# and its asynchronous events after the radio's real delays (join accept 5 s after the
-# request, RX1 1 s after a transmission ends). Its radio reaches a `network`:
+# and its asynchronous events after the radio's real delays. Each rule cites RUI3 (the RUI3 SDK
+# sources service_lora.c, atcmd_*.c, service_nvm.c; STM32CubeWL RegionAS923.h; the RUI3 AT
+# manual and changelog), as read in shared/reviews/lorawan-on-rak3172.md. Its radio reaches a
+# `network`:
 #   network.join(dev_eui, app_eui, app_key) -> bool
 #   network.uplink(dev_eui, port, payload, confirmed, dr, fcnt) -> (heard, [(port, bytes)])
+# and, when the network has them: network.now() (its clock, for DeviceTimeReq),
+# network.pending(dev_eui) (more downlinks queued: FPending), network.mac_answers(dev_eui)
+# (bytes of MAC-command answers its last downlink asks for), network.channel_busy (LBT).
 # Used by the firmware tests (in-process, a fake clock) and the rig (on a pseudo-terminal).
 # Runs under CPython and the MicroPython unix port.
 from station import lorawan
 
-JOIN_ACCEPT_DELAY_MS = 5000
-RX1_DELAY_MS = 1000
+JOIN_ACCEPT_DELAY_MS = 5000  # service_nvm.c jn1dl
+RX1_DELAY_MS = 1000  # service_nvm.c rx1dl; RX2 a second later (rx2dl)
+ACK_TIMEOUT_MS = 2000  # LoRaWAN 1.0.4: 2 s +/- 1 s after RX2 before a confirmed retry
+REBOOT_MS = 1000  # a reboot until the banner
+SLEEP_AFTER_MS = 1000  # idle this long with LPM=1, the module is in STOP mode
 STATUSES = ("OK", "AT_ERROR", "AT_PARAM_ERROR", "AT_BUSY_ERROR", "AT_TEST_PARAM_OVERFLOW",
             "AT_NO_NETWORK_JOINED", "AT_RX_ERROR", "AT_COMMAND_NOT_FOUND")
+BANNER = "RAKwireless RAK3172-E Example\r\n------------------------------------------------------\r\n"
+# RegionAS923.h MaxPayloadOfDatarateDwell1AS923: what a frame carries at each DR under the
+# 400 ms dwell limit (FOpts included); AT+DR takes 2..5 in AS923 (AT manual).
+MAX_PAYLOAD = (0, 0, 11, 53, 125, 242, 242, 242)
 
 
 def _hex_ok(text, n=None):
@@ -35,19 +47,34 @@ class Rak3172Sim:
         self.inbuf = b""
         self.out = b""
         self.pending = []  # [due ms, bytes, action]
+        # service_nvm.c defaults: echo off, LPM off, LBT off (-80 dBm, 5 ms), ADR on.
         self.regs = {"NWM": "1", "NJM": "1", "BAND": "8", "DEVEUI": "0" * 16,
-                     "APPEUI": "0" * 16, "APPKEY": "0" * 32, "ADR": "0", "DR": "2",
+                     "APPEUI": "0" * 16, "APPKEY": "0" * 32, "ADR": "1", "DR": "2",
                      "CFM": "0", "RETY": "0", "CLASS": "A", "LINKCHECK": "0",
-                     "TIMEREQ": "0"}
+                     "TIMEREQ": "0", "LPM": "0", "LPMLVL": "2", "LBT": "0", "LBTRSSI": "-80",
+                     "LBTSCANTIME": "5"}
+        self.echo = False
         self.ltime = None  # (Unix seconds, module ms) of the network's last time answer
         self.joined = False
         self.busy_until = 0
+        self.idle_since = 0
         self.fcnt = 0
+        self.mac_pending = 0  # bytes of MAC-command answers waiting for the next uplink
+        self.last_rx = None  # (port, bytes) of the last downlink (AT+RECV)
+        self.unlicensed = 0  # frames sent without carrier sense (LBT off)
         self.log = []  # the commands received, for tests
 
     # --- the UART ------------------------------------------------------------------------
     def write(self, data):
-        self.inbuf += bytes(data)
+        data = bytes(data)
+        now = self.now_ms()
+        if (self.regs["LPM"] == "1" and not self.inbuf and data
+                and now - self.idle_since >= SLEEP_AFTER_MS and now >= self.busy_until):
+            # The byte that wakes the STM32WL from STOP mode is lost (RUI_4.2.0, LPM=1,
+            # LPMLVL=2: https://forum.rakwireless.com/t/usart2-on-rak3172-e-and-sip/14552).
+            data = data[1:]
+        self.idle_since = now
+        self.inbuf += data
         while True:
             i = -1
             for sep in (b"\r", b"\n"):
@@ -58,7 +85,10 @@ class Rak3172Sim:
                 break
             line, self.inbuf = self.inbuf[:i], self.inbuf[i + 1:]
             if line.strip():
-                self._command(line.strip().decode())
+                text = line.strip().decode()
+                if self.echo:  # service_mode_cli.c echoes the line before its reply
+                    self.out += (text + "\r\n").encode()
+                self._command(text)
         return len(data)
 
     def any(self):
@@ -79,6 +109,8 @@ class Rak3172Sim:
             if p[2] is not None:
                 p[2]()
             self.out += p[1]
+        if due:
+            self.idle_since = now
 
     def _later(self, ms, text, action=None):
         self.pending.append([self.now_ms() + ms, text.encode() if text else b"", action])
@@ -93,14 +125,20 @@ class Rak3172Sim:
         upper = line.upper()
         if upper == "AT":
             return self._reply("OK")
+        if upper == "ATE":  # atcmd_general.c At_Echo: toggles, and keeps it in flash
+            self.echo = not self.echo
+            return self._reply("OK")
         if not upper.startswith("AT+"):
             return self._reply("AT_COMMAND_NOT_FOUND")
         name, _, arg = line[3:].partition("=")
         name = name.upper()
         if name == "VER" and arg == "?":
-            return self._reply("OK", "AT+VER=" + self.version)
+            return self._reply("OK", "AT+VER=RUI_%s_RAK3172-E" % self.version)
         if name == "NJS" and arg == "?":
             return self._reply("OK", "AT+NJS=%d" % (1 if self.joined else 0))
+        if name == "RECV" and arg == "?":
+            port, data = self.last_rx or (0, b"")
+            return self._reply("OK", "AT+RECV=%d:%s" % (port, data.hex()))
         if name == "JOIN":
             return self._join(arg)
         if name == "SEND":
@@ -115,10 +153,22 @@ class Rak3172Sim:
             return self._reply("AT_PARAM_ERROR")
         if self.now_ms() < self.busy_until and name in ("DEVEUI", "APPEUI", "APPKEY", "BAND"):
             return self._reply("AT_BUSY_ERROR")
-        if name in ("DEVEUI", "APPEUI", "APPKEY", "BAND", "NJM", "NWM"):
-            self.joined = False  # new identity or region: the session is gone
+        if name == "NWM" and arg != self.regs["NWM"]:
+            # atcmd_p2p.c At_NwkWorkMode: atcmd_printf("OK") without a line end, then reboot
+            self.regs["NWM"] = arg
+            self.out += b"OK"
+            return self._reboot()
+        if name in ("BAND", "NJM"):
+            self.joined = False  # the stack is initialised again: the session is gone
+        # DEVEUI/APPEUI/APPKEY only set the MIB and NVM: the old session goes on
+        # (service_lora_config.c service_lora_set_app_key; review D2).
         self.regs[name] = arg.upper() if name in ("DEVEUI", "APPEUI", "APPKEY") else arg
         return self._reply("OK")
+
+    def _reboot(self):
+        self.joined = False
+        self.busy_until = self.now_ms() + REBOOT_MS
+        self._later(REBOOT_MS, "\r\n" + BANNER + "Version: RUI_%s_RAK3172-E\r\n" % self.version)
 
     def _ltime(self):
         """The module's clock as RUI3 prints AT+LTIME in the field ("15h08m55s on
@@ -135,20 +185,24 @@ class Rak3172Sim:
             return _hex_ok(arg, 16)
         if name == "APPKEY":
             return _hex_ok(arg, 32)
-        if name in ("NWM", "NJM", "ADR", "CFM"):
+        if name in ("NWM", "NJM", "ADR", "CFM", "LPM", "LBT", "TIMEREQ"):
             return arg in ("0", "1")
+        if name == "LPMLVL":  # changelog RUI-1126: STOP mode level 1 or 2
+            return arg in ("1", "2")
         if name == "LINKCHECK":  # 0 off, 1 with the next uplink, 2 with every uplink
             return arg in ("0", "1", "2")
-        if name == "TIMEREQ":  # DeviceTimeReq with the next uplink
-            return arg in ("0", "1")
         if name == "BAND":
             return arg.isdigit() and int(arg) <= 12
-        if name == "DR":
-            return arg.isdigit() and int(arg) <= 7
+        if name == "DR":  # AS923: 2..5 (AT manual; DR0/1 carry nothing under dwell time)
+            return arg in ("2", "3", "4", "5")
         if name == "RETY":
             return arg.isdigit() and int(arg) <= 7
         if name == "CLASS":
             return arg.upper() in ("A", "B", "C")
+        if name == "LBTRSSI":
+            return arg.startswith("-") and arg[1:].isdigit() and int(arg) >= -140
+        if name == "LBTSCANTIME":
+            return arg.isdigit() and 1 <= int(arg) <= 1000
         return False
 
     def _join(self, arg):
@@ -173,11 +227,19 @@ class Rak3172Sim:
 
         def done():
             self.joined = ok
-            self.fcnt = 0 if ok else self.fcnt
+            if ok:
+                self.fcnt = 0
+                self.mac_pending = 0
             if not ok and attempts > 1:
                 self._later(interval, "", lambda: self._try_join(attempts - 1, interval))
         self._later(delay, "+EVT:JOINED\r\n" if ok else "+EVT:JOIN_FAILED_RX_TIMEOUT\r\n",
                     done)
+
+    def _fopts(self):
+        """MAC-command bytes the next uplink carries: LinkCheckReq and DeviceTimeReq (1 each)
+        and the answers the network asked for."""
+        return ((1 if self.regs["LINKCHECK"] != "0" else 0)
+                + (1 if self.regs["TIMEREQ"] == "1" else 0) + self.mac_pending)
 
     def _send(self, arg):
         port, _, data = arg.partition(":")
@@ -186,15 +248,19 @@ class Rak3172Sim:
         if not self.joined:
             return self._reply("AT_NO_NETWORK_JOINED")
         if self.now_ms() < self.busy_until:
-            return self._reply("AT_BUSY_ERROR")
+            return self._reply("AT_BUSY_ERROR")  # the previous send is not complete
+        if self.regs["LBT"] == "1" and getattr(self.network, "channel_busy", False):
+            # LoRaMac NO_FREE_CHANNEL_FOUND -> -UDRV_INTERNAL_ERR -> AT_ERROR (service_lora.c)
+            return self._reply("AT_ERROR")
         payload = bytes.fromhex(data)
         dr = int(self.regs["DR"])
-        # A pending DeviceTimeReq rides in FOpts and counts against the data rate's maximum
-        # (RUI3 service_lora_send: LoRaMacQueryTxPossible; shared/reviews/lorawan-on-
-        # rak3172.md D3); the real module also flushes it in an empty frame first.
-        fopts = 1 if self.regs["TIMEREQ"] == "1" else 0
-        if len(payload) + fopts > lorawan.max_payload(dr):
-            return self._reply("AT_PARAM_ERROR")
+        if len(payload) + self._fopts() > MAX_PAYLOAD[dr]:
+            # service_lora_send: LoRaMacQueryTxPossible fails. With MAC commands pending RUI3
+            # sends an empty frame to flush them; the payload is refused either way (review D3).
+            self._reply("AT_PARAM_ERROR")
+            if self._fopts() and len(payload) <= MAX_PAYLOAD[dr]:
+                self._transmit(0, b"", False, dr, 1)
+            return
         self._reply("OK")
         confirmed = self.regs["CFM"] == "1"
         tries = 1 + (int(self.regs["RETY"]) if confirmed else 0)
@@ -203,36 +269,51 @@ class Rak3172Sim:
 
     def _transmit(self, port, payload, confirmed, dr, tries):
         # a confirmed frame's retransmissions keep its frame counter
-        air = lorawan.airtime_ms(len(payload), dr)
-        heard, downlinks = self.network.uplink(self.regs["DEVEUI"].lower(), port, payload,
-                                               confirmed, dr, self.fcnt)
+        if self.regs["LBT"] != "1":
+            self.unlicensed += 1  # ARIB STD-T108 wants carrier sense before each frame
+        air = lorawan.airtime_ms(len(payload) + self._fopts(), dr)
+        eui = self.regs["DEVEUI"].lower()
+        heard, downlinks = self.network.uplink(eui, port, payload, confirmed, dr, self.fcnt)
+        if heard:
+            self.mac_pending = 0  # the answers went out in this frame's FOpts
         end = self.now_ms() + air + RX1_DELAY_MS + 100
+        if confirmed and not heard:  # RX1, RX2, then the ack timeout before a retry
+            end = self.now_ms() + air + RX1_DELAY_MS + 1000 + ACK_TIMEOUT_MS
         self.busy_until = end
-        events = ""
-        if heard and self.regs["LINKCHECK"] != "0":
-            # +EVT:LINKCHECK:<status>:<demod margin dB>:<gateways>:<rssi>:<snr>
-            events += "+EVT:LINKCHECK:0:12:%d:-95:6\r\n" % getattr(self.network,
-                                                                     "gateways", 1)
-            if self.regs["LINKCHECK"] == "1":
-                self.regs["LINKCHECK"] = "0"
-        if heard and self.regs["TIMEREQ"] == "1":
-            now = getattr(self.network, "now", None)  # the network server's clock, if any
-            if now is not None:
-                self.ltime = (int(now()), end)
-            events += "+EVT:TIMEREQ_OK\r\n" if now is not None else "+EVT:TIMEREQ_FAILED\r\n"
-            self.regs["TIMEREQ"] = "0"
+        # McpsConfirm prints the send's outcome first; McpsIndication then prints what came
+        # down (+EVT:RX_1, +EVT:LINKCHECK) (service_lora.c; the published RUI3 log).
+        after = ""
         if heard:
             for dport, dpayload in downlinks:
-                events += "+EVT:RX_1:-72:9:UNICAST:%d:%s\r\n" % (dport, dpayload.hex().upper())
+                after += "+EVT:RX_1:-72:9:UNICAST:%d:%s\r\n" % (dport, dpayload.hex())
+                self.last_rx = (dport, dpayload)
+            self.mac_pending += getattr(self.network, "mac_answers", lambda e: 0)(eui)
+            if self.regs["LINKCHECK"] != "0":
+                # +EVT:LINKCHECK:<status>:<demod margin dB>:<gateways>:<rssi>:<snr>
+                after += "+EVT:LINKCHECK:0:12:%d:-95:6\r\n" % getattr(self.network,
+                                                                    "gateways", 1)
+            if self.regs["TIMEREQ"] == "1":
+                now = getattr(self.network, "now", None)  # the network server's clock
+                if now is not None:
+                    self.ltime = (int(now()), end)
+                after += "+EVT:TIMEREQ_OK\r\n" if now is not None else "+EVT:TIMEREQ_FAILED\r\n"
+        if heard or (confirmed and tries <= 1):
+            if self.regs["LINKCHECK"] == "1":
+                self.regs["LINKCHECK"] = "0"
+            self.regs["TIMEREQ"] = "0"
         if not confirmed:
-            self._later(air, "+EVT:TX_DONE\r\n")
-            if events:
-                self._later(end - self.now_ms(), events)
-            return
-        if heard:
-            self._later(end - self.now_ms(), events + "+EVT:SEND_CONFIRMED_OK\r\n")
+            first = "+EVT:TX_DONE\r\n"
+        elif heard:
+            first = "+EVT:SEND_CONFIRMED_OK\r\n"
         elif tries > 1:
             self._later(end - self.now_ms(), "", lambda: self._transmit(
                 port, payload, confirmed, dr, tries - 1))
+            return
         else:
-            self._later(end - self.now_ms(), "+EVT:SEND_CONFIRMED_FAILED\r\n")
+            first = "+EVT:SEND_CONFIRMED_FAILED(4)\r\n"  # LORAMAC_EVENT_INFO_STATUS_RX2_TIMEOUT
+        self._later(end - self.now_ms(), first + after)
+        if heard and getattr(self.network, "pending", lambda e: False)(eui):
+            # A downlink with FPending: RUI3 sends an empty uplink at once to fetch the next
+            # (McpsIndication: service_lora_send_null); AT+SEND is busy meanwhile.
+            self._later(end - self.now_ms() + 10, "",
+                        lambda: self._transmit(0, b"", False, dr, 1))
