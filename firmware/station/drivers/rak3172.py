@@ -254,6 +254,7 @@ class Rak3172:
         windows, or in the module's own uplinks before it). Raises ModemError when the module
         refused to send."""
         cmd = "AT+SEND=%d:%s" % (port, payload.hex().upper())
+        status = ""
         for attempt in range(4):
             status, _ = self.command(cmd, 2000)
             if status == OK:

@@ -21,7 +21,7 @@ REBOOT_MS = 1000  # a reboot until the banner
 SLEEP_AFTER_MS = 1000  # idle this long with LPM=1, the module is in STOP mode
 STATUSES = ("OK", "AT_ERROR", "AT_PARAM_ERROR", "AT_BUSY_ERROR", "AT_TEST_PARAM_OVERFLOW",
             "AT_NO_NETWORK_JOINED", "AT_RX_ERROR", "AT_COMMAND_NOT_FOUND")
-BANNER = "RAKwireless RAK3172-E Example\r\n------------------------------------------------------\r\n"
+BANNER = "RAKwireless RAK3172-E Example\r\n" + "-" * 54 + "\r\n"
 # RegionAS923.h MaxPayloadOfDatarateDwell1AS923: what a frame carries at each DR under the
 # 400 ms dwell limit (FOpts included); AT+DR takes 2..5 in AS923 (AT manual).
 MAX_PAYLOAD = (0, 0, 11, 53, 125, 242, 242, 242)
