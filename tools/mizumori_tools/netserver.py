@@ -6,6 +6,10 @@ admits the stations registered with it, posts each uplink to the HTTP integratio
 a network server without deduplication would, so the fleet server's own deduplication is
 tested — and takes downlinks on ChirpStack's REST queue API
 (`POST /api/devices/{devEui}/queue`, bearer token) for the device's next receive window.
+Like a real network server it asks for MAC answers (LinkADRReq after a join, DevStatusReq now
+and then), sets FPending while more downlinks wait, answers DeviceTimeReq with its clock,
+can lose an acknowledgement (`lose_ack_every`) and can forget a device's session
+(`forget`): then nothing is heard until the device joins again.
 """
 
 import base64
@@ -35,7 +39,13 @@ class NetworkServer:
         self.gateways = gateways
         self.now = now
         self.devices: set[str] = set()
+        self.sessions: set[str] = set()  # devices joined since the last forget()
         self.queues: dict[str, list[tuple[int, bytes]]] = {}
+        self.answers: dict[str, int] = {}  # MAC-answer bytes the last downlink asked for
+        self.frames: dict[str, int] = {}  # frames heard per device since its join
+        self.seen: set[tuple[str, int]] = set()  # (device, FCnt) already posted
+        self.lose_ack_every = 0  # every Nth confirmed frame's acknowledgement is lost
+        self.joins = 0
         self.posts = 0  # webhook requests made
         self.uplinks = 0  # frames heard
         self.refused: list[str] = []  # what the fleet server refused (status and text)
@@ -49,17 +59,47 @@ class NetworkServer:
         self.devices.add(dev_eui.lower())
 
     # --- the radio side (called by the simulated module) ---------------------------------
+    def forget(self, dev_eui: str) -> None:
+        """Lose the device's session (a restored or migrated network server)."""
+        self.sessions.discard(dev_eui.lower())
+
     def join(self, dev_eui: str, app_eui: str, app_key: str) -> bool:
-        return dev_eui in self.devices
+        if dev_eui not in self.devices:
+            return False
+        with self.lock:
+            self.joins += 1
+            self.sessions.add(dev_eui)
+            self.frames[dev_eui] = 0
+            self.answers[dev_eui] = 0
+        return True
+
+    def pending(self, dev_eui: str) -> bool:
+        """FPending: more downlinks wait for this device."""
+        return bool(self.queues.get(dev_eui))
+
+    def mac_answers(self, dev_eui: str) -> int:
+        """Bytes of MAC answers the last downlink asked for: LinkADRAns (1) after the first
+        frame of a session, DevStatusAns (3) every 24th frame, as ChirpStack's device
+        profiles do."""
+        return self.answers.get(dev_eui, 0)
 
     def uplink(self, dev_eui: str, port: int, payload: bytes, confirmed: bool, dr: int,
                fcnt: int) -> tuple[bool, list[tuple[int, bytes]]]:
-        if dev_eui not in self.devices:
-            return False, []
+        if dev_eui not in self.sessions:
+            return False, []  # no session: the frame's MIC checks against nothing
         with self.lock:
             self.uplinks += 1
-            downlinks = self.queues.get(dev_eui, [])[:1]
-            self.queues[dev_eui] = self.queues.get(dev_eui, [])[1:]
+            n = self.frames[dev_eui] = self.frames.get(dev_eui, 0) + 1
+            self.answers[dev_eui] = 1 if n == 1 else 3 if n % 24 == 0 else 0
+            first = (dev_eui, fcnt) not in self.seen
+            self.seen.add((dev_eui, fcnt))
+            lost = confirmed and first and self.lose_ack_every and n % self.lose_ack_every == 0
+            downlinks = [] if lost else self.queues.get(dev_eui, [])[:1]
+            self.queues[dev_eui] = self.queues.get(dev_eui, [])[len(downlinks):]
+        if port == 0 or not first:
+            # MAC commands alone (no application payload), or a retransmission: ChirpStack
+            # posts neither to the integration
+            return not lost, downlinks
         sent = dt.datetime.fromtimestamp(self.now(), dt.UTC).isoformat()
         for gw in range(self.gateways):
             event = {
@@ -80,7 +120,7 @@ class NetworkServer:
             self.posts += 1
             if r.status_code != 200:
                 self.refused.append(f"{r.status_code} {r.text}")
-        return True, downlinks
+        return not lost, downlinks
 
     # --- ChirpStack's queue API ----------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
