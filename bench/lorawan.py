@@ -1,4 +1,4 @@
-"""LoRaWAN airtime (part of `make bench`): time on air per reading at AS923 DR2 and DR5,
+"""LoRaWAN airtime (part of `make bench`): time on air per reading at AS923 DR2, DR3 and DR5,
 readings per uplink, and what the station's schedule costs per day against the budgets a
 deployment must live within. Computed with the firmware's own LoRa time-on-air formula
 (firmware/station/lorawan.py) and packing rules, not measured on a radio."""
@@ -13,6 +13,7 @@ DAY = 86400
 FULL, LEVEL, STATUS = codec.FULL_LEN, codec.LEVEL_LEN, codec.STATUS_LEN
 BUDGETS = (("TTN fair use (30 s uplink / day)", 30.0),
            ("1 % duty cycle (864 s / day)", 864.0))
+TTN_DOWNLINKS = 10  # TTN fair use: downlinks (acknowledgements included) per device per day
 
 
 def per_uplink(dr: int, readings: int) -> tuple[int, int]:
@@ -20,8 +21,13 @@ def per_uplink(dr: int, readings: int) -> tuple[int, int]:
     lorawan.pack sends them: full records while they fit, else level records; the status
     record when it fits too."""
     limit = lorawan.max_payload(dr)
-    n = min(readings, limit // FULL) if limit >= FULL else min(readings, limit // LEVEL)
-    size = n * (FULL if limit >= FULL else LEVEL)
+    n = size = 0
+    for _ in range(readings):
+        rec = FULL if size + FULL <= limit else LEVEL
+        if size + rec > limit:
+            break
+        size += rec
+        n += 1
     if size + STATUS <= limit:
         size += STATUS
     return max(n, 1), size
@@ -41,7 +47,7 @@ def day(dr: int, interval_s: int, per_upload: int) -> tuple[int, float]:
 def main() -> None:
     cfg = config.DEFAULTS
     print("LoRaWAN airtime, AS923 with dwell time (LoRa formula, coding rate 4/5)")
-    for dr in (2, 5):
+    for dr in (2, 3, 5):
         sf = lorawan.SPREADING[dr]
         one = lorawan.airtime_ms(LEVEL, dr)
         n, size = per_uplink(dr, 100)
@@ -55,12 +61,14 @@ def main() -> None:
                   cfg["upload_every"]),
                  ("flood, every 2 min, upload each", cfg["interval_flood_s"], 1))
     for name, interval, per in schedules:
-        for dr in (2, 5):
+        for dr in (2, 3, 5):
             uplinks, seconds = day(dr, interval, per)
             verdicts = ", ".join(f"{seconds / budget:.0%} of {label}"
                                  for label, budget in BUDGETS)
-            print(f"  {name}, DR{dr}: {uplinks} uplinks, {seconds:6.1f} s on air per day "
-                  f"({verdicts})")
+            default = " (the default)" if dr == cfg["lora_dr"] else ""
+            print(f"  {name}, DR{dr}{default}: {uplinks} uplinks, {seconds:6.1f} s on air per "
+                  f"day ({verdicts}); {uplinks} acknowledgement downlinks per day "
+                  f"({uplinks / TTN_DOWNLINKS:.0f}x TTN's {TTN_DOWNLINKS})")
     print("  Japan (ARIB STD-T108): carrier sense before each transmission and at most 4 s "
           "per transmission; AS923's 400 ms dwell time caps a DR2 uplink at 11 bytes")
 

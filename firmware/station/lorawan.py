@@ -38,7 +38,7 @@ def modem(board, pins, feed=None):
             feed()
 
     uart = board.uart(pins["lora_uart"], 115200, pins["lora_tx"], pins["lora_rx"])
-    return Rak3172(uart, wait, board.ticks_ms)
+    return Rak3172(uart, wait, board.ticks_ms, board.pin_out(pins["lora_reset"], 1))
 
 
 def max_payload(dr):

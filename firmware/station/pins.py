@@ -16,6 +16,7 @@ PINS = {
     "lora_uart": 1,         # UART1 to the RAK3172 LoRaWAN module (its UART2, 115200 8N1)
     "lora_tx": 19,          # ESP32 TX -> RAK3172 RX2
     "lora_rx": 18,          # ESP32 RX <- RAK3172 TX2
+    "lora_reset": 32,       # -> RAK3172 NRST: held high, pulsed low to reset a hung module
 }
 
 # The parts powered from the load switch that sensor_power drives (hardware/wiring.md): they
