@@ -53,7 +53,7 @@ def main() -> None:
                                     "MIZUMORI_SECRET_KEY": bench_server.SECRET_KEY,
                                     "MIZUMORI_DATA_DIR": str(tmp), "MIZUMORI_TILE_URL": ""},
                                    cwd=tmp)
-            server.prepare({"bench": ("operator", "bench-password-1")})
+            server.prepare({"bench": ("operator", "sokutei-kawa-2026")})
             server.start()
             try:
                 with sync_playwright() as p:
@@ -62,7 +62,7 @@ def main() -> None:
                     page.set_default_timeout(120000)
                     page.goto(server.url + "/login")
                     page.fill("input[name=username]", "bench")
-                    page.fill("input[name=password]", "bench-password-1")
+                    page.fill("input[name=password]", "sokutei-kawa-2026")
                     page.click("button[type=submit]")
                     page.wait_for_url(server.url + "/")
 

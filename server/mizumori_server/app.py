@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.types import ASGIApp
 
-from mizumori_server import background, db, security, web
+from mizumori_server import background, db, headers, security, web
 from mizumori_server.api import (
     alerts,
     devices,
@@ -30,6 +31,15 @@ OGC_CODES = {400: "InvalidParameterValue", 401: "Unauthorized", 404: "NotFound",
              406: "NotAcceptable"}
 
 
+class App(FastAPI):
+    """FastAPI with the security headers outside everything else, so that they are on
+    every response, including those of Starlette's own error handling (a 500)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return headers.SecurityHeaders(super().build_middleware_stack(),
+                                       self.state.settings.tile_url)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = db.make_engine(settings.effective_database_url())
@@ -46,12 +56,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = FastAPI(title="Mizumori fleet server", version="0.1.0", lifespan=lifespan,
-                  description="Water-level stations for municipal flood prevention.")
+    # /docs is web.py's own Swagger UI page (its start-up script a static file, as the
+    # Content-Security-Policy allows no inline script); ReDoc is not served.
+    app = App(title="Mizumori fleet server", version="0.1.0", lifespan=lifespan,
+              description="Water-level stations for municipal flood prevention.",
+              docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = db.sessions(engine)
     app.state.box = security.SecretBox(settings.secret_key)
+    security.dummy_hash()  # made now, not during the first login of an unknown user
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
     for router in (people.router, stations.router, devices.router, devicetime.router,
@@ -90,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unhealthy", "database": str(e)[:200]}, 503)
         return JSONResponse({"status": "ok", "database": engine.dialect.name})
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 

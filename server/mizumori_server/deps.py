@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Cookie, Depends, Header, HTTPException, Request
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from mizumori_server import security
@@ -14,8 +15,17 @@ SESSION_COOKIE = "mizumori_session"
 
 
 def db(request: Request) -> Iterator[Session]:
+    """A session for the request. A value the database cannot hold (an integer beyond its
+    column, a NUL in text on PostgreSQL, a string over its column's length) is the
+    client's error: 422, and the transaction is rolled back. The routers bound their inputs
+    (inputs.py) so that this is a last line, not the first."""
     with request.app.state.sessions() as session:
-        yield session
+        try:
+            yield session
+        except (DataError, OverflowError) as e:
+            session.rollback()
+            raise HTTPException(422, "a value is out of range for the database "
+                                     f"({type(getattr(e, 'orig', e)).__name__})") from None
 
 
 DB = Annotated[Session, Depends(db)]

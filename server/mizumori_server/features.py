@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,6 +62,12 @@ def observation_feature(r: Any) -> dict[str, Any]:
 
 CSV_HEADER = ["station", "time_utc", "level_m", "flags", "battery_v", "temperature_c",
               "humidity_pct", "pressure_hpa", "rain_mm", "seq"]
+
+
+class CSVResponse(StreamingResponse):
+    """A streamed CSV download (declared as text/csv in the OpenAPI description)."""
+
+    media_type = "text/csv"
 
 
 def csv_chunks(sessions: sessionmaker[Session], query: AnySelect) -> Iterator[str]:

@@ -7,6 +7,8 @@ the frame (one event per frame, however many gateways heard it) before it calls 
 
 import base64
 import datetime as dt
+import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,36 @@ CONFIG_PORT = 10  # downlinks: config changes (encode_config)
 
 class BadEvent(ValueError):
     """The body is not an event we understand (HTTP 400)."""
+
+
+EUI = re.compile(r"[0-9A-Fa-f]{16}")
+NS_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # The Things Stack's device_id
+
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object where the event has one, or {} where it has none; BadEvent for any
+    other type (each field of an event is read through these, so a wrong type is a 400)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadEvent(f"{what}: expected an object")
+    return value
+
+
+def _int(value: Any, what: str, lo: int, hi: int) -> int | None:
+    """An integer field lo..hi, or None where the event has none."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise BadEvent(f"{what}: expected an integer {lo}..{hi}")
+    return value
+
+
+def _number(value: Any, lo: float, hi: float) -> float | None:
+    """A plausible measurement (RSSI, SNR), or None: an implausible one is left out."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and lo <= value <= hi else None
 
 
 @dataclass
@@ -60,17 +92,13 @@ def _time(text: Any) -> int | None:
         head = whole + zone
     try:
         return int(dt.datetime.fromisoformat(head).timestamp())
-    except ValueError:
-        raise BadEvent(f"time {text!r}: not RFC 3339") from None
+    except (ValueError, OverflowError, OSError):
+        raise BadEvent(f"time {text[:40]!r}: not RFC 3339") from None
 
 
 def _eui(text: Any) -> str:
-    if not isinstance(text, str) or len(text) != 16:
+    if not isinstance(text, str) or not EUI.fullmatch(text):
         raise BadEvent("DevEUI: expected 16 hex digits")
-    try:
-        int(text, 16)
-    except ValueError:
-        raise BadEvent("DevEUI: expected 16 hex digits") from None
     return text.lower()
 
 
@@ -78,16 +106,16 @@ def _best(rx: Any, rssi: str, snr: str) -> tuple[int | None, float | None, int]:
     if not isinstance(rx, list):
         return None, None, 0
     good = [g for g in rx if isinstance(g, dict)]
-    rssis = [g[rssi] for g in good if isinstance(g.get(rssi), int | float)]
-    snrs = [g[snr] for g in good if isinstance(g.get(snr), int | float)]
-    return (int(max(rssis)) if rssis else None, float(max(snrs)) if snrs else None,
-            len(good))
+    rssis = [v for g in good if (v := _number(g.get(rssi), -200, 50)) is not None]
+    snrs = [v for g in good if (v := _number(g.get(snr), -50, 50)) is not None]
+    return (int(max(rssis)) if rssis else None, max(snrs) if snrs else None, len(good))
 
 
 def as923_dr(spreading_factor: Any, bandwidth: Any) -> int | None:
     """AS923's data rate for a LoRa modulation: DR0 SF12/125 kHz ... DR5 SF7/125, DR6
     SF7/250."""
-    if not isinstance(spreading_factor, int) or not 7 <= spreading_factor <= 12:
+    if (not isinstance(spreading_factor, int) or isinstance(spreading_factor, bool)
+            or not 7 <= spreading_factor <= 12):
         return None
     if bandwidth == 250000 and spreading_factor == 7:
         return 6
@@ -100,10 +128,9 @@ def chirpstack_uplink(body: dict[str, Any]) -> Uplink:
     if not isinstance(info, dict):
         raise BadEvent("deviceInfo missing: not a ChirpStack v4 up event")
     rssi, snr, gateways = _best(body.get("rxInfo"), "rssi", "snr")
-    dr = body.get("dr")
-    return Uplink(_eui(info.get("devEui")), int(body.get("fPort") or 0),
+    return Uplink(_eui(info.get("devEui")), _int(body.get("fPort"), "fPort", 0, 255) or 0,
                   _b64(body.get("data", "")), _time(body.get("time")), rssi, snr, gateways,
-                  dr if isinstance(dr, int) else None, None)
+                  _int(body.get("dr"), "dr", 0, 15), None)
 
 
 def tts_uplink(body: dict[str, Any]) -> Uplink:
@@ -112,13 +139,17 @@ def tts_uplink(body: dict[str, Any]) -> Uplink:
     if not isinstance(ids, dict) or not isinstance(up, dict):
         raise BadEvent("end_device_ids or uplink_message missing")
     rssi, snr, gateways = _best(up.get("rx_metadata"), "rssi", "snr")
-    lora = (up.get("settings") or {}).get("data_rate", {}).get("lora", {})
+    rate = _object(_object(up.get("settings"), "settings").get("data_rate"), "data_rate")
+    lora = _object(rate.get("lora"), "data_rate.lora")
     device_id = ids.get("device_id")
-    return Uplink(_eui(ids.get("dev_eui")), int(up.get("f_port") or 0),
+    if device_id is not None and not (isinstance(device_id, str)
+                                      and NS_DEVICE_ID.fullmatch(device_id)):
+        raise BadEvent("end_device_ids.device_id: expected a device id")
+    return Uplink(_eui(ids.get("dev_eui")), _int(up.get("f_port"), "f_port", 0, 255) or 0,
                   _b64(up.get("frm_payload", "")),
                   _time(up.get("received_at") or body.get("received_at")), rssi, snr,
                   gateways, as923_dr(lora.get("spreading_factor"), lora.get("bandwidth")),
-                  device_id if isinstance(device_id, str) else None)
+                  device_id)
 
 
 # --- config downlinks --------------------------------------------------------------------

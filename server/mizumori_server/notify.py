@@ -6,7 +6,13 @@ conditional UPDATE that moves `next_at` past the send timeout (a lease), so two 
 never send the same delivery at once; on success it is `delivered`, on failure it is due
 again after a doubling backoff, until it is webhook_expire_s old (`expired`). A worker that
 dies between sending and recording sends it again after the lease: receivers deduplicate on
-the X-Mizumori-Delivery header."""
+the X-Mizumori-Delivery header.
+
+Each attempt resolves the webhook's host once and connects to that address only if it is
+allowed (destinations.py: public, or in MIZUMORI_WEBHOOK_ALLOW), so DNS cannot send a
+delivery to a loopback or private address. A failed attempt records a generic error
+("destination refused", "connection failed", "HTTP 503"), never the socket's message or
+the reply's body: the deliveries list is no port scanner."""
 
 import hashlib
 import hmac
@@ -18,7 +24,7 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mizumori_server import clock, db, metrics, security
+from mizumori_server import clock, db, destinations, metrics, security
 from mizumori_server.models import Delivery, Webhook
 from mizumori_server.settings import Settings
 
@@ -50,10 +56,20 @@ def claim(factory: sessionmaker[Session], settings: Settings, now: int,
             .where(Delivery.id.in_(mine)).order_by(Delivery.id)).all())
 
 
-def post(client: httpx.Client, box: security.SecretBox, d: Any,
-         now: int) -> tuple[int | None, str]:
+REFUSED = "destination refused"
+FAILED = "connection failed"
+
+
+def post(client: httpx.Client, box: security.SecretBox, d: Any, now: int,
+         allow: tuple[destinations.Allowed, ...] = (),
+         resolve: destinations.Resolver | None = None) -> tuple[int | None, str]:
     """Send one delivery: (HTTP status or None, error text or "")."""
+    try:
+        target = destinations.target(d.url, allow, resolve)
+    except destinations.Refused:
+        return None, REFUSED
     headers = {
+        "Host": target.host_header,
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": "mizumori-webhook/1",
         "X-Mizumori-Event": json.loads(d.body)["event"],
@@ -62,12 +78,13 @@ def post(client: httpx.Client, box: security.SecretBox, d: Any,
         "X-Mizumori-Signature": "sha256=" + signature(box.open(d.secret_enc), now, d.body),
     }
     try:
-        r = client.post(d.url, content=d.body, headers=headers)
-    except httpx.HTTPError as e:
-        return None, f"{type(e).__name__}: {e}"[:300]
+        r = client.post(target.url, content=d.body, headers=headers, follow_redirects=False,
+                        extensions={"sni_hostname": target.server_name})
+    except httpx.HTTPError:
+        return None, FAILED
     if 200 <= r.status_code < 300:
         return r.status_code, ""
-    return r.status_code, f"HTTP {r.status_code}: {r.text[:200]}"
+    return r.status_code, f"HTTP {r.status_code}"
 
 
 def finish(factory: sessionmaker[Session], settings: Settings, d: Any, status: int | None,
@@ -89,12 +106,14 @@ def finish(factory: sessionmaker[Session], settings: Settings, d: Any, status: i
 
 
 def send_due(factory: sessionmaker[Session], box: security.SecretBox, settings: Settings,
-             client: httpx.Client, now: Callable[[], int] = clock.now) -> int:
+             client: httpx.Client, now: Callable[[], int] = clock.now,
+             resolve: destinations.Resolver | None = None) -> int:
     """Send every delivery due now (in batches); returns how many were attempted."""
     sent = 0
+    allow = destinations.parse_allow(settings.webhook_allow)
     while batch := claim(factory, settings, now()):
         for d in batch:
-            status, error = post(client, box, d, now())
+            status, error = post(client, box, d, now(), allow, resolve)
             finish(factory, settings, d, status, error, now())
             sent += 1
     return sent

@@ -3,7 +3,13 @@
 A bundle is a tar archive holding manifest.json (the exact bytes that were signed),
 manifest.sig (the Ed25519 signature, hex) and files/<path> for every file the manifest
 lists. The server checks the signature against its trusted public keys and every file
-against the manifest; it never holds a private key."""
+against the manifest; it never holds a private key.
+
+A bundle is a plain (uncompressed) tar, as `mizumori release build` writes it: a compressed
+one is refused (415) before anything is inflated, so the upload limit
+(MIZUMORI_MAX_RELEASE_BYTES) bounds what the server holds in memory. Sparse members (whose
+holes would read back as zeros beyond the bytes sent) and more than MAX_MEMBERS members are
+refused too."""
 
 import hashlib
 import io
@@ -17,11 +23,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mizumori_server import jsonlimits
+from mizumori_server.inputs import INT32_MAX
 from mizumori_server.models import Release, ReleaseFile
 
 VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$")
 PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")
 MPY = re.compile(r"^\d+\.\d+$")
+MAX_MEMBERS = 1000  # files in a bundle (a release has a few dozen)
+# The first bytes of the compressed formats tarfile would otherwise open ("r:*").
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+              b"\x5d\x00\x00": "lzma", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
 class ReleaseError(Exception):
@@ -34,19 +46,32 @@ class ReleaseError(Exception):
 def read_bundle(data: bytes) -> tuple[bytes, str, dict[str, bytes]]:
     """(manifest bytes, signature hex, {path: content}) from a bundle; ReleaseError if it is
     not a well-formed one."""
+    for magic, kind in COMPRESSED.items():
+        if data.startswith(magic):
+            raise ReleaseError(415, f"a {kind}-compressed bundle: upload the plain tar that "
+                                    "`mizumori release build` writes")
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
-        members = tar.getmembers()
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # plain tar only
+        members = []
+        for m in tar:  # stops counting at the limit instead of listing a million headers
+            members.append(m)
+            if len(members) > MAX_MEMBERS:
+                raise ReleaseError(400, f"bundle has more than {MAX_MEMBERS} members")
     except (tarfile.TarError, EOFError, OSError) as e:
         raise ReleaseError(400, f"not a release bundle (tar): {e}") from None
+    if sum(m.size for m in members) > len(data):
+        raise ReleaseError(400, "bundle members are larger than the bundle")
     manifest = sig = None
     files: dict[str, bytes] = {}
     for m in members:
         if m.isdir():
             continue
-        if not m.isfile():
+        if not m.isfile() or m.issparse():
             raise ReleaseError(400, f"bundle member {m.name}: only regular files allowed")
-        content = tar.extractfile(m).read()  # type: ignore[union-attr]
+        try:
+            content = tar.extractfile(m).read()  # type: ignore[union-attr]
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise ReleaseError(400, f"not a release bundle (tar): {e}") from None
         name = m.name.removeprefix("./")
         if name == "manifest.json":
             manifest = content
@@ -67,10 +92,12 @@ def _safe(path: str) -> bool:
 
 def parse_manifest(raw: bytes) -> dict[str, Any]:
     try:
-        m = json.loads(raw)
+        m = jsonlimits.loads(raw, len(raw))
         version, mpy, entries = m["version"], m["mpy"], m["files"]
         battery = m.get("min_battery_mv", 0)
-    except (ValueError, KeyError, TypeError) as err:
+    except jsonlimits.JsonError as err:
+        raise ReleaseError(422, f"malformed manifest: {err.message}") from None
+    except (KeyError, TypeError, AttributeError) as err:
         raise ReleaseError(422, f"malformed manifest: {err!r}") from None
     if not isinstance(version, str) or not VERSION.match(version):
         raise ReleaseError(422, f"manifest version {version!r}: 1-32 of [0-9A-Za-z._+-]")
@@ -84,7 +111,8 @@ def parse_manifest(raw: bytes) -> dict[str, Any]:
     for e in entries:
         ok = (isinstance(e, dict) and isinstance(e.get("path"), str) and _safe(e["path"])
               and isinstance(e.get("sha256"), str) and re.match(r"^[0-9a-f]{64}$", e["sha256"])
-              and isinstance(e.get("size"), int) and e["size"] >= 0)
+              and isinstance(e.get("size"), int) and not isinstance(e["size"], bool)
+              and 0 <= e["size"] <= INT32_MAX)
         if not ok:
             raise ReleaseError(422, f"manifest file entry {e!r}: needs path, sha256, size")
         if e["path"] in seen:
@@ -132,7 +160,8 @@ def store(session: Session, data: bytes, keys: list[str], by: str, now: int) -> 
     if session.scalars(select(Release.id).where(Release.version == m["version"])).first():
         raise ReleaseError(409, f"release {m['version']} exists; releases are immutable, "
                                 "build a new version")
-    rel = Release(version=m["version"], manifest=raw, signature=sig.lower(), key_id=key[:16],
+    rel = Release(version=m["version"], manifest=raw, signature=bytes.fromhex(sig).hex(),
+                  key_id=key[:16],
                   mpy=m["mpy"], min_battery_mv=m.get("min_battery_mv", 0),
                   size=sum(e["size"] for e in listed.values()), created_at=now, created_by=by)
     session.add(rel)

@@ -1,6 +1,7 @@
 """Passwords, bearer tokens, device secrets and the device request signature."""
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -26,6 +27,61 @@ def verify_password(stored: str, password: str) -> bool:
         return _hasher.verify(stored, password)
     except (VerifyMismatchError, InvalidHashError):
         return False
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash no password matches, to verify against when the user does not exist: a login
+    takes as long for an unknown user name as for a known one."""
+    return _hasher.hash(secrets.token_urlsafe(32))
+
+
+# --- the password policy (docs/server.md, "Security") -------------------------------------
+
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200
+MIN_DISTINCT = 5  # "aaaaaaaaaa", "abababababab"
+MIN_NAME_IN_PASSWORD = 3  # a user name this long must not appear in the password
+
+
+class WeakPassword(ValueError):
+    """A password the policy refuses; the message says why, in a few words."""
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords (lower case), as the zxcvbn package ships them."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
+
+    return frozenset(p.casefold() for p in FREQUENCY_LISTS["passwords"])
+
+
+def password_problem(password: str, username: str) -> str | None:
+    """Why the policy refuses this password for this user, or None: shorter than
+    MIN_PASSWORD characters (or longer than MAX_PASSWORD); fewer than MIN_DISTINCT different
+    characters; the user name in it (any case); a common password, also with digits or
+    punctuation added at its end ("Password123!")."""
+    if len(password) < MIN_PASSWORD:
+        return f"needs at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"may have at most {MAX_PASSWORD} characters"
+    if len(set(password)) < MIN_DISTINCT:
+        return f"needs at least {MIN_DISTINCT} different characters"
+    folded, name = password.casefold(), username.casefold()
+    if name and (folded == name or len(name) >= MIN_NAME_IN_PASSWORD and name in folded):
+        return "must not contain the user name"
+    common = common_passwords()
+    stem = folded.rstrip("0123456789!@#$%^&*()-_=+.,;:?~ ")
+    if folded in common or (len(stem) >= 4 and stem in common):
+        return "is too common (in a list of the most used passwords)"
+    return None
+
+
+def check_password(password: str, username: str) -> None:
+    """Raise WeakPassword("password: <why>") if the policy refuses the password."""
+    problem = password_problem(password, username)
+    if problem is not None:
+        raise WeakPassword(f"password {problem}")
 
 
 def new_token() -> str:

@@ -3,7 +3,10 @@
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mizumori_server import destinations
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,10 @@ class Settings(BaseSettings):
     webhook_retry_s: int = 30  # first retry; doubles up to webhook_retry_max_s
     webhook_retry_max_s: int = 3600
     webhook_expire_s: int = 86400
+    # Webhook destinations allowed although not public (loopback, private, link-local...):
+    # comma-separated addresses, networks or host names, each with an optional port, e.g.
+    # "127.0.0.1:8080,10.20.0.0/16,gis.city.local:8443" (destinations.py, docs/alerts.md).
+    webhook_allow: str = ""
     # Open data: anonymous read access to /ogc, /open and /cap (off: a login is needed).
     open_data: bool = False
     cap_sender: str = "mizumori@localhost"
@@ -60,6 +67,12 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     tile_url: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
     tile_attribution: str = "地理院タイル (GSI)"
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow_list(cls, v: str) -> str:
+        destinations.parse_allow(v)  # a malformed entry stops the server at start
+        return v
 
     def trusted_release_keys(self) -> list[str]:
         text = self.release_keys.replace(",", "\n")

@@ -3,16 +3,17 @@ JavaScript (static/app.js) fills from the JSON API with the same session cookie.
 role may not do is left out of the page here and refused by the API anyway."""
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Cookie, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from mizumori_server import i18n
+from mizumori_server import headers, i18n
 from mizumori_server.deps import DB, current_user
 from mizumori_server.models import User
 
@@ -25,6 +26,39 @@ PAGES = ("map", "fleet", "alerts", "ota", "provision")
 # Who may do what on a page: write controls are rendered only for these roles.
 CAN = {"operate": ("admin", "operator"), "provision": ("admin", "operator", "technician"),
        "release": ("admin", "operator")}
+
+
+def script_json(value: Any) -> str:
+    """JSON to put inside a <script type="application/json"> block: no "<", ">" or "&"
+    (escaped as \\u003c ...), so nothing in it can end the block or start a comment."""
+    return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+# What a browser drops from a URL before it reads it (tab, CR, LF anywhere; C0 controls and
+# spaces at either end): "/\t/evil.example/" is read as "//evil.example/", another site.
+_DROPPED = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after logging in: a path on this server, else "/". The value is cleaned
+    as a browser would clean it, parsed, and rebuilt from its path, query and fragment; a
+    path must start with one "/" (not "//", "/\\" or a backslash anywhere, which browsers
+    read as "/")."""
+    if not value:
+        return "/"
+    cleaned = _DROPPED.sub("", value).strip(" ")
+    if "\\" in cleaned or not cleaned.startswith("/") or cleaned.startswith("//"):
+        return "/"
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:
+        return "/"
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") \
+            or parts.path.startswith("//"):
+        return "/"
+    rebuilt = urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+    return rebuilt if rebuilt.startswith("/") and not rebuilt.startswith("//") else "/"
 
 
 def language(request: Request) -> str:
@@ -43,7 +77,7 @@ def render(request: Request, user: User, page: str, **extra: Any) -> HTMLRespons
     return templates.TemplateResponse(request, f"{page}.html", {
         "t": words, "lang": lang, "user": user, "can": can, "page": page,
         "pages": [p for p in PAGES if p != "provision" or can["provision"]],
-        "config_json": json.dumps(config, ensure_ascii=False).replace("</", "<\\/"),
+        "config_json": script_json(config),
         **extra})
 
 
@@ -62,8 +96,18 @@ def login_page(request: Request) -> HTMLResponse:
     lang = language(request)
     return templates.TemplateResponse(request, "login.html", {
         "t": i18n.words(lang), "lang": lang,
-        "config_json": json.dumps({"lang": lang, "page": "login",
-                                   "words": i18n.words(lang)}, ensure_ascii=False)})
+        "config_json": script_json({"lang": lang, "page": "login", "words": i18n.words(lang),
+                                    "next": safe_next(request.query_params.get("next"))})})
+
+
+@router.get("/docs")
+def api_docs(request: Request) -> HTMLResponse:
+    """Swagger UI, as FastAPI's own page but without inline script (static/docs.js)."""
+    root = request.scope.get("root_path", "")
+    return templates.TemplateResponse(request, "docs.html", {
+        "title": request.app.title + " - Swagger UI", "css": headers.SWAGGER_CSS,
+        "js": headers.SWAGGER_JS, "favicon": headers.SWAGGER_FAVICON,
+        "openapi_url": root + (request.app.openapi_url or "/openapi.json")})
 
 
 @router.get("/lang/{lang}")

@@ -24,7 +24,10 @@ def test_cli_upgrade_then_serve_health(database_url: str, tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr
     r = subprocess.run([*mizumori, "user", "create", "boss", "--password", "short"], env=env,
                        capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2 and "10 characters" in r.stderr
+    assert r.returncode == 2 and "10 characters" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([*mizumori, "user", "create", "boss", "--password", "boss-boss-12"],
+                       env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "user name" in r.stderr and "Traceback" not in r.stderr
     app = create_app(Settings(database_url=database_url))
     with TestClient(app) as client:
         assert client.get("/healthz").json()["status"] == "ok"

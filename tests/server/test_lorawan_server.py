@@ -262,3 +262,64 @@ def test_data_rates_from_modulation() -> None:
     assert lorawan.as923_dr(7, 125000) == 5
     assert lorawan.as923_dr(7, 250000) == 6
     assert lorawan.as923_dr(13, 125000) is None
+
+
+def tts_with(path: list[str], value: Any) -> dict[str, Any]:
+    """The TTS sample uplink with one field (by its path) replaced."""
+    body = tts()
+    at = body
+    for key in path[:-1]:
+        at = at[key]
+    at[path[-1]] = value
+    return body
+
+
+WRONG_TYPES = [
+    ("chirpstack", chirpstack(fPort="abc")), ("chirpstack", chirpstack(fPort=[1])),
+    ("chirpstack", chirpstack(fPort=1.5)), ("chirpstack", chirpstack(fPort=2**70)),
+    ("chirpstack", chirpstack(dr=2**40)), ("chirpstack", chirpstack(dr="5")),
+    ("chirpstack", chirpstack(deviceInfo={"devEui": "0x" + EUI[2:]})),
+    ("tts", tts_with(["uplink_message", "settings"], "x")),
+    ("tts", tts_with(["uplink_message", "settings", "data_rate"], [])),
+    ("tts", tts_with(["uplink_message", "settings", "data_rate", "lora"], 7)),
+    ("tts", tts_with(["uplink_message", "f_port"], "1")),
+    ("tts", tts_with(["end_device_ids", "device_id"], "x" * 300)),
+    ("tts", tts_with(["end_device_ids", "device_id"], {"id": 1})),
+]
+
+
+@pytest.mark.parametrize("kind,body", WRONG_TYPES)
+def test_wrong_json_types_are_a_400(app_client: TestClient, admin: dict[str, str],
+                                    lora_device: dict[str, Any], kind: str,
+                                    body: dict[str, Any]) -> None:
+    """Fields of the wrong type (a text port, settings that are no object, ...) were a
+    500 (ValueError, AttributeError, an overflowing column): now 400 and nothing stored."""
+    integ = integration(app_client, admin, kind)
+    r = post(app_client, integ, body)
+    assert r.status_code == 400 and r.json()["code"] == "malformed", r.text
+    assert stored_links(app_client) == []
+
+
+def test_implausible_link_values_are_left_out(app_client: TestClient, admin: dict[str, str],
+                                              lora_device: dict[str, Any]) -> None:
+    integ = integration(app_client, admin, "tts")
+    body = tts_with(["uplink_message", "settings", "data_rate"], None)
+    body["uplink_message"]["rx_metadata"][0].update(rssi=1e300, snr=-1e300)
+    raw = json.dumps(body).encode()
+    for constant in (b"NaN", b"Infinity"):  # not JSON, though Python's parser takes them
+        r = post(app_client, integ, raw.replace(b'"rssi": ', b'"rssi": ' + constant + b", "
+                                                  b'"x": '))
+        assert r.status_code == 400 and r.json()["code"] == "malformed", r.text
+    assert post(app_client, integ, raw).status_code == 200
+    assert stored_links(app_client) == [(70000, SENT - 10800, None, None, 1, None)]
+
+
+@pytest.mark.parametrize("depth", [33, 1000, 100000])
+def test_deeply_nested_json_is_a_400(app_client: TestClient, admin: dict[str, str],
+                                     lora_device: dict[str, Any], depth: int) -> None:
+    integ = integration(app_client, admin, "chirpstack")
+    body = b'{"deviceInfo": {"devEui": "' + EUI.encode() + b'"}, "x": ' + b"[" * depth + \
+        b"]" * depth + b"}"
+    r = post(app_client, integ, body[:60000] if depth > 1000 else body)
+    assert r.status_code == 400 and "nested deeper" in r.json()["detail"], r.text
+    assert stored_links(app_client) == []

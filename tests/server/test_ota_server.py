@@ -293,3 +293,90 @@ def test_timeouts_fail_stalled_devices(fleet: Fleet, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(ota, "now", lambda: later)
     state = {x["device_id"]: x for x in fleet.detail(ro["id"])["devices"]}
     assert state[d.id]["state"] == "failed" and "no progress in 3600 s" in state[d.id]["reason"]
+
+
+# --- bounded bundles and reports (issue 16) ------------------------------------------------
+
+def compressed(raw: bytes, kind: str) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    return {"gz": lambda: gzip.compress(raw, 9), "xz": lambda: lzma.compress(raw),
+            "bz2": lambda: bz2.compress(raw, 9)}[kind]()
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "bz2"])
+def test_a_compressed_bundle_is_refused_before_it_is_inflated(
+        app_client: TestClient, admin: dict[str, str], kind: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decompression bomb: a validly signed release of 12 MiB of zeros compresses to a
+    few KiB, far under the 8 MiB upload limit (which counted compressed bytes). Refused
+    (415) without inflating it."""
+    import tarfile as tarmodule
+
+    big = {"station/app.mpy": bytes(12 * 1024 * 1024)}
+    body = compressed(bundle(files=big), kind)
+    assert len(body) < 200 * 1024
+    opened: list[str] = []
+    real_open = tarmodule.open
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        opened.append(str(kwargs.get("mode", args[1] if len(args) > 1 else "r")))
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(tarmodule, "open", spy)
+    r = upload(app_client, admin, body)
+    assert r.status_code == 415 and "compressed" in r.json()["detail"], r.text
+    assert opened == []  # never handed to tarfile, let alone inflated
+    assert app_client.get("/api/releases", headers=admin).json() == []
+    # the same release as the plain tar `mizumori release build` writes: over the limit
+    assert upload(app_client, admin, bundle(files=big)).status_code == 413
+
+
+def test_bundle_members_are_bounded(app_client: TestClient, admin: dict[str, str]) -> None:
+    many = {f"station/m{i}.mpy": b"x" for i in range(1001)}
+    r = upload(app_client, admin, bundle(files=many))
+    assert r.status_code == 400 and "more than 1000 members" in r.json()["detail"], r.text
+    # a sparse member would read back its holes as zeros beyond the bytes sent
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("files/station/app.mpy")
+        info.type = tarfile.GNUTYPE_SPARSE
+        info.size = 0
+        tar.addfile(info)
+    r = upload(app_client, admin, out.getvalue())
+    assert r.status_code == 400, r.text
+    assert app_client.get("/api/releases", headers=admin).json() == []
+
+
+def test_a_deeply_nested_manifest_is_refused(app_client: TestClient,
+                                             admin: dict[str, str]) -> None:
+    deep = {"version": "1.1.0", "mpy": "6.3", "files": [], "x": json.loads("[" * 30 + "]" * 30)}
+    for depth in (40, 5000, 200000):
+        raw = b'{"version": "1.1.0", "mpy": "6.3", "files": [], "x": ' + b"[" * depth + \
+            b"]" * depth + b"}"
+        sig = KEY.sign(raw).hex().encode()
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w") as tar:
+            for name, data in (("manifest.json", raw), ("manifest.sig", sig)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        r = upload(app_client, admin, out.getvalue())
+        assert r.status_code == 422 and "nested deeper" in r.json()["detail"], (depth, r.text)
+    assert deep["x"]  # as deep as a manifest may nest is fine (then: lists no files)
+    assert "lists no files" in upload(app_client, admin, bundle(manifest=deep)).json()["detail"]
+
+
+def test_a_deeply_nested_report_is_refused(fleet: Fleet) -> None:
+    d = fleet.devices[0]
+    for depth in (40, 900, 5000, 8000):  # the body may be 16 KiB
+        body = b'{"version": "1.0.0", "events": ' + b"[" * depth + b"]" * depth + b"}"
+        r = fleet.client.post("/api/ota/report", content=body, headers=d.headers(body))
+        assert r.status_code == 422 and r.json()["code"] == "bad_report", (depth, r.text)
+        assert "nested deeper than 32" in r.json()["detail"], r.text
+    body = b'{"version": "1.0.0", "events": [], "error": "x\\u0000y"}'
+    r = fleet.client.post("/api/ota/report", content=body, headers=d.headers(body))
+    assert r.status_code == 422 and r.json()["code"] == "bad_report", r.text
+    assert fleet.report(d, "1.0.0").status_code == 200

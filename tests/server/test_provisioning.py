@@ -101,3 +101,42 @@ def test_a_deveui_belongs_to_one_device(app_client: TestClient, admin: dict[str,
     assert r.status_code == 409
     assert app_client.post("/api/devices/provision", headers=admin,  # re-provisioning: fine
                            json=body).status_code == 201
+
+
+def test_self_registration_never_rekeys_a_provisioned_device(
+        app_client: TestClient, admin: dict[str, str], station: dict[str, object]) -> None:
+    """Issue 16: a board provisioned by a technician whose allowlist entry is still unused
+    could be given a new secret by anyone with the batch secret and its hardware id; the
+    real station then got 401 and the attacker's uploads 200."""
+    tech = make_user(app_client, admin, "tech", "technician")
+    real = Device(app_client, provision(app_client, tech, "esp32-a4cf12345678"))
+    assert real.send(reading(1)).status_code == 200
+    r = app_client.put("/api/provisioning/allowlist", headers=tech, json={"entries": [
+        {"hardware_id": "esp32-a4cf12345678", "station": "taku-01"}]})
+    assert r.status_code == 200
+    secret = {"X-Mizumori-Provisioning": "batch-secret-2026"}
+    r = app_client.post("/api/devices/register", headers=secret,
+                        json={"hardware_id": "esp32-a4cf12345678"})
+    assert r.status_code == 409 and "secret" not in r.json(), r.text
+    assert "already provisioned" in r.json()["detail"]
+    assert real.send(reading(2)).status_code == 200  # the station keeps its secret
+    # nothing changed: the entry is still unused, and the device what it was
+    from mizumori_server.models import AllowlistEntry
+
+    with app_client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        entry = s.get(AllowlistEntry, "esp32-a4cf12345678")
+        assert entry is not None and entry.used_at is None
+    # re-keying is a technician's explicit provisioning (rotate): the old secret stops
+    rotated = Device(app_client, provision(app_client, tech, "esp32-a4cf12345678"))
+    assert rotated.secret != real.secret
+    assert real.send(reading(3)).json()["code"] == "bad_signature"
+    assert rotated.send(reading(3)).status_code == 200
+    # a board on the allowlist that was never provisioned still registers itself, once
+    app_client.put("/api/provisioning/allowlist", headers=tech,
+                   json={"entries": [{"hardware_id": "esp32-a4cf00000001"}]})
+    r = app_client.post("/api/devices/register", headers=secret,
+                        json={"hardware_id": "esp32-a4cf00000001"})
+    assert r.status_code == 201, r.text
+    again = app_client.post("/api/devices/register", headers=secret,
+                            json={"hardware_id": "esp32-a4cf00000001"})
+    assert again.status_code == 403

@@ -21,10 +21,10 @@ class Rig:
         self.server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
                                      "MIZUMORI_CLOCK_FILE": str(self.clock),
                                      "MIZUMORI_SECRET_KEY": "e2e-secret"}, cwd=tmp)
-        self.server.prepare({"admin": ("admin", "admin-password-1")})
+        self.server.prepare({"admin": ("admin", "kawa-kanri-2026")})
         self.fleet = Fleet(Scenario.load("flood"), self.clock, START)
         self.server.start()
-        self.api = Api.login(self.server.url, "admin", "admin-password-1")
+        self.api = Api.login(self.server.url, "admin", "kawa-kanri-2026")
         self.api.station({"code": "taku-01", "name": "牛津川 多久橋", "site_type": "river",
                           "latitude": 33.2869, "longitude": 130.1133, "mount_height_mm": 5000,
                           "standby_mm": 1000, "caution_mm": 1500, "evacuation_mm": 2000,

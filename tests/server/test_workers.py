@@ -35,10 +35,12 @@ def servers(pg_server: str, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
     env = {**os.environ, "MIZUMORI_DATABASE_URL": pg_server,
-           "MIZUMORI_SECRET_KEY": "workers-test-key", "MIZUMORI_DATA_DIR": str(tmp_path)}
+           "MIZUMORI_SECRET_KEY": "workers-test-key", "MIZUMORI_DATA_DIR": str(tmp_path),
+           # the webhook receiver listens on loopback: allowed explicitly (docs/alerts.md)
+           "MIZUMORI_WEBHOOK_ALLOW": "127.0.0.1"}
     cli = [sys.executable, "-m", "mizumori_tools.cli"]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, cwd=tmp_path)
-    subprocess.run([*cli, "user", "create", "admin", "--password", "admin-password-1"],
+    subprocess.run([*cli, "user", "create", "admin", "--password", "kawa-kanri-2026"],
                    env=env, check=True, cwd=tmp_path)
     urls, procs = [], []
     for _ in range(2):
@@ -76,7 +78,7 @@ def same_batches_twice(servers: tuple[str, list[str]], rec: Receiver) -> None:
     pg, urls = servers
     http = httpx.Client(timeout=30)
     token = http.post(urls[0] + "/api/login", json={"username": "admin",
-                                                   "password": "admin-password-1"}).json()
+                                                   "password": "kawa-kanri-2026"}).json()
     auth = {"Authorization": f"Bearer {token['token']}"}
     http.post(urls[0] + "/api/webhooks", headers=auth,
               json={"name": "city", "url": rec.url}).raise_for_status()

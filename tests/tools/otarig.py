@@ -23,10 +23,10 @@ class OtaRig:
                                      "MIZUMORI_CLOCK_FILE": str(self.clock),
                                      "MIZUMORI_SECRET_KEY": "ota-secret",
                                      "MIZUMORI_RELEASE_KEYS_FILE": str(self.pub)}, cwd=tmp)
-        self.server.prepare({"admin": ("admin", "admin-password-1")})
+        self.server.prepare({"admin": ("admin", "kawa-kanri-2026")})
         self.tick(0)
         self.server.start()
-        login = Api.login(self.server.url, "admin", "admin-password-1")
+        login = Api.login(self.server.url, "admin", "kawa-kanri-2026")
         # a personal API token: a login session would expire in simulated time
         token = login.http.post("/api/tokens", json={"name": "ota-tests"}).json()["token"]
         self.api = Api(self.server.url, token)

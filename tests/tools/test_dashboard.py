@@ -16,9 +16,13 @@ from mizumori_tools import release
 from mizumori_tools.fleet import Api, ServerProcess
 
 ARTIFACTS = Path(os.environ.get("MIZUMORI_ARTIFACTS", "test-artifacts")) / "dashboard"
-USERS = {"admin": ("admin", "admin-password-1"), "ops": ("operator", "ops-password-1"),
-         "tech": ("technician", "tech-password-1"), "guest": ("viewer", "guest-password-1")}
+USERS = {"admin": ("admin", "kawa-kanri-2026"), "ops": ("operator", "unyou-kawa-2026"),
+         "tech": ("technician", "gishi-kawa-2026"), "guest": ("viewer", "kyaku-kawa-2026")}
 STATION_ERROR = "cycle: <img src=x onerror=alert(1)> OSError(-9984)"
+# What an operator, a user or a station could type, shown on every page (issue 16): it must
+# read as text and run nothing (window.__xss stays undefined).
+HOSTILE = '<img src=x onerror="window.__xss=1">'
+HOSTILE_VERSION = "<img src=x onerror=__xss=1>"  # a firmware version holds 32 characters
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
@@ -44,7 +48,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server.prepare(USERS)
     server.start()
     try:
-        api = Api.login(server.url, "admin", "admin-password-1")
+        api = Api.login(server.url, "admin", "kawa-kanri-2026")
         http = httpx.Client(base_url=server.url, timeout=30)
         devices = {}
         for i, (code, name, lat, lon) in enumerate([
@@ -83,14 +87,25 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def watch_csp(pg: Any) -> list[str]:
+    """What the Content-Security-Policy refused on this page (chromium says so on its
+    console): the dashboard runs with the policy on and must need nothing it refuses."""
+    refused: list[str] = []
+    pg.on("console", lambda m: refused.append(m.text)
+          if "Content Security Policy" in m.text else None)
+    return refused
+
+
 @pytest.fixture
 def page(browser: Any, site: Site) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 860},
                                   timezone_id="Asia/Tokyo")
     pg = context.new_page()
     pg.set_default_timeout(30000)  # generous: CI machines are busy
+    refused = watch_csp(pg)
     yield pg
     context.close()
+    assert not refused, refused
 
 
 def login(page: Any, site: Site, user: str) -> None:
@@ -266,6 +281,7 @@ def test_usable_on_a_tablet(browser: Any, site: Site) -> None:
     context = browser.new_context(viewport={"width": 820, "height": 1180},
                                   device_scale_factor=2, has_touch=True)
     page = context.new_page()
+    refused = watch_csp(page)
     try:
         login(page, site, "ops")
         for path in ("/", "/fleet", "/alerts", "/ota", "/stations/taku-01"):
@@ -276,3 +292,131 @@ def test_usable_on_a_tablet(browser: Any, site: Site) -> None:
         shot(page, "station-tablet")
     finally:
         context.close()
+    assert not refused, refused
+
+
+# --- issue 16: hostile text on every page, where a login may lead -------------------------
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A server of its own whose station name, device texts (firmware version, error, an
+    update's failure reason) and alert note are all markup with a script in it."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    key, pub = release.keygen(tmp / "keys" / "release")
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
+                            "MIZUMORI_SECRET_KEY": "dash-secret", "MIZUMORI_DATA_DIR": str(tmp),
+                            "MIZUMORI_RELEASE_KEYS_FILE": str(pub),
+                            "MIZUMORI_TILE_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png"},
+                           cwd=tmp)
+    server.prepare({"admin": USERS["admin"]})
+    server.start()
+    try:
+        api = Api.login(server.url, "admin", USERS["admin"][1])
+        http = httpx.Client(base_url=server.url, timeout=30)
+        api.station({"code": "evil-01", "name": HOSTILE, "site_type": "river",
+                     "latitude": 33.29, "longitude": 130.11, "mount_height_mm": 5000,
+                     "standby_mm": 1000, "caution_mm": 1500, "evacuation_mm": 2000,
+                     "danger_mm": 2500})
+        dev = Device(http, api.provision("esp32-evil-0", "evil-01"))
+        assert dev.send(reading(1, 2100)).status_code == 200  # an alert opens
+        bundle = release.build(key, tmp / "dist", version="0.9.0")
+        r = api.http.post("/api/releases", content=bundle.read_bytes(),
+                          headers={"Content-Type": "application/x-tar"})
+        assert r.status_code == 201, r.text
+        r = api.http.post("/api/rollouts", json={"release": "0.9.0", "target": {"all": True},
+                                                 "stages": [100]})
+        assert r.status_code == 201, r.text
+        report = json.dumps({"version": HOSTILE_VERSION, "reset_cause": "wdt",
+                             "error": HOSTILE, "events": [
+                                 {"release": "0.9.0", "state": "failed",
+                                  "reason": HOSTILE}]}).encode()
+        r = http.post("/api/ota/report", content=report, headers=dev.headers(report))
+        assert r.status_code == 200, r.text
+        [alert] = api.get("/api/alerts", station="evil-01")
+        r = api.http.post(f"/api/alerts/{alert['id']}/ack", json={"note": HOSTILE})
+        assert r.status_code == 200, r.text
+        yield Site(server, api, {"evil-01": dev}, bundle)
+    finally:
+        server.stop()
+
+
+def ran_nothing(page: Any, where: str) -> None:
+    assert page.evaluate("typeof window.__xss") == "undefined", where
+    assert page.locator("img[src='x']").count() == 0, where  # never parsed as markup
+
+
+def test_hostile_text_renders_as_text_and_runs_nothing(browser: Any, hostile: Site) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                  timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    refused = watch_csp(page)
+    try:
+        page.goto(hostile.url + "/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", USERS["admin"][1])
+        page.click("button[type=submit]")
+        page.wait_for_url(hostile.url + "/")
+        # the map: the marker's tooltip (hover) and popup (click) hold the name as text
+        page.wait_for_selector("body[data-stations='1']")
+        marker = page.locator("path.leaflet-interactive").first
+        marker.dispatch_event("mouseover")
+        tooltip = page.locator(".leaflet-tooltip")
+        tooltip.wait_for()
+        assert tooltip.inner_text() == HOSTILE
+        marker.dispatch_event("click")
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for()
+        assert popup.locator("b").inner_text() == HOSTILE
+        assert popup.locator("a").get_attribute("href") == "/stations/evil-01"
+        page.wait_for_timeout(300)  # an image that failed would have run its handler by now
+        ran_nothing(page, "map")
+        # the fleet: the device's firmware version as it reported it
+        page.goto(hostile.url + "/fleet")
+        page.wait_for_selector(f"#fleet-table td:text-is('{HOSTILE_VERSION}')")
+        ran_nothing(page, "fleet")
+        # the station page: its name, the device's error and its events
+        page.goto(hostile.url + "/stations/evil-01")
+        page.wait_for_selector("#station-error")
+        assert page.locator("#station-title").inner_text() == f"{HOSTILE} (evil-01)"
+        assert page.locator("#station-error").inner_text() == HOSTILE
+        assert HOSTILE in page.locator("#station-events").inner_text()
+        page.wait_for_selector("#station-alerts li")
+        ran_nothing(page, "station")
+        # alerts: the acknowledgement's note
+        page.goto(hostile.url + "/alerts")
+        row = page.locator("#active-alerts tbody tr").first
+        row.wait_for()
+        assert HOSTILE in row.inner_text()
+        ran_nothing(page, "alerts")
+        # updates: the device's reason for failing the update
+        page.goto(hostile.url + "/ota")
+        page.wait_for_selector(".rollout ul.devices li")
+        assert HOSTILE in page.locator(".rollout ul.devices").inner_text()
+        ran_nothing(page, "ota")
+        # provisioning: the station list
+        page.goto(hostile.url + "/provision")
+        option = page.locator("select[name=station] option[value='evil-01']")
+        option.wait_for(state="attached")
+        assert option.inner_text() == f"evil-01 {HOSTILE}"
+        ran_nothing(page, "provision")
+        shot(page, "hostile-provision")
+    finally:
+        context.close()
+    assert not refused, refused
+
+
+@pytest.mark.parametrize("nxt", ["/%09/evil.invalid/", "/%0a/evil.invalid/",
+                                 "/%0d%0a%5Cevil.invalid/"])
+def test_login_stays_on_the_site_whatever_next_says(page: Any, site: Site, nxt: str) -> None:
+    # chromium drops the tab or newline and reads //evil.invalid/: another site
+    page.goto(site.url + "/login?next=" + nxt)
+    page.fill("input[name=username]", "guest")
+    page.fill("input[name=password]", USERS["guest"][1])
+    page.click("button[type=submit]")
+    page.wait_for_url(site.url + "/")
+    page.goto(site.url + "/login?next=/fleet%3Fx%3D1")  # and a path here is followed
+    page.fill("input[name=username]", "guest")
+    page.fill("input[name=password]", USERS["guest"][1])
+    page.click("button[type=submit]")
+    page.wait_for_url(site.url + "/fleet?x=1")

@@ -52,15 +52,15 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
     tmp = tmp_path_factory.mktemp("check")
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
                             "MIZUMORI_SECRET_KEY": "check-secret"}, cwd=tmp)
-    server.prepare({"tech": ("technician", "tech-password-1"),
-                    "admin": ("admin", "admin-password-1")})
+    server.prepare({"tech": ("technician", "gishi-kawa-2026"),
+                    "admin": ("admin", "kawa-kanri-2026")})
     server.start()
     world: dict[str, Any] = {"level_mm": 1000, "realtime": True}
     rig = SerialRig(VirtualStation(tmp / "flash", hardware_id="sim-00000000c4ec"),
                     tmp / "ttyVS0", world=lambda: world, time_scale=600)
     try:
         rig.start()
-        Api.login(server.url, "admin", "admin-password-1").station({
+        Api.login(server.url, "admin", "kawa-kanri-2026").station({
             "code": "taku-09", "name": "check", "site_type": "river", "latitude": 33.28,
             "longitude": 130.11, "mount_height_mm": 5000})
         done = mizumori("device", "flash", "--port", str(rig.port))
@@ -68,7 +68,7 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
         done = mizumori("device", "provision", "--port", str(rig.port), "--server", server.url,
                         "--station", "taku-09", "--user", "tech", "--wifi-ssid", "mizumori-sim",
                         "--wifi-password", "sim-password",
-                        env={"MIZUMORI_PASSWORD": "tech-password-1"})
+                        env={"MIZUMORI_PASSWORD": "gishi-kawa-2026"})
         assert done.returncode == 0, done.stderr
         yield Station(rig, world)
     finally:

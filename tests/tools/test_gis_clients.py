@@ -44,10 +44,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     env = {"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
            "MIZUMORI_DATA_DIR": str(tmp), "MIZUMORI_SECRET_KEY": "gis-secret"}
     server = ServerProcess(env, cwd=tmp)
-    server.prepare({"admin": ("admin", "admin-password-1")})
+    server.prepare({"admin": ("admin", "kawa-kanri-2026")})
     server.start()
     try:
-        api = Api.login(server.url, "admin", "admin-password-1")
+        api = Api.login(server.url, "admin", "kawa-kanri-2026")
         devices = {}
         http = httpx.Client(base_url=server.url, timeout=30)
         for i, (code, name, kind, lat, lon) in enumerate(STATIONS):

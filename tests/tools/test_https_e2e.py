@@ -18,12 +18,12 @@ def test_station_reports_over_verified_https(tmp_path: Path) -> None:
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                             "MIZUMORI_CLOCK_FILE": str(clock),
                             "MIZUMORI_SECRET_KEY": "tls-secret"}, cwd=tmp_path, tls=pki)
-    server.prepare({"admin": ("admin", "admin-password-1")})
+    server.prepare({"admin": ("admin", "kawa-kanri-2026")})
     fleet = Fleet(Scenario.load("calm"), clock, START)
     server.start()
     try:
         assert server.url.startswith("https://")
-        api = Api.login(server.url, "admin", "admin-password-1", ca=str(pki["ca"]))
+        api = Api.login(server.url, "admin", "kawa-kanri-2026", ca=str(pki["ca"]))
         api.station({"code": "shizuoka-up-01", "name": "静岡 地下道", "site_type": "underpass",
                      "latitude": 34.9716, "longitude": 138.3890, "mount_height_mm": 3000,
                      "upload_every": 1})
@@ -65,11 +65,11 @@ def test_a_cold_board_learns_the_time_before_its_first_https_upload(tmp_path: Pa
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                             "MIZUMORI_CLOCK_FILE": str(clock),
                             "MIZUMORI_SECRET_KEY": "tls-secret"}, cwd=tmp_path, tls=pki)
-    server.prepare({"admin": ("admin", "admin-password-1")})
+    server.prepare({"admin": ("admin", "kawa-kanri-2026")})
     fleet = Fleet(Scenario.load("calm"), clock, START)
     server.start()
     try:
-        api = Api.login(server.url, "admin", "admin-password-1", ca=str(pki["ca"]))
+        api = Api.login(server.url, "admin", "kawa-kanri-2026", ca=str(pki["ca"]))
         api.station({"code": "cold-01", "name": "cold", "site_type": "river",
                      "latitude": 33.2, "longitude": 130.1, "mount_height_mm": 4000,
                      "upload_every": 1})

@@ -27,7 +27,7 @@ def mizumori(*args: str, env: dict[str, str] | None = None
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     s = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                        "MIZUMORI_SECRET_KEY": "rig-secret"}, cwd=tmp_path)
-    s.prepare({"tech": ("technician", "tech-password-1"), "admin": ("admin", "admin-password-1")})
+    s.prepare({"tech": ("technician", "gishi-kawa-2026"), "admin": ("admin", "kawa-kanri-2026")})
     s.start()
     yield s
     s.stop()
@@ -44,7 +44,7 @@ def rig(tmp_path: Path) -> Iterator[SerialRig]:
 
 def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> None:
     port = str(rig.port)
-    admin = Api.login(server.url, "admin", "admin-password-1")
+    admin = Api.login(server.url, "admin", "kawa-kanri-2026")
     admin.station({"code": "taku-01", "name": "牛津川 多久橋", "site_type": "river",
                    "latitude": 33.2869, "longitude": 130.1133, "mount_height_mm": 5000,
                    "upload_every": 1})
@@ -59,7 +59,7 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
     done = mizumori("device", "provision", "--port", port, "--server", server.url,
                     "--station", "taku-01", "--user", "tech", "--wifi-ssid", "mizumori-sim",
                     "--wifi-password", "sim-password",
-                    env={"MIZUMORI_PASSWORD": "tech-password-1"})
+                    env={"MIZUMORI_PASSWORD": "gishi-kawa-2026"})
     assert done.returncode == 0, done.stderr
     provisioned = json.loads(done.stdout)
     assert provisioned["hardware_id"] == "sim-0000000a11ce"
@@ -86,7 +86,7 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
     done = mizumori("device", "provision", "--port", port, "--server", server.url,
                     "--station", "taku-01", "--user", "tech", "--lorawan",
                     "AC1F09FFFE0A1B2C:ac1f09fff8680000:2b7e151628aed2a6abf7158809cf4f3c",
-                    env={"MIZUMORI_PASSWORD": "tech-password-1"})
+                    env={"MIZUMORI_PASSWORD": "gishi-kawa-2026"})
     assert done.returncode == 0, done.stderr
     on_board = json.loads((rig.station.flash / "secrets.json").read_text())
     assert on_board["lorawan"] == {"dev_eui": "ac1f09fffe0a1b2c", "app_eui": "ac1f09fff8680000",

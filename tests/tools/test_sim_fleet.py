@@ -15,10 +15,10 @@ def test_sim_fleet_reports_to_a_server(tmp_path: Path) -> None:
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
                             "MIZUMORI_CLOCK_FILE": str(clock),
                             "MIZUMORI_SECRET_KEY": "fleet-secret"}, cwd=tmp_path)
-    server.prepare({"admin": ("admin", "admin-password-1")})
+    server.prepare({"admin": ("admin", "kawa-kanri-2026")})
     server.start()
     try:
-        admin = Api.login(server.url, "admin", "admin-password-1")
+        admin = Api.login(server.url, "admin", "kawa-kanri-2026")
         token = admin.http.post("/api/tokens", json={"name": "sim"}).json()["token"]
         done = subprocess.run(
             [sys.executable, "-m", "mizumori_tools.cli", "sim", "fleet", "6", "--engine",

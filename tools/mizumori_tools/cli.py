@@ -111,12 +111,14 @@ def user_create(args: argparse.Namespace) -> int:
     from mizumori_server import db
     from mizumori_server.api.people import create
     from mizumori_server.models import User
+    from mizumori_server.security import password_problem
     from mizumori_server.settings import get_settings
     from sqlalchemy import select
 
     password = args.password or getpass.getpass(f"password for {args.username}: ")
-    if len(password) < 10:
-        print("mizumori: passwords need at least 10 characters", file=sys.stderr)
+    problem = password_problem(password, args.username)
+    if problem:
+        print(f"mizumori: the password {problem}: choose another", file=sys.stderr)
         return 2
     engine = db.make_engine(get_settings().effective_database_url())
     try:

@@ -83,7 +83,8 @@ def run(site_list: list[Site], scenario_name: str, hours: float | None, speed: f
         speed = 1
     server = None
     if own:
-        password = secrets.token_urlsafe(9)
+        # "-x..." would read as an option on `mizumori user create --password`
+        password = "k" + secrets.token_urlsafe(12)
         server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{work / 'mizumori.db'}",
                                 "MIZUMORI_CLOCK_FILE": str(clock_file),
                                 "MIZUMORI_SECRET_KEY": secrets.token_hex(16)},

@@ -4,30 +4,40 @@ import secrets
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field, HttpUrl
+from fastapi import HTTPException, Query, Request
+from pydantic import AfterValidator, Field, HttpUrl, UrlConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mizumori_server import alerts
+from mizumori_server import alerts, destinations
 from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
+from mizumori_server.inputs import Code, Id, Input, StationQuery, bounded_router
 from mizumori_server.models import Alert, AlertEvent, Delivery, Station, Webhook
 from mizumori_server.queries import iso
 
-router = APIRouter(prefix="/api", tags=["alerts"])
+router = bounded_router("/api", "alerts")
 AlertType = Literal["level", "rise", "offline", "battery", "fault", "queue_overflow"]
-Code = Annotated[str, Field(min_length=1, max_length=64)]
+URL_MAX = 500  # the webhooks.url column
 
 
-class Note(BaseModel):
+def _fits(url: HttpUrl) -> HttpUrl:
+    if len(str(url)) > URL_MAX:  # as stored: normalised, e.g. with a trailing /
+        raise ValueError(f"URL longer than {URL_MAX} characters")
+    return url
+
+
+WebhookUrl = Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX), AfterValidator(_fits)]
+
+
+class Note(Input):
     note: str = Field("", max_length=500)
 
 
 @router.get("/alerts")
 def list_alerts(session: DB, _: Reader,
                 state: Literal["active", "open", "acknowledged", "closed", "all"] = "active",
-                station: str | None = None, type: AlertType | None = None,
+                station: StationQuery = None, type: AlertType | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, object]]:
     """Alerts, newest first: `active` (default) = open or acknowledged."""
     q = select(Alert, Station.code).join(Station, Station.id == Alert.station_id)
@@ -45,7 +55,7 @@ def list_alerts(session: DB, _: Reader,
 
 
 @router.get("/alerts/{alert_id}")
-def alert_detail(alert_id: int, session: DB, _: Reader) -> dict[str, object]:
+def alert_detail(alert_id: Id, session: DB, _: Reader) -> dict[str, object]:
     """The alert and its history (opened, raised, lowered, acknowledged, closed)."""
     return detail(session, alert_id)
 
@@ -65,14 +75,14 @@ def detail(session: DB, alert_id: int) -> dict[str, object]:
 
 
 @router.post("/alerts/{alert_id}/ack")
-def acknowledge(alert_id: int, body: Note, session: DB, user: Operator) -> dict[str, object]:
+def acknowledge(alert_id: Id, body: Note, session: DB, user: Operator) -> dict[str, object]:
     """An operator has seen it (with an optional note). A river-level alert that rises to a
     higher level afterwards is open again and needs a new acknowledgement."""
     return _change(alerts.acknowledge, alert_id, body, session, user.username)
 
 
 @router.post("/alerts/{alert_id}/close")
-def close(alert_id: int, body: Note, session: DB, user: Operator) -> dict[str, object]:
+def close(alert_id: Id, body: Note, session: DB, user: Operator) -> dict[str, object]:
     """Close an event alert (queue overflow); conditions close by themselves."""
     return _change(alerts.close, alert_id, body, session, user.username)
 
@@ -89,17 +99,21 @@ def _change(action: Callable[[Session, int, str, str, int], None], alert_id: int
 
 # --- webhooks ----------------------------------------------------------------------------
 
-class WebhookFields(BaseModel):
+class WebhookFields(Input):
     name: str | None = Field(None, min_length=1, max_length=100)
-    url: HttpUrl | None = None
-    types: list[AlertType] | None = Field(None, description="empty: every type")
-    stations: list[Code] | None = Field(None, description="station codes; empty: all")
+    url: WebhookUrl | None = Field(None, description="http(s); a public address unless "
+                                                     "MIZUMORI_WEBHOOK_ALLOW allows it")
+    types: list[AlertType] | None = Field(None, max_length=20,
+                                          description="empty: every type")
+    stations: list[Code] | None = Field(None, max_length=10000,
+                                        description="station codes; empty: all")
     enabled: bool | None = None
 
 
 class NewWebhook(WebhookFields):
     name: str = Field(min_length=1, max_length=100)
-    url: HttpUrl
+    url: WebhookUrl = Field(description="http(s); a public address unless "
+                                        "MIZUMORI_WEBHOOK_ALLOW allows it")
     secret: str | None = Field(None, min_length=16, max_length=200,
                                description="signs every delivery; generated when absent")
 
@@ -107,6 +121,15 @@ class NewWebhook(WebhookFields):
 def webhook_json(w: Webhook) -> dict[str, object]:
     return {"id": w.id, "name": w.name, "url": w.url, "types": w.types,
             "stations": w.stations, "enabled": w.enabled, "created_by": w.created_by}
+
+
+def check_destination(request: Request, url: object) -> None:
+    """422 for a URL whose address (literal or resolved) is not an allowed destination."""
+    allow = destinations.parse_allow(request.app.state.settings.webhook_allow)
+    try:
+        destinations.check(str(url), allow)
+    except destinations.Refused as e:
+        raise HTTPException(422, f"url: destination refused: {e}") from None
 
 
 def get_webhook(session: DB, webhook_id: int) -> Webhook:
@@ -136,6 +159,7 @@ def create_webhook(body: NewWebhook, session: DB, user: Operator,
     """A notification target. The reply carries the signing secret: the only time it is
     shown (configure it on the receiving side)."""
     check_stations(session, body.stations)
+    check_destination(request, body.url)
     secret = body.secret or secrets.token_urlsafe(32)
     w = Webhook(name=body.name, url=str(body.url), types=body.types or [],
                 stations=body.stations or [], enabled=body.enabled is not False,
@@ -147,10 +171,12 @@ def create_webhook(body: NewWebhook, session: DB, user: Operator,
 
 
 @router.patch("/webhooks/{webhook_id}")
-def change_webhook(webhook_id: int, body: WebhookFields, session: DB,
-                   _: Operator) -> dict[str, object]:
+def change_webhook(webhook_id: Id, body: WebhookFields, session: DB, _: Operator,
+                   request: Request) -> dict[str, object]:
     w = get_webhook(session, webhook_id)
     check_stations(session, body.stations)
+    if body.url is not None:
+        check_destination(request, body.url)
     for k, v in body.model_dump(exclude_unset=True).items():
         if v is None:
             raise HTTPException(422, f"{k} cannot be null")
@@ -160,13 +186,13 @@ def change_webhook(webhook_id: int, body: WebhookFields, session: DB,
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204)
-def delete_webhook(webhook_id: int, session: DB, _: Operator) -> None:
+def delete_webhook(webhook_id: Id, session: DB, _: Operator) -> None:
     session.delete(get_webhook(session, webhook_id))
     session.commit()
 
 
 @router.get("/webhooks/{webhook_id}/deliveries")
-def deliveries(webhook_id: int, session: DB, _: Operator,
+def deliveries(webhook_id: Id, session: DB, _: Operator,
                state: Literal["pending", "delivered", "expired"] | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, object]]:
     """Newest first: what was sent, how often it was tried, and the last error."""

@@ -4,23 +4,25 @@ installation at stations, and per-device config."""
 import hmac
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
-from pydantic import BaseModel, Field, field_validator
-from sqlalchemy import select
+from fastapi import Header, HTTPException, Request
+from pydantic import Field, field_validator
+from sqlalchemy import select, update
 
 from mizumori_server import devices, security
 from mizumori_server.api.stations import get_station
 from mizumori_server.clock import now
+from mizumori_server.db import rowcount
 from mizumori_server.deps import DB, Operator, Reader, Technician
+from mizumori_server.inputs import Code, Id, Input, bounded_router
 from mizumori_server.models import AllowlistEntry, Device, Station
 
-router = APIRouter(prefix="/api", tags=["devices"])
+router = bounded_router("/api", "devices")
 HardwareId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$")]
 
 
-class Provision(BaseModel):
+class Provision(Input):
     hardware_id: HardwareId
-    station: str | None = None
+    station: Code | None = None
     transport: Literal["wifi", "lorawan"] = "wifi"
     dev_eui: str | None = Field(None, pattern=r"^[0-9a-fA-F]{16}$")
 
@@ -30,28 +32,28 @@ class Provision(BaseModel):
         return v.lower() if v else v  # network servers write it either way
 
 
-class SelfRegister(BaseModel):
+class SelfRegister(Input):
     hardware_id: HardwareId
 
 
-class AllowEntry(BaseModel):
+class AllowEntry(Input):
     hardware_id: HardwareId
-    station: str | None = None
+    station: Code | None = None
 
 
-class Allowlist(BaseModel):
+class Allowlist(Input):
     entries: list[AllowEntry] = Field(max_length=10000)
 
 
-class Install(BaseModel):
-    station: str | None
+class Install(Input):
+    station: Code | None
 
 
-class ConfigChange(BaseModel):
+class ConfigChange(Input):
     """Per-device overrides of firmware settings (firmware/station/config.py), each within
     its range there (docs/server.md)."""
 
-    settings: dict[str, Any]
+    settings: dict[str, Any] = Field(max_length=len(devices.OVERRIDABLE))
 
 
 def device_json(session: DB, d: Device) -> dict[str, object]:
@@ -90,21 +92,35 @@ def provision(body: Provision, request: Request, session: DB,
 
 @router.post("/devices/register", status_code=201)
 def self_register(body: SelfRegister, request: Request, session: DB,
-                  x_mizumori_provisioning: Annotated[str | None, Header()] = None
+                  x_mizumori_provisioning: Annotated[str | None,
+                                                    Header(max_length=200)] = None
                   ) -> dict[str, object]:
     """A device registers itself with the batch provisioning secret, if its hardware id is
-    on the allowlist (each entry can be used once)."""
+    on the allowlist (each entry can be used once) and has no secret yet: a provisioned
+    device is re-keyed only by a technician (POST /api/devices/provision), never here
+    (409)."""
     configured = request.app.state.settings.provisioning_secret
     if not configured or not x_mizumori_provisioning or not hmac.compare_digest(
             configured.encode(), x_mizumori_provisioning.encode()):
         raise HTTPException(401, "wrong or missing provisioning secret")
-    entry = session.get(AllowlistEntry, body.hardware_id)
-    if entry is None or entry.used_at is not None:
+    # Claim the entry first: of two registrations at once, one gets it.
+    claimed = rowcount(session.execute(
+        update(AllowlistEntry).where(AllowlistEntry.hardware_id == body.hardware_id,
+                                     AllowlistEntry.used_at.is_(None))
+        .values(used_at=now())))
+    if not claimed:
         raise HTTPException(403, "hardware id not on the allowlist (or already registered)")
+    if session.scalars(select(Device.id).where(Device.hardware_id == body.hardware_id,
+                                               Device.secret_enc.is_not(None))).first():
+        session.rollback()  # the entry stays unused
+        raise HTTPException(409, f"{body.hardware_id} is already provisioned: only a "
+                                 "technician can give it a new secret "
+                                 "(POST /api/devices/provision)")
+    entry = session.get(AllowlistEntry, body.hardware_id)
+    assert entry is not None
     station = session.get(Station, entry.station_id) if entry.station_id else None
     d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
                                   "self-registration")
-    entry.used_at = now()
     session.commit()
     return _provisioned(session, d, secret)
 
@@ -140,13 +156,13 @@ def get_device(session: DB, device_id: int) -> Device:
 
 
 @router.get("/devices/{device_id}")
-def device_detail(device_id: int, session: DB, _: Reader) -> dict[str, object]:
+def device_detail(device_id: Id, session: DB, _: Reader) -> dict[str, object]:
     d = get_device(session, device_id)
     return {**device_json(session, d), "config": devices.effective_config(session, d)}
 
 
 @router.get("/devices/{device_id}/events")
-def device_events(device_id: int, session: DB, _: Reader) -> list[dict[str, object]]:
+def device_events(device_id: Id, session: DB, _: Reader) -> list[dict[str, object]]:
     """What the station reported about itself: its errors, their clearing ("cleared") and
     its resets, newest first; the last 20 of errors and of resets (docs/ota.md)."""
     get_device(session, device_id)
@@ -154,7 +170,7 @@ def device_events(device_id: int, session: DB, _: Reader) -> list[dict[str, obje
 
 
 @router.post("/devices/{device_id}/install")
-def install(device_id: int, body: Install, session: DB, user: Technician) -> dict[str, object]:
+def install(device_id: Id, body: Install, session: DB, user: Technician) -> dict[str, object]:
     """Install the device at a station (its previous device leaves it; history is kept), or
     remove it with station null."""
     d = get_device(session, device_id)
@@ -165,7 +181,7 @@ def install(device_id: int, body: Install, session: DB, user: Technician) -> dic
 
 
 @router.patch("/devices/{device_id}/config")
-def change_config(device_id: int, body: ConfigChange, session: DB,
+def change_config(device_id: Id, body: ConfigChange, session: DB,
                   _: Operator) -> dict[str, object]:
     """Change the device's desired config; it is sent with the next ingest reply until the
     device reports that version. A value the station would refuse (out of its range in

@@ -9,12 +9,13 @@ import re
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 
 from mizumori_server import clock
+from mizumori_server.inputs import INT32_MAX, bounded_router
 from mizumori_server.models import Device
 
-router = APIRouter(prefix="/api", tags=["ingest"])
+router = bounded_router("/api", "ingest")
 NONCE = re.compile(r"^[0-9a-f]{16,64}$")
 
 
@@ -22,10 +23,10 @@ def signed_message(device_id: int, nonce: str, t: int) -> bytes:
     return f"MZMT\n{device_id}\n{nonce}\n{t}".encode()
 
 
-@router.get("/time", responses={400: {}, 404: {}})
+@router.get("/time")
 async def device_time(
     request: Request,
-    device: Annotated[int, Query(ge=1, le=2**31 - 1)],
+    device: Annotated[int, Query(ge=1, le=INT32_MAX)],
     nonce: Annotated[str, Query(min_length=16, max_length=64)],
 ) -> dict[str, int | str]:
     """{"server_time": Unix seconds, "signature": HMAC-SHA256 (device secret) over

@@ -5,36 +5,30 @@ import time
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from mizumori_server import background, clock, ingest, metrics
+from mizumori_server.inputs import INT32_MAX, INT64_MAX, bounded_router, read_capped
 
-router = APIRouter(prefix="/api", tags=["ingest"])
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"body over {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+router = bounded_router("/api", "ingest")
+# The headers of a device's signed request (docs/protocol.md), within their columns.
+DeviceHeader = Annotated[int, Header(ge=1, le=INT32_MAX, description=f"1..{INT32_MAX}")]
+CounterHeader = Annotated[int, Header(ge=1, le=INT64_MAX)]
+SignatureHeader = Annotated[str, Header(min_length=64, max_length=64)]
 
 
-@router.post("/ingest", responses={401: {}, 409: {}, 413: {}, 422: {}, 503: {}})
+read_body = read_capped
+
+
+@router.post("/ingest")
 async def ingest_batch(
     request: Request,
-    x_mizumori_device: Annotated[int, Header(ge=1)],
-    x_mizumori_counter: Annotated[int, Header(ge=1, le=2**63 - 1)],
-    x_mizumori_signature: Annotated[str, Header(min_length=64, max_length=64)],
+    x_mizumori_device: DeviceHeader,
+    x_mizumori_counter: CounterHeader,
+    x_mizumori_signature: SignatureHeader,
 ) -> JSONResponse:
     """Store a batch; reply with the acknowledged sequence numbers, the server time, changed
     config and any OTA offer. All-or-nothing: one bad record rejects the batch (422)."""

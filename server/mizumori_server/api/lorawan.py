@@ -2,35 +2,36 @@
 v3 webhooks) and the integrations an admin registers for them (docs/lorawan.md)."""
 
 import hmac
-import json
 import logging
 import secrets
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import httpx
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import Field, HttpUrl, UrlConstraints
 from sqlalchemy import bindparam, select, update
 
-from mizumori_server import background, clock, ingest, lorawan, metrics, security
+from mizumori_server import background, clock, ingest, jsonlimits, lorawan, metrics, security
 from mizumori_server.api.ingest import read_body
 from mizumori_server.deps import DB, Admin
+from mizumori_server.inputs import CODE_PATTERN, Input, bounded_router
 from mizumori_server.models import Device, LorawanIntegration
 
-router = APIRouter(prefix="/api/lorawan", tags=["LoRaWAN"])
+router = bounded_router("/api/lorawan", "LoRaWAN")
+Name = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 log = logging.getLogger("mizumori.lorawan")
 SECRET_HEADER = "X-Mizumori-Secret"
 # The device's row for the store, found by its DevEUI.
 READ_BY_EUI = ingest.read_device(ingest.DEVICES.c.dev_eui == bindparam("eui"))
 
 
-class NewIntegration(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+class NewIntegration(Input):
+    name: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN)
     kind: Literal["chirpstack", "tts"]
-    api_url: HttpUrl | None = Field(None, description="the network server's API, for "
-                                                      "downlinks; none = no downlinks")
+    api_url: Annotated[HttpUrl, UrlConstraints(max_length=400)] | None = Field(
+        None, description="the network server's API, for downlinks; none = no downlinks")
     api_token: str | None = Field(None, min_length=8, max_length=2000)
     application_id: str = Field("", max_length=64, description="The Things Stack only")
     webhook_id: str = Field("", max_length=64, description="The Things Stack only")
@@ -75,7 +76,7 @@ def list_integrations(session: DB, _: Admin) -> list[dict[str, object]]:
 
 
 @router.delete("/integrations/{name}", status_code=204)
-def delete_integration(name: str, session: DB, _: Admin) -> None:
+def delete_integration(name: Name, session: DB, _: Admin) -> None:
     i = session.scalars(select(LorawanIntegration).where(
         LorawanIntegration.name == name)).first()
     if i is None:
@@ -89,11 +90,12 @@ def reject(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"detail": message, "code": code}, status_code=status)
 
 
-@router.post("/{name}", name="uplink", responses={400: {}, 401: {}, 404: {}, 422: {}})
+@router.post("/{name}", name="uplink", responses={
+    204: {"description": "Not an uplink with readings: acknowledged, nothing stored"}})
 @router.post("/{name}/{path:path}", include_in_schema=False)
-async def webhook(name: str, request: Request,
-                  x_mizumori_secret: Annotated[str | None, Header()] = None,
-                  event: str | None = None) -> Response:
+async def webhook(name: Name, request: Request,
+                  x_mizumori_secret: Annotated[str | None, Header(max_length=200)] = None,
+                  event: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     """A network server's event. ChirpStack: the HTTP integration's URL, `?event=up` (and
     join, status, ...); The Things Stack: the webhook's base URL (any message path).
     Uplinks on port 1 are stored like a Wi-Fi upload, deduplicated on (device, seq);
@@ -109,11 +111,11 @@ async def webhook(name: str, request: Request,
             security.token_hash(x_mizumori_secret), integration["secret_hash"]):
         return reject(401, "bad_secret", f"wrong or missing {SECRET_HEADER} header")
     try:
-        doc = json.loads(body)
-        if not isinstance(doc, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as e:
-        return reject(400, "malformed", f"malformed JSON: {e}")
+        doc = jsonlimits.loads(body, app.state.settings.max_body_bytes)
+    except jsonlimits.JsonError as e:
+        return reject(e.status, "malformed", f"malformed JSON: {e.message}")
+    if not isinstance(doc, dict):
+        return reject(400, "malformed", "malformed JSON: not a JSON object")
     try:
         if integration["kind"] == "chirpstack":
             if (event or "up") != "up":

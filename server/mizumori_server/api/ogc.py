@@ -4,20 +4,28 @@ bbox, datetime, limit and paging, in GeoJSON (docs/gis.md)."""
 
 import datetime as dt
 import re
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, or_, select
 
 from mizumori_server import clock, features, queries
 from mizumori_server.api.stations import latest_of
 from mizumori_server.deps import DB, OpenData
+from mizumori_server.inputs import INT64_MAX, bounded_router, error
 from mizumori_server.models import Reading, Station, StationLatest
 from mizumori_server.queries import AnySelect
 
-router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
+router = bounded_router("/ogc", "OGC API - Features",
+                        {406: error("Neither JSON nor GeoJSON")})
+# The media types an answer comes in (f= or Accept): features as GeoJSON or JSON.
+FEATURES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/geo+json": {}, "application/json": {}},
+          "description": "GeoJSON (f=geojson, the default) or JSON (f=json)"}}
+CollectionId = Annotated[str, Path(max_length=64)]
+FeatureId = Annotated[str, Path(max_length=64)]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -118,11 +126,10 @@ def parse_instant(text: str) -> tuple[int, int]:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})",
                             text):
             raise ValueError
-        t = dt.datetime.fromisoformat(text.upper())
-    except ValueError:
+        start = int(dt.datetime.fromisoformat(text.upper()).timestamp())
+    except (ValueError, OverflowError):
         raise problem(400, f"datetime {text!r}: RFC 3339, e.g. 2026-07-01T09:00:00Z, "
                            "2026-07-01, or an interval a/b with .. for an open end") from None
-    start = int(t.timestamp())
     return start, start + 1
 
 
@@ -145,7 +152,7 @@ def parse_int(request: Request, name: str, default: int, lo: int, hi: int) -> in
     text = request.query_params.get(name)
     if text is None:
         return default
-    if not re.fullmatch(r"\d+", text) or not lo <= int(text) <= hi:
+    if not re.fullmatch(r"[0-9]{1,12}", text) or not lo <= int(text) <= hi:
         raise problem(400, f"{name} {text!r}: an integer from {lo} to {hi}")
     return int(text)
 
@@ -191,7 +198,9 @@ def conformance(request: Request, _: OpenData) -> JSONResponse:
     return reply(request, {"conformsTo": CONFORMANCE})
 
 
-@router.get("/api")
+@router.get("/api", responses={200: {
+    "content": {"application/vnd.oai.openapi+json;version=3.0": {}},
+    "description": "OpenAPI 3.0 of /ogc"}})
 def api_definition(request: Request, _: OpenData) -> JSONResponse:
     check_params(request, {"f"})
     return JSONResponse(openapi(base(request)),
@@ -208,7 +217,8 @@ def collections(request: Request, session: DB, _: OpenData) -> JSONResponse:
 
 
 @router.get("/collections/{cid}")
-def collection(cid: str, request: Request, session: DB, _: OpenData) -> JSONResponse:
+def collection(cid: CollectionId, request: Request, session: DB,
+               _: OpenData) -> JSONResponse:
     check_params(request, {"f"})
     known(cid)
     return reply(request, collection_json(session, base(request), cid))
@@ -237,8 +247,8 @@ def collection_json(session: DB, b: str, cid: str) -> dict[str, Any]:
                       link(here + "/items", "items", GEOJSON, f"{title} (GeoJSON)")]}
 
 
-@router.get("/collections/{cid}/items")
-def items(cid: str, request: Request, session: DB, _: OpenData) -> JSONResponse:
+@router.get("/collections/{cid}/items", responses=FEATURES)
+def items(cid: CollectionId, request: Request, session: DB, _: OpenData) -> JSONResponse:
     known(cid)
     q = request.query_params
     check_params(request, ITEM_PARAMS | EXTRA_PARAMS.get(cid, set()))
@@ -307,8 +317,9 @@ def collection_page(request: Request, cid: str, page: list[dict[str, Any]],
     return out
 
 
-@router.get("/collections/{cid}/items/{fid}")
-def item(cid: str, fid: str, request: Request, session: DB, _: OpenData) -> JSONResponse:
+@router.get("/collections/{cid}/items/{fid}", responses=FEATURES)
+def item(cid: CollectionId, fid: FeatureId, request: Request, session: DB,
+         _: OpenData) -> JSONResponse:
     known(cid)
     check_params(request, {"f"})
     media_type(request, items=True)
@@ -317,7 +328,7 @@ def item(cid: str, fid: str, request: Request, session: DB, _: OpenData) -> JSON
         feature = features.station_feature(rows[0]) if rows else None
     else:
         row = session.execute(features.observations_query().where(
-            Reading.id == int(fid))).first() if fid.isdigit() else None
+            Reading.id == int(fid))).first() if reading_id(fid) else None
         feature = features.observation_feature(row) if row else None
     if feature is None:
         raise problem(404, f"no feature {fid} in {cid}")
@@ -325,6 +336,11 @@ def item(cid: str, fid: str, request: Request, session: DB, _: OpenData) -> JSON
     feature["links"] = [link(f"{here}/items/{fid}", "self", GEOJSON),
                         link(here, "collection")]
     return reply(request, feature, items=True)
+
+
+def reading_id(fid: str) -> bool:
+    """Whether a feature id can be a reading's (readings.id is a 64-bit integer)."""
+    return bool(re.fullmatch(r"[0-9]{1,19}", fid)) and int(fid) <= INT64_MAX
 
 
 # --- the API definition ------------------------------------------------------------------

@@ -3,20 +3,27 @@ the CAP feed of flood alerts. Anonymous when MIZUMORI_OPEN_DATA is on (docs/gis.
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import func, select
 
 from mizumori_server import cap, clock, features
 from mizumori_server.api.stations import latest_of, time_range
 from mizumori_server.deps import DB, OpenData
+from mizumori_server.headers import attachment
+from mizumori_server.inputs import Id, StationQuery, UnixTime, bounded_router
 from mizumori_server.models import Alert, AlertEvent, Reading, Station
 
-router = APIRouter(prefix="/open", tags=["open data"])
+router = bounded_router("/open", "open data")
 CAP_MEDIA = "application/cap+xml"
 
 
-@router.get("/stations.geojson")
+def _body(media: str, what: str) -> dict[int | str, dict[str, object]]:
+    return {200: {"content": {media: {}}, "description": what}}
+
+
+@router.get("/stations.geojson", response_class=Response,
+            responses=_body("application/geo+json", "A GeoJSON FeatureCollection"))
 def stations_geojson(request: Request, session: DB, _: OpenData) -> JSONResponse:
     """Every station with its latest state, as one RFC 7946 FeatureCollection."""
     return JSONResponse({"type": "FeatureCollection",
@@ -25,11 +32,11 @@ def stations_geojson(request: Request, session: DB, _: OpenData) -> JSONResponse
                         media_type="application/geo+json")
 
 
-@router.get("/readings.csv")
+@router.get("/readings.csv", response_class=features.CSVResponse)
 def readings_csv(request: Request, _: OpenData,
-                 station: str | None = None,
-                 start: Annotated[int | None, Query(description="Unix seconds")] = None,
-                 end: Annotated[int | None, Query(description="Unix s, exclusive")] = None,
+                 station: StationQuery = None,
+                 start: UnixTime = None,
+                 end: Annotated[UnixTime, Query(description="Unix s, exclusive")] = None,
                  ) -> StreamingResponse:
     """Readings of every station (or one) in [start, end), default the last 24 h, as CSV
     with UTC ISO 8601 times, streamed."""
@@ -41,7 +48,7 @@ def readings_csv(request: Request, _: OpenData,
         features.csv_chunks(request.app.state.sessions,
                             query.order_by(Station.code, Reading.t, Reading.seq)),
         media_type="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="{station or "readings"}.csv"'})
+            "Content-Disposition": attachment(f"{station or 'readings'}.csv")})
 
 
 def public_alerts(session: DB) -> list[tuple[Alert, Station, int]]:
@@ -55,7 +62,8 @@ def public_alerts(session: DB) -> list[tuple[Alert, Station, int]]:
         .order_by(Alert.updated_at.desc(), Alert.id.desc()))]
 
 
-@router.get("/cap.atom")
+@router.get("/cap.atom", response_class=Response,
+            responses=_body("application/atom+xml", "An Atom feed"))
 def cap_feed(request: Request, session: DB, _: OpenData) -> Response:
     """An Atom feed of the active flood alerts, each entry linking to its CAP 1.2 message."""
     return Response(cap.feed(public_alerts(session), str(request.url),
@@ -64,8 +72,9 @@ def cap_feed(request: Request, session: DB, _: OpenData) -> Response:
                     media_type="application/atom+xml")
 
 
-@router.get("/cap/{alert_id}.xml")
-def cap_message(alert_id: int, request: Request, session: DB, _: OpenData) -> Response:
+@router.get("/cap/{alert_id}.xml", response_class=Response,
+            responses=_body(CAP_MEDIA, "A CAP 1.2 message"))
+def cap_message(alert_id: Id, request: Request, session: DB, _: OpenData) -> Response:
     """One flood alert as a CAP 1.2 message (a closed one as a Cancel)."""
     row = session.execute(select(Alert, Station).join(Station, Station.id == Alert.station_id)
                           .where(Alert.id == alert_id, Alert.type.in_(cap.PUBLIC_TYPES))

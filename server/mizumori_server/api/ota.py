@@ -1,29 +1,23 @@
 """Over-the-air updates: releases (upload, list), rollouts (start, watch, pause, resume,
 abort), the devices' downloads (token from their offer, HTTP Range) and their reports."""
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import (
-    BaseModel,
-    Field,
-    StrictInt,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StrictInt, ValidationError, model_validator
 from sqlalchemy import select
 
-from mizumori_server import devices, ingest, releases, rollouts
-from mizumori_server.api.ingest import read_body
+from mizumori_server import devices, ingest, jsonlimits, releases, rollouts
+from mizumori_server.api.ingest import CounterHeader, DeviceHeader, SignatureHeader, read_body
 from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
+from mizumori_server.inputs import INT32_MAX, BodyId, Code, Count, Id, Input, bounded_router, error
 from mizumori_server.models import OtaEvent, Release, ReleaseFile, Rollout
 
-router = APIRouter(prefix="/api", tags=["ota"])
+router = bounded_router("/api", "ota")
+Version = Annotated[str, Path(min_length=1, max_length=32)]
 
 
 def _release(session: DB, version: str) -> Release:
@@ -33,7 +27,8 @@ def _release(session: DB, version: str) -> Release:
     return r
 
 
-@router.post("/releases", status_code=201, responses={400: {}, 409: {}, 413: {}, 422: {}})
+@router.post("/releases", status_code=201, responses={
+    415: error("A compressed bundle: only a plain tar is taken")})
 async def upload_release(request: Request, session: DB, user: Operator) -> dict[str, Any]:
     """A release bundle (tar: manifest.json, manifest.sig, files/…) as the request body,
     as `mizumori release upload` sends it."""
@@ -55,17 +50,21 @@ def list_releases(session: DB, _: Reader) -> list[dict[str, Any]]:
 
 
 @router.get("/releases/{version}")
-def release_detail(version: str, session: DB, _: Reader) -> dict[str, Any]:
+def release_detail(version: Version, session: DB, _: Reader) -> dict[str, Any]:
     return releases.release_json(_release(session, version))
 
 
 # --- downloads by devices ------------------------------------------------------------------
 
-@router.get("/ota/releases/{version}/{name:path}", responses={206: {}, 403: {}, 416: {}})
-def download(version: str, name: str, session: DB,
-             x_mizumori_device: Annotated[int, Header()],
+@router.get("/ota/releases/{version}/{name:path}", response_class=Response, responses={
+    200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+    206: {"content": {"application/octet-stream": {}}, "description": "A byte range of it"},
+    416: error("A range the file does not have")})
+def download(version: Version, name: Annotated[str, Path(max_length=220)], session: DB,
+             x_mizumori_device: DeviceHeader,
              x_mizumori_ota_token: Annotated[str, Header(max_length=100)],
-             range_: Annotated[str | None, Header(alias="range")] = None) -> Response:
+             range_: Annotated[str | None, Header(alias="range", max_length=100)] = None
+             ) -> Response:
     """manifest.json, manifest.sig or files/<path>, for a device offered this release."""
     if not rollouts.may_download(session, x_mizumori_device, x_mizumori_ota_token, version):
         raise HTTPException(403, "not offered this release (or the offer ended)")
@@ -89,7 +88,7 @@ def ranged(data: bytes, header: str | None) -> Response:
     kind = "application/octet-stream"
     if not header:
         return Response(data, media_type=kind, headers={"Accept-Ranges": "bytes"})
-    m = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    m = re.fullmatch(r"bytes=([0-9]{0,18})-([0-9]{0,18})", header.strip())
     size = len(data)
     if not m or (not m[1] and not m[2]):
         raise HTTPException(416, f"unsupported Range {header!r}: one bytes=a-b range",
@@ -108,24 +107,15 @@ def ranged(data: bytes, header: str | None) -> Response:
 
 # --- device reports ------------------------------------------------------------------------
 
-class DeviceText(BaseModel):
-    @field_validator("*")
-    @classmethod
-    def no_nul(cls, v: Any) -> Any:
-        if isinstance(v, str) and "\x00" in v:  # PostgreSQL text cannot hold one
-            raise ValueError("NUL characters are not allowed")
-        return v
-
-
-class Event(DeviceText):
+class Event(Input):
     release: str = Field(max_length=32)
     state: Literal["offered", "downloading", "downloaded", "installed", "confirmed",
                    "failed", "rolled_back"]
     reason: str = Field("", max_length=300)
-    t: int = 0
+    t: int = Field(0, ge=0, le=2**40)
 
 
-class Report(DeviceText):
+class Report(Input):
     version: str = Field(max_length=32)
     slot: str | None = Field(None, max_length=4)
     events: list[Event] = Field(default_factory=list, max_length=100)
@@ -136,25 +126,28 @@ class Report(DeviceText):
     clock: StrictInt | None = Field(None, ge=0, le=2**40)
 
 
+REPORT_BYTES = 16 * 1024
+
+
 def problems(e: ValidationError) -> str:
     """A validation error in a few words, without echoing what was sent."""
     return "; ".join(f"{'.'.join(map(str, x['loc'])) or 'body'}: {x['msg']}"
                      for x in e.errors(include_url=False, include_input=False))[:300]
 
 
-@router.post("/ota/report", responses={401: {}, 422: {}})
+@router.post("/ota/report")
 async def device_report(
     request: Request, session: DB,
-    x_mizumori_device: Annotated[int, Header(ge=1)],
-    x_mizumori_counter: Annotated[int, Header(ge=1, le=2**63 - 1)],
-    x_mizumori_signature: Annotated[str, Header(min_length=64, max_length=64)],
+    x_mizumori_device: DeviceHeader,
+    x_mizumori_counter: CounterHeader,
+    x_mizumori_signature: SignatureHeader,
 ) -> JSONResponse:
     """A device's running version and its update events, signed like an upload."""
-    body = await read_body(request, 16 * 1024)
+    body = await read_body(request, REPORT_BYTES)
     up = ingest.Upload(x_mizumori_device, x_mizumori_counter, x_mizumori_signature, body)
     try:
         device = ingest.authenticate(session, request.app.state.box, up)
-        report = Report.model_validate(json.loads(body))
+        report = Report.model_validate(jsonlimits.loads(body, REPORT_BYTES))
     except ingest.IngestError as e:
         session.rollback()
         return JSONResponse({"detail": e.message, "code": e.code, **e.extra},
@@ -163,9 +156,9 @@ async def device_report(
         session.rollback()
         return JSONResponse({"detail": f"malformed report: {problems(e)}",
                              "code": "bad_report"}, status_code=422)
-    except (ValueError, RecursionError) as e:  # not JSON (or nested beyond reason)
+    except jsonlimits.JsonError as e:  # not JSON, or nested beyond reason
         session.rollback()
-        return JSONResponse({"detail": f"malformed report: not JSON ({type(e).__name__})",
+        return JSONResponse({"detail": f"malformed report: {e.message}",
                              "code": "bad_report"}, status_code=422)
     t = now()
     taken = rollouts.report(session, device, report.version,
@@ -176,7 +169,7 @@ async def device_report(
 
 
 @router.get("/devices/{device_id}/ota-events")
-def device_ota_history(device_id: int, session: DB, _: Reader) -> list[dict[str, Any]]:
+def device_ota_history(device_id: Id, session: DB, _: Reader) -> list[dict[str, Any]]:
     rows = session.scalars(select(OtaEvent).where(OtaEvent.device_id == device_id)
                            .order_by(OtaEvent.id)).all()
     return [{"release": e.release, "state": e.state, "reason": e.reason, "at": e.at,
@@ -185,11 +178,11 @@ def device_ota_history(device_id: int, session: DB, _: Reader) -> list[dict[str,
 
 # --- rollouts ------------------------------------------------------------------------------
 
-class Target(BaseModel):
+class Target(Input):
     all: bool | None = None
     tag: str | None = Field(None, max_length=32)
-    stations: list[str] | None = Field(None, min_length=1, max_length=10000)
-    devices: list[int] | None = Field(None, min_length=1, max_length=100000)
+    stations: list[Code] | None = Field(None, min_length=1, max_length=10000)
+    devices: list[BodyId] | None = Field(None, min_length=1, max_length=10000)
 
     @model_validator(mode="after")
     def exactly_one(self) -> "Target":
@@ -199,15 +192,15 @@ class Target(BaseModel):
         return self
 
 
-class NewRollout(BaseModel):
+class NewRollout(Input):
     release: str = Field(max_length=32)
     target: Target
     stages: list[float] = Field(default=[5, 25, 100], min_length=1, max_length=10)
     auto_advance: bool = True
     success_pct: int = Field(90, ge=1, le=100)
-    max_failures: int | None = Field(None, ge=1)
+    max_failures: int | None = Field(None, ge=1, le=INT32_MAX)
     max_failure_pct: int | None = Field(20, ge=1, le=100)
-    min_devices: int = Field(5, ge=1)
+    min_devices: Count = 5
     per_minute: int = Field(10, ge=1, le=100000)
     jitter_s: int = Field(300, ge=0, le=86400)
     timeout_s: int = Field(86400, ge=60, le=30 * 86400)
@@ -220,7 +213,7 @@ class NewRollout(BaseModel):
         return self
 
 
-@router.post("/rollouts", status_code=201, responses={404: {}, 409: {}, 422: {}})
+@router.post("/rollouts", status_code=201)
 def start_rollout(body: NewRollout, session: DB, user: Operator) -> dict[str, Any]:
     rel = _release(session, body.release)
     spec = body.model_dump()
@@ -241,7 +234,7 @@ def list_rollouts(session: DB, _: Reader) -> list[dict[str, Any]]:
 
 
 @router.get("/rollouts/{rollout_id}")
-def rollout_detail(rollout_id: int, session: DB, _: Reader) -> dict[str, Any]:
+def rollout_detail(rollout_id: Id, session: DB, _: Reader) -> dict[str, Any]:
     """The rollout with every device's state (evaluated now: timeouts, advance, halt)."""
     if session.get(Rollout, rollout_id) is None:
         raise HTTPException(404, f"no rollout {rollout_id}")
@@ -250,8 +243,8 @@ def rollout_detail(rollout_id: int, session: DB, _: Reader) -> dict[str, Any]:
     return rollouts.rollout_json(session, r, devices=True)
 
 
-@router.post("/rollouts/{rollout_id}/{action}", responses={404: {}, 409: {}})
-def rollout_action(rollout_id: int, action: Literal["pause", "resume", "abort"],
+@router.post("/rollouts/{rollout_id}/{action}")
+def rollout_action(rollout_id: Id, action: Literal["pause", "resume", "abort"],
                    session: DB, user: Operator) -> dict[str, Any]:
     try:
         r = rollouts.act(session, rollout_id, action, now(), user.username)

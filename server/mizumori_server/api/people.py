@@ -2,38 +2,41 @@
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import HTTPException, Request, Response
+from pydantic import Field
 from sqlalchemy import delete, func, select
 
 from mizumori_server import security
 from mizumori_server.clock import now
 from mizumori_server.db import rowcount
 from mizumori_server.deps import DB, SESSION_COOKIE, Admin, Reader
+from mizumori_server.inputs import Id, Input, bounded_router
 from mizumori_server.models import ApiToken, LoginAttempt, User
 
-router = APIRouter(prefix="/api", tags=["people"])
+router = bounded_router("/api", "people")
 Role = Literal["admin", "operator", "technician", "viewer"]
 
 
-class Login(BaseModel):
+class Login(Input):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=200)
 
 
-class NewUser(BaseModel):
+class NewUser(Input):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=10, max_length=200)
+    password: str = Field(min_length=security.MIN_PASSWORD,
+                          max_length=security.MAX_PASSWORD)
     role: Role
 
 
-class UserChange(BaseModel):
+class UserChange(Input):
     role: Role | None = None
     disabled: bool | None = None
-    password: str | None = Field(None, min_length=10, max_length=200)
+    password: str | None = Field(None, min_length=security.MIN_PASSWORD,
+                                 max_length=security.MAX_PASSWORD)
 
 
-class NewToken(BaseModel):
+class NewToken(Input):
     name: str = Field(min_length=1, max_length=100)
     days: int | None = Field(None, ge=1, le=3650)
 
@@ -50,15 +53,21 @@ def login(body: Login, request: Request, response: Response, session: DB) -> dic
     client = request.client.host if request.client else "unknown"
     keys = (f"user:{body.username}", f"addr:{client}")
     session.execute(delete(LoginAttempt).where(LoginAttempt.at < t - 60))
-    recent = session.scalar(select(func.count()).where(LoginAttempt.key.in_(keys),
-                                                       LoginAttempt.at >= t - 60)) or 0
+    # Each failure is one row per key: the limit is per user name and per address, each
+    # counted on its own (docs/server.md: 10 failures in a minute, the 11th attempt is 429).
+    recent = max((n for _, n in session.execute(
+        select(LoginAttempt.key, func.count()).where(LoginAttempt.key.in_(keys),
+                                                     LoginAttempt.at >= t - 60)
+        .group_by(LoginAttempt.key))), default=0)
     if recent >= settings.login_attempts_per_minute:
         session.commit()
         raise HTTPException(429, "too many failed logins, wait a minute",
                             headers={"Retry-After": "60"})
     user = session.scalars(select(User).where(User.username == body.username)).first()
-    if user is None or user.disabled or not security.verify_password(user.password_hash,
-                                                                      body.password):
+    # The hash runs whether the user exists or not: the answer takes as long either way.
+    stored = user.password_hash if user is not None else security.dummy_hash()
+    matches = security.verify_password(stored, body.password)
+    if user is None or user.disabled or not matches:
         session.add_all(LoginAttempt(key=k, at=t) for k in keys)
         session.commit()
         raise HTTPException(401, "wrong username or password")
@@ -111,7 +120,7 @@ def list_tokens(session: DB, user: Reader) -> list[dict[str, object]]:
 
 
 @router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, session: DB, user: Reader) -> dict[str, str]:
+def revoke_token(token_id: Id, session: DB, user: Reader) -> dict[str, str]:
     n = rowcount(session.execute(delete(ApiToken).where(ApiToken.id == token_id,
                                                         ApiToken.user_id == user.id)))
     session.commit()
@@ -129,16 +138,24 @@ def list_users(session: DB, _: Admin) -> list[dict[str, object]]:
 def create_user(body: NewUser, session: DB, _: Admin) -> dict[str, object]:
     if session.scalars(select(User).where(User.username == body.username)).first():
         raise HTTPException(409, f"user {body.username} exists")
-    user = create(session, body.username, body.password, body.role)
+    try:
+        user = create(session, body.username, body.password, body.role)
+    except security.WeakPassword as e:
+        raise HTTPException(422, str(e)) from None
     session.commit()
     return user_json(user)
 
 
 @router.patch("/users/{user_id}")
-def change_user(user_id: int, body: UserChange, session: DB, _: Admin) -> dict[str, object]:
+def change_user(user_id: Id, body: UserChange, session: DB, _: Admin) -> dict[str, object]:
     user = session.get(User, user_id)
     if user is None:
         raise HTTPException(404, "no such user")
+    if body.password is not None:  # refused: nothing changes
+        try:
+            security.check_password(body.password, user.username)
+        except security.WeakPassword as e:
+            raise HTTPException(422, str(e)) from None
     if body.role is not None:
         user.role = body.role
     if body.disabled is not None:
@@ -152,6 +169,9 @@ def change_user(user_id: int, body: UserChange, session: DB, _: Admin) -> dict[s
 
 
 def create(session: DB, username: str, password: str, role: str) -> User:
+    """A new user; the API and `mizumori user create` both come here, so the password
+    policy (security.check_password) holds for both: WeakPassword if it refuses."""
+    security.check_password(password, username)
     user = User(username=username, password_hash=security.hash_password(password), role=role,
                 disabled=False, created_at=now())
     session.add(user)

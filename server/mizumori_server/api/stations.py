@@ -2,17 +2,18 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 from sqlalchemy import select
 
 from mizumori_server import clock, devices, features, queries
 from mizumori_server.deps import DB, Operator, Reader
 from mizumori_server.devices import bump_config
+from mizumori_server.inputs import CODE_PATTERN, Input, StationCode, UnixTime, bounded_router
 from mizumori_server.models import Device, DeviceInstall, Reading, Station
 
-router = APIRouter(prefix="/api", tags=["stations"])
+router = bounded_router("/api", "stations")
 SiteType = Literal["river", "underpass", "culvert", "paddy", "reservoir", "other"]
 THRESHOLDS = ("standby_mm", "caution_mm", "evacuation_mm", "danger_mm")
 Tag = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
@@ -26,12 +27,13 @@ def _setting(column: str, default: Any = None) -> Any:
     return Field(default, ge=lo, le=hi, description=f"{lo}..{hi} (the station's {key})")
 
 
-class StationFields(BaseModel):
+class StationFields(Input):
     name: str | None = Field(None, min_length=1, max_length=200)
     site_type: SiteType | None = None
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
-    datum_m: float | None = None
+    datum_m: float | None = Field(None, ge=-1000, le=10000,
+                                  description="the datum's elevation, T.P. m")
     mount_height_mm: int | None = _setting("mount_height_mm")
     standby_mm: int | None = _setting("standby_mm")
     caution_mm: int | None = _setting("caution_mm")
@@ -54,7 +56,7 @@ class StationFields(BaseModel):
 
 
 class NewStation(StationFields):
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    code: str = Field(min_length=1, max_length=64, pattern=CODE_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     site_type: SiteType
     latitude: float = Field(ge=-90, le=90)
@@ -99,7 +101,8 @@ def create_station(body: NewStation, session: DB, _: Operator) -> dict[str, obje
 
 
 @router.get("/stations/{code}")
-def station_detail(code: str, session: DB, _: Reader, request: Request) -> dict[str, object]:
+def station_detail(code: StationCode, session: DB, _: Reader,
+                   request: Request) -> dict[str, object]:
     s = get_station(session, code)
     installs = session.scalars(select(DeviceInstall).where(DeviceInstall.station_id == s.id)
                                .order_by(DeviceInstall.installed_at)).all()
@@ -128,10 +131,12 @@ def refuse_what_a_station_would(s: Station) -> None:
 
 
 @router.patch("/stations/{code}")
-def change_station(code: str, body: StationFields, session: DB,
+def change_station(code: StationCode, body: StationFields, session: DB,
                    _: Operator) -> dict[str, object]:
     s = get_station(session, code)
     for k, v in body.model_dump(exclude_unset=True).items():
+        if v is None and k not in THRESHOLDS:  # only a river level may be unset
+            raise HTTPException(422, f"{k} cannot be null")
         setattr(s, k, v)
     levels = [getattr(s, k) for k in THRESHOLDS if getattr(s, k) is not None]
     if levels != sorted(levels):
@@ -152,9 +157,9 @@ def time_range(start: int | None, end: int | None, default_s: int) -> tuple[int,
 
 
 @router.get("/stations/{code}/readings")
-def readings(code: str, session: DB, _: Reader,
-             start: Annotated[int | None, Query(description="Unix seconds")] = None,
-             end: Annotated[int | None, Query(description="Unix seconds, exclusive")] = None,
+def readings(code: StationCode, session: DB, _: Reader,
+             start: UnixTime = None,
+             end: Annotated[UnixTime, Query(description="Unix seconds, exclusive")] = None,
              max_points: Annotated[int, Query(ge=10, le=100000)] = 1000) -> dict[str, object]:
     """The station's readings in [start, end) (default: the last 24 h); over max_points,
     buckets with min/max/mean level."""
@@ -164,9 +169,9 @@ def readings(code: str, session: DB, _: Reader,
             **queries.series(session, s.id, lo, hi, max_points)}
 
 
-@router.get("/stations/{code}/readings.csv")
-def readings_csv(code: str, session: DB, _: Reader, request: Request,
-                 start: int | None = None, end: int | None = None) -> StreamingResponse:
+@router.get("/stations/{code}/readings.csv", response_class=features.CSVResponse)
+def readings_csv(code: StationCode, session: DB, _: Reader, request: Request,
+                 start: UnixTime = None, end: UnixTime = None) -> StreamingResponse:
     """Every reading in the range as CSV (UTC ISO 8601 times), streamed."""
     s = get_station(session, code)
     lo, hi = time_range(start, end, 7 * 86400)

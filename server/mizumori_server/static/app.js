@@ -7,6 +7,9 @@
   var POLL_MS = 10000;
   var LOCALE = C.lang === "en" ? "en-GB" : "ja-JP";
 
+  // Rendering rule: text from the server (names, messages, versions, errors: whatever a
+  // user or a station typed) only ever goes into the page as text (textContent, text
+  // nodes, h() below), never as HTML: no innerHTML, no HTML strings to Leaflet.
   function t(key) { return T[key] || key; }
   function $(sel, root) { return (root || document).querySelector(sel); }
   function h(tag, attrs, kids) {
@@ -72,6 +75,24 @@
     setInterval(tick, POLL_MS);
   }
   function ago(s) { return t("minutes_ago").replace("{n}", Math.round(s / 60)); }
+  function stationHref(code) { return "/stations/" + encodeURIComponent(code); }
+  // Only for the one place that takes HTML and no element: Leaflet's attribution line
+  // (a deployment setting, shown as text all the same).
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  // Where to go after logging in: the server has already reduced ?next= to a path on this
+  // server (web.safe_next); resolved here as the browser will read it, and followed only
+  // as an absolute URL of this very origin.
+  function nextPath() {
+    try {
+      var u = new URL(C.next || "/", location.origin);
+      if (u.origin === location.origin) return u.href;
+    } catch (e) { /* not a URL: go home */ }
+    return "/";
+  }
 
   // --- login -------------------------------------------------------------------------
   function loginPage() {
@@ -81,9 +102,7 @@
       try {
         await api("/api/login", { method: "POST",
           json: { username: f.get("username"), password: f.get("password") } });
-        var next = new URLSearchParams(location.search).get("next") || "/";
-        // only a path on this server ("//host" would leave it)
-        location.href = /^\/(?![\/\\])/.test(next) ? next : "/";
+        location.href = nextPath();
       } catch (e) { $("#login-error").hidden = false; }
     });
   }
@@ -93,7 +112,8 @@
     var map = L.map("map").setView([36.0, 137.5], 5);
     if (C.tiles.url) {
       var failed = 0;
-      L.tileLayer(C.tiles.url, { attribution: C.tiles.attribution, maxZoom: 18 })
+      L.tileLayer(C.tiles.url, { attribution: escapeHtml(C.tiles.attribution || ""),
+        maxZoom: 18 })
         .on("tileerror", function () { if (++failed === 3) $("#tiles-failed").hidden = false; })
         .addTo(map);
     }
@@ -109,20 +129,23 @@
         var gone = s.status === "offline" || s.status === "unseen";
         var colour = getComputedStyle(document.documentElement)
           .getPropertyValue(gone ? "--offline" : "--level-" + (s.alert_level || 0));
-        var popup = "<b>" + s.name + "</b><br>" + s.code + "<br>" + t("level") + ": " +
-          metres(s.level_mm) + "<br>" + t("alert_level") + ": " +
-          t("level_" + (s.alert_level || 0)) + "<br>" + t("status") + ": " + t(s.status) +
-          "<br>" + t("last_seen") + ": " + when(s.last_seen) +
-          "<br><a href='/stations/" + encodeURIComponent(s.code) + "'>" +
-          t("open_station") + "</a>";
+        // Leaflet takes an element as well as an HTML string: always an element here
+        var popup = h("div", { "class": "station-popup", "data-station": s.code }, [
+          h("b", { text: s.name }), h("br"), s.code, h("br"),
+          t("level") + ": " + metres(s.level_mm), h("br"),
+          t("alert_level") + ": " + t("level_" + (s.alert_level || 0)), h("br"),
+          t("status") + ": " + t(s.status), h("br"),
+          t("last_seen") + ": " + when(s.last_seen), h("br"),
+          h("a", { href: stationHref(s.code), text: t("open_station") })]);
+        var tip = h("span", { "class": "station-tooltip", text: s.name });
         var m = markers[s.code];
         if (!m) {
           m = markers[s.code] = L.circleMarker(ll, { radius: 11, weight: 2, color: "#fff",
             fillOpacity: 0.95 }).addTo(map);
         }
         m.setStyle({ fillColor: colour.trim() });
-        m.bindPopup(popup);
-        m.bindTooltip(s.name);
+        if (m.getPopup()) m.setPopupContent(popup); else m.bindPopup(popup);
+        if (m.getTooltip()) m.setTooltipContent(tip); else m.bindTooltip(tip);
         m.feature = { code: s.code, level: s.alert_level, status: s.status };
       });
       document.body.dataset.stations = String(Object.keys(markers).length);
@@ -152,7 +175,7 @@
       });
       tbody.replaceChildren.apply(tbody, shown.map(function (r) {
         return h("tr", { "data-station": r.station || "" }, [
-          h("td", {}, [r.station ? h("a", { href: "/stations/" + r.station, text: r.station })
+          h("td", {}, [r.station ? h("a", { href: stationHref(r.station), text: r.station })
             : r.hardware_id]),
           h("td", {}, [statusBadge(r.status)]),
           h("td", {}, [levelBadge(r.alert_level)]),
@@ -314,7 +337,7 @@
   // --- alerts ------------------------------------------------------------------------
   function alertsPage() {
     function row(a, active) {
-      var cells = [h("td", {}, [h("a", { href: "/stations/" + a.station, text: a.station })]),
+      var cells = [h("td", {}, [h("a", { href: stationHref(a.station), text: a.station })]),
         h("td", {}, [a.type === "level" ? levelBadge(a.level) :
           h("span", { text: t("type_" + a.type) })]),
         h("td", { text: a.message }),
