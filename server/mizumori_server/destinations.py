@@ -163,8 +163,9 @@ def check(url: str, allow: tuple[Allowed, ...], resolve: Resolver | None = None)
             return
     for address in addresses:
         if not permitted(host, address, port, allow):
-            raise Refused(f"{host} is {address}: not a public address (an admin can allow "
-                          "it with MIZUMORI_WEBHOOK_ALLOW)")
+            # the address itself is not told: the answer must not map internal names
+            raise Refused(f"{host} is not a public address (an admin can allow it with "
+                          "MIZUMORI_WEBHOOK_ALLOW)")
 
 
 def target(url: str, allow: tuple[Allowed, ...], resolve: Resolver | None = None) -> Target:

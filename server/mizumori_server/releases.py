@@ -53,7 +53,14 @@ def read_bundle(data: bytes) -> tuple[bytes, str, dict[str, bytes]]:
     try:
         tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # plain tar only
         members = []
+        end = 0
         for m in tar:  # stops counting at the limit instead of listing a million headers
+            # Each member's data must lie after the last one's, inside the bundle: a GNU
+            # base-256 header can give a negative size, which sends tarfile back to an
+            # earlier header, and such members would cancel out in the size check below.
+            if m.size < 0 or m.offset_data < end or m.offset_data + m.size > len(data):
+                raise ReleaseError(400, f"bundle member {m.name}: bad size or position")
+            end = m.offset_data + m.size
             members.append(m)
             if len(members) > MAX_MEMBERS:
                 raise ReleaseError(400, f"bundle has more than {MAX_MEMBERS} members")

@@ -228,3 +228,15 @@ def test_json_bodies_are_bounded_before_they_are_parsed(app_client: TestClient,
         r = app_client.post("/api/stations", headers={**admin, **json_headers}, content=deep)
         assert r.status_code == 400 and "nested deeper than 32" in r.json()["detail"], r.text
     assert count(app_client, Station) == 0
+
+
+def test_the_depth_check_takes_one_pass_whatever_the_strings() -> None:
+    """An unterminated string of escaped quotes once made the string pattern backtrack over
+    the rest of the body from every quote (an hour of CPU for 1 MiB, before any login): it
+    must match the whole rest at the first quote."""
+    from mizumori_server.inputs import _STRING, json_depth
+
+    for body in (b'"' + b'\\"' * 50000, b'"' + b'\\"' * 50000 + b"\\"):
+        m = _STRING.match(body)
+        assert m is not None and m.end() == len(body)
+        assert json_depth(b"[" + body) == 1

@@ -380,3 +380,21 @@ def test_a_deeply_nested_report_is_refused(fleet: Fleet) -> None:
     r = fleet.client.post("/api/ota/report", content=body, headers=d.headers(body))
     assert r.status_code == 422 and r.json()["code"] == "bad_report", r.text
     assert fleet.report(d, "1.0.0").status_code == 200
+
+
+def test_a_member_with_a_negative_size_is_refused(app_client: TestClient,
+                                                  admin: dict[str, str]) -> None:
+    """A GNU base-256 size field can be negative: tarfile then steps back to an earlier
+    header, and members that overlap the whole upload could be read again and again."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("files/station/app.mpy")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"abcd"))
+    raw = bytearray(out.getvalue())
+    raw[124:136] = b"\xff" + (256 ** 11 - 512).to_bytes(11, "big")  # size -512, base-256
+    raw[148:156] = b" " * 8
+    raw[148:155] = b"%06o\x00" % sum(raw[:512])
+    r = upload(app_client, admin, bytes(raw))
+    assert r.status_code == 400 and "bad size or position" in r.json()["detail"], r.text
+    assert app_client.get("/api/releases", headers=admin).json() == []
