@@ -209,3 +209,18 @@ def test_attachment_header() -> None:
     assert headers.attachment("readings.csv") == 'attachment; filename="readings.csv"'
     long = headers.attachment("x" * 5000 + ".csv")
     assert len(long) < 300 and long.endswith('.csv"')
+
+
+def test_guesses_sent_all_at_once_still_count_each_other(app_client: TestClient) -> None:
+    """Each attempt is recorded before the count: 30 wrong passwords in parallel get at most
+    the 10 answers the limit allows, the rest 429 (on PostgreSQL they run truly at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(i: int) -> int:
+        return app_client.post("/api/login", json={"username": "admin",
+                                                   "password": f"wrong-guess-{i:04d}"}
+                               ).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(guess, range(30)))
+    assert codes.count(401) <= 10 and codes.count(429) >= 20, codes

@@ -55,11 +55,18 @@ def login(body: Login, request: Request, response: Response, session: DB) -> dic
     session.execute(delete(LoginAttempt).where(LoginAttempt.at < t - 60))
     # Each failure is one row per key: the limit is per user name and per address, each
     # counted on its own (docs/server.md: 10 failures in a minute, the 11th attempt is 429).
+    # This attempt is recorded (committed) before anything is counted, so attempts sent all
+    # at once count each other; it is taken back if the password was right.
+    mine = [LoginAttempt(key=k, at=t) for k in keys]
+    session.add_all(mine)
+    session.commit()
+    taken_back = delete(LoginAttempt).where(LoginAttempt.id.in_([m.id for m in mine]))
     recent = max((n for _, n in session.execute(
         select(LoginAttempt.key, func.count()).where(LoginAttempt.key.in_(keys),
                                                      LoginAttempt.at >= t - 60)
         .group_by(LoginAttempt.key))), default=0)
-    if recent >= settings.login_attempts_per_minute:
+    if recent > settings.login_attempts_per_minute:
+        session.execute(taken_back)  # a refused attempt is not a failure of its own
         session.commit()
         raise HTTPException(429, "too many failed logins, wait a minute",
                             headers={"Retry-After": "60"})
@@ -68,9 +75,8 @@ def login(body: Login, request: Request, response: Response, session: DB) -> dic
     stored = user.password_hash if user is not None else security.dummy_hash()
     matches = security.verify_password(stored, body.password)
     if user is None or user.disabled or not matches:
-        session.add_all(LoginAttempt(key=k, at=t) for k in keys)
-        session.commit()
-        raise HTTPException(401, "wrong username or password")
+        raise HTTPException(401, "wrong username or password")  # the attempt stays counted
+    session.execute(taken_back)
     token = security.new_token()
     hours = settings.session_hours
     session.add(ApiToken(user_id=user.id, kind="session", name="login",
