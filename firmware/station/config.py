@@ -2,8 +2,8 @@
 # and by config changes from the server). A bad file or value never stops the station: it
 # falls back to the default for what is wrong and reports the problem.
 #
-# DEFAULTS, RANGES, NOTES and CHOICES must stay plain literals: the fleet server reads them
-# from this file (server/mizumori_server/devices.py) and refuses what a station would refuse.
+# The fleet server imports this module and checks every setting it sends with _check, so it
+# refuses exactly what a station would (server/mizumori_server/devices.py).
 import json
 
 from station import fsutil

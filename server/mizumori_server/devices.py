@@ -1,7 +1,8 @@
 """Devices: provisioning, installation at stations, and the config they should run."""
 
-import ast
+import importlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -175,39 +176,30 @@ def allowlisted(session: Session, hardware_id: str) -> AllowlistEntry | None:
 
 # --- the firmware's settings and their ranges -------------------------------------------
 
-# The station's own table of its settings (DEFAULTS, RANGES, NOTES, CHOICES in
-# firmware/station/config.py), read from the firmware's source, so that the server refuses
-# exactly what a station would refuse (tests/server/test_config_ranges.py): a value out of
-# range gets a 422 here and never reaches a station. Like the tools (mizumori_tools.paths),
-# the server runs from the repository (pip install -e .).
+# The station's own settings module (firmware/station/config.py: DEFAULTS, RANGES, NOTES,
+# CHOICES and the check itself), imported from the firmware's source, so that the server
+# refuses exactly what a station would refuse (tests/server/test_config_ranges.py): a value
+# out of range gets a 422 here and never reaches a station. Like the tools
+# (mizumori_tools.paths), the server runs from the repository (pip install -e .).
 FIRMWARE_CONFIG = Path(__file__).resolve().parents[2] / "firmware" / "station" / "config.py"
-_TABLES = ("DEFAULTS", "RANGES", "NOTES", "CHOICES")
 
 
-def firmware_tables(path: Path = FIRMWARE_CONFIG) -> dict[str, Any]:
-    """The firmware config's tables, evaluated as literals (its code never runs here)."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    except OSError as e:
-        raise RuntimeError(f"{path}: the stations' settings table is missing; run the server "
-                           "from the repository (pip install -e .)") from e
-    found = {}
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id in _TABLES):
-            found[node.targets[0].id] = ast.literal_eval(node.value)
-    missing = [name for name in _TABLES if name not in found]
-    if missing:
-        raise RuntimeError(f"{path}: no literal {', '.join(missing)}")
-    return found
+def _firmware_config() -> Any:
+    firmware = str(FIRMWARE_CONFIG.parents[1])
+    if not FIRMWARE_CONFIG.exists():
+        raise RuntimeError(f"{FIRMWARE_CONFIG}: the stations' settings table is missing; run "
+                           "the server from the repository (pip install -e .)")
+    if firmware not in sys.path:
+        sys.path.append(firmware)  # appended: never shadows a module of the server's
+    return importlib.import_module("station.config")
 
 
-_tables = firmware_tables()
-FIRMWARE_DEFAULTS: dict[str, Any] = _tables["DEFAULTS"]
+_firmware = _firmware_config()
+FIRMWARE_DEFAULTS: dict[str, Any] = _firmware.DEFAULTS
 # setting -> inclusive (min, max); for a list setting, each element's.
-RANGES: dict[str, tuple[int | float, int | float]] = _tables["RANGES"]
-NOTES: dict[str, str] = _tables["NOTES"]
-CHOICES: dict[str, tuple[str, ...]] = _tables["CHOICES"]
+RANGES: dict[str, tuple[int | float, int | float]] = _firmware.RANGES
+NOTES: dict[str, str] = _firmware.NOTES
+CHOICES: dict[str, tuple[str, ...]] = _firmware.CHOICES
 
 # Station columns -> the firmware setting each one sets (station_config).
 STATION_KEYS = {"mount_height_mm": "mount_mm", "standby_mm": "thresholds_mm",
@@ -229,58 +221,13 @@ OVERRIDABLE = (
 )
 
 
-def _kind(v: Any) -> str:
-    if isinstance(v, bool):  # before int: True is an int
-        return "bool"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    return type(v).__name__
-
-
-def _out_of(key: str, value: Any) -> str | None:
-    lo, hi = RANGES[key]
-    if lo <= value <= hi:
-        return None
-    return NOTES.get(key) or f"{lo}..{hi}"
-
-
 def check_setting(key: str, value: Any) -> str | None:
     """What a station would say about this value of one of its settings (the firmware's
-    config._check), or None when it takes it."""
-    if key == "thresholds_mm":
-        if not isinstance(value, list) or len(value) != 4:
-            return "needs 4 levels"
-        last = None
-        for t in value:
-            if t is None:
-                continue
-            if _kind(t) != "integer":
-                return "levels must be integers (mm) or null"
-            problem = _out_of(key, t)
-            if problem:
-                return "levels within " + problem
-            if last is not None and t < last:
-                return "levels must rise"
-            last = t
-        return None
+    own config._check), or None when it takes it."""
     if key == "pins":
         return "not a setting the server sets"  # the board's wiring, set at provisioning
-    if key == "battery_ratio":
-        if (not isinstance(value, list) or len(value) != 2
-                or any(_kind(v) not in ("integer", "number") or _out_of(key, v) for v in value)):
-            lo, hi = RANGES[key]
-            return f"needs [numerator, denominator], each {lo}..{hi}"
-        return None
-    kind, want = _kind(value), _kind(FIRMWARE_DEFAULTS[key])
-    if kind != want and not (want == "number" and kind == "integer"):
-        return "expected " + want
-    if key in CHOICES and value not in CHOICES[key]:
-        return "one of " + ", ".join(CHOICES[key])
-    if key in RANGES:
-        return _out_of(key, value)
-    return None
+    problem: str | None = _firmware._check(key, value)
+    return problem
 
 
 def check_config(cfg: dict[str, Any], base: dict[str, Any] | None = None) -> list[str]:
