@@ -203,7 +203,8 @@ def _level(session: Session, station_id: int, alert: Row[Any] | None, k: int,
         return
     changes: dict[str, Any] = {"level": k, "max_level": max(k, alert.max_level),
                                "value": level_mm, "updated_at": now,
-                               "message": f"{level_text(k)} reached: {where}"}
+                               "message": f"{level_text(k)} reached: {where}",
+                               "levels": [*level_history(alert), {"level": k, "at": now}]}
     if k > alert.level:  # a higher level needs a new acknowledgement
         changes.update(state="open", acknowledged_at=None, acknowledged_by=None)
     done = session.execute(update(ALERTS).where(ALERTS.c.id == alert.id,
@@ -222,7 +223,8 @@ def _open(session: Session, station_id: int, type_: str, now: int, level: int,
     alert_id = session.execute(
         ins(ALERTS).values(station_id=station_id, type=type_, level=level, max_level=level,
                            state="open", message=message[:300], value=value, opened_at=now,
-                           updated_at=now, ack_note="")
+                           updated_at=now, ack_note="",
+                           levels=[{"level": level, "at": now}] if type_ == "level" else [])
         .on_conflict_do_nothing(index_elements=["station_id", "type"],
                                 index_where=NOT_CLOSED)
         .returning(ALERTS.c.id)).scalar()
@@ -307,15 +309,30 @@ def river_levels_m(station: Station) -> dict[str, float | None]:
                                    station.evacuation_mm, station.danger_mm))}
 
 
+def level_history(a: Any) -> list[dict[str, int]]:
+    """A river-level alert's levels, oldest first ({"level", "at"}: each level it was raised
+    or lowered to and when); [] for other types. An alert stored without its history (none
+    is kept from before it was) starts from its opening at its current level."""
+    if a.type != "level":
+        return []
+    return list(a.levels or []) or [{"level": a.level, "at": a.opened_at}]
+
+
 def alert_json(a: Alert, station_code: str, now: int) -> dict[str, Any]:
     message = a.message
     if a.type == "offline" and a.value is not None:  # value: when it was last heard
         message = f"last seen {((a.closed_at or now) - int(a.value)) // 60} min ago, {message}"
+    history = level_history(a)
     return {
         "id": a.id, "station": station_code, "type": a.type, "state": a.state,
         "level": a.level or None, "level_name": LEVELS[a.level][0] if a.level else None,
         "max_level": a.max_level or None, "message": message, "value": a.value,
-        "opened_at": queries.iso(a.opened_at), "updated_at": queries.iso(a.updated_at),
+        "opened_at": queries.iso(a.opened_at),
+        # when the alert reached the level it shows (opened_at for other types)
+        "level_since": queries.iso(history[-1]["at"] if history else a.opened_at),
+        "levels": [{"level": h["level"], "level_name": LEVELS[h["level"]][0],
+                    "at": queries.iso(h["at"])} for h in history if h["level"] in LEVELS],
+        "updated_at": queries.iso(a.updated_at),
         "acknowledged_at": queries.iso(a.acknowledged_at) if a.acknowledged_at else None,
         "acknowledged_by": a.acknowledged_by, "ack_note": a.ack_note,
         "closed_at": queries.iso(a.closed_at) if a.closed_at else None,

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from mizumori_server import security
 from mizumori_server.clock import now
-from mizumori_server.models import AllowlistEntry, Device, DeviceEvent, DeviceInstall, Station
+from mizumori_server.models import (
+    AllowlistEntry,
+    Device,
+    DeviceEvent,
+    DeviceInstall,
+    Station,
+    StationLatest,
+)
+from mizumori_server.queries import iso
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +68,71 @@ def bump_config(session: Session, station_id: int) -> None:
                     .values(desired_version=Device.desired_version + 1))
 
 
-def install(session: Session, device: Device, station: Station | None, by: str) -> None:
-    """Install a device at a station (or remove it), keeping the history of both."""
+class StationOccupied(Exception):
+    """Installing a device at a station that has another one, without `replace`."""
+
+    def __init__(self, station: Station, current: Device, last_report: int | None):
+        self.station = station
+        self.current = current
+        self.last_report = last_report
+        heard = (f"last report {iso(last_report)}" if last_report is not None
+                 else "no report yet")
+        super().__init__(
+            f"station {station.code} already has device {current.id} "
+            f"({current.hardware_id}, {heard}): installing another one removes it, and it "
+            "can no longer report; to replace it, send \"replace\": true")
+
+    def json(self) -> dict[str, Any]:
+        return {"detail": str(self), "code": "station_has_device",
+                "station": self.station.code,
+                "current_device": {"device_id": self.current.id,
+                                   "hardware_id": self.current.hardware_id,
+                                   "last_report": self.last_report,
+                                   "last_report_at": iso(self.last_report)
+                                   if self.last_report is not None else None}}
+
+
+def last_report(session: Session, device: Device) -> int | None:
+    """When the device last reported from the station it is installed at (None: never)."""
+    if device.station_id is None:
+        return None
+    seen: int | None = session.scalar(select(StationLatest.last_seen).where(
+        StationLatest.station_id == device.station_id, StationLatest.device_id == device.id))
+    return seen
+
+
+def installed_at(session: Session, station: Station) -> Device | None:
+    """The device installed at the station, if any."""
+    return session.scalars(select(Device).where(Device.station_id == station.id)
+                           .order_by(Device.id)).first()
+
+
+def install(session: Session, device: Device, station: Station | None, by: str,
+            replace: bool = False) -> None:
+    """Install a device at a station (or remove it), keeping the history of both. A station
+    that has another device keeps it (StationOccupied) unless `replace`: then that device
+    leaves it, and the station's history says who replaced it and with which device."""
     if device.station_id == (station.id if station else None):
         return
+    current = installed_at(session, station) if station is not None else None
+    if current is not None and station is not None and not replace:
+        raise StationOccupied(station, current, last_report(session, current))
     t = now()
     for old in session.scalars(select(DeviceInstall).where(
             DeviceInstall.removed_at.is_(None),
             (DeviceInstall.device_id == device.id)
             | (DeviceInstall.station_id == (station.id if station else -1)))):
         old.removed_at = t
-        if old.device_id != device.id:  # the station's previous device leaves it
-            other = session.get(Device, old.device_id)
-            if other is not None:
-                other.station_id = None
+        old.removed_by = by
+        if old.device_id != device.id:  # the station's previous device, replaced
+            old.replaced_by = device.id
+    if station is not None:  # its device leaves it
+        for other in session.scalars(select(Device).where(Device.station_id == station.id,
+                                                          Device.id != device.id)):
+            other.station_id = None
+            log.warning("station %s: device %s (%s) replaced by device %s (%s), by %s",
+                        station.code, other.id, other.hardware_id, device.id,
+                        device.hardware_id, by)
     device.station_id = station.id if station else None
     device.desired_version += 1
     if station is not None:
@@ -83,11 +142,16 @@ def install(session: Session, device: Device, station: Station | None, by: str) 
 
 def provision(session: Session, box: security.SecretBox, hardware_id: str,
               station: Station | None, by: str, transport: str = "wifi",
-              dev_eui: str | None = None) -> tuple[Device, bytes]:
+              dev_eui: str | None = None, replace: bool = False) -> tuple[Device, bytes]:
     """Register (or re-provision) a device: a fresh secret, shown once; the old one stops
-    working at once."""
+    working at once. A station with another device: StationOccupied (nothing changes)
+    unless `replace`."""
     device = session.scalars(select(Device).where(Device.hardware_id == hardware_id)).first()
     t = now()
+    if station is not None and not replace:  # before anything changes
+        current = installed_at(session, station)
+        if current is not None and (device is None or current.id != device.id):
+            raise StationOccupied(station, current, last_report(session, current))
     if device is None:
         device = Device(hardware_id=hardware_id, created_at=t, desired_config={},
                         desired_version=0, reported_version=0, last_counter=0, last_seq=0)
@@ -99,7 +163,7 @@ def provision(session: Session, box: security.SecretBox, hardware_id: str,
     device.dev_eui = dev_eui
     device.provisioned_at = t
     device.last_counter = 0  # the new secret starts a new counter
-    install(session, device, station, by)
+    install(session, device, station, by, replace)
     session.flush()
     return device, secret
 
@@ -217,7 +281,7 @@ OVERRIDABLE = (
     "stuck_count", "level_min_mm", "level_max_mm", "thresholds_mm", "hysteresis_mm",
     "rise_limit_mm_h", "flood_alert", "interval_normal_s", "interval_flood_s", "upload_every",
     "rain_mm_per_tip", "queue_max", "batch_records", "batches_per_wake", "lora_dr",
-    "lora_retries", "lora_uplinks", "radio_min_mv", "radio_budget_s", "wdt_ms",
+    "lora_uplinks", "radio_min_mv", "radio_budget_s", "wdt_ms",
 )
 
 

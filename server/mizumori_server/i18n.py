@@ -63,6 +63,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "type": ("種類", "Type"),
     "message": ("内容", "Message"),
     "opened": ("発生", "Opened"),
+    # where one time is shown for an alert: when it reached the level it shows
+    "since": ("現段階の発生", "Current level since"),
+    "level_history": ("経過", "History"),
+    "alert_opened": ("初回発生", "first opened"),
     "state": ("対応", "State"),
     "acknowledge": ("確認", "Acknowledge"),
     "note": ("メモ", "Note"),
@@ -97,6 +101,17 @@ TEXT: dict[str, tuple[str, str]] = {
                     "This secret is shown once: write it onto the board now."),
     "device_id": ("端末ID", "Device id"),
     "transport": ("通信方式", "Transport"),
+    "replace_title": ("この観測局には稼働中の端末があります", "This station already has a device"),
+    "replace_warning": ("観測局 {station} には端末 #{device}（{hardware}）が設置されています。"
+                        "最終受信: {last}。置き換えると、この端末は観測局から外れ、以後の"
+                        "データは受け付けられません。",
+                        "Station {station} already has device #{device} ({hardware}); "
+                        "its last report: {last}. Replacing it takes that device off the "
+                        "station: its reports are refused from then on."),
+    "replace_confirm": ("置き換えて登録", "Replace it and register"),
+    "cancel": ("やめる", "Cancel"),
+    "never_reported": ("受信なし", "never"),
+    "replaced_by": ("端末 #{n} に交換", "replaced by device #{n}"),
     "live": ("自動更新中", "live"),
     "error": ("エラー", "Error"),
     "no_tiles": ("地図タイルを読み込めません（観測局は表示されています）",

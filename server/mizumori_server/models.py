@@ -127,6 +127,15 @@ class DeviceInstall(Base):
     installed_at: Mapped[int] = mapped_column(BigInteger)
     removed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     by_user: Mapped[str] = mapped_column(String(64), default="")
+    # Who took it off the station, and the device that replaced it (None: removed only).
+    removed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    replaced_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # One device at a time per station: of two installed at once, one is refused.
+    __table_args__ = (
+        Index("uq_device_installs_station_current", "station_id", unique=True,
+              sqlite_where=text("removed_at IS NULL"),
+              postgresql_where=text("removed_at IS NULL")),
+    )
 
 
 class AllowlistEntry(Base):
@@ -138,6 +147,8 @@ class AllowlistEntry(Base):
         ForeignKey("stations.id", ondelete="SET NULL"), nullable=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     used_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Whether the board may replace a device already installed at its station.
+    may_replace: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Reading(Base):
@@ -316,6 +327,9 @@ class Alert(Base):
     ack_note: Mapped[str] = mapped_column(String(500), default="")
     closed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # or "server"
+    # A river-level alert's levels, oldest first: [{"level": k, "at": t}], each level it
+    # reached (raised or lowered to) and when; the last one is the current level.
+    levels: Mapped[list] = mapped_column(JSON, default=list)
     __table_args__ = (
         Index("uq_alerts_station_type_active", "station_id", "type", unique=True,
               sqlite_where=text("state != 'closed'"),

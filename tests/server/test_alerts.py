@@ -16,6 +16,7 @@ from mizumori_server import alerts, clock, notify
 from mizumori_server.api.people import create as create_user
 from mizumori_server.app import create_app
 from mizumori_server.models import Alert, AlertEvent, Delivery
+from mizumori_server.queries import iso
 from mizumori_server.settings import Settings
 from receiver import Receiver, receiver
 from sqlalchemy import func, select
@@ -108,6 +109,108 @@ def test_river_levels_rise_and_fall_with_hysteresis(dev: Device, app_client: Tes
     send(1100)  # a new alert after the old one closed
     [again] = active(app_client, admin)
     assert again["id"] != a["id"] and again["level"] == 1
+
+
+def test_each_level_keeps_the_time_it_was_reached(dev: Device, app_client: TestClient,
+                                                  admin: dict[str, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: escalation changed one alert in place and kept opened_at, so the table
+    said the danger level was reached hours before it was. Each level the alert reaches
+    (up or down) is kept with its time; level_since is the current level's."""
+    t = [1_790_000_000]
+    monkeypatch.setattr(clock, "now", lambda: t[0])
+    send = Sender(dev)  # taku-01: 1.0 / 1.5 / 2.0 / 2.5 m, hysteresis 50 mm
+    send(1050)
+    opened = t[0]
+    [a] = active(app_client, admin, type="level")
+    assert a["opened_at"] == a["level_since"] == iso(opened)
+    assert a["levels"] == [{"level": 1, "level_name": "standby", "at": iso(opened)}]
+    t[0] += 3 * 3600
+    send(1100)  # the same level: nothing new
+    assert active(app_client, admin, type="level")[0]["levels"] == a["levels"]
+    t[0] += 3600
+    send(2600)  # straight to danger, four hours after the alert opened
+    danger = t[0]
+    [a] = active(app_client, admin, type="level")
+    assert (a["level"], a["opened_at"], a["level_since"]) == (4, iso(opened), iso(danger))
+    assert [(h["level"], h["at"]) for h in a["levels"]] == [(1, iso(opened)), (4, iso(danger))]
+    t[0] += 1800
+    send(1700)  # down to caution
+    caution = t[0]
+    t[0] += 600
+    send(1470)  # within the hysteresis of caution: no change
+    t[0] += 600
+    send(2100)  # up to evacuation
+    evac = t[0]
+    [a] = active(app_client, admin, type="level")
+    assert a["level_since"] == iso(evac)
+    assert [(h["level"], h["level_name"], h["at"]) for h in a["levels"]] == [
+        (1, "standby", iso(opened)), (4, "danger", iso(danger)), (2, "caution", iso(caution)),
+        (3, "evacuation", iso(evac))]
+    detail = app_client.get(f"/api/alerts/{a['id']}", headers=admin).json()
+    assert detail["levels"] == a["levels"]  # the same history on the alert's own page
+    assert [(e["kind"], e["level"], e["at"]) for e in detail["events"]] == [
+        ("opened", 1, iso(opened)), ("raised", 4, iso(danger)), ("lowered", 2, iso(caution)),
+        ("raised", 3, iso(evac))]
+    t[0] += 600
+    send(500)  # closed: the history stays as it was
+    [closed] = active(app_client, admin, state="closed", type="level")
+    assert closed["levels"] == a["levels"] and closed["level_since"] == iso(evac)
+    assert closed["closed_at"] == iso(t[0])
+    t[0] += 600
+    send(1600)  # a new alert starts its own history
+    [again] = active(app_client, admin, type="level")
+    assert again["levels"] == [{"level": 2, "level_name": "caution", "at": iso(t[0])}]
+    # other types have no levels: their one time is when they opened
+    send(1600, battery_mv=3000)
+    battery = active(app_client, admin, type="battery")[0]
+    assert battery["levels"] == [] and battery["level_since"] == battery["opened_at"]
+
+
+def test_the_level_history_of_older_alerts_comes_from_their_events(
+        database_url: str) -> None:
+    """Migration 0006 fills the history of alerts raised before it from their events, and
+    the schema it builds is the model's."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from mizumori_server import db
+    from mizumori_server.models import Base
+    from sqlalchemy import text
+
+    engine = db.make_engine(database_url)
+    cfg = db.alembic_config(engine)
+    command.upgrade(cfg, "0005")
+    with engine.begin() as c:
+        c.execute(text(
+            "INSERT INTO stations (id, code, name, site_type, latitude, longitude, datum_m, "
+            "mount_height_mm, rise_limit_mm_h, interval_normal_s, interval_flood_s, "
+            "upload_every, tags, created_at) VALUES (1, 'taku-01', '多久橋', 'river', 33.3, "
+            "130.1, 0, 5000, 300, 600, 120, 3, '[]', 1)"))
+        for aid, type_, level in ((1, "level", 4), (2, "battery", 0)):
+            c.execute(text(
+                "INSERT INTO alerts (id, station_id, type, level, max_level, state, message, "
+                "opened_at, updated_at, ack_note) VALUES "
+                f"({aid}, 1, '{type_}', {level}, {level}, 'open', '', 100, 300, '')"))
+        for kind, level, at in (("opened", 1, 100), ("acknowledged", 1, 150),
+                                ("raised", 4, 300)):
+            c.execute(text("INSERT INTO alert_events (alert_id, kind, level, at, by, note) "
+                           f"VALUES (1, '{kind}', {level}, {at}, 'server', '')"))
+        c.execute(text("INSERT INTO alert_events (alert_id, kind, level, at, by, note) "
+                       "VALUES (2, 'opened', 0, 100, 'server', '')"))
+    command.upgrade(cfg, "head")
+    with engine.begin() as c:
+        rows = {r.id: r for r in c.execute(select(Alert.id, Alert.type, Alert.level,
+                                                  Alert.opened_at, Alert.levels))}
+        assert rows[1].levels == [{"level": 1, "at": 100}, {"level": 4, "at": 300}]
+        assert rows[2].levels == []
+        assert alerts.level_history(rows[1])[-1] == {"level": 4, "at": 300}
+        diff = [d for d in compare_metadata(MigrationContext.configure(c), Base.metadata)
+                if "alert" in repr(d) or "install" in repr(d) or "allowlist" in repr(d)]
+        assert diff == []
+    command.downgrade(cfg, "0005")
+    command.upgrade(cfg, "head")
+    engine.dispose()
 
 
 def test_the_server_decides_river_levels_as_the_firmware_does() -> None:

@@ -1,12 +1,15 @@
 """The operator dashboard in a real browser: Playwright driving Debian's chromium against a
 running server. Screenshots of every page go to test-artifacts/dashboard/."""
 
+import datetime
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -245,15 +248,92 @@ def test_upload_a_release_then_start_and_pause_a_rollout(page: Any, site: Site) 
     assert r["max_failure_pct"] == 30 and r["target"] == {"all": True}
 
 
+def new_station(site: Site, code: str, name: str) -> None:
+    site.api.station({"code": code, "name": name, "site_type": "river", "latitude": 33.25,
+                      "longitude": 130.2, "mount_height_mm": 5000, "standby_mm": 1000,
+                      "caution_mm": 1500, "evacuation_mm": 2000, "danger_mm": 2500})
+
+
 def test_provisioning_shows_the_secret_once(page: Any, site: Site) -> None:
+    new_station(site, "ogi-01", "小城 新設")  # a new station: nothing to replace
     login(page, site, "tech")
     page.goto(site.url + "/provision")
     page.fill("input[name=hardware_id]", "esp32-dash-new")
-    page.select_option("select[name=station]", "shizuoka-01")
+    page.select_option("select[name=station]", "ogi-01")
     page.click("#provision-form button[type=submit]")
     page.wait_for_selector("#provisioned:not([hidden])")
     assert len(page.locator("#p-secret").inner_text()) == 64
+    assert page.locator("#replace-confirm").is_hidden()
     shot(page, "provision")
+
+
+def local_time(unix: int, lang: str) -> str:
+    """A time as the dashboard shows it (Intl.DateTimeFormat, Asia/Tokyo)."""
+    d = datetime.datetime.fromtimestamp(unix, ZoneInfo("Asia/Tokyo"))
+    return f"{d:%Y/%m/%d %H:%M}" if lang == "ja" else f"{d:%d/%m/%Y, %H:%M}"
+
+
+def in_language(page: Any, site: Site, lang: str) -> None:
+    page.context.add_cookies([{"name": "mizumori_lang", "value": lang, "url": site.url}])
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_replacing_a_reporting_device_needs_confirmation(page: Any, site: Site,
+                                                         lang: str) -> None:
+    """Issue 18: choosing a station that has a reporting device replaced it silently; the
+    live station got 409 not_installed from then on. The form names the device and its
+    last report, and replaces it only when the technician confirms."""
+    code, old_hw, new_hw = f"kashima-{lang}", f"esp32-live-{lang}", f"esp32-swap-{lang}"
+    new_station(site, code, "鹿島 " + lang)
+    http = httpx.Client(base_url=site.url, timeout=30)
+    live = Device(http, site.api.provision(old_hw, code))
+    assert live.send(reading(1, 800)).status_code == 200
+    [heard] = [s["last_seen"] for s in site.api.get("/api/latest") if s["code"] == code]
+    in_language(page, site, lang)
+    login(page, site, "tech")
+    page.goto(site.url + "/provision")
+    page.locator(f"select[name=station] option[value='{code}']").wait_for(state="attached")
+    page.fill("input[name=hardware_id]", new_hw)
+    page.select_option("select[name=station]", code)
+    page.click("#provision-form button[type=submit]")
+    box = page.locator("#replace-confirm")
+    box.wait_for()
+    warning = page.locator("#replace-warning")
+    assert warning.locator("b[data-field=hardware]").inner_text() == old_hw
+    assert warning.locator("b[data-field=device]").inner_text() == str(live.id)
+    assert warning.locator("b[data-field=last]").inner_text() == local_time(heard, lang)
+    words = {"ja": ("稼働中の端末", "最終受信", "置き換えて登録"),
+             "en": ("already has a device", "last report", "Replace it and register")}[lang]
+    text = box.inner_text()
+    assert all(w in text for w in words), text
+    assert page.locator("#provisioned").is_hidden()
+    shot(page, f"provision-replace-{lang}")
+    # nothing has changed yet: the station's device still reports
+    assert live.send(reading(2, 810)).status_code == 200
+    assert new_hw not in [d["hardware_id"] for d in site.api.get("/api/devices")]
+    # cancel: the warning goes, nothing is registered
+    page.click("#replace-no")
+    assert box.is_hidden()
+    assert live.send(reading(3, 820)).status_code == 200
+    # asked again, and confirmed: the new board is registered, the old one is off
+    page.click("#provision-form button[type=submit]")
+    box.wait_for()
+    page.click("#replace-yes")
+    page.wait_for_selector("#provisioned:not([hidden])")
+    assert box.is_hidden()
+    assert len(page.locator("#p-secret").inner_text()) == 64
+    r = live.send(reading(4, 830))
+    assert r.status_code == 409 and r.json()["code"] == "not_installed"
+    hist = site.api.get(f"/api/stations/{code}")["devices"]
+    assert [(h["device_id"], h["removed_by"]) for h in hist][0] == (live.id, "tech")
+    assert hist[0]["replaced_by"] == int(page.locator("#p-device").inner_text())
+    # the station page says who replaced it, with which device
+    page.goto(site.url + f"/stations/{code}")
+    item = page.locator(f"#station-devices li[data-device='{live.id}']")
+    item.wait_for()
+    replaced = {"ja": f"端末 #{hist[1]['device_id']} に交換",
+                "en": f"replaced by device #{hist[1]['device_id']}"}[lang]
+    assert replaced in item.inner_text()
 
 
 def test_a_viewer_sees_no_write_controls_and_is_refused(page: Any, site: Site) -> None:
@@ -420,3 +500,77 @@ def test_login_stays_on_the_site_whatever_next_says(page: Any, site: Site, nxt: 
     page.fill("input[name=password]", USERS["guest"][1])
     page.click("button[type=submit]")
     page.wait_for_url(site.url + "/fleet?x=1")
+
+
+# --- issue 18: an alert shows when its level was reached ----------------------------------
+
+@pytest.fixture(scope="module")
+def flood(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, list[int]]]:
+    """A server on a simulated clock: a station reaches standby at T0, and four hours later
+    danger (one alert, raised in place). Yields the site and [T0, T0 + 4 h]."""
+    tmp = tmp_path_factory.mktemp("flood")
+    clock_file = tmp / "clock"
+    t0 = (int(time.time()) // 3600 - 8) * 3600  # on the hour, 8 h ago
+    clock_file.write_text(str(t0))
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
+                            "MIZUMORI_SECRET_KEY": "dash-secret", "MIZUMORI_DATA_DIR": str(tmp),
+                            "MIZUMORI_CLOCK_FILE": str(clock_file),
+                            "MIZUMORI_TILE_URL": "http://127.0.0.1:9/{z}/{x}/{y}.png"},
+                           cwd=tmp)
+    server.prepare({"ops": USERS["ops"]})
+    server.start()
+    try:
+        api = Api.login(server.url, "ops", USERS["ops"][1])
+        api.station({"code": "ariake-01", "name": "有明 排水機場", "site_type": "river",
+                     "latitude": 33.2, "longitude": 130.3, "mount_height_mm": 5000,
+                     "standby_mm": 1000, "caution_mm": 1500, "evacuation_mm": 2000,
+                     "danger_mm": 2500})
+        dev = Device(httpx.Client(base_url=server.url, timeout=30),
+                     api.provision("esp32-ariake", "ariake-01"))
+        assert dev.send(reading(1, 1050)).status_code == 200  # standby at T0
+        danger = t0 + 4 * 3600
+        clock_file.write_text(str(danger))
+        assert dev.send(reading(2, 2600)).status_code == 200  # danger, 4 h later
+        yield Site(server, api, {"ariake-01": dev}, tmp), [t0, danger]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_an_escalated_alert_shows_when_its_level_was_reached(
+        browser: Any, flood: tuple[Site, list[int]], lang: str) -> None:
+    """Issue 18: an alert raised from standby to danger kept its opening time, so the table
+    said danger was reached hours before it was. The time shown is the danger level's,
+    with the levels before it."""
+    site, (t0, danger) = flood
+    [alert] = [a for a in site.api.get("/api/alerts") if a["type"] == "level"]
+    context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                  timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    refused = watch_csp(page)
+    try:
+        in_language(page, site, lang)
+        login(page, site, "ops")
+        page.goto(site.url + "/alerts")
+        row = page.locator(f"#active-alerts tr[data-alert='{alert['id']}']")
+        row.wait_for()
+        header = page.locator("#active-alerts thead th").nth(3).inner_text()
+        assert header == {"ja": "現段階の発生", "en": "Current level since"}[lang]
+        assert row.locator(".since-cell .since").inner_text() == local_time(danger, lang)
+        steps = row.locator("ol.level-history li")
+        assert steps.count() == 2
+        assert [steps.nth(i).get_attribute("data-level") for i in range(2)] == ["1", "4"]
+        names = {"ja": ("水防団待機水位", "はん濫危険水位"), "en": ("standby", "danger")}[lang]
+        assert steps.nth(0).inner_text() == f"{names[0]} {local_time(t0, lang)}"
+        assert steps.nth(1).inner_text() == f"{names[1]} {local_time(danger, lang)}"
+        shot(page, f"alerts-level-history-{lang}")
+        # the station page's alert list: the same time
+        page.goto(site.url + "/stations/ariake-01")
+        item = page.locator("#station-alerts li:has-text('%s')" % (
+            "河川水位" if lang == "ja" else "river level"))
+        item.wait_for()
+        assert item.locator(".since").inner_text() == local_time(danger, lang)
+    finally:
+        context.close()
+    assert not refused, refused

@@ -5,8 +5,10 @@ import hmac
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, HTTPException, Request
-from pydantic import Field, field_validator
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from mizumori_server import devices, security
 from mizumori_server.api.stations import get_station
@@ -20,11 +22,17 @@ router = bounded_router("/api", "devices")
 HardwareId = Annotated[str, Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9:_-]+$")]
 
 
+REPLACE = ("true: replace the device installed at the station (it leaves the station and "
+           "can no longer report); without it, a station that has another device is a 409 "
+           "naming that device and its last report")
+
+
 class Provision(Input):
     hardware_id: HardwareId
     station: Code | None = None
     transport: Literal["wifi", "lorawan"] = "wifi"
     dev_eui: str | None = Field(None, pattern=r"^[0-9a-fA-F]{16}$")
+    replace: bool = Field(False, description=REPLACE)
 
     @field_validator("dev_eui")
     @classmethod
@@ -39,6 +47,10 @@ class SelfRegister(Input):
 class AllowEntry(Input):
     hardware_id: HardwareId
     station: Code | None = None
+    replace: bool = Field(False, description="true: the board, registering itself, replaces "
+                                             "the device installed at its station; without "
+                                             "it, its registration is refused (409) while "
+                                             "the station has another device")
 
 
 class Allowlist(Input):
@@ -47,6 +59,44 @@ class Allowlist(Input):
 
 class Install(Input):
     station: Code | None
+    replace: bool = Field(False, description=REPLACE)
+
+
+class CurrentDevice(BaseModel):
+    device_id: int
+    hardware_id: str
+    last_report: int | None = Field(description="Unix seconds; null: it never reported")
+    last_report_at: str | None
+
+
+class Conflict(BaseModel):
+    """A 409. Installing a device at a station that has another one (code
+    "station_has_device") also names the station and its current device."""
+
+    detail: str
+    code: Literal["station_has_device"] | None = None
+    station: str | None = None
+    current_device: CurrentDevice | None = None
+
+
+OCCUPIED: dict[int | str, dict[str, Any]] = {
+    409: {"model": Conflict,
+          "description": "the station has another device (replace it with \"replace\": "
+                         "true), or another change came first"}}
+
+
+def occupied(e: devices.StationOccupied) -> JSONResponse:
+    return JSONResponse(e.json(), status_code=409)
+
+
+def commit(session: DB) -> None:
+    """Commit; two installations at one station at once: the second is a 409."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise HTTPException(409, "another device was installed or registered at the same "
+                                 "time: try again") from None
 
 
 class ConfigChange(Input):
@@ -76,29 +126,39 @@ def _provisioned(session: DB, d: Device, secret: bytes) -> dict[str, object]:
             "note": "the secret is shown once; the previous one no longer works"}
 
 
-@router.post("/devices/provision", status_code=201)
+@router.post("/devices/provision", status_code=201, response_model=dict[str, object],
+             responses=OCCUPIED)
 def provision(body: Provision, request: Request, session: DB,
-              user: Technician) -> dict[str, object]:
-    """Register or re-provision a device: a fresh secret (shown once) and its config."""
+              user: Technician) -> dict[str, object] | JSONResponse:
+    """Register or re-provision a device: a fresh secret (shown once) and its config. At a
+    station that has another device, only with "replace": true (else a 409 naming that
+    device and its last report; nothing changes)."""
     station = get_station(session, body.station) if body.station else None
     if body.dev_eui and session.scalars(select(Device).where(
             Device.dev_eui == body.dev_eui, Device.hardware_id != body.hardware_id)).first():
         raise HTTPException(409, f"DevEUI {body.dev_eui} belongs to another device")
-    d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
-                                  user.username, body.transport, body.dev_eui)
-    session.commit()
+    try:
+        d, secret = devices.provision(session, request.app.state.box, body.hardware_id,
+                                      station, user.username, body.transport, body.dev_eui,
+                                      body.replace)
+    except devices.StationOccupied as e:
+        session.rollback()
+        return occupied(e)
+    commit(session)
     return _provisioned(session, d, secret)
 
 
-@router.post("/devices/register", status_code=201)
+@router.post("/devices/register", status_code=201, response_model=dict[str, object],
+             responses=OCCUPIED)
 def self_register(body: SelfRegister, request: Request, session: DB,
                   x_mizumori_provisioning: Annotated[str | None,
                                                     Header(max_length=200)] = None
-                  ) -> dict[str, object]:
+                  ) -> dict[str, object] | JSONResponse:
     """A device registers itself with the batch provisioning secret, if its hardware id is
     on the allowlist (each entry can be used once) and has no secret yet: a provisioned
     device is re-keyed only by a technician (POST /api/devices/provision), never here
-    (409)."""
+    (409). It replaces the device installed at its station only if its entry says
+    "replace" (else 409, and the entry stays unused)."""
     configured = request.app.state.settings.provisioning_secret
     if not configured or not x_mizumori_provisioning or not hmac.compare_digest(
             configured.encode(), x_mizumori_provisioning.encode()):
@@ -119,9 +179,13 @@ def self_register(body: SelfRegister, request: Request, session: DB,
     entry = session.get(AllowlistEntry, body.hardware_id)
     assert entry is not None
     station = session.get(Station, entry.station_id) if entry.station_id else None
-    d, secret = devices.provision(session, request.app.state.box, body.hardware_id, station,
-                                  "self-registration")
-    session.commit()
+    try:
+        d, secret = devices.provision(session, request.app.state.box, body.hardware_id,
+                                      station, "self-registration", replace=entry.may_replace)
+    except devices.StationOccupied as e:
+        session.rollback()  # the entry stays unused
+        return occupied(e)
+    commit(session)
     return _provisioned(session, d, secret)
 
 
@@ -134,10 +198,12 @@ def put_allowlist(body: Allowlist, session: DB, _: Technician) -> dict[str, int]
         row = session.get(AllowlistEntry, e.hardware_id)
         if row is None:
             session.add(AllowlistEntry(hardware_id=e.hardware_id, created_at=now(),
-                                       station_id=station.id if station else None))
+                                       station_id=station.id if station else None,
+                                       may_replace=e.replace))
             added += 1
         else:
             row.station_id = station.id if station else None
+            row.may_replace = e.replace
     session.commit()
     return {"added": added, "total": len(body.entries)}
 
@@ -169,14 +235,22 @@ def device_events(device_id: Id, session: DB, _: Reader) -> list[dict[str, objec
     return devices.health_history(session, device_id)
 
 
-@router.post("/devices/{device_id}/install")
-def install(device_id: Id, body: Install, session: DB, user: Technician) -> dict[str, object]:
-    """Install the device at a station (its previous device leaves it; history is kept), or
-    remove it with station null."""
+@router.post("/devices/{device_id}/install", response_model=dict[str, object],
+             responses=OCCUPIED)
+def install(device_id: Id, body: Install, session: DB,
+            user: Technician) -> dict[str, object] | JSONResponse:
+    """Install the device at a station, or remove it with station null. A station that has
+    another device keeps it (409 naming it and its last report) unless "replace": true:
+    then that device leaves it (the station's history says who replaced it, and with
+    which device)."""
     d = get_device(session, device_id)
     station = get_station(session, body.station) if body.station else None
-    devices.install(session, d, station, user.username)
-    session.commit()
+    try:
+        devices.install(session, d, station, user.username, body.replace)
+    except devices.StationOccupied as e:
+        session.rollback()
+        return occupied(e)
+    commit(session)
     return device_json(session, d)
 
 

@@ -105,13 +105,15 @@ def station_detail(code: StationCode, session: DB, _: Reader,
                    request: Request) -> dict[str, object]:
     s = get_station(session, code)
     installs = session.scalars(select(DeviceInstall).where(DeviceInstall.station_id == s.id)
-                               .order_by(DeviceInstall.installed_at)).all()
+                               .order_by(DeviceInstall.installed_at, DeviceInstall.id)).all()
     device = session.scalars(select(Device).where(Device.station_id == s.id)
                              .order_by(Device.id)).first()
     return {**station_json(s), "latest": latest_of(session, request, Station.id == s.id)[0],
             "device": None if device is None else device_health(session, device),
             "devices": [{"device_id": i.device_id, "installed_at": i.installed_at,
-                         "removed_at": i.removed_at, "by": i.by_user} for i in installs]}
+                         "removed_at": i.removed_at, "by": i.by_user,
+                         "removed_by": i.removed_by, "replaced_by": i.replaced_by}
+                        for i in installs]}
 
 
 def device_health(session: DB, d: Device) -> dict[str, object]:

@@ -39,7 +39,10 @@
     var body = r.status === 204 ? null : await r.json().catch(function () { return null; });
     if (!r.ok) {
       var d = body && body.detail;
-      throw new Error(typeof d === "string" ? d : JSON.stringify(d || r.status));
+      var err = new Error(typeof d === "string" ? d : JSON.stringify(d || r.status));
+      err.status = r.status;
+      err.body = body;  // e.g. a 409's code and what it names
+      throw err;
     }
     return body;
   }
@@ -75,6 +78,27 @@
     setInterval(tick, POLL_MS);
   }
   function ago(s) { return t("minutes_ago").replace("{n}", Math.round(s / 60)); }
+  function isoWhen(iso) { return iso ? when(Date.parse(iso) / 1000) : "—"; }
+  // A sentence of the dashboard's words with "{key}" places filled from values: each value
+  // is a text node in a <b data-field=key>, never markup.
+  function fillIn(template, values) {
+    var out = [], re = /\{(\w+)\}/g, last = 0, m;
+    while ((m = re.exec(template)) !== null) {
+      out.push(template.slice(last, m.index));
+      out.push(values[m[1]] == null ? m[0] :
+        h("b", { "data-field": m[1], text: String(values[m[1]]) }));
+      last = re.lastIndex;
+    }
+    out.push(template.slice(last));
+    return out;
+  }
+  // A river-level alert's levels, each with the time it was reached (oldest first).
+  function levelHistory(a) {
+    return h("ol", { "class": "level-history", "aria-label": t("level_history") },
+      (a.levels || []).map(function (x) {
+        return h("li", { "data-level": String(x.level) }, [levelBadge(x.level),
+          " " + isoWhen(x.at)]); }));
+  }
   function stationHref(code) { return "/stations/" + encodeURIComponent(code); }
   // Only for the one place that takes HTML and no element: Leaflet's attribution line
   // (a deployment setting, shown as text all the same).
@@ -297,11 +321,16 @@
         encodeURIComponent(code));
       $("#station-alerts").replaceChildren.apply($("#station-alerts"), alerts.length ?
         alerts.map(function (a) { return h("li", {}, [h("b", { text: t("type_" + a.type) }),
-          " " + a.message + " · " + t(a.state)]); }) : [h("li", { text: t("none") })]);
+          " " + a.message + " · " + t(a.state) + " · " + t("since") + " ",
+          h("span", { "class": "since", text: isoWhen(a.level_since) })]); }) :
+          [h("li", { text: t("none") })]);
       $("#station-devices").replaceChildren.apply($("#station-devices"), st.devices.map(
-        function (d) { return h("li", { text: "#" + d.device_id + " " + t("installed") + " " +
-          when(d.installed_at) + (d.removed_at ? " · " + t("removed") + " " +
-          when(d.removed_at) : "") + " (" + d.by + ")" }); }));
+        function (d) { return h("li", { "data-device": String(d.device_id), text: "#" +
+          d.device_id + " " + t("installed") + " " + when(d.installed_at) + " (" + d.by + ")" +
+          (d.removed_at ? " · " + t("removed") + " " + when(d.removed_at) +
+          (d.removed_by ? " (" + d.removed_by + ")" : "") : "") +
+          (d.replaced_by ? " · " + t("replaced_by").replace("{n}", d.replaced_by) : "") });
+        }));
       var form = $("#station-form");
       if (form && !form.dataset.filled) {
         Array.prototype.forEach.call(form.elements, function (e) {
@@ -341,10 +370,14 @@
         h("td", {}, [a.type === "level" ? levelBadge(a.level) :
           h("span", { text: t("type_" + a.type) })]),
         h("td", { text: a.message }),
-        h("td", { text: when(Date.parse(a.opened_at) / 1000) })];
+        // the time the shown level was reached (an escalated alert opened earlier), and
+        // the levels before it
+        h("td", { "class": "since-cell" }, [h("span", { "class": "since",
+          text: isoWhen(a.level_since) })].concat((a.levels || []).length > 1 ?
+          [levelHistory(a)] : []))];
       if (!active) {
-        cells.push(h("td", { text: when(Date.parse(a.closed_at) / 1000) }));
-        return h("tr", {}, cells);
+        cells.push(h("td", { text: isoWhen(a.closed_at) }));
+        return h("tr", { "data-alert": String(a.id), "data-state": a.state }, cells);
       }
       cells.push(h("td", { text: t(a.state) + (a.acknowledged_by ? " (" +
         a.acknowledged_by + (a.ack_note ? ": " + a.ack_note : "") + ")" : "") }));
@@ -451,23 +484,53 @@
   }
 
   // --- provisioning ------------------------------------------------------------------
+  // Registering a board at a station that has a device replaces it: the server refuses
+  // (409 station_has_device, naming that device and its last report) unless the request
+  // says replace, which it does only after the technician confirms here.
   async function provisionPage() {
+    var form = $("#provision-form"), box = $("#replace-confirm"), pending = null;
     var sel = $("#provision-form select[name=station]");
     var stations = await api("/api/stations");
     sel.replaceChildren.apply(sel, stations.map(function (s) {
       return h("option", { value: s.code, text: s.code + " " + s.name }); }));
-    $("#provision-form").addEventListener("submit", async function (ev) {
-      ev.preventDefault();
-      var f = new FormData(ev.target), body = {};
-      f.forEach(function (v, k) { if (v) body[k] = v; });
+    function dismiss() { box.hidden = true; pending = null; }
+    function askReplace(body, conflict) {
+      var cur = conflict.current_device || {};
+      $("#replace-warning").replaceChildren.apply($("#replace-warning"),
+        fillIn(t("replace_warning"), { station: conflict.station, device: cur.device_id,
+          hardware: cur.hardware_id, last: cur.last_report == null ? t("never_reported") :
+            when(cur.last_report) }));
+      pending = Object.assign({}, body, { replace: true });
+      box.hidden = false;
+      $("#replace-no").focus();  // the safe choice first
+    }
+    async function register(body) {
       $("#provision-error").hidden = true;
+      $("#provisioned").hidden = true;
       try {
         var p = await api("/api/devices/provision", { method: "POST", json: body });
+        dismiss();
         $("#p-device").textContent = p.device_id;
         $("#p-secret").textContent = p.secret;
         $("#provisioned").hidden = false;
-      } catch (e) { showError("#provision-error", e); }
+      } catch (e) {
+        if (e.status === 409 && e.body && e.body.code === "station_has_device" &&
+            !body.replace) return askReplace(body, e.body);
+        dismiss();
+        showError("#provision-error", e);
+      }
+    }
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var body = {};
+      new FormData(form).forEach(function (v, k) { if (v) body[k] = v; });
+      register(body);
     });
+    form.addEventListener("input", dismiss);  // a changed form is asked about again
+    $("#replace-yes").addEventListener("click", function () {
+      if (pending) register(pending);
+    });
+    $("#replace-no").addEventListener("click", dismiss);
   }
 
   // --- every page --------------------------------------------------------------------
