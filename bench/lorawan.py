@@ -16,6 +16,16 @@ BUDGETS = (("TTN fair use (30 s uplink / day)", 30.0),
 TTN_DOWNLINKS = 10  # TTN fair use: downlinks (acknowledgements included) per device per day
 
 
+def downlinks(interval_s: int, flood: bool) -> tuple[int, int]:
+    """(link-check answers, delivery reports) per day under the station's delivery policy
+    (firmware/station/lorawan.py): a link check every LINK_CHECK_S, a report every
+    REPORT_EVERY_S or every REPORT_READINGS readings sent, whichever comes first. A frame
+    lost in the air adds one resend request."""
+    checks = DAY // lorawan.LINK_CHECK_S[1 if flood else 0]
+    reports = max(DAY // lorawan.REPORT_EVERY_S, (DAY // interval_s) // lorawan.REPORT_READINGS)
+    return checks, reports
+
+
 def per_uplink(dr: int, readings: int) -> tuple[int, int]:
     """(readings carried, payload bytes) of one uplink of `readings` queued readings, as
     lorawan.pack sends them: full records while they fit, else level records; the status
@@ -55,20 +65,26 @@ def main() -> None:
               f"{one} ms ({LEVEL} B level record); a full uplink carries {n} reading(s) "
               f"({size} B) in {lorawan.airtime_ms(size, dr)} ms = "
               f"{lorawan.airtime_ms(size, dr) / n:.0f} ms per reading")
-    print("  the confirmed uplink's acknowledgement costs the gateway one empty downlink "
-          f"({lorawan.airtime_ms(0, 2)} ms at DR2)")
+    print("  uplinks are unconfirmed; a downlink (an empty one is "
+          f"{lorawan.airtime_ms(0, 2)} ms at DR2) answers only link checks, delivery-report "
+          "requests and gaps")
     schedules = (("normal, every 10 min, upload every 3", cfg["interval_normal_s"],
-                  cfg["upload_every"]),
-                 ("flood, every 2 min, upload each", cfg["interval_flood_s"], 1))
-    for name, interval, per in schedules:
+                  cfg["upload_every"], False),
+                 ("flood, every 2 min, upload each", cfg["interval_flood_s"], 1, True))
+    for name, interval, per, flood in schedules:
+        checks, reports = downlinks(interval, flood)
         for dr in (2, 3, 5):
             uplinks, seconds = day(dr, interval, per)
             verdicts = ", ".join(f"{seconds / budget:.0%} of {label}"
                                  for label, budget in BUDGETS)
             default = " (the default)" if dr == cfg["lora_dr"] else ""
             print(f"  {name}, DR{dr}{default}: {uplinks} uplinks, {seconds:6.1f} s on air per "
-                  f"day ({verdicts}); {uplinks} acknowledgement downlinks per day "
-                  f"({uplinks / TTN_DOWNLINKS:.0f}x TTN's {TTN_DOWNLINKS})")
+                  f"day ({verdicts})")
+        total = checks + reports
+        print(f"  {name}: {total} downlinks per day ({checks} link-check answers, {reports} "
+              f"delivery reports; + 1 per frame lost in the air) = "
+              f"{total / TTN_DOWNLINKS:.0%} of TTN's {TTN_DOWNLINKS} (confirmed uplinks cost "
+              "one acknowledgement per uplink)")
     print("  Japan (ARIB STD-T108): carrier sense before each transmission and at most 4 s "
           "per transmission; AS923's 400 ms dwell time caps a DR2 uplink at 11 bytes")
 

@@ -58,9 +58,18 @@ function mizumoriRecord(b, i) {
 }
 
 // input: {bytes: byte array, fPort: n, recvTime: Date}. data.readings: level and full records,
-// data.status: the status record (if any); level_m for dashboards that want metres.
+// data.status: the status record (if any); level_m for dashboards that want metres. FPort 2
+// (a delivery-report request) starts with the oldest seq the station holds: data.oldest_seq.
 function decodeUplink(input) {
-  var b = input.bytes, readings = [], status = null, i = 0;
+  var b = input.bytes, readings = [], status = null, i = 0, oldest = null;
+  if (input.fPort === 2) {
+    if (!b || b.length < 3) { return { errors: ["report uplink shorter than 3 bytes"], warnings: [] }; }
+    oldest = (b[0] << 16) | (b[1] << 8) | b[2];
+    if (b.length === 3) {
+      return { data: { codec: 1, readings: [], status: null, oldest_seq: oldest }, warnings: [] };
+    }
+    b = b.slice(3);
+  }
   if (!b || b.length === 0) { return { errors: ["empty batch"], warnings: [] }; }
   try {
     while (i < b.length) {
@@ -80,5 +89,7 @@ function decodeUplink(input) {
       warnings.push("station dropped readings before seq " + readings[j].seq);
     }
   }
-  return { data: { codec: 1, readings: readings, status: status }, warnings: warnings };
+  var data = { codec: 1, readings: readings, status: status };
+  if (oldest !== null) { data.oldest_seq = oldest; }
+  return { data: data, warnings: warnings };
 }

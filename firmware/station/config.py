@@ -48,7 +48,6 @@ DEFAULTS = {
     # commands a network sends; DR2 (SF10, 11 bytes) reaches ~2.5 dB further but carries one
     # level record and nothing else (docs/lorawan.md, "Data rate").
     "lora_dr": 3,
-    "lora_retries": 3,          # confirmed-uplink retransmissions by the module
     "lora_uplinks": 4,          # uplinks per wake at most (airtime)
     "radio_min_mv": 3450,       # below this battery voltage: no radio, no OTA this wake
     "radio_budget_s": 45,       # per-wake deadline for all radio work
@@ -88,13 +87,14 @@ RANGES = {
     "batch_records": (1, 40),            # within the server's 64 KiB body limit
     "batches_per_wake": (1, 8),          # bounded awake time draining a backlog
     "lora_dr": (2, 5),                   # AS923 with dwell: DR0/1 carry nothing; RUI3 takes 2-5
-    "lora_retries": (0, 7),              # the RAK3172's AT+RETY range
     "lora_uplinks": (1, 8),              # airtime per wake (duty cycle)
     "radio_min_mv": (3000, 4200),        # Li-ion: 3.0 V is empty, 4.2 V full
     "radio_budget_s": (10, 300),         # a Wi-Fi connect needs ~10 s; 5 min drains a cell
     "maintenance_s": (0, 60),            # the serial window at each wake
     "wdt_ms": (30000, 120000),           # above a Wi-Fi connect + TLS; resets a hung wake
 }
+# Settings older firmware had: taken and ignored (lora_retries: uplinks are unconfirmed now).
+RETIRED = ("lora_retries",)
 # Messages that say more than the range.
 NOTES = {"lora_dr": "AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under dwell time)"}
 CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
@@ -164,6 +164,8 @@ def merge(base, changes):
     cfg = dict(base)
     errors = []
     for key in changes:
+        if key in RETIRED:
+            continue
         if key not in DEFAULTS:
             errors.append("%s: unknown setting" % key)
             continue

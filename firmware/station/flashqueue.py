@@ -112,15 +112,19 @@ class FlashQueue:
         self._enforce_bound()
         return seq
 
-    def peek(self, max_records, max_bytes=4096):
-        """The oldest unacknowledged records as (seq, payload), oldest first."""
+    def peek(self, max_records, max_bytes=4096, after=0):
+        """The oldest unacknowledged records above seq `after` as (seq, payload), oldest
+        first."""
+        after = max(after, self.acked)
         out = []
         size = 0
-        for first in self._segs:
+        for i, first in enumerate(self._segs):
+            if self._last_seq(i) <= after:
+                continue  # wholly at or below `after`: not worth reading
             frames, skipped = self._read(first)
             self.skipped_bytes += skipped
             for seq, payload in frames:
-                if seq <= self.acked:
+                if seq <= after:
                     continue
                 if len(out) >= max_records or size + len(payload) > max_bytes:
                     return out

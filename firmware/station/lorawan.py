@@ -1,8 +1,10 @@
 # LoRaWAN uplink through an AT modem (drivers/rak3172.py): join when the module has no
-# session (backing off between wakes), then send the queue's oldest readings, as many
-# records as the data rate's payload allows, on port 1 as confirmed uplinks. A reading
-# leaves the queue only when the network acknowledged its frame. Config changes arrive as
-# downlinks on port 10. See docs/lorawan.md.
+# session (backing off between wakes), then send the queue's oldest unsent readings, as many
+# records as the data rate's payload allows, as unconfirmed uplinks. A reading stays in the
+# queue after it was sent until the fleet server reports it stored: every few hours one
+# uplink asks for that report (REPORT_PORT); the server also asks for a resend when it sees
+# a gap. A link check now and then (every half hour in flood) proves the session lives.
+# Config changes arrive as downlinks on port 10. See docs/lorawan.md ("Delivery").
 import struct
 import time
 
@@ -10,7 +12,11 @@ from station import clock, codec, config
 from station.clock import reading_time
 
 READINGS_PORT = 1
+REPORT_PORT = 2  # readings after the oldest seq the station holds (u24): "what do you have?"
 CONFIG_PORT = 10
+DELIVERY_PORT = 11  # the fleet server's delivery report: kind u8, seq u24
+HAVE = 1  # every reading from the oldest held up to seq - 1 is stored: drop them
+RESEND = 2  # readings from seq on are missing: send them again
 # AS923 with uplink dwell time (Japan): the largest payload per data rate, MAC commands in
 # FOpts included (RegionAS923.h MaxPayloadOfDatarateDwell1AS923). DR0 and DR1 carry nothing
 # under the 400 ms dwell limit; RUI3's AT+DR takes 2..5.
@@ -22,9 +28,16 @@ CONFIG_KEYS = {1: "mount_mm", 2: 0, 3: 1, 4: 2, 5: 3, 6: "hysteresis_mm",
                7: "rise_limit_mm_h", 8: "interval_normal_s", 9: "interval_flood_s",
                10: "upload_every"}  # 2..5: thresholds_mm[0..3]
 NO_VALUE = -(1 << 23)
-LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
-REJOIN_UNACKED = 6  # confirmed uplinks in a row without an acknowledgement, then join again
-REJOIN_SILENT_S = 86400  # or a day without one (a session the network no longer knows)
+# A delivery report every 6 hours, or sooner once this many readings were sent since the
+# last; a link check as often in normal times (4 + 4 downlinks a day: under The Things
+# Network's 10), every half hour in flood, when a dead session must be found within the hour.
+REPORT_EVERY_S = 6 * 3600
+REPORT_READINGS = 96
+LINK_CHECK_S = (6 * 3600, 1800)  # normal, flood
+# Sent readings kept for a resend at most this many (a network server that sends no
+# downlinks never reports: then the oldest sent ones are let go, as if reported).
+RESEND_WINDOW = 192
+REJOIN_UNANSWERED = 2  # link checks in a row nobody answered: the session is dead, join again
 
 
 def modem(board, pins, feed=None):
@@ -57,13 +70,13 @@ def airtime_ms(payload_len, dr):
     return int((8 + 4.25) * t_sym + n * t_sym + 0.999)
 
 
-def pack(queue, state, now, limit):
-    """(payload, seqs): the oldest readings that fit in limit bytes, each with its age at
-    sending; full records when they fit, else the 11-byte level record."""
+def pack(queue, state, now, limit, after=0):
+    """(payload, seqs): the oldest readings above seq `after` that fit in limit bytes, each
+    with its age at sending; full records when they fit, else the 11-byte level record."""
     parts = []
     seqs = []
     size = 0
-    for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN)):
+    for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN), after=after):
         rec = codec.with_age(stored[4:], now - reading_time(stored, seq, state["adj"]))
         if size + len(rec) > limit:
             rec = codec.to_level(rec)
@@ -115,11 +128,11 @@ def apply_downlink(cfg, cfg_path, data, state):
 
 def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
          clock_path=clock.PATH, deadline=None):
-    """Drain up to cfg["lora_uplinks"] uplinks. True when the link worked (or there was
-    nothing to send), False when it failed: the queue is kept and the next try backs off.
-    A station whose clock is not set asks the network's time with a frame that has room
-    for the request (DeviceTimeReq). No join or uplink starts after deadline (board ticks,
-    ms): a failing link must not keep the board awake for minutes."""
+    """Send up to cfg["lora_uplinks"] uplinks. True when the link worked (or there was
+    nothing to send), False when it failed: the next try backs off. A station whose clock
+    is not set asks the network's time with a frame that has room for the request
+    (DeviceTimeReq). No join or uplink starts after deadline (board ticks, ms): a failing
+    link must not keep the board awake for minutes."""
     from station.drivers.rak3172 import ModemError
 
     now = board.time()
@@ -128,22 +141,18 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
     lora = creds["lorawan"]
     try:
         if not state["lora_setup"]:
-            if modem.setup(lora["dev_eui"], lora["app_eui"], lora["app_key"],
-                           cfg["lora_dr"], True, cfg["lora_retries"]):
+            if modem.setup(lora["dev_eui"], lora["app_eui"], lora["app_key"], cfg["lora_dr"]):
                 state["lora_rejoin"] = True  # new keys: RUI3 keeps the old session
             state["lora_setup"] = True
         else:
             modem.wake()
-        heard = state["lora_heard_at"]
-        if heard and now - heard > REJOIN_SILENT_S:
-            state["lora_rejoin"] = True  # a day without an acknowledgement: a dead session?
         if state["lora_rejoin"] or not modem.joined():
             if not modem.join():
                 return _fail(state, now, "lorawan: join failed")
             state["lora_rejoin"] = False
-            state["lora_unacked"] = 0
-            state["lora_heard_at"] = now
-        want_link = state["wakes"] % LINK_CHECK_EVERY == 1  # is the gateway still heard well?
+            state["lora_unanswered"] = 0
+        if not state["lora_report_at"]:  # the first report and link check after 6 hours
+            state["lora_report_at"] = state["lora_check_at"] = now
         asked_time = False
         sent = False
         for _ in range(cfg["lora_uplinks"]):
@@ -155,17 +164,24 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if not limit:
                 return _fail(state, now, "lorawan: DR%d carries no payload (dwell time)" % dr)
             want_time = not state["synced"] and not asked_time
-            # A MAC request rides in FOpts and takes a byte of the frame: never into a full one.
-            room = limit - want_time - want_link
-            payload, seqs = pack(queue, state, board.time(), room)
+            report = _report_due(state, queue, board.time())
+            every = LINK_CHECK_S[1 if state["flood"] else 0]
+            want_link = board.time() - state["lora_check_at"] >= every
+            # MAC requests ride in FOpts and take a byte each: never into a full frame. A
+            # report uplink starts with the oldest seq held (3 bytes).
+            room = limit - want_time - want_link - (3 if report else 0)
+            after = max(queue.acked, state["lora_sent"])
+            payload, seqs = pack(queue, state, board.time(), room, after)
             # The status record (queue depth, config version) rides along when it fits;
             # alone when the server must learn of an applied config, or to ask the time.
             status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
                                          cause_code(reset_cause), None)
             with_status = len(payload) + len(status) <= room and (
-                seqs or state["lora_status"] or want_time or want_link)
+                seqs or state["lora_status"] or want_time or want_link or report)
             if with_status:
                 payload += status
+            if report:
+                payload = _seq24(queue.acked + 1) + payload
             if not payload:
                 break
             if want_time:
@@ -173,25 +189,33 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                 asked_time = True
             if want_link:
                 modem.request_link_check()
-                want_link = False
-            delivered, downlinks = modem.send(READINGS_PORT, payload, send_timeout_ms(cfg))
+            modem.link = None
+            done, downlinks = modem.send(REPORT_PORT if report else READINGS_PORT, payload,
+                                         send_timeout_ms())
             sent = True
-            if want_time and delivered:
+            if want_time and done:
                 t = modem.network_time()
                 if t is not None:
                     clock.set_from_server(board, state, queue, t, clock_path)
-            cfg = _apply_all(cfg, cfg_path, downlinks, state)
+                    state["lora_report_at"] = state["lora_check_at"] = board.time()
+            if not done:
+                return _fail(state, now, "lorawan: the module did not finish the uplink")
+            if seqs:
+                state["lora_sent"] = seqs[-1]
+            if report:
+                state["lora_report_at"] = board.time()
+                state["lora_report_seq"] = state["lora_sent"]
+            if want_link:
+                state["lora_check_at"] = board.time()
+                state["lora_unanswered"] += 1
+            if downlinks or modem.link is not None:
+                state["lora_unanswered"] = 0  # the network heard us
             if modem.link is not None:
                 state["lora_link"] = list(modem.link)
-            if not delivered:
-                state["lora_unacked"] += 1
-                if state["lora_unacked"] >= REJOIN_UNACKED:
-                    state["lora_rejoin"] = True  # the network may have lost the session
-                return _fail(state, now, "lorawan: no acknowledgement")
-            state["lora_unacked"] = 0
-            state["lora_heard_at"] = board.time()
-            if seqs:
-                queue.ack(seqs[-1])
+            if state["lora_unanswered"] >= REJOIN_UNANSWERED:
+                state["lora_rejoin"] = True  # the network may have lost the session
+            cfg = _apply_all(cfg, cfg_path, downlinks, state, queue)
+            _keep_window(state, queue)
             if with_status and not downlinks:
                 state["lora_status"] = False
             state["lora_backoff_s"] = 0
@@ -200,7 +224,7 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
         if sent:  # a downlink whose event was lost (RUI3 keeps the last one: AT+RECV)
             last = modem.last_downlink()
             if last and last[0] == CONFIG_PORT and _version(last[1]) != cfg["config_version"]:
-                cfg = _apply_all(cfg, cfg_path, [last], state)
+                cfg = _apply_all(cfg, cfg_path, [last], state, queue)
         state["lora_silent"] = 0
         return True
     except ModemError as e:
@@ -214,10 +238,55 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
         return _fail(state, now, "lorawan: %s" % e)
 
 
-def _apply_all(cfg, cfg_path, downlinks, state):
+def _report_due(state, queue, now):
+    """Ask for a delivery report: sent readings wait for one, and the last ask is 6 hours
+    old or many readings were sent since."""
+    return state["lora_sent"] > queue.acked and (
+        now - state["lora_report_at"] >= REPORT_EVERY_S
+        or state["lora_sent"] - state["lora_report_seq"] >= REPORT_READINGS)
+
+
+def _keep_window(state, queue):
+    """Let go of sent readings beyond the resend window (nobody reported them)."""
+    if state["lora_sent"] - queue.acked > RESEND_WINDOW:
+        queue.ack(state["lora_sent"] - RESEND_WINDOW)
+
+
+def apply_delivery(data, state, queue):
+    """A delivery report. HAVE: the server holds every reading below seq from the oldest
+    held on: drop them, and send again from seq if it is one of those the report was asked
+    about (the ones sent since need no resend). RESEND: send again from seq on."""
+    if len(data) != 4 or data[0] not in (HAVE, RESEND):
+        state["err"] = "lorawan: bad delivery report"
+        return
+    seq = _extend(int.from_bytes(data[1:4], "big"), max(state["lora_sent"], queue.acked))
+    if data[0] == HAVE:
+        queue.ack(seq - 1)
+        if seq > state["lora_report_seq"]:
+            return
+    state["lora_sent"] = min(state["lora_sent"], seq - 1)
+
+
+def _seq24(seq):
+    return bytes(((seq >> 16) & 0xFF, (seq >> 8) & 0xFF, seq & 0xFF))
+
+
+def _extend(seq24, near):
+    """The sequence number nearest `near` whose low 24 bits are seq24."""
+    base = (near & ~0xFFFFFF) | seq24
+    best = base
+    for c in (base - 0x1000000, base + 0x1000000):
+        if c > 0 and abs(c - near) < abs(best - near):
+            best = c
+    return best
+
+
+def _apply_all(cfg, cfg_path, downlinks, state, queue):
     for port, data in downlinks:
         if port == CONFIG_PORT:
             cfg = apply_downlink(cfg, cfg_path, data, state)
+        elif port == DELIVERY_PORT:
+            apply_delivery(data, state, queue)
     return cfg
 
 
@@ -226,10 +295,11 @@ def _version(frame):
         else None
 
 
-def send_timeout_ms(cfg):
-    """How long a confirmed uplink may take: each try is the airtime, RX1 (up to 5 s on The
-    Things Stack), RX2 and the acknowledgement timeout (2 s +/- 1 s)."""
-    return (cfg["lora_retries"] + 1) * 10000
+def send_timeout_ms():
+    """How long an unconfirmed uplink may take: RUI3 prints TX_DONE when the receive windows
+    have closed (McpsConfirm): the airtime, RX1 (up to 5 s on The Things Stack), RX2 a
+    second later and its own airtime."""
+    return 10000
 
 
 def cause_code(name):

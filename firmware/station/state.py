@@ -44,8 +44,11 @@ def defaults():
         "lora_retry_at": 0,
         "lora_link": None,  # [demod margin dB, gateways] from the last link check
         "lora_rejoin": False,  # join at the next chance (new keys, a session presumed dead)
-        "lora_unacked": 0,  # confirmed uplinks in a row without an acknowledgement
-        "lora_heard_at": 0,  # when the network last acknowledged an uplink
+        "lora_sent": 0,  # the newest reading sent in an uplink (kept until reported stored)
+        "lora_report_at": 0,  # when the last uplink asking for a delivery report went out
+        "lora_report_seq": 0,  # the newest reading sent by then
+        "lora_check_at": 0,  # when the last link check went out
+        "lora_unanswered": 0,  # link checks in a row nothing came down for
         "lora_silent": 0,  # wakes in a row the module did not answer (then: reset it)
         "lora_levels": None,  # [version, river levels] of a config downlink still arriving
     }

@@ -18,7 +18,14 @@ import httpx
 from mizumori_server import devices
 
 READINGS_PORT = 1  # uplinks: codec-v1 records (docs/protocol.md)
+# Uplinks asking for a delivery report: the oldest reading the station still holds (seq,
+# u24), then records as on port 1. The answer goes down on DELIVERY_PORT.
+REPORT_PORT = 2
 CONFIG_PORT = 10  # downlinks: config changes (encode_config)
+# Downlinks: a delivery report, kind u8 and seq u24 (docs/lorawan.md, "Delivery"):
+HAVE = 1  # every reading from the station's oldest up to seq - 1 is stored: drop them
+RESEND = 2  # readings from seq on are missing: send them again
+DELIVERY_PORT = 11
 
 
 class BadEvent(ValueError):
@@ -152,6 +159,30 @@ def tts_uplink(body: dict[str, Any]) -> Uplink:
                   device_id)
 
 
+# --- delivery reports --------------------------------------------------------------------
+
+def split_report(payload: bytes) -> tuple[int, bytes]:
+    """A REPORT_PORT payload: (the station's oldest held seq, u24; the records)."""
+    if len(payload) < 3:
+        raise BadEvent("report uplink: shorter than its 3-byte sequence number")
+    return int.from_bytes(payload[:3], "big"), payload[3:]
+
+
+def first_missing(stored: list[int], oldest: int) -> int:
+    """The first sequence number from `oldest` on that is not in `stored` (ascending, all
+    from `oldest` on)."""
+    want = oldest
+    for seq in stored:
+        if seq != want:
+            break
+        want += 1
+    return want
+
+
+def encode_delivery(kind: int, seq: int) -> bytes:
+    return bytes([kind]) + (seq & 0xFFFFFF).to_bytes(3, "big")
+
+
 # --- config downlinks --------------------------------------------------------------------
 
 # Settings a downlink can carry: the station's (devices.station_config); key id -> name
@@ -197,7 +228,8 @@ def encode_config(version: int, cfg: dict[str, Any]) -> list[bytes]:
 
 def queue_downlinks(kind: str, api_url: str, token: str, dev_eui: str,
                     ns_device_id: str | None, application_id: str, webhook_id: str,
-                    frames: list[bytes], client: httpx.Client) -> None:
+                    frames: list[bytes], client: httpx.Client,
+                    port: int = CONFIG_PORT) -> None:
     """Queue frames on the network server for the device's next receive windows; raises
     httpx.HTTPError. ChirpStack v4 REST API: POST /api/devices/{devEui}/queue. The Things
     Stack: POST /api/v3/as/applications/{app}/webhooks/{webhook}/devices/{device}/down/push."""
@@ -206,7 +238,7 @@ def queue_downlinks(kind: str, api_url: str, token: str, dev_eui: str,
     if kind == "chirpstack":
         for frame in frames:
             r = client.post(f"{base}/api/devices/{dev_eui}/queue", headers=headers, json={
-                "queueItem": {"confirmed": False, "fPort": CONFIG_PORT,
+                "queueItem": {"confirmed": False, "fPort": port,
                               "data": base64.b64encode(frame).decode()}})
             r.raise_for_status()
         return
@@ -214,7 +246,7 @@ def queue_downlinks(kind: str, api_url: str, token: str, dev_eui: str,
         raise httpx.HTTPError("no The Things Stack device_id seen yet for this device")
     r = client.post(f"{base}/api/v3/as/applications/{application_id}/webhooks/{webhook_id}"
                     f"/devices/{ns_device_id}/down/push", headers=headers, json={
-                        "downlinks": [{"f_port": CONFIG_PORT, "priority": "NORMAL",
+                        "downlinks": [{"f_port": port, "priority": "NORMAL",
                                        "frm_payload": base64.b64encode(f).decode()}
                                       for f in frames]})
     r.raise_for_status()

@@ -150,3 +150,8 @@ def test_radio_settings_and_the_loop_shunt():
     assert 21500 * hi // 1000 <= 2450  # no shunt in range can clip the over-range current
     assert config.RANGES["radio_min_mv"] == (3000, 4200)
     assert config.RANGES["radio_budget_s"] == (10, 300)
+
+
+def test_a_retired_setting_from_older_firmware_is_taken_and_ignored():
+    cfg, errors = config.merge(config.DEFAULTS, {"lora_retries": 3, "lora_dr": 4})
+    assert errors == [] and cfg["lora_dr"] == 4 and "lora_retries" not in cfg

@@ -25,6 +25,16 @@ def test_append_peek_ack_in_order():
     assert q.depth() == 7
 
 
+def test_peek_after_a_seq_skips_what_was_sent_but_keeps_it():
+    q = FlashQueue(tempdir(), segment_records=4)
+    fill(q, 10)
+    assert [s for s, _ in q.peek(3, after=5)] == [6, 7, 8]
+    assert [s for s, _ in q.peek(100, after=10)] == []
+    q.ack(7)
+    assert [s for s, _ in q.peek(100, after=2)] == [8, 9, 10]  # never below the acked
+    assert q.depth() == 3
+
+
 def test_survives_reopen_and_never_reuses_a_sequence_number():
     root = tempdir()
     q = FlashQueue(root, segment_records=4)

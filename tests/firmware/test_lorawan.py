@@ -26,7 +26,9 @@ class Clock:
 
 
 class Network:
-    """What the module's radio reaches: records frames, answers with queued downlinks."""
+    """What the module's radio reaches: records frames, answers with queued downlinks; behind
+    it a fleet server that stores readings and answers delivery requests and gaps as
+    server/mizumori_server/api/lorawan.py does (the report goes down with the next uplink)."""
 
     def __init__(self):
         self.frames = []
@@ -34,17 +36,45 @@ class Network:
         self.heard = True
         self.downlinks = []
         self.joins = 0
+        self.stored = set()  # the readings' seqs the fleet server holds
+        self.reports = True  # it answers report requests and gaps (False: no downlinks)
+        self.lose = set()  # frames (numbered as transmitted, from 1) no gateway hears
+        self.transmitted = 0
 
     def join(self, dev_eui, app_eui, app_key):
         self.joins += 1
         return self.accept_join and dev_eui == EUI
 
     def uplink(self, dev_eui, port, payload, confirmed, dr, fcnt):
-        if not self.heard:
+        self.transmitted += 1
+        if not self.heard or self.transmitted in self.lose:
             return False, []
         self.frames.append((port, payload, confirmed, dr, fcnt))
         out, self.downlinks = self.downlinks[:1], self.downlinks[1:]
+        self.fleet(port, payload)
         return True, out
+
+    def fleet(self, port, payload):
+        if port not in (lorawan.READINGS_PORT, lorawan.REPORT_PORT):
+            return
+        oldest = None
+        if port == lorawan.REPORT_PORT:
+            oldest, payload = int.from_bytes(payload[:3], "big"), payload[3:]
+        seqs = [r["seq"] for r in codec.decode(payload) if r["type"] != "status"] \
+            if payload else []
+        before = max(self.stored) if self.stored else 0
+        self.stored.update(seqs)
+        if not self.reports:
+            return
+        if oldest is not None:
+            have = oldest
+            while have in self.stored:
+                have += 1
+            self.downlinks.append((lorawan.DELIVERY_PORT, bytes([lorawan.HAVE])
+                                   + have.to_bytes(3, "big")))
+        elif seqs and before and min(seqs) > before + 1:
+            self.downlinks.append((lorawan.DELIVERY_PORT, bytes([lorawan.RESEND])
+                                   + (before + 1).to_bytes(3, "big")))
 
 
 def rig(version="4.2.1", reset_pin=None):
@@ -73,6 +103,16 @@ def station(n_readings, **changes):
     return d, cfg, board, q, st
 
 
+def unsent(q, st):
+    """Readings in the queue not sent yet (sent ones stay until reported stored)."""
+    return q.next_seq - 1 - max(q.acked, st["lora_sent"])
+
+
+def add_reading(board, q, level=900):
+    q.append(struct.pack(">I", board.time()) + codec.encode_full(q.next_seq, 0, level, 3700, 0,
+                                                                20.0, 50.0, 1000.0, 0.0))
+
+
 def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
     from station import clock as clock_mod
 
@@ -81,7 +121,7 @@ def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
     d, cfg, board, q, st = station(2)
     st["synced"] = False
     board.set_time(0)  # after a power loss: 2000-01-01
-    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 3)
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2)
     st["lora_setup"] = True
     assert modem.join()
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "power_on",
@@ -90,13 +130,13 @@ def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
     # 11-byte level record would not (the module refuses it with the request pending)
     assert "AT+TIMEREQ=1" in module.log and len(net.frames[0][1]) == codec.STATUS_LEN
     assert st["synced"] and abs(board.time() + board.EPOCH_OFFSET - 1790000000) <= 5
-    assert [len(f[1]) for f in net.frames[1:]] == [codec.LEVEL_LEN] * 2 and q.depth() == 0
+    assert [len(f[1]) for f in net.frames[1:]] == [codec.LEVEL_LEN] * 2 and unsent(q, st) == 0
     assert clock_mod.load(d + "/clock.json")["floor"] == board.time()
 
 
 def test_mac_commands_that_leave_no_room_are_flushed_and_the_frame_sent_in_the_same_wake():
     clock, net, module, modem = rig()
-    modem.setup(*KEYS, 2, True, 3)
+    modem.setup(*KEYS, 2)
     assert modem.join()
     modem.request_time()  # 1 byte of FOpts: with 11 bytes of payload DR2's 11 is exceeded
     delivered, _ = modem.send(1, b"\x11" * 11)
@@ -124,13 +164,13 @@ def test_airtime_follows_the_lora_formula():
 
 def test_setup_writes_only_what_differs_and_join_takes_the_accept_delay():
     clock, net, module, modem = rig()
-    assert modem.setup(*KEYS, 2, True, 3)  # a new identity: the caller must join
+    assert modem.setup(*KEYS, 2)  # a new identity: the caller must join
     writes = [c for c in module.log if "=?" not in c and c != "AT"]
     assert writes == ["AT+DEVEUI=AC1F09FFFE0A1B2C", "AT+APPEUI=AC1F09FFF8680000",
-                      "AT+APPKEY=2B7E151628AED2A6ABF7158809CF4F3C", "AT+ADR=0", "AT+CFM=1",
-                      "AT+RETY=3", "AT+LPM=1", "AT+LBT=1"]  # low power and carrier sense on
+                      "AT+APPKEY=2B7E151628AED2A6ABF7158809CF4F3C", "AT+ADR=0", "AT+LPM=1",
+                      "AT+LBT=1"]  # low power and carrier sense on; CFM stays 0 (unconfirmed)
     module.log = []
-    assert not modem.setup(*KEYS, 2, True, 3)
+    assert not modem.setup(*KEYS, 2)
     assert [c for c in module.log if "=?" not in c and c != "AT"] == []  # nothing twice
     assert not modem.joined()
     start = clock.ms
@@ -146,7 +186,7 @@ def test_refusals_come_back_as_the_modules_statuses():
     net.accept_join = False
     assert not modem.join()
     net.accept_join = True
-    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2, True, 0)
+    modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2)
     assert modem.join()
     e = raises(ModemError, modem.send, 1, b"\x11" * 12)  # over DR2's 11 bytes
     assert e.status == "AT_PARAM_ERROR"
@@ -159,20 +199,20 @@ def test_refusals_come_back_as_the_modules_statuses():
         assert modem.command("AT+DR=" + dr)[0] == "AT_PARAM_ERROR"
 
 
-def test_dr2_sends_one_level_record_per_confirmed_uplink():
+def test_dr2_sends_one_level_record_per_unconfirmed_uplink():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(6, lora_dr=2)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     assert net.joins == 1 and len(net.frames) == 4  # lora_uplinks per wake
     for k, (port, payload, confirmed, dr, fcnt) in enumerate(net.frames):
-        assert (port, confirmed, dr, fcnt, len(payload)) == (1, True, 2, k + 1, 11)
+        assert (port, confirmed, dr, fcnt, len(payload)) == (1, False, 2, k + 1, 11)
         [rec] = codec.decode(payload)
         assert rec["type"] == "level" and rec["seq"] == k + 1
         assert rec["age_s"] == (6 - k) * 600  # age at sending, from the stored time
-    assert q.depth() == 2 and st["uplink"] == ""
+    assert unsent(q, st) == 2 and q.depth() == 6 and st["uplink"] == ""  # kept until reported
     # the next wake: the module kept its session, no second join
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert net.joins == 1 and q.depth() == 0
+    assert net.joins == 1 and unsent(q, st) == 0
 
 
 def test_dr5_packs_full_records_and_the_status():
@@ -182,22 +222,28 @@ def test_dr5_packs_full_records_and_the_status():
     [(port, payload, _, dr, _)] = net.frames
     recs = codec.decode(payload)
     assert dr == 5 and [r["type"] for r in recs] == ["full"] * 5 + ["status"]
-    assert q.depth() == 0
+    assert unsent(q, st) == 0
 
 
-def test_no_acknowledgement_keeps_the_queue_and_backs_off():
+def test_an_uplink_the_module_never_finishes_keeps_the_readings_unsent_and_backs_off():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(3)
-    net.heard = False
+    assert modem.setup(*KEYS, 3) and modem.join()
+    st["lora_setup"] = True
+    module.network = None  # the radio hangs: OK to AT+SEND, then no event
+    real = module._transmit
+    module._transmit = lambda *a: None
     assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert q.depth() == 3 and st["uplink"] == "lorawan: no acknowledgement"
+    assert unsent(q, st) == 3 and st["uplink"] == \
+        "lorawan: the module did not finish the uplink"
     assert st["lora_retry_at"] == board.time() + 60
-    net.heard = True
+    module._transmit = real
+    module.network = net
     assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     assert net.frames == []  # still backing off
     board.world.now += 60
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert q.depth() == 0 and st["lora_backoff_s"] == 0
+    assert unsent(q, st) == 0 and st["lora_backoff_s"] == 0
 
 
 def test_failed_join_backs_off_doubling():
@@ -234,13 +280,110 @@ def test_config_downlinks_apply_and_the_version_is_reported():
     assert [s["config_version"] for s in status] == [7] and not st["lora_status"]
 
 
-def test_a_link_check_rides_on_the_first_wake_of_the_day():
+def report_due(board, st):
+    st["lora_report_at"] = board.time() - lorawan.REPORT_EVERY_S  # six hours ago
+
+
+def check_due(board, st):
+    st["lora_check_at"] = board.time() - lorawan.LINK_CHECK_S[0]
+
+
+def test_uplinks_are_unconfirmed_and_a_delivery_report_lets_the_readings_go():
     clock, net, module, modem = rig()
-    d, cfg, board, q, st = station(2)
-    st["wakes"] = 1
+    d, cfg, board, q, st = station(6)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert "AT+LINKCHECK=1" in module.log
-    assert st["lora_link"] == [12, 1]  # demodulation margin dB, gateways
+    assert [f[:1] + f[2:4] for f in net.frames] == [(1, False, 3)] * 2  # 2 full records each
+    assert module.regs["CFM"] == "0" and "AT+CFM=1" not in module.log
+    assert q.depth() == 6 and st["lora_sent"] == 6  # sent, not yet known to be stored
+    # six hours on: the next uplink asks what the server holds, with a link check
+    report_due(board, st)
+    check_due(board, st)
+    add_reading(board, q)
+    module.log = []
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    port, payload = net.frames[-1][:2]
+    assert port == lorawan.REPORT_PORT and payload[:3] == b"\x00\x00\x01"  # oldest held
+    assert [r["type"] for r in codec.decode(payload[3:])] == ["full", "status"]
+    assert "AT+LINKCHECK=1" in module.log and st["lora_link"] == [12, 1]
+    assert q.depth() == 7  # the report comes down with the next uplink
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert q.acked == 7 and q.depth() == 1 and st["lora_sent"] == 8  # no resend: none missing
+    assert net.stored == set(range(1, 9)) and len(net.frames) == 4
+
+
+def test_a_frame_lost_in_the_air_is_sent_again_when_the_server_sees_the_gap():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(4, lora_dr=2, lora_uplinks=8)
+    net.lose = {2}  # the second frame (seq 2) reaches no gateway
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # seq 3 showed the gap: RESEND 2 came down with seq 4's uplink; 2, 3, 4 went again
+    assert net.stored == {1, 2, 3, 4}
+    assert [codec.decode(f[1])[0]["seq"] for f in net.frames if f[1]] == [1, 3, 4, 2, 3, 4]
+    report_due(board, st)
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert q.acked == 4 and net.stored == set(range(1, 7))  # HAVE 5 came with seq 5's frame
+
+
+def test_a_report_does_not_resend_what_went_out_after_it_was_asked_for():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2, lora_dr=2)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    report_due(board, st)
+    for _ in range(3):
+        add_reading(board, q)
+    # DR2: the report uplink carries the oldest seq and no record (3 + 11 + 1 > 11)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    ports = [f[0] for f in net.frames]
+    assert ports == [1, 1, 2, 1, 1, 1] and len(net.frames[2][1]) == 3
+    # HAVE 3 came down with seq 3's frame: 1 and 2 go; 3..5 were sent after the ask
+    assert q.acked == 2 and st["lora_sent"] == 5 and net.stored == set(range(1, 6))
+
+
+def test_a_report_asking_for_what_was_lost_sends_it_again():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(3, lora_dr=5)
+    net.reports = False  # the server could not queue downlinks for a while
+    net.lose = {1}
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.stored == set() and st["lora_sent"] == 3
+    net.reports = True
+    report_due(board, st)
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # HAVE 1: nothing held; 1..3 went again with 5 (4 went with the report)
+    assert net.stored == set(range(1, 6)) and st["lora_sent"] == 5
+
+
+def test_in_flood_the_link_is_checked_every_half_hour():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    checks = []
+    for flood in (False, True):
+        st["flood"] = flood
+        module.log = []
+        for _ in range(6):  # an hour at the flood interval
+            board.world.now += 600
+            add_reading(board, q)
+            assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q,
+                                "deepsleep")
+        checks.append(module.log.count("AT+LINKCHECK=1"))
+    assert checks == [0, 2] and st["lora_link"] == [12, 1] and st["lora_unanswered"] == 0
+
+
+def test_without_reports_sent_readings_are_let_go_beyond_the_resend_window():
+    d, cfg, board, q, st = station(lorawan.RESEND_WINDOW + 50)
+    st["lora_sent"] = lorawan.RESEND_WINDOW + 40
+    lorawan._keep_window(st, q)
+    assert q.acked == 40 and unsent(q, st) == 10
+    lorawan.apply_delivery(b"\x09\x00\x00\x01", st, q)
+    assert st["err"] == "lorawan: bad delivery report" and q.acked == 40
 
 
 def test_lorawan_takes_over_when_wifi_fails():
@@ -258,7 +401,7 @@ def test_lorawan_takes_over_when_wifi_fails():
                             "deepsleep", board.watchdog(60000), 60000, d + "/clock.json")
     finally:
         lorawan.modem = real
-    assert reply == {} and q.depth() == 0 and len(net.frames) == 1  # DR3: both in one
+    assert reply == {} and unsent(q, st) == 0 and len(net.frames) == 1  # DR3: both in one
     assert st["uplink"] == ""  # Wi-Fi's failure was recorded, then LoRaWAN delivered
 
 
@@ -298,7 +441,7 @@ def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
 
 def test_the_outcome_comes_first_and_what_came_down_after_it():
     clock, net, module, modem = rig()
-    modem.setup(*KEYS, 3, True, 3)
+    modem.setup(*KEYS, 3)
     assert modem.join()
     net.downlinks = [(10, b"\x00\x00\x01")]
     module.regs["LINKCHECK"] = "1"
@@ -319,22 +462,22 @@ def test_new_keys_force_a_join_because_rui3_keeps_the_old_session():
     assert module.joined and net.joins == 2  # NJS was still 1: joined again all the same
 
 
-def test_a_session_the_network_lost_is_left_after_six_missing_acknowledgements():
+def test_a_session_the_network_lost_is_left_after_two_unanswered_link_checks():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(1)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    q.append(struct.pack(">I", board.time()) + codec.encode_full(q.next_seq, 0, 900, 3700, 0,
-                                                                20.0, 50.0, 1000.0, 0.0))
-    net.heard = False  # the network server forgot the device: nothing is acknowledged
-    for _ in range(6):
-        board.world.now += 3600
-        assert not lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q,
-                                "deepsleep")
-    assert st["lora_rejoin"]
+    net.heard = False  # the network server forgot the device: nothing comes down
+    for k in range(lorawan.REJOIN_UNANSWERED):
+        assert not st["lora_rejoin"]
+        check_due(board, st)
+        add_reading(board, q)
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+        assert st["lora_unanswered"] == k + 1  # +EVT:LINKCHECK:1:0:0:0:0
+    assert st["lora_rejoin"] and net.joins == 1
     net.heard = True
-    board.world.now += 3600
+    add_reading(board, q)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert net.joins == 2 and q.depth() == 0
+    assert net.joins == 2 and unsent(q, st) == 0
 
 
 def test_an_old_rui3_is_refused_with_a_clear_error():
@@ -379,7 +522,7 @@ def test_echo_left_on_by_a_technician_is_turned_off():
     module.echo = True  # ATE toggled at a terminal (RUI3 keeps it in flash)
     d, cfg, board, q, st = station(2)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert not module.echo and "ATE" in module.log and q.depth() == 0
+    assert not module.echo and "ATE" in module.log and unsent(q, st) == 0
 
 
 def test_the_first_byte_after_the_modules_sleep_may_be_lost():
@@ -391,7 +534,7 @@ def test_the_first_byte_after_the_modules_sleep_may_be_lost():
     q.append(struct.pack(">I", board.time()) + codec.encode_full(q.next_seq, 0, 900, 3700, 0,
                                                                 20.0, 50.0, 1000.0, 0.0))
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert "T" in module.log and q.depth() == 0  # "AT" came as "T"; the next AT worked
+    assert "T" in module.log and unsent(q, st) == 0  # "AT" came as "T"; the next AT worked
 
 
 def test_carrier_sense_is_on_and_a_busy_channel_is_tried_again():
@@ -404,7 +547,7 @@ def test_carrier_sense_is_on_and_a_busy_channel_is_tried_again():
     net.channel_busy = False
     board.world.now += st["lora_backoff_s"]
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert q.depth() == 0 and module.unlicensed == 0
+    assert unsent(q, st) == 0 and module.unlicensed == 0
 
 
 def test_a_lorawan_delivery_counts_as_an_upload():

@@ -89,3 +89,22 @@ def test_formatter_warns_of_dropped_readings() -> None:
         "JSON.stringify(decodeUplink({bytes: [0x11,0,0,9,0,0,0,4,0xd2,0xb9,0x40], fPort: 1}))"))
     assert got["warnings"] == ["station dropped readings before seq 9"]
     assert got["data"]["readings"][0]["flags"] == ["queue_dropped"]
+
+
+def test_formatter_reads_a_delivery_report_request() -> None:
+    import quickjs
+
+    ctx = quickjs.Context()
+    ctx.eval(FORMATTER.read_text())
+
+    def decode(data: list[int]) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(ctx.eval(
+            f"JSON.stringify(decodeUplink({{bytes: {json.dumps(data)}, fPort: 2}}))"))
+        return out
+
+    level = [0x11, 0, 0, 9, 0, 0, 0, 4, 0xd2, 0xb9, 0]
+    got = decode([0, 0, 3] + level)
+    assert got["data"]["oldest_seq"] == 3 and got["data"]["readings"][0]["seq"] == 9
+    assert decode([0, 1, 0])["data"] == {"codec": 1, "readings": [], "status": None,
+                                         "oldest_seq": 256}
+    assert decode([0, 1])["errors"] == ["report uplink shorter than 3 bytes"]

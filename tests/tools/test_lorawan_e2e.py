@@ -1,10 +1,12 @@
 """LoRaWAN end to end on the rig: the real firmware under MicroPython drives the simulated
-RAK3172 on its own pseudo-terminal; the module joins, a flood's readings go up as confirmed
-uplinks through a network server that posts every frame twice (two gateways) to the fleet
-server's ChirpStack endpoint, which stores each reading once; a threshold changed by an
-operator reaches the station as a downlink through ChirpStack's queue API."""
+RAK3172 on its own pseudo-terminal; the module joins, a flood's readings go up as unconfirmed
+uplinks through a network server that loses every 7th frame in the air and posts every other
+one twice (two gateways) to the fleet server's ChirpStack endpoint, which stores each reading
+once and asks for what is missing; a threshold changed by an operator reaches the station as
+a downlink through ChirpStack's queue API; a session the network server forgot is left."""
 
 import json
+import sqlite3
 from pathlib import Path
 
 from mizumori_tools.fleet import Api, Fleet, ServerProcess
@@ -44,7 +46,7 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
             "api_token": "ns-api-token-1"}).json()
         ns.webhook_url, ns.secret = integ["endpoint"], integ["secret"]
         ns.register(EUI)
-        ns.lose_ack_every = 7  # now and then an acknowledgement does not come back
+        ns.lose_every = 7  # now and then no gateway hears a frame
         modem = ModemPty(ns)
 
         station = VirtualStation(tmp_path / "flash")
@@ -78,15 +80,25 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         assert dev["reported_config_version"] == dev["config_version"] == cfg["config_version"]
         assert station.state()["uplink"] == ""
 
-        # the network server loses the session (restored from a backup): the station finds
-        # out from the missing acknowledgements and joins again; nothing measured is lost
+        # the network server loses the session (restored from a backup): in flood the
+        # station finds out from two unanswered link checks and joins again
+        assert station.state()["flood"]
         ns.forget(EUI)
-        fleet.run_until(START + 7 * 3600)
+        fleet.run_until(START + 5 * 3600 + 600)
         assert ns.joins == 2 and station.state()["uplink"] == "", station.state()
+        # nothing measured is lost: what the air and the dead session swallowed was asked
+        # for again (RESEND at the gap, HAVE in the reports) and stored once
+        fleet.run_until(START + 7 * 3600)
         after = readings()
         assert len(after) >= len(got) + 20
         stored = [int(str(p["t"])) for p in after]
         assert stored == sorted(stored) and len(stored) == len(set(stored))
+        held = station.state()["lora_sent"]
+        with sqlite3.connect(tmp_path / "m.db") as db:
+            seqs = [r[0] for r in db.execute("SELECT seq FROM readings ORDER BY seq")]
+        assert ns.transmitted > ns.uplinks  # frames were lost ...
+        missing = sorted(set(range(1, held + 1)) - set(seqs))
+        assert missing == [], (missing, held)  # ... and sent again
     finally:
         server.stop()
         if modem:

@@ -8,8 +8,8 @@ tested — and takes downlinks on ChirpStack's REST queue API
 (`POST /api/devices/{devEui}/queue`, bearer token) for the device's next receive window.
 Like a real network server it asks for MAC answers (LinkADRReq after a join, DevStatusReq now
 and then), sets FPending while more downlinks wait, answers DeviceTimeReq with its clock,
-can lose an acknowledgement (`lose_ack_every`) and can forget a device's session
-(`forget`): then nothing is heard until the device joins again.
+can lose an acknowledgement (`lose_ack_every`) or a whole frame (`lose_every`), and can
+forget a device's session (`forget`): then nothing is heard until the device joins again.
 """
 
 import base64
@@ -45,6 +45,8 @@ class NetworkServer:
         self.frames: dict[str, int] = {}  # frames heard per device since its join
         self.seen: set[tuple[str, int]] = set()  # (device, FCnt) already posted
         self.lose_ack_every = 0  # every Nth confirmed frame's acknowledgement is lost
+        self.lose_every = 0  # every Nth frame a device sends is heard by no gateway
+        self.transmitted = 0  # frames sent by the devices, heard or not
         self.joins = 0
         self.posts = 0  # webhook requests made
         self.uplinks = 0  # frames heard
@@ -69,6 +71,7 @@ class NetworkServer:
         with self.lock:
             self.joins += 1
             self.sessions.add(dev_eui)
+            self.seen = {k for k in self.seen if k[0] != dev_eui}  # FCnt starts again
             self.frames[dev_eui] = 0
             self.answers[dev_eui] = 0
         return True
@@ -85,6 +88,10 @@ class NetworkServer:
 
     def uplink(self, dev_eui: str, port: int, payload: bytes, confirmed: bool, dr: int,
                fcnt: int) -> tuple[bool, list[tuple[int, bytes]]]:
+        with self.lock:
+            self.transmitted += 1
+            if self.lose_every and self.transmitted % self.lose_every == 0:
+                return False, []  # lost in the air
         if dev_eui not in self.sessions:
             return False, []  # no session: the frame's MIC checks against nothing
         with self.lock:

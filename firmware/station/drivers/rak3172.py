@@ -178,16 +178,19 @@ class Rak3172:
                              "later" % ((text,) + MIN_VERSION), "AT+VER")
 
     # --- LoRaWAN -------------------------------------------------------------------------
-    def setup(self, dev_eui, app_eui, app_key, dr, confirmed, retries):
+    def setup(self, dev_eui, app_eui, app_key, dr):
         """OTAA credentials and radio settings, low-power mode and carrier sense; writes only
-        what differs (each write to the module's flash). True when its identity (keys, band,
-        mode) changed: RUI3 keeps the old session then, so the caller must join again."""
+        what differs (each write rewrites the module's whole settings page in flash:
+        service_nvm.c, so nothing here changes per uplink). Uplinks are unconfirmed (CFM=0):
+        delivery is the fleet server's report (docs/lorawan.md, "Delivery"). True when its
+        identity (keys, band, mode) changed: RUI3 keeps the old session then, so the caller
+        must join again."""
         self.wake()
         self.check_version()
         wanted = (("NWM", "1"), ("NJM", "1"), ("BAND", str(BAND_AS923_1)),
                   ("DEVEUI", dev_eui.upper()), ("APPEUI", app_eui.upper()),
                   ("APPKEY", app_key.upper()), ("ADR", "0"), ("DR", str(dr)),
-                  ("CFM", "1" if confirmed else "0"), ("RETY", str(retries))) + LPM + LBT
+                  ("CFM", "0")) + LPM + LBT
         changed = False
         for name, value in wanted:
             if self.get(name).upper() == value:
@@ -248,9 +251,9 @@ class Rak3172:
             return None
 
     def send(self, port, payload, timeout_ms=30000):
-        """One uplink. (delivered, downlinks): delivered is True for a confirmed uplink the
-        network acknowledged (or an unconfirmed one sent), False when the acknowledgement
-        never came; downlinks are (port, bytes) received since the last send (in this one's
+        """One uplink. (done, downlinks): done is True for an unconfirmed uplink sent (or a
+        confirmed one the network acknowledged), False when the module did not say so in
+        time; downlinks are (port, bytes) received since the last send (in this one's
         windows, or in the module's own uplinks before it). Raises ModemError when the module
         refused to send."""
         cmd = "AT+SEND=%d:%s" % (port, payload.hex().upper())

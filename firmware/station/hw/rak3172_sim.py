@@ -297,7 +297,14 @@ class Rak3172Sim:
                 if now is not None:
                     self.ltime = (int(now()), end)
                 after += "+EVT:TIMEREQ_OK\r\n" if now is not None else "+EVT:TIMEREQ_FAILED\r\n"
-        if heard or (confirmed and tries <= 1):
+        if not heard and tries <= 1:
+            # The MAC requests went unanswered: MlmeConfirm reports them failed
+            # (service_lora.c: +EVT:LINKCHECK:1:0:0:0:0, +EVT:TIMEREQ_FAILED).
+            if self.regs["LINKCHECK"] != "0":
+                after += "+EVT:LINKCHECK:1:0:0:0:0\r\n"
+            if self.regs["TIMEREQ"] == "1":
+                after += "+EVT:TIMEREQ_FAILED\r\n"
+        if heard or tries <= 1:
             if self.regs["LINKCHECK"] == "1":
                 self.regs["LINKCHECK"] = "0"
             self.regs["TIMEREQ"] = "0"

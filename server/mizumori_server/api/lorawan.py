@@ -1,9 +1,11 @@
 """LoRaWAN network servers: their webhooks (ChirpStack v4 HTTP integration, The Things Stack
 v3 webhooks) and the integrations an admin registers for them (docs/lorawan.md)."""
 
+import hashlib
 import hmac
 import logging
 import secrets
+import threading
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -11,18 +13,21 @@ import httpx
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, HttpUrl, UrlConstraints
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
-from mizumori_server import background, clock, ingest, jsonlimits, lorawan, metrics, security
+from mizumori_server import background, clock, codec, ingest, jsonlimits, lorawan, metrics, security
 from mizumori_server.api.ingest import read_body
 from mizumori_server.deps import DB, Admin
 from mizumori_server.inputs import CODE_PATTERN, Input, bounded_router
-from mizumori_server.models import Device, LorawanIntegration
+from mizumori_server.models import Device, LorawanIntegration, Reading
 
 router = bounded_router("/api/lorawan", "LoRaWAN")
 Name = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 log = logging.getLogger("mizumori.lorawan")
 SECRET_HEADER = "X-Mizumori-Secret"
+DELIVERIES_LOCK = threading.Lock()  # app.state.deliveries: see send_delivery
+MAX_REPORT_SPAN = 5000  # readings looked at for one report (a station holds fewer)
+RESEND_WINDOW = 192  # sent readings a station keeps for a resend (firmware lorawan.py)
 # The device's row for the store, found by its DevEUI.
 READ_BY_EUI = ingest.read_device(ingest.DEVICES.c.dev_eui == bindparam("eui"))
 
@@ -132,12 +137,18 @@ async def webhook(name: Name, request: Request,
             up = lorawan.tts_uplink(doc)
     except lorawan.BadEvent as e:
         return reject(400, "malformed", str(e))
-    if up.f_port != lorawan.READINGS_PORT:
+    if up.f_port not in (lorawan.READINGS_PORT, lorawan.REPORT_PORT):
         metrics.LORAWAN_EVENTS.labels("other_port").inc()
         return Response(status_code=204)  # MAC-only frames and other ports
     try:
-        reply, downlink = await anyio.to_thread.run_sync(
-            store, app, integration, up, arrived, limiter=app.state.ingest_threads)
+        oldest, payload = (lorawan.split_report(up.payload)
+                           if up.f_port == lorawan.REPORT_PORT else (None, up.payload))
+    except lorawan.BadEvent as e:
+        return reject(400, "malformed", str(e))
+    try:
+        reply, downlink, delivery = await anyio.to_thread.run_sync(
+            store, app, integration, up, oldest, payload, arrived,
+            limiter=app.state.ingest_threads)
     except ingest.IngestError as e:
         return reject(e.status, e.code, e.message)
     metrics.RECORDS.inc(len(reply["acked"]))
@@ -145,6 +156,8 @@ async def webhook(name: Name, request: Request,
     metrics.LORAWAN_EVENTS.labels("uplink").inc()
     if downlink:
         await anyio.to_thread.run_sync(send_config, app, integration, *downlink)
+    if delivery:
+        await anyio.to_thread.run_sync(send_delivery, app, integration, up, *delivery)
     return JSONResponse({"acked": reply["acked"], "config_version": reply["config_version"]})
 
 
@@ -158,14 +171,17 @@ def find(app: FastAPI, name: str) -> dict[str, Any]:
                                            "api_token_enc", "application_id", "webhook_id")}
 
 
-def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
-          now: int) -> tuple[dict[str, Any], tuple[Any, ...] | None]:
-    """Store the uplink (arrived at `now`); returns the reply and, when the device's config
-    is behind and not yet queued, what send_config needs."""
+def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink, oldest: int | None,
+          payload: bytes, now: int) -> tuple[dict[str, Any], tuple[Any, ...] | None,
+                                             tuple[int, int, int] | None]:
+    """Store the uplink's records (arrived at `now`); returns the reply, what send_config
+    needs when the device's config is behind and not yet queued, and the delivery report
+    (device id, kind, seq) the device should get: asked for (`oldest`: the oldest reading it
+    holds), or a gap this uplink opened."""
     # Ages count from transmission: the network server's receive time is nearer to it than
     # ours (a retried webhook arrives late), unless it is ahead of our clock.
     received = up.received if up.received is not None and up.received <= now + 60 else now
-    records = ingest.decode(up.payload)
+    records = ingest.decode(payload) if payload or oldest is None else []
     with app.state.sessions() as session:
         try:
             device = session.execute(READ_BY_EUI, {"eui": up.dev_eui}).first()
@@ -177,18 +193,81 @@ def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
             if up.ns_device_id and up.ns_device_id != device.ns_device_id:
                 session.execute(update(Device).where(Device.id == device.id)
                                 .values(ns_device_id=up.ns_device_id))
+            delivery = delivery_report(session, device, reply["acked"], oldest)
             session.commit()
             if session.info.pop("deliveries", False):
                 background.wake_sender(app)
         except BaseException:
             session.rollback()
             raise
+    if not integration["api_url"]:
+        return reply, None, None  # no way to send anything down
     behind = reply["config"] is not None and device.downlink_version < reply["config_version"]
-    if not behind or not integration["api_url"]:
-        return reply, None
-    frames = lorawan.encode_config(reply["config_version"], reply["config"])
-    return reply, (device.id, up.dev_eui, up.ns_device_id or device.ns_device_id,
-                   reply["config_version"], frames)
+    config = None
+    if behind:
+        frames = lorawan.encode_config(reply["config_version"], reply["config"])
+        config = (device.id, up.dev_eui, up.ns_device_id or device.ns_device_id,
+                  reply["config_version"], frames)
+    return reply, config, delivery and (device.id, *delivery)
+
+
+def delivery_report(session: Any, device: Any, new: list[int],
+                    oldest: int | None) -> tuple[int, int] | None:
+    """(kind, seq) for the device: HAVE up to the first reading missing from `oldest` on when
+    it asked; RESEND from the first missing one when the readings stored just below this
+    uplink's first leave a hole (frames lost in the air: they are unconfirmed; a resent frame
+    lost again leaves one too). Holes older than the station's resend window are left to the
+    next HAVE."""
+    before = device.last_seq  # the newest seq stored before this uplink
+    if oldest is not None:
+        start = codec.extend_seq(oldest, max([before, *new]))
+        stored = session.scalars(select(Reading.seq).where(
+            Reading.device_id == device.id, Reading.seq >= start)
+            .order_by(Reading.seq).limit(MAX_REPORT_SPAN)).all()
+        return lorawan.HAVE, lorawan.first_missing(list(stored), start)
+    if not new:
+        return None
+    below = session.scalar(select(func.max(Reading.seq)).where(
+        Reading.device_id == device.id, Reading.seq < min(new)))
+    if below is not None and below < min(new) - 1 and below >= before - RESEND_WINDOW:
+        return lorawan.RESEND, below + 1
+    return None
+
+
+def send_delivery(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
+                  device_id: int, kind: int, seq: int) -> None:
+    """Queue a delivery report, once per uplink: copies of the same frame (one per gateway
+    from a network server that does not deduplicate, a retried webhook) ask once."""
+    sent: dict[int, tuple[int, int, bytes]] = app.state.deliveries
+    key = (kind, seq, hashlib.sha256(up.payload).digest())
+    with DELIVERIES_LOCK:
+        if sent.get(device_id) == key:
+            return
+        sent[device_id] = key
+    ok = _queue(app, integration, up.dev_eui, up.ns_device_id, lorawan.DELIVERY_PORT,
+                [lorawan.encode_delivery(kind, seq)], f"delivery report {kind}:{seq}")
+    if not ok:
+        with DELIVERIES_LOCK:
+            sent.pop(device_id, None)
+
+
+def _queue(app: FastAPI, integration: dict[str, Any], dev_eui: str, ns_device_id: str | None,
+           port: int, frames: list[bytes], what: str) -> bool:
+    """Queue downlinks on the integration's network server; False (logged, counted) when it
+    failed."""
+    token = app.state.box.open(integration["api_token_enc"]).decode()
+    try:
+        with httpx.Client(timeout=app.state.settings.webhook_timeout_s) as client:
+            lorawan.queue_downlinks(integration["kind"], integration["api_url"], token,
+                                    dev_eui, ns_device_id, integration["application_id"],
+                                    integration["webhook_id"], frames, client, port)
+    except httpx.HTTPError as e:
+        log.warning("queueing %s for %s on %s failed: %s", what, dev_eui,
+                    integration["name"], e)
+        metrics.LORAWAN_EVENTS.labels("downlink_failed").inc()
+        return False
+    metrics.LORAWAN_EVENTS.labels("downlink_queued").inc()
+    return True
 
 
 def send_config(app: FastAPI, integration: dict[str, Any], device_id: int, dev_eui: str,
@@ -203,18 +282,8 @@ def send_config(app: FastAPI, integration: dict[str, Any], device_id: int, dev_e
         session.commit()
         if not claimed:
             return
-        token = app.state.box.open(integration["api_token_enc"]).decode()
-        try:
-            with httpx.Client(timeout=app.state.settings.webhook_timeout_s) as client:
-                lorawan.queue_downlinks(integration["kind"], integration["api_url"], token,
-                                        dev_eui, ns_device_id,
-                                        integration["application_id"],
-                                        integration["webhook_id"], frames, client)
-            metrics.LORAWAN_EVENTS.labels("downlink_queued").inc()
-        except httpx.HTTPError as e:
-            log.warning("queueing config %d for %s on %s failed: %s", version, dev_eui,
-                        integration["name"], e)
-            metrics.LORAWAN_EVENTS.labels("downlink_failed").inc()
+        if not _queue(app, integration, dev_eui, ns_device_id, lorawan.CONFIG_PORT, frames,
+                      f"config {version}"):
             session.execute(update(Device).where(Device.id == device_id,
                                                  Device.downlink_version == version)
                             .values(downlink_version=0))
