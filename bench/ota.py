@@ -40,7 +40,7 @@ def downloads(tmp: Path) -> tuple[int, int, int, int, int]:
     clock.write_text(str(START))
     key, pub = release.keygen(tmp / "release")
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
-                            "MIZUMORI_CLOCK_FILE": str(clock),
+                            "MIZUMORI_CLOCK_FILE": str(clock), "MIZUMORI_SECRET_KEY": "bench-ota",
                             "MIZUMORI_RELEASE_KEYS_FILE": str(pub)}, cwd=tmp)
     server.prepare({"admin": ("admin", "bench-password-1")})
     server.start()

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.types import ASGIApp
 
-from mizumori_server import background, db, headers, security, web
+from mizumori_server import background, db, headers, keys, security, web
 from mizumori_server.api import (
     alerts,
     devices,
@@ -46,6 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.auto_migrate:
         db.upgrade(engine)
     db.require_migrated(engine)  # refuse to serve an un-migrated database
+    try:  # unknown settings, the development key, a key that does not fit the database
+        box = keys.startup(settings, engine)
+    except keys.Refused:
+        engine.dispose()
+        raise
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = db.sessions(engine)
-    app.state.box = security.SecretBox(settings.secret_key)
+    app.state.box = box
     security.dummy_hash()  # made now, not during the first login of an unknown user
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)

@@ -405,3 +405,13 @@ class Delivery(Base):
         UniqueConstraint("webhook_id", "event_id", name="uq_deliveries_webhook_event"),
         Index("ix_deliveries_due", "state", "next_at"),
     )
+
+
+class ServerMeta(Base):
+    """Facts about the database itself, by name: `secret_key_check`, the check value of the
+    key its secrets are sealed under (keys.py), compared at every start."""
+
+    __tablename__ = "server_meta"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[int] = mapped_column(BigInteger)

@@ -6,7 +6,9 @@ conditional UPDATE that moves `next_at` past the send timeout (a lease), so two 
 never send the same delivery at once; on success it is `delivered`, on failure it is due
 again after a doubling backoff, until it is webhook_expire_s old (`expired`). A worker that
 dies between sending and recording sends it again after the lease: receivers deduplicate on
-the X-Mizumori-Delivery header.
+the X-Mizumori-Delivery header. The workers' sender (background.py) sends at most
+webhook_concurrency deliveries at once per webhook, so that one receiver that never answers
+delays no other webhook's alerts; deliveries to one webhook may then arrive out of order.
 
 Each attempt resolves the webhook's host once and connects to that address only if it is
 allowed (destinations.py: public, or in MIZUMORI_WEBHOOK_ALLOW), so DNS cannot send a
@@ -17,7 +19,7 @@ the reply's body: the deliveries list is no port scanner."""
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -35,23 +37,39 @@ def signature(secret: bytes, t: int, body: bytes) -> str:
 
 
 def claim(factory: sessionmaker[Session], settings: Settings, now: int,
-          limit: int = 20) -> list[Any]:
-    """Lease up to `limit` due deliveries of enabled webhooks to this worker."""
+          limit: int = 20, busy: Mapping[int, int] | None = None,
+          per_destination: int | None = None) -> list[Any]:
+    """Lease up to `limit` due deliveries of enabled webhooks to this worker. With
+    per_destination, at most that many per webhook counting the `busy` ones (webhook id ->
+    deliveries this worker is sending to it now): a webhook whose receiver hangs fills its
+    own share, and the next claim finds the other webhooks' deliveries."""
     lease = now + int(settings.webhook_timeout_s) + 30
+    busy = busy or {}
     with db.transaction(factory) as session:
-        due = session.scalars(
-            select(Delivery.id).join(Webhook, Webhook.id == Delivery.webhook_id)
-            .where(Delivery.state == "pending", Delivery.next_at <= now, Webhook.enabled)
-            .order_by(Delivery.next_at, Delivery.id).limit(limit)).all()
-        mine = [i for i in due if db.rowcount(session.execute(
+        q = (select(Delivery.id, Delivery.webhook_id)
+             .join(Webhook, Webhook.id == Delivery.webhook_id)
+             .where(Delivery.state == "pending", Delivery.next_at <= now, Webhook.enabled))
+        if per_destination is not None:
+            full = sorted(w for w, n in busy.items() if n >= per_destination)
+            if full:
+                q = q.where(Delivery.webhook_id.not_in(full))
+        due = session.execute(q.order_by(Delivery.next_at, Delivery.id).limit(limit)).all()
+        taken: dict[int, int] = dict(busy)
+        picked = []
+        for delivery_id, webhook_id in due:
+            if per_destination is not None and taken.get(webhook_id, 0) >= per_destination:
+                continue
+            taken[webhook_id] = taken.get(webhook_id, 0) + 1
+            picked.append(delivery_id)
+        mine = [i for i in picked if db.rowcount(session.execute(
             update(Delivery).where(Delivery.id == i, Delivery.state == "pending",
                                    Delivery.next_at <= now)
             .values(next_at=lease, attempts=Delivery.attempts + 1)))]
         if not mine:
             return []
         return list(session.execute(
-            select(Delivery.id, Delivery.body, Delivery.attempts, Delivery.created_at,
-                   Webhook.url, Webhook.secret_enc)
+            select(Delivery.id, Delivery.webhook_id, Delivery.body, Delivery.attempts,
+                   Delivery.created_at, Webhook.url, Webhook.secret_enc)
             .join(Webhook, Webhook.id == Delivery.webhook_id)
             .where(Delivery.id.in_(mine)).order_by(Delivery.id)).all())
 
@@ -105,15 +123,24 @@ def finish(factory: sessionmaker[Session], settings: Settings, d: Any, status: i
     return state
 
 
+def deliver(factory: sessionmaker[Session], box: security.SecretBox, settings: Settings,
+            client: httpx.Client, d: Any, allow: tuple[destinations.Allowed, ...] = (),
+            now: Callable[[], int] = clock.now,
+            resolve: destinations.Resolver | None = None) -> str:
+    """Send one claimed delivery and record the outcome; returns its new state."""
+    status, error = post(client, box, d, now(), allow, resolve)
+    return finish(factory, settings, d, status, error, now())
+
+
 def send_due(factory: sessionmaker[Session], box: security.SecretBox, settings: Settings,
              client: httpx.Client, now: Callable[[], int] = clock.now,
              resolve: destinations.Resolver | None = None) -> int:
-    """Send every delivery due now (in batches); returns how many were attempted."""
+    """Send every delivery due now, one after the other (in batches); returns how many were
+    attempted. (The workers' own sender, background.py, sends concurrently.)"""
     sent = 0
     allow = destinations.parse_allow(settings.webhook_allow)
     while batch := claim(factory, settings, now()):
         for d in batch:
-            status, error = post(client, box, d, now(), allow, resolve)
-            finish(factory, settings, d, status, error, now())
+            deliver(factory, box, settings, client, d, allow, now, resolve)
             sent += 1
     return sent

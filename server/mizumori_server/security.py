@@ -5,9 +5,11 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -97,13 +99,25 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class SecretBox:
-    """Encrypts device secrets at rest (AES-256-GCM, key derived from the server secret)."""
+class SecretUnreadable(RuntimeError):
+    """A sealed value that none of the server's keys opens (sealed under another key)."""
 
-    def __init__(self, server_secret: str):
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                   info=b"mizumori device secrets v1").derive(server_secret.encode())
-        self._aead = AESGCM(key)
+
+def _aead(server_secret: str) -> AESGCM:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"mizumori device secrets v1").derive(server_secret.encode())
+    return AESGCM(key)
+
+
+class SecretBox:
+    """Encrypts device secrets at rest (AES-256-GCM, key derived from the server secret).
+    Seals under the current key; opens with it or, during a key rotation, with any of the
+    old keys (MIZUMORI_OLD_SECRET_KEYS) until `mizumori keys rotate` re-sealed everything
+    (keys.rotate_key)."""
+
+    def __init__(self, server_secret: str, old_secrets: Sequence[str] = ()):
+        self._aead = _aead(server_secret)
+        self._old = [_aead(s) for s in old_secrets if s and s != server_secret]
         self._opened: dict[bytes, bytes] = {}
 
     def seal(self, plain: bytes) -> bytes:
@@ -111,7 +125,21 @@ class SecretBox:
         return nonce + self._aead.encrypt(nonce, plain, b"device-secret")
 
     def open(self, sealed: bytes) -> bytes:
-        return self._aead.decrypt(sealed[:12], sealed[12:], b"device-secret")
+        """The plain value; SecretUnreadable if no key of this box sealed it."""
+        for aead in (self._aead, *self._old):
+            try:
+                return aead.decrypt(sealed[:12], sealed[12:], b"device-secret")
+            except InvalidTag:
+                continue
+        raise SecretUnreadable("sealed under a key this server does not have "
+                               "(MIZUMORI_SECRET_KEY / MIZUMORI_OLD_SECRET_KEYS)")
+
+    def opens_with_current(self, sealed: bytes) -> bool:
+        try:
+            self._aead.decrypt(sealed[:12], sealed[12:], b"device-secret")
+        except InvalidTag:
+            return False
+        return True
 
     def open_cached(self, sealed: bytes) -> bytes:
         """open(), remembered per sealed value (a rotated secret is a new sealed value)."""

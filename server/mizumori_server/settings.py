@@ -8,6 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mizumori_server import destinations
 
+# The built-in key: refused unless MIZUMORI_INSECURE_DEV_KEY=true (keys.require_key).
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MIZUMORI_", env_file=".env", extra="ignore")
@@ -15,9 +18,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     # Default: a SQLite file under data_dir (WAL mode). Production: postgresql+psycopg://...
     database_url: str = ""
-    # Signs nothing itself: keys for device secrets at rest and sessions are derived from it.
-    # Must be set (and kept) in production; losing it means re-provisioning every device.
-    secret_key: str = "dev-only-insecure-secret-key-change-me"
+    # Seals the secrets the server keeps (devices', webhooks', network servers' API tokens):
+    # the key that encrypts them is derived from it (security.SecretBox). Must be set, and
+    # kept apart from the backups (docs/operations.md); losing it means re-provisioning
+    # every device. The built-in value is refused unless insecure_dev_key is true.
+    secret_key: str = DEV_SECRET_KEY
+    # Earlier keys, comma-separated: still accepted to open secrets sealed under them while
+    # `mizumori keys rotate` re-seals everything under secret_key (keys.rotate_key).
+    old_secret_keys: str = ""
+    insecure_dev_key: bool = False  # accept the built-in key (a throw-away test server)
     # Batch self-registration of devices whose hardware id is on the allowlist; empty = off.
     provisioning_secret: str = ""
     # Ed25519 public keys (hex) a release must be signed with: comma-separated, and/or one
@@ -46,10 +55,14 @@ class Settings(BaseSettings):
     rise_window_s: int = 3600  # rate of rise: newest reading against the oldest in this
     rise_min_span_s: int = 900  # window, once the readings span at least this long
     fault_repeat: int = 3  # consecutive faulty (clean) readings that open (close) a fault
-    # Each worker runs the offline check and the webhook sender in the background.
+    # Each worker runs the offline check (every check_every_s) and the webhook sender in
+    # the background, each on its own.
     background: bool = True
     check_every_s: float = 30.0
     webhook_timeout_s: float = 10.0
+    # Deliveries in flight per webhook per worker: a receiver that never answers holds at
+    # most this many of one worker's sends, never another webhook's (background.py).
+    webhook_concurrency: int = 4
     webhook_retry_s: int = 30  # first retry; doubles up to webhook_retry_max_s
     webhook_retry_max_s: int = 3600
     webhook_expire_s: int = 86400
@@ -73,6 +86,16 @@ class Settings(BaseSettings):
     def _allow_list(cls, v: str) -> str:
         destinations.parse_allow(v)  # a malformed entry stops the server at start
         return v
+
+    @field_validator("webhook_concurrency")
+    @classmethod
+    def _concurrency(cls, v: int) -> int:
+        if not 1 <= v <= 64:
+            raise ValueError("webhook_concurrency must be 1..64")
+        return v
+
+    def old_keys(self) -> list[str]:
+        return [k.strip() for k in self.old_secret_keys.split(",") if k.strip()]
 
     def trusted_release_keys(self) -> list[str]:
         text = self.release_keys.replace(",", "\n")

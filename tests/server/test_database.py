@@ -28,7 +28,7 @@ def test_cli_upgrade_then_serve_health(database_url: str, tmp_path: Path) -> Non
     r = subprocess.run([*mizumori, "user", "create", "boss", "--password", "boss-boss-12"],
                        env=env, capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2 and "user name" in r.stderr and "Traceback" not in r.stderr
-    app = create_app(Settings(database_url=database_url))
+    app = create_app(Settings(database_url=database_url, secret_key="database-test-key"))
     with TestClient(app) as client:
         assert client.get("/healthz").json()["status"] == "ok"
         assert "mizumori_ingest_uploads_total" in client.get("/metrics").text
@@ -101,3 +101,27 @@ def test_0005_upgrade_and_downgrade_keep_the_data(database_url: str) -> None:
             assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert c.exec_driver_sql("PRAGMA foreign_key_check").all() == []
     engine.dispose()
+
+
+def test_two_migrators_at_once_on_postgresql_both_succeed(pg_server: str,
+                                                          tmp_path: Path) -> None:
+    """Two `mizumori db upgrade` started together on a fresh PostgreSQL database (two hosts
+    starting with MIZUMORI_AUTO_MIGRATE=true): one waits for the other's advisory lock,
+    then finds the database at head. Without the lock one failed with an IntegrityError."""
+    import psycopg
+
+    env = {"MIZUMORI_DATABASE_URL": pg_server, "PATH": "/usr/bin:/bin"}
+    mizumori = [sys.executable, "-m", "mizumori_tools.cli", "db", "upgrade"]
+    for _ in range(3):
+        with psycopg.connect(pg_server.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+        procs = [subprocess.Popen(mizumori, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+        for code, _out, err in results:
+            assert code == 0, err
+        engine = db.make_engine(pg_server)
+        current, head = db.pending_migrations(engine)
+        engine.dispose()
+        assert current == head
