@@ -4,7 +4,12 @@ battery, sensor fault, queue overflow, back online) and by a periodic check (off
 Correct with any number of workers: the database allows one not-closed alert per (station,
 type) and every change is a conditional UPDATE, so of two workers seeing the same condition
 one changes the alert and the other does nothing. Each change is an AlertEvent, and its
-webhook deliveries are stored in the same transaction (notify.py sends them)."""
+webhook deliveries are stored in the same transaction (notify.py sends them).
+
+An alert keeps what it is about as values (`params`: the level, the rate and its limit, the
+voltage and its threshold, the fault flags...), and its message is written from them in the
+language asked for (describe(), with i18n.ALERT_TEXT); the stored `message` is the English
+one, kept for alerts from before `params` and for anything reading the table."""
 
 import json
 from collections.abc import Mapping
@@ -14,7 +19,7 @@ from sqlalchemy import Row, Table, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from mizumori_server import queries
+from mizumori_server import i18n, queries
 from mizumori_server.codec import FAULT_MASK, FLAG_NAMES
 from mizumori_server.models import (
     Alert,
@@ -41,10 +46,15 @@ NOT_CLOSED = text("state != 'closed'")
 
 
 class AlertError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    """A refused change: its words are i18n.PROBLEMS[code] with params, in any language."""
+
+    def __init__(self, status: int, code: str, **params: Any):
+        self.status, self.code, self.params = status, code, params
+        self.message = self.text("en")
+        super().__init__(self.message)
+
+    def text(self, lang: str) -> str:
+        return i18n.text(i18n.PROBLEMS[self.code], lang, **self.params)
 
 
 def river_level(level_mm: int | None, thresholds: list[int | None], prev: int,
@@ -64,9 +74,37 @@ def river_level(level_mm: int | None, thresholds: list[int | None], prev: int,
     return now
 
 
-def level_text(level: int) -> str:
-    en, ja = LEVELS[level]
-    return f"{ja} ({en})"
+def describe(type_: str, level: int, params: Mapping[str, Any] | None, lang: str,
+             now: int) -> str | None:
+    """The alert's message in lang ("ja" | "en") from its values; None when they are not
+    all there (an alert from before they were kept: its stored message stands)."""
+    p = params or {}
+    fmt = i18n.ALERT_TEXT
+    try:
+        if type_ == "level":
+            name = i18n.word(f"level_{level}", lang)
+            if p["level_mm"] is None:
+                return i18n.text(fmt["level_no_value"], lang, level=name)
+            return i18n.text(fmt["level"], lang, level=name, m=f"{p['level_mm'] / 1000:.2f}")
+        if type_ == "rise":
+            return i18n.text(fmt["rise"], lang, rate=f"{p['rate_mm_h'] / 1000:.2f}",
+                             limit=f"{p['limit_mm_h'] / 1000:.2f}")
+        if type_ == "battery":
+            return i18n.text(fmt["battery"], lang, v=f"{p['battery_mv'] / 1000:.2f}",
+                             low=f"{p['low_mv'] / 1000:.2f}")
+        if type_ == "fault":
+            sep = "、" if lang == "ja" else ", "
+            return i18n.text(fmt["fault"], lang, n=int(p["readings"]), flags=sep.join(
+                i18n.word(f"flag_{f}", lang) for f in p["flags"]))
+        if type_ == "queue_overflow":
+            return i18n.text(fmt["queue_overflow"], lang, n=int(p["dropped"]),
+                             seq=int(p["first_seq"]))
+        if type_ == "offline":
+            return i18n.text(fmt["offline"], lang, ago=(now - int(p["last_seen"])) // 60,
+                             every=int(p["expected_s"]) // 60)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
 
 
 # --- evaluation ------------------------------------------------------------------------
@@ -92,23 +130,22 @@ def on_ingest(session: Session, settings: Settings, sid: int, station: Any,
         limit = station.rise_limit_mm_h
         rising = rate >= limit if "rise" not in current else rate * 2 >= limit
         _condition(session, sid, "rise", current.get("rise"), rising, now, rate,
-                   f"rising {rate / 1000:.2f} m/h (limit {limit / 1000:.2f} m/h)")
+                   {"rate_mm_h": rate, "limit_mm_h": limit})
     if latest["battery_mv"] is not None:
         mv = latest["battery_mv"]
         low = (mv < settings.battery_low_mv if "battery" not in current
                else mv < settings.battery_clear_mv)
         _condition(session, sid, "battery", current.get("battery"), low, now, mv,
-                   f"battery {mv / 1000:.2f} V (low below {settings.battery_low_mv / 1000} V)")
+                   {"battery_mv": mv, "low_mv": settings.battery_low_mv})
     faults = recent_faults(session, settings, sid, "fault" in current, latest["flags"])
     if faults is not None:
         _condition(session, sid, "fault", current.get("fault"), faults != 0, now, faults,
-                   f"sensor fault in the last {settings.fault_repeat} readings: "
-                   + ", ".join(queries.flag_names(faults or latest["flags"] & FAULT_MASK)))
+                   {"readings": settings.fault_repeat, "flags": queries.flag_names(
+                       faults or latest["flags"] & FAULT_MASK)})
     dropped = [r for r in rows if r["flags"] & QUEUE_DROPPED]
     if dropped and "queue_overflow" not in current:
         _open(session, sid, "queue_overflow", now, 0, len(dropped),
-              "the station's queue overflowed and dropped readings (seq "
-              f"{min(r['seq'] for r in dropped)})")
+              {"dropped": len(dropped), "first_seq": min(r["seq"] for r in dropped)})
 
 
 def rise_rate(session: Session, settings: Settings, station_id: int,
@@ -171,7 +208,7 @@ def check_offline(session: Session, settings: Settings, now: int) -> int:
         offline = ago > settings.offline_after_intervals * expected
         if offline and r.alert_id is None:
             opened += _open(session, r.id, "offline", now, 0, r.last_seen,
-                            f"expected every {expected // 60} min") is not None
+                            {"last_seen": r.last_seen, "expected_s": expected}) is not None
         elif not offline and r.alert_id is not None:
             alert = session.execute(select(ALERTS).where(ALERTS.c.id == r.alert_id)).one()
             _close(session, alert, now, "server", "reporting again")
@@ -181,9 +218,9 @@ def check_offline(session: Session, settings: Settings, now: int) -> int:
 # --- changes -----------------------------------------------------------------------------
 
 def _condition(session: Session, station_id: int, type_: str, alert: Row[Any] | None,
-               active: bool, now: int, value: float, message: str) -> None:
+               active: bool, now: int, value: float, params: dict[str, Any]) -> None:
     if active and alert is None:
-        _open(session, station_id, type_, now, 0, value, message)
+        _open(session, station_id, type_, now, 0, value, params)
     elif not active and alert is not None:
         _close(session, alert, now, "server", "condition cleared")
 
@@ -191,10 +228,10 @@ def _condition(session: Session, station_id: int, type_: str, alert: Row[Any] | 
 def _level(session: Session, station_id: int, alert: Row[Any] | None, k: int,
            level_mm: int | None, now: int) -> None:
     where = f"{level_mm / 1000:.2f} m" if level_mm is not None else "no level"
+    params = {"level_mm": level_mm}
     if alert is None:
         if k:
-            _open(session, station_id, "level", now, k, level_mm,
-                  f"{level_text(k)} reached: {where}")
+            _open(session, station_id, "level", now, k, level_mm, params)
         return
     if k == alert.level:
         return
@@ -202,8 +239,8 @@ def _level(session: Session, station_id: int, alert: Row[Any] | None, k: int,
         _close(session, alert, now, "server", f"below every river level: {where}")
         return
     changes: dict[str, Any] = {"level": k, "max_level": max(k, alert.max_level),
-                               "value": level_mm, "updated_at": now,
-                               "message": f"{level_text(k)} reached: {where}",
+                               "value": level_mm, "updated_at": now, "params": params,
+                               "message": english("level", k, params, now),
                                "levels": [*level_history(alert), {"level": k, "at": now}]}
     if k > alert.level:  # a higher level needs a new acknowledgement
         changes.update(state="open", acknowledged_at=None, acknowledged_by=None)
@@ -215,14 +252,21 @@ def _level(session: Session, station_id: int, alert: Row[Any] | None, k: int,
               "server", changes["message"])
 
 
+def english(type_: str, level: int, params: dict[str, Any], now: int) -> str:
+    """The stored message: English, for what reads the table rather than the API."""
+    return (describe(type_, level, params, "en", now) or type_)[:300]
+
+
 def _open(session: Session, station_id: int, type_: str, now: int, level: int,
-          value: float | None, message: str) -> int | None:
+          value: float | None, params: dict[str, Any]) -> int | None:
     """A new alert, unless one of this type is already not closed (then None)."""
+    message = english(type_, level, params, now)
     dialect = session.connection().dialect.name
     ins = postgresql.insert if dialect == "postgresql" else sqlite.insert
     alert_id = session.execute(
         ins(ALERTS).values(station_id=station_id, type=type_, level=level, max_level=level,
-                           state="open", message=message[:300], value=value, opened_at=now,
+                           state="open", message=message, params=params, value=value,
+                           opened_at=now,
                            updated_at=now, ack_note="",
                            levels=[{"level": level, "at": now}] if type_ == "level" else [])
         .on_conflict_do_nothing(index_elements=["station_id", "type"],
@@ -251,10 +295,10 @@ def acknowledge(session: Session, alert_id: int, by: str, note: str, now: int) -
     if not done.rowcount:  # type: ignore[attr-defined]
         alert = session.get(Alert, alert_id)
         if alert is None:
-            raise AlertError(404, f"no alert {alert_id}")
+            raise AlertError(404, "no_alert", id=alert_id)
         if alert.state == "closed":
-            raise AlertError(409, "the alert is closed")
-        raise AlertError(409, f"already acknowledged by {alert.acknowledged_by}")
+            raise AlertError(409, "alert_closed")
+        raise AlertError(409, "alert_acknowledged", by=alert.acknowledged_by)
     a = session.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).one()
     event(session, alert_id, "acknowledged", a.level, now, by, note)
 
@@ -262,12 +306,11 @@ def acknowledge(session: Session, alert_id: int, by: str, note: str, now: int) -
 def close(session: Session, alert_id: int, by: str, note: str, now: int) -> None:
     alert = session.execute(select(ALERTS).where(ALERTS.c.id == alert_id)).first()
     if alert is None:
-        raise AlertError(404, f"no alert {alert_id}")
+        raise AlertError(404, "no_alert", id=alert_id)
     if alert.type not in MANUAL_CLOSE:
-        raise AlertError(409, f"a {alert.type} alert closes by itself when its condition "
-                              "clears")
+        raise AlertError(409, "alert_closes_itself", type=alert.type)
     if not _close(session, alert, now, by, note):
-        raise AlertError(409, "the alert is closed")
+        raise AlertError(409, "alert_closed")
 
 
 # --- events and what they send -----------------------------------------------------------
@@ -286,7 +329,9 @@ def event(session: Session, alert_id: int, kind: str, level: int, now: int, by: 
         .where(Alert.id == alert_id)).one()
     body = json.dumps({
         "event": f"alert.{kind}", "event_id": event_id, "at": queries.iso(now), "by": by,
-        "note": note, "alert": alert_json(alert, station.code, now),
+        "note": note, "alert": {**alert_json(alert, station.code, now, "en"),
+                                "messages": {lang: alert_message(alert, lang, now)
+                                             for lang in i18n.LANGUAGES}},
         "station": {"code": station.code, "name": station.name,
                     "site_type": station.site_type, "latitude": station.latitude,
                     "longitude": station.longitude,
@@ -318,15 +363,28 @@ def level_history(a: Any) -> list[dict[str, int]]:
     return list(a.levels or []) or [{"level": a.level, "at": a.opened_at}]
 
 
-def alert_json(a: Alert, station_code: str, now: int) -> dict[str, Any]:
+def alert_message(a: Alert, lang: str, now: int) -> str:
+    """The alert's message in lang, from its values; an old alert's stored one otherwise."""
+    params = a.params or {}
+    if a.type == "level" and not params:  # from before params: its value is the level
+        params = {"level_mm": a.value}
+    said = describe(a.type, a.level, params, lang, a.closed_at or now)
+    if said is not None:
+        return said
     message = a.message
     if a.type == "offline" and a.value is not None:  # value: when it was last heard
         message = f"last seen {((a.closed_at or now) - int(a.value)) // 60} min ago, {message}"
+    return message
+
+
+def alert_json(a: Alert, station_code: str, now: int, lang: str = "en") -> dict[str, Any]:
+    """An alert for the API: `message` in lang, `params` the values it is written from."""
     history = level_history(a)
     return {
         "id": a.id, "station": station_code, "type": a.type, "state": a.state,
         "level": a.level or None, "level_name": LEVELS[a.level][0] if a.level else None,
-        "max_level": a.max_level or None, "message": message, "value": a.value,
+        "max_level": a.max_level or None, "message": alert_message(a, lang, now),
+        "params": dict(a.params or {}), "value": a.value,
         "opened_at": queries.iso(a.opened_at),
         # when the alert reached the level it shows (opened_at for other types)
         "level_since": queries.iso(history[-1]["at"] if history else a.opened_at),

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.types import ASGIApp
 
-from mizumori_server import background, db, headers, keys, security, web
+from mizumori_server import background, db, headers, i18n, keys, security, web
 from mizumori_server.api import (
     alerts,
     devices,
@@ -89,12 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, status_code=e.status_code, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        errors = [{"where": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
-                  for err in e.errors()]
-        return JSONResponse({"detail": "; ".join(f"{x['where']}: {x['problem']}"
-                                                 for x in errors), "errors": errors},
-                            status_code=422)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        # in the asker's language (i18n.request_language): the dashboard shows `detail`
+        lang = i18n.request_language(request)
+        errors = [i18n.validation_error(err, lang) for err in e.errors()]
+        return JSONResponse({"detail": "; ".join(
+            f"{x['field']}: {x['problem']}" if x["field"] else x["problem"] for x in errors),
+            "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, e: Exception) -> JSONResponse:

@@ -4,10 +4,10 @@
 The dashboard's Content-Security-Policy allows scripts, styles, fonts and fetches from the
 server itself only: no inline script, no `eval`, no plugin, no framing, no `<base>`. Its
 pages keep their JSON configuration in a `<script type="application/json">` block, which is
-data, not script. Images may also come from the map's tile server. The one exception is the
-API documentation at /docs: Swagger UI comes from its CDN (as with FastAPI's default page),
-so that page's policy also allows that CDN's scripts and styles, still without inline script
-or `eval` (its start-up script is static/docs.js).
+data, not script. Images may also come from the map's tile server. The API documentation
+at /docs is under the same policy: Swagger UI is vendored under static/vendor/swagger-ui
+(a closed city network reaches no CDN) and its start-up script is static/docs.js, so that
+page needs nothing from elsewhere either.
 """
 
 import re
@@ -16,12 +16,10 @@ from urllib.parse import quote, urlsplit
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Where FastAPI's Swagger UI page loads its files from (fastapi.openapi.docs).
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
-SWAGGER_JS = SWAGGER_CDN + "/npm/swagger-ui-dist@5/swagger-ui-bundle.js"
-SWAGGER_CSS = SWAGGER_CDN + "/npm/swagger-ui-dist@5/swagger-ui.css"
-SWAGGER_FAVICON = "https://fastapi.tiangolo.com/img/favicon.png"
-DOCS_PATH = "/docs"
+# Swagger UI for /docs, vendored from npm's swagger-ui-dist (tools/vendor-web.sh).
+SWAGGER_JS = "/static/vendor/swagger-ui/swagger-ui-bundle.js"
+SWAGGER_CSS = "/static/vendor/swagger-ui/swagger-ui.css"
+SWAGGER_FAVICON = "/static/vendor/swagger-ui/favicon-32x32.png"
 
 COMMON = {
     "X-Content-Type-Options": "nosniff",
@@ -77,21 +75,6 @@ def dashboard_policy(tile_url: str) -> str:
     })
 
 
-def docs_policy() -> str:
-    return _policy({
-        "default-src": ["'self'"],
-        "script-src": ["'self'", SWAGGER_CDN],
-        "style-src": ["'self'", SWAGGER_CDN],
-        "img-src": ["'self'", "data:", "https://fastapi.tiangolo.com"],
-        "font-src": ["'self'"],
-        "connect-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'none'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    })
-
-
 class SecurityHeaders:
     """ASGI middleware: the headers above on every HTTP response, error pages included
     (create_app puts it outside Starlette's own error handling)."""
@@ -99,13 +82,12 @@ class SecurityHeaders:
     def __init__(self, app: ASGIApp, tile_url: str) -> None:
         self.app = app
         self.main = [*COMMON.items(), ("Content-Security-Policy", dashboard_policy(tile_url))]
-        self.docs = [*COMMON.items(), ("Content-Security-Policy", docs_policy())]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self.docs if scope["path"] == DOCS_PATH else self.main
+        extra = self.main
         https = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:

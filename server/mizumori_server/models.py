@@ -330,6 +330,10 @@ class Alert(Base):
     # A river-level alert's levels, oldest first: [{"level": k, "at": t}], each level it
     # reached (raised or lowered to) and when; the last one is the current level.
     levels: Mapped[list] = mapped_column(JSON, default=list)
+    # What the alert is about, as values its message is written from in either language
+    # (alerts.describe): level_mm; rate_mm_h, limit_mm_h; battery_mv, low_mv; readings,
+    # flags; dropped, first_seq; last_seen, expected_s. {} for alerts from before.
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
     __table_args__ = (
         Index("uq_alerts_station_type_active", "station_id", "type", unique=True,
               sqlite_where=text("state != 'closed'"),

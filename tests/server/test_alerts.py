@@ -2,7 +2,9 @@
 overflow, offline; their lifecycle; webhook notifications, signed, retried across a
 restart, never sent twice."""
 
+import importlib
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -19,7 +21,7 @@ from mizumori_server.models import Alert, AlertEvent, Delivery
 from mizumori_server.queries import iso
 from mizumori_server.settings import Settings
 from receiver import Receiver, receiver
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from station import schedule  # the firmware's decision, for the agreement test
 
@@ -84,7 +86,8 @@ def test_river_levels_rise_and_fall_with_hysteresis(dev: Device, app_client: Tes
     [a] = active(app_client, admin)
     assert (a["type"], a["level"], a["level_name"], a["state"]) == ("level", 1, "standby",
                                                                    "open")
-    assert a["message"] == "水防団待機水位 (standby) reached: 1.00 m"
+    assert a["message"] == "standby reached (water level 1.00 m)"  # English unless asked
+    assert a["params"] == {"level_mm": 1000}
     send(1600)
     r = app_client.post(f"/api/alerts/{a['id']}/ack", headers=admin, json={"note": "見た"})
     assert r.status_code == 200 and r.json()["state"] == "acknowledged"
@@ -237,7 +240,8 @@ def test_rate_of_rise_opens_and_closes_with_hysteresis(dev: Device, app_client: 
     assert active(app_client, admin, type="rise") == []
     send(400, age_s=0)  # 200 mm in 30 min = 400 mm/h
     [a] = active(app_client, admin, type="rise")
-    assert a["value"] == 400 and a["message"] == "rising 0.40 m/h (limit 0.30 m/h)"
+    assert a["value"] == 400 and a["params"] == {"rate_mm_h": 400, "limit_mm_h": 300}
+    assert a["message"] == "the water is rising fast (0.40 m/h, limit 0.30 m/h)"
     send(300, age_s=0)  # 200 mm/h: under the limit, over half of it: still open (as the
     assert len(active(app_client, admin, type="rise")) == 1  # station stays in flood mode)
     send(250, age_s=0)  # 100 mm/h
@@ -252,7 +256,7 @@ def test_battery_low_with_hysteresis(dev: Device, app_client: TestClient,
     assert active(app_client, admin) == []
     send(500, battery_mv=3380)
     [a] = active(app_client, admin)
-    assert a["type"] == "battery" and a["message"] == "battery 3.38 V (low below 3.4 V)"
+    assert a["type"] == "battery" and a["message"] == "battery low (3.38 V, below 3.40 V)"
     send(500, battery_mv=3460)  # charged a little by the sun: not enough to clear
     assert len(active(app_client, admin)) == 1
     send(500, battery_mv=3520)
@@ -271,7 +275,8 @@ def test_sensor_fault_needs_three_in_a_row_to_open_and_to_close(
     assert active(app_client, admin) == []
     send(None, flags=FLAGS["stuck"])
     [a] = active(app_client, admin)
-    assert a["type"] == "fault" and a["message"].endswith("no_echo, stuck")
+    assert a["type"] == "fault" and a["message"].endswith("no echo, stuck")
+    assert a["params"] == {"readings": 3, "flags": ["no_echo", "stuck"]}
     send(500)
     send(500)
     assert len(active(app_client, admin)) == 1
@@ -320,7 +325,7 @@ def test_offline_follows_the_expected_interval(dev: Device, app_client: TestClie
     [a] = active(app_client, admin)
     assert a["type"] == "offline"
     assert a["message"].startswith("last seen ") and a["message"].endswith(
-        "min ago, expected every 30 min")
+        "min ago (expected every 30 min)")
     send(500)
     assert active(app_client, admin) == []  # reporting again closes it
     # in flood mode the station reports every 2 min: offline after 6
@@ -513,3 +518,125 @@ def test_roles_and_validation(dev: Device, app_client: TestClient,
                 {"url": "http://example.org/"}):
         assert app_client.post("/api/webhooks", headers=admin, json=bad).status_code == 422
     assert app_client.get("/api/webhooks", headers=admin).json() == []
+
+
+# --- issue 18: an alert's message in one language -------------------------------------------
+
+MESSAGES = {
+    "level": ("はん濫危険水位に達しました（水位 2.60 m）", "danger reached (water level 2.60 m)"),
+    "rise": ("水位が急上昇しています（毎時 1.20 m、基準 毎時 0.30 m）",
+             "the water is rising fast (1.20 m/h, limit 0.30 m/h)"),
+    "battery": ("電池電圧が低下しています（3.30 V、基準 3.40 V 未満）",
+                "battery low (3.30 V, below 3.40 V)"),
+    "fault": ("直近3回の観測でセンサー異常: 反射なし",
+              "sensor fault in the last 3 readings: no echo"),
+    "queue_overflow": ("観測局の未送信データがあふれ、観測値が欠落しました（1件、通し番号 1 から）",
+                       "the station's queue overflowed and dropped readings (1, from "
+                       "sequence number 1)"),
+}
+
+
+def test_alert_messages_are_in_the_language_asked_for(
+        dev: Device, app_client: TestClient, admin: dict[str, str]) -> None:
+    """Issue 18: half of an alert's text was English in the Japanese dashboard and half
+    Japanese in the English one. An alert keeps its values; its message is written in
+    the language asked for (?lang=, the dashboard's cookie, Accept-Language), whole."""
+    send = Sender(dev)
+    send(2200, age_s=1200, flags=FLAGS["queue_dropped"])
+    send(None, battery_mv=3300, flags=FLAGS["no_echo"])
+    send(None, battery_mv=3300, flags=FLAGS["no_echo"])
+    send(None, battery_mv=3300, flags=FLAGS["no_echo"])
+    send(2600, battery_mv=3300)
+    for lang, how in (("ja", {"params": {"lang": "ja"}}),
+                      ("en", {"params": {"lang": "en"}}),
+                      ("ja", {"cookies": {"mizumori_lang": "ja"}}),
+                      ("ja", {"headers": {"Accept-Language": "ja,en-US;q=0.9"}}),
+                      ("en", {"headers": {"Accept-Language": "en-GB,ja;q=0.5"}})):
+        i = 0 if lang == "ja" else 1
+        client = TestClient(app_client.app, cookies=how.get("cookies"))
+        r = client.get("/api/alerts", params=how.get("params"),
+                       headers={**admin, **how.get("headers", {})})
+        assert r.status_code == 200, r.text
+        got = {a["type"]: a["message"] for a in r.json()}
+        assert got == {k: v[i] for k, v in MESSAGES.items()}, (how, got)
+        one = client.get(f"/api/alerts/{r.json()[0]['id']}", params=how.get("params"),
+                         headers={**admin, **how.get("headers", {})}).json()
+        assert one["message"] == MESSAGES[one["type"]][i]
+    # the other language's script nowhere: no kana or kanji in English, no ASCII words
+    # (beyond units) in Japanese
+    en = " ".join(a["message"] for a in active(app_client, admin, lang="en"))
+    assert not any("\u3000" <= c <= "\u9fff" or "\uff00" <= c <= "\uffef" for c in en), en
+    ja = " ".join(a["message"] for a in active(app_client, admin, lang="ja"))
+    assert not set(re.findall(r"[A-Za-z_]{3,}", ja)), ja
+
+
+def test_an_alert_from_before_its_values_were_kept(
+        dev: Device, app_client: TestClient, admin: dict[str, str]) -> None:
+    """An alert stored with only its English message (before migration 0008) still shows
+    it; the migration's parser recovers the values from such a message where it can."""
+    Sender(dev)(1200, battery_mv=3300)
+    app: Any = app_client.app
+    with app.state.sessions() as s, s.begin():
+        s.execute(update(Alert).values(params={}, message="old words"))
+    got = {a["type"]: (a["message"], a["params"]) for a in active(app_client, admin,
+                                                                  lang="ja")}
+    assert got == {"battery": ("old words", {}),  # nothing to write it from
+                   "level": ("水防団待機水位に達しました（水位 1.20 m）", {})}  # its value
+    migration = importlib.import_module(
+        "mizumori_server.migrations.versions.0008_alert_params")
+    assert migration._params("rise", 400, "rising 0.40 m/h (limit 0.30 m/h)") == {
+        "rate_mm_h": 400, "limit_mm_h": 300}
+    assert migration._params("fault", 3, "sensor fault in the last 3 readings: "
+                                          "no_echo, stuck") == {
+        "readings": 3, "flags": ["no_echo", "stuck"]}
+    assert migration._params("battery", 3380, "battery 3.38 V (low below 3.4 V)") == {
+        "battery_mv": 3380, "low_mv": 3400}
+    assert migration._params("offline", 1000, "expected every 30 min") == {
+        "last_seen": 1000, "expected_s": 1800}
+    assert migration._params("queue_overflow", 2, "the station's queue overflowed and "
+                                                  "dropped readings (seq 17)") == {
+        "dropped": 2, "first_seq": 17}
+    assert migration._params("rise", 400, "garbled") == {}
+
+
+def test_webhooks_carry_the_message_in_both_languages() -> None:
+    """A webhook's alert: `message` in English as before, `messages` in each language."""
+    alert = Alert(type="level", level=4, params={"level_mm": 2600}, message="",
+                  closed_at=None)
+    assert {lang: alerts.alert_message(alert, lang, 0) for lang in ("ja", "en")} == {
+        "ja": MESSAGES["level"][0], "en": MESSAGES["level"][1]}
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_refusals_are_in_the_language_asked_for(
+        app_client: TestClient, admin: dict[str, str], station: dict[str, object],
+        lang: str) -> None:
+    """Issue 18: the dashboard showed `body: Value error, river levels must rise…` in
+    Japanese. A refused request is told why in the asker's language."""
+    h = {**admin, "Accept-Language": lang}
+    r = app_client.patch("/api/stations/taku-01", headers=h,
+                         json={"standby_mm": 1000, "caution_mm": 900})
+    assert r.status_code == 422
+    want = {"ja": "河川水位は 水防団待機水位 ≦ はん濫注意水位 ≦ 避難判断水位 ≦ "
+                  "はん濫危険水位 の順にしてください",
+            "en": "river levels must rise: standby <= caution <= evacuation <= danger"}[lang]
+    assert r.json()["detail"] == want
+    assert r.json()["errors"][0]["type"] == "river_levels_order"
+    r = app_client.patch("/api/stations/taku-01", headers=h, json={"interval_normal_s": 5})
+    assert r.status_code == 422
+    assert r.json()["detail"] == {"ja": "平常時の観測間隔 (秒): 60 以上にしてください",
+                                  "en": "body.interval_normal_s: Input should be greater "
+                                        "than or equal to 60"}[lang]
+    r = app_client.patch("/api/stations/taku-01", headers=h, json={"caution_mm": 2400})
+    assert r.status_code == 422 and r.json()["detail"] == want  # checked with the stored ones
+    r = app_client.patch("/api/stations/taku-01", headers=h, json={"interval_normal_s": None})
+    assert r.json()["detail"] == {"ja": "平常時の観測間隔 (秒) は空にできません",
+                                  "en": "interval_normal_s cannot be null"}[lang]
+    r = app_client.post("/api/rollouts", headers=h, json={
+        "release": "0.1.0", "target": {"all": True}, "stages": [50, 20]})
+    assert r.status_code == 422 and r.json()["detail"].endswith(
+        {"ja": "段階は 100 で終わる昇順の百分率にしてください（例: 5, 25, 100）",
+         "en": "stages: rising percentages ending at 100, e.g. [5, 25, 100]"}[lang])
+    r = app_client.post("/api/alerts/99999/ack", headers=h, json={})
+    assert r.status_code == 404 and r.json()["detail"] == {
+        "ja": "警報 #99999 はありません", "en": "no alert 99999"}[lang]

@@ -4,6 +4,7 @@ running server. Screenshots of every page go to test-artifacts/dashboard/."""
 import datetime
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from device import Device, codec, reading
 from helpers import need
+from mizumori_server import i18n
 from mizumori_tools import release
 from mizumori_tools.fleet import Api, ServerProcess
 
@@ -191,12 +193,13 @@ def test_station_chart_and_threshold_edit(page: Any, site: Site) -> None:
     assert page.locator("#station-health img, #station-events img").count() == 0
     assert page.locator("#station-events li[data-kind=reset]").count() == 1
     shot(page, "station")
-    page.fill("input[name=caution_mm]", "900")  # below standby: refused, nothing changes
+    # levels in m, as on the chart (0.9 m = 900 mm: below standby, refused, in Japanese)
+    page.fill("input[name=caution_mm]", "0.9")
     page.click("#station-form button[type=submit]")
     page.wait_for_selector("#station-form-error:not([hidden])")
-    assert "rise" in page.locator("#station-form-error").inner_text()
+    assert "の順に" in page.locator("#station-form-error").inner_text()
     assert site.api.get("/api/stations/taku-01")["caution_mm"] == 1500
-    page.fill("input[name=caution_mm]", "1600")
+    page.fill("input[name=caution_mm]", "1.6")
     page.click("#station-form button[type=submit]")
     page.wait_for_selector("#toast.show")
     assert site.api.get("/api/stations/taku-01")["caution_mm"] == 1600
@@ -574,3 +577,174 @@ def test_an_escalated_alert_shows_when_its_level_was_reached(
     finally:
         context.close()
     assert not refused, refused
+
+
+# --- issue 18: one language per page; charts that speak it ---------------------------------
+
+CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+ENGLISH_WORD = re.compile(r"[A-Za-z_]{3,}")  # units (m, V, mm) are shorter
+
+
+def one_language(text: str, lang: str) -> bool:
+    """No Japanese in English text; no English words in Japanese text."""
+    return not (CJK.search(text) if lang == "en" else ENGLISH_WORD.search(text))
+
+
+def new_page(browser: Any, site: Site, lang: str, user: str = "ops") -> tuple[Any, Any, list]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860},
+                                  timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    refused = watch_csp(page)
+    in_language(page, site, lang)
+    login(page, site, user)
+    return context, page, refused
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_alerts_refusals_and_states_are_in_one_language(browser: Any, site: Site,
+                                                        lang: str) -> None:
+    """Issue 18: `rising 0.33 m/h (limit 0.30 m/h)` and `sensor fault ...: no_echo` in the
+    Japanese dashboard, `水防団待機水位 (standby) reached` in the English one, rollout
+    states `active`/`pending`, `secret`, and `body: Value error, river levels must rise…`.
+    Every alert's message, type and state, a refusal and the rollout states read in the
+    page's language only."""
+    code = f"imari-{lang}"
+    new_station(site, code, "伊万里 " + lang)
+    dev = Device(httpx.Client(base_url=site.url, timeout=30),
+                 site.api.provision(f"esp32-imari-{lang}", code))
+    no_echo, dropped = 1, 1 << codec.FLAG_NAMES.index("queue_dropped")
+    for seq, (level, age, flags) in enumerate([(2200, 1200, dropped), (None, 900, no_echo),
+                                               (None, 600, no_echo), (None, 300, no_echo),
+                                               (2600, 0, 0)], start=1):
+        body = codec.encode_full(seq, age, level, 3300, flags, 18.0, 60.0, 1010.0, 0.0)
+        assert dev.send(body).status_code == 200
+    types = {a["type"] for a in site.api.get("/api/alerts", station=code)}
+    assert types == {"level", "rise", "battery", "fault", "queue_overflow"}
+    if not site.api.get("/api/rollouts"):  # (when run on its own)
+        site.api.http.post("/api/releases", content=site.bundle.read_bytes(),
+                           headers={"Content-Type": "application/x-tar"})
+        site.api.http.post("/api/rollouts", json={"release": "0.9.0",
+                                                  "target": {"all": True}})
+    context, page, refused = new_page(browser, site, lang)
+    try:
+        page.goto(site.url + "/alerts")
+        rows = page.locator("#active-alerts tbody tr", has=page.locator(
+            f"a:text-is('{code}')"))
+        rows.nth(4).wait_for()
+        assert rows.count() == 5
+        said = []
+        for i in range(5):
+            cells = rows.nth(i).locator("td")
+            said += [cells.nth(1).inner_text(), cells.nth(2).inner_text(),
+                     cells.nth(4).inner_text()]
+        assert all(one_language(x, lang) for x in said), said
+        want = {"ja": ("はん濫危険水位に達しました", "毎時", "反射なし", "電池電圧"),
+                "en": ("danger reached", "m/h", "no echo", "battery low")}[lang]
+        assert all(any(w in x for x in said) for w in want), said
+        shot(page, f"alerts-one-language-{lang}")
+        # a refusal from the server, in the page's language
+        page.goto(site.url + f"/stations/{code}")
+        page.wait_for_selector("#station-form[data-filled]")
+        page.fill("input[name=caution_mm]", "0.9")
+        page.click("#station-form button[type=submit]")
+        error = page.locator("#station-form-error")
+        error.wait_for()
+        assert one_language(error.inner_text(), lang), error.inner_text()
+        assert {"ja": "の順に", "en": "river levels must rise"}[lang] in error.inner_text()
+        # rollout and device states through the words table
+        page.goto(site.url + "/ota")
+        box = page.locator(".rollout").first
+        box.locator("ul.devices li").first.wait_for()
+        [r] = site.api.get("/api/rollouts")[:1]
+        words = i18n.words(lang)
+        assert box.locator(".rollout-state").inner_text() == words["rollout_" + r["state"]]
+        for li in box.locator("ul.devices li").all():
+            state = li.get_attribute("data-state")
+            assert words["device_" + state] in li.inner_text()
+            assert one_language(li.inner_text(), lang) or lang == "en"
+        progress = box.locator(".rollout-progress").inner_text()
+        assert lang == "en" or "pending" not in progress, progress
+        page.goto(site.url + "/provision")
+        assert page.locator("#provisioned dt").nth(1).text_content() == words["secret"]
+    finally:
+        context.close()
+    assert not refused, refused
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_charts_speak_the_page_language_and_span_the_range(browser: Any, site: Site,
+                                                           lang: str) -> None:
+    """Issue 18: `5:00pm`, `11/28/26` and a legend `Time` in Japanese mode; point markers
+    on every line, the threshold lines included; the week and year buttons showed a day's
+    axis when data was short; the chart in m, the form in mm."""
+    context, page, refused = new_page(browser, site, lang)
+    words = i18n.words(lang)
+    try:
+        page.goto(site.url + "/stations/taku-01")
+        chart = page.locator("#level-chart .uplot")
+        chart.wait_for()
+        legend = page.locator("#level-chart .u-legend").inner_text()
+        assert words["time"] in legend and (lang == "en" or "Time" not in legend), legend
+        assert words["level_m"] in legend
+        # lines only: the level (24 readings) and the four thresholds mark no points
+        assert chart.get_attribute("data-markers") == "false,false,false,false,false"
+        expect = {"day": r"\d{2}:\d{2}",
+                  "week": {"ja": r"\d{2}/\d{2} \d{2}:\d{2}",
+                           "en": r"\d{2}/\d{2}, \d{2}:\d{2}"}[lang],
+                  "year": {"ja": r"\d{4}/\d{2}/\d{2}", "en": r"\d{2}/\d{2}/\d{4}"}[lang]}
+        spans = {"day": 86400, "week": 7 * 86400, "year": 365 * 86400}
+        for rng, pattern in expect.items():
+            if rng != "day":
+                page.click(f"#ranges button[data-range={rng}]")
+            page.wait_for_function(
+                """([sel, span]) => { const e = document.querySelector(sel);
+                   if (!e || !e.dataset.range || !e.dataset.xticks) return false;
+                   const [lo, hi] = e.dataset.range.split("-").map(Number);
+                   return hi - lo === span; }""",
+                arg=["#level-chart .uplot", spans[rng]])
+            # the axis itself spans the range, though the data covers one day
+            x = page.evaluate("""() => { const u = document.querySelector('#level-chart')
+                .querySelector('.uplot'); return u.dataset.range; }""")
+            lo, hi = map(int, x.split("-"))
+            assert hi - lo == spans[rng]
+            ticks = chart.get_attribute("data-xticks").split("|")
+            assert ticks and all(re.fullmatch(pattern, t) for t in ticks), (rng, ticks)
+            assert not any(re.search(r"[ap]m", t, re.I) for t in ticks), ticks
+            shot(page, f"station-chart-{rng}-{lang}")
+        # one unit for the operator: the form in m as the chart, the mm it stores beside it
+        label = page.locator("label", has=page.locator("input[name=standby_mm]"))
+        assert "(m)" in label.inner_text()
+        assert page.input_value("input[name=standby_mm]") == "1"
+        assert page.locator("output[data-for=standby_mm]").inner_text() == "= 1000 mm"
+    finally:
+        context.close()
+    assert not refused, refused
+
+
+def test_api_docs_load_on_a_closed_network(browser: Any, site: Site) -> None:
+    """Issue 18: /docs was blank without the internet (Swagger UI from a CDN). Every
+    request leaving this server is refused here, and the page still shows the API."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30000)
+    refused = watch_csp(page)
+    outside: list[str] = []
+
+    def only_here(route: Any) -> None:
+        if route.request.url.startswith(site.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    try:
+        page.route("**/*", only_here)
+        page.goto(site.url + "/docs")
+        page.wait_for_selector(".swagger-ui .info .title:has-text('Mizumori')")
+        page.locator(".opblock").first.wait_for()
+        assert page.locator(".opblock").count() > 20
+        shot(page, "api-docs")
+    finally:
+        context.close()
+    assert outside == [] and not refused, (outside, refused)

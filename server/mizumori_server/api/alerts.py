@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, HttpUrl, UrlConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mizumori_server import alerts, destinations
+from mizumori_server import alerts, destinations, i18n
 from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
 from mizumori_server.inputs import Code, Id, Input, StationQuery, bounded_router
@@ -19,6 +19,9 @@ from mizumori_server.queries import iso
 router = bounded_router("/api", "alerts")
 AlertType = Literal["level", "rise", "offline", "battery", "fault", "queue_overflow"]
 URL_MAX = 500  # the webhooks.url column
+Lang = Annotated[Literal["ja", "en"] | None, Query(
+    description="the language of `message`: ja or en; by default the dashboard's language "
+                "cookie, else Accept-Language, else en")]
 
 
 def _fits(url: HttpUrl) -> HttpUrl:
@@ -35,11 +38,13 @@ class Note(Input):
 
 
 @router.get("/alerts")
-def list_alerts(session: DB, _: Reader,
+def list_alerts(session: DB, _: Reader, request: Request,
                 state: Literal["active", "open", "acknowledged", "closed", "all"] = "active",
                 station: StationQuery = None, type: AlertType | None = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, object]]:
-    """Alerts, newest first: `active` (default) = open or acknowledged."""
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                lang: Lang = None) -> list[dict[str, object]]:
+    """Alerts, newest first: `active` (default) = open or acknowledged. Each one's
+    `message` is written in `lang` from its `params`."""
     q = select(Alert, Station.code).join(Station, Station.id == Alert.station_id)
     if state == "active":
         q = q.where(Alert.state != "closed")
@@ -49,52 +54,57 @@ def list_alerts(session: DB, _: Reader,
         q = q.where(Station.code == station)
     if type is not None:
         q = q.where(Alert.type == type)
-    t = now()
-    return [alerts.alert_json(a, code, t) for a, code in
+    t, said = now(), i18n.request_language(request, lang)
+    return [alerts.alert_json(a, code, t, said) for a, code in
             session.execute(q.order_by(Alert.opened_at.desc(), Alert.id.desc()).limit(limit))]
 
 
 @router.get("/alerts/{alert_id}")
-def alert_detail(alert_id: Id, session: DB, _: Reader) -> dict[str, object]:
+def alert_detail(alert_id: Id, session: DB, _: Reader, request: Request,
+                 lang: Lang = None) -> dict[str, object]:
     """The alert and its history (opened, raised, lowered, acknowledged, closed)."""
-    return detail(session, alert_id)
+    return detail(session, alert_id, i18n.request_language(request, lang))
 
 
-def detail(session: DB, alert_id: int) -> dict[str, object]:
+def detail(session: DB, alert_id: int, lang: str) -> dict[str, object]:
     row = session.execute(select(Alert, Station.code).join(Station, Station.id ==
                                                             Alert.station_id)
                           .where(Alert.id == alert_id)).first()
     if row is None:
-        raise HTTPException(404, f"no alert {alert_id}")
+        raise HTTPException(404, i18n.text(i18n.PROBLEMS["no_alert"], lang, id=alert_id))
     events = session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
                              .order_by(AlertEvent.id))
-    return {**alerts.alert_json(row[0], row[1], now()),
+    return {**alerts.alert_json(row[0], row[1], now(), lang),
             "events": [{"id": e.id, "kind": e.kind, "level": e.level or None,
                         "at": iso(e.at), "by": e.by, "note": e.note}
                        for e in events]}
 
 
 @router.post("/alerts/{alert_id}/ack")
-def acknowledge(alert_id: Id, body: Note, session: DB, user: Operator) -> dict[str, object]:
+def acknowledge(alert_id: Id, body: Note, session: DB, user: Operator,
+                request: Request) -> dict[str, object]:
     """An operator has seen it (with an optional note). A river-level alert that rises to a
     higher level afterwards is open again and needs a new acknowledgement."""
-    return _change(alerts.acknowledge, alert_id, body, session, user.username)
+    return _change(alerts.acknowledge, alert_id, body, session, user.username,
+                   i18n.request_language(request))
 
 
 @router.post("/alerts/{alert_id}/close")
-def close(alert_id: Id, body: Note, session: DB, user: Operator) -> dict[str, object]:
+def close(alert_id: Id, body: Note, session: DB, user: Operator,
+          request: Request) -> dict[str, object]:
     """Close an event alert (queue overflow); conditions close by themselves."""
-    return _change(alerts.close, alert_id, body, session, user.username)
+    return _change(alerts.close, alert_id, body, session, user.username,
+                   i18n.request_language(request))
 
 
 def _change(action: Callable[[Session, int, str, str, int], None], alert_id: int, body: Note,
-            session: DB, username: str) -> dict[str, object]:
+            session: DB, username: str, lang: str) -> dict[str, object]:
     try:
         action(session, alert_id, username, body.note, now())
     except alerts.AlertError as e:
-        raise HTTPException(e.status, e.message) from None
+        raise HTTPException(e.status, e.text(lang)) from None
     session.commit()
-    return detail(session, alert_id)
+    return detail(session, alert_id, lang)
 
 
 # --- webhooks ----------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Header, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, StrictInt, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
-from mizumori_server import devices, ingest, jsonlimits, releases, rollouts
+from mizumori_server import devices, i18n, ingest, jsonlimits, releases, rollouts
 from mizumori_server.api.ingest import CounterHeader, DeviceHeader, SignatureHeader, read_body
 from mizumori_server.clock import now
 from mizumori_server.deps import DB, Operator, Reader
@@ -188,7 +189,8 @@ class Target(Input):
     def exactly_one(self) -> "Target":
         given = [k for k in ("all", "tag", "stations", "devices") if getattr(self, k)]
         if len(given) != 1:
-            raise ValueError("give exactly one of all, tag, stations, devices")
+            # codes of i18n.PROBLEMS: the refusal is in the asker's language
+            raise PydanticCustomError("rollout_target", i18n.PROBLEMS["rollout_target"][1])
         return self
 
 
@@ -209,7 +211,7 @@ class NewRollout(Input):
     def stages_rise_to_100(self) -> "NewRollout":
         if any(not 0 < s <= 100 for s in self.stages) or self.stages != sorted(
                 set(self.stages)) or self.stages[-1] != 100:
-            raise ValueError("stages: rising percentages ending at 100, e.g. [5, 25, 100]")
+            raise PydanticCustomError("rollout_stages", i18n.PROBLEMS["rollout_stages"][1])
         return self
 
 

@@ -5,9 +5,10 @@ from typing import Annotated, Any, Literal
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
-from mizumori_server import clock, devices, features, queries
+from mizumori_server import clock, devices, features, i18n, queries
 from mizumori_server.deps import DB, Operator, Reader
 from mizumori_server.devices import bump_config
 from mizumori_server.inputs import CODE_PATTERN, Input, StationCode, UnixTime, bounded_router
@@ -50,8 +51,9 @@ class StationFields(Input):
     def thresholds_rise(self) -> "StationFields":
         levels = [getattr(self, k) for k in THRESHOLDS if getattr(self, k) is not None]
         if levels != sorted(levels):
-            raise ValueError("river levels must rise: standby <= caution <= evacuation <= "
-                             "danger")
+            # a code of i18n.PROBLEMS: the refusal is in the asker's language
+            raise PydanticCustomError("river_levels_order",
+                                      i18n.PROBLEMS["river_levels_order"][1])
         return self
 
 
@@ -134,16 +136,16 @@ def refuse_what_a_station_would(s: Station) -> None:
 
 @router.patch("/stations/{code}")
 def change_station(code: StationCode, body: StationFields, session: DB,
-                   _: Operator) -> dict[str, object]:
+                   _: Operator, request: Request) -> dict[str, object]:
     s = get_station(session, code)
+    lang = i18n.request_language(request)
     for k, v in body.model_dump(exclude_unset=True).items():
         if v is None and k not in THRESHOLDS:  # only a river level may be unset
-            raise HTTPException(422, f"{k} cannot be null")
+            raise i18n.problem(request, 422, "cannot_be_null", field=i18n.label(k, lang))
         setattr(s, k, v)
     levels = [getattr(s, k) for k in THRESHOLDS if getattr(s, k) is not None]
     if levels != sorted(levels):
-        raise HTTPException(422, "river levels must rise: standby <= caution <= evacuation "
-                                 "<= danger")
+        raise i18n.problem(request, 422, "river_levels_order")
     refuse_what_a_station_would(s)
     bump_config(session, s.id)  # its device gets the new settings in the next reply
     session.commit()

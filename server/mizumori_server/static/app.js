@@ -27,6 +27,8 @@
 
   async function api(path, opts) {
     opts = Object.assign({ credentials: "same-origin", headers: {} }, opts || {});
+    // the server writes alert messages and refusals in this language (i18n.request_language)
+    opts.headers["Accept-Language"] = C.lang;
     if (opts.json !== undefined) {
       opts.body = JSON.stringify(opts.json);
       opts.headers["Content-Type"] = "application/json";
@@ -269,19 +271,51 @@
     return h("li", { "data-kind": e.kind }, [when(e.at) + " ", h("b", { text: kind }),
       e.kind === "cleared" ? "" : " " + (e.kind === "reset" ? resetWords(e.text) : e.text)]);
   }
+  // The charts' time axis in the dashboard's language and time zone, 24-hour: times of
+  // day for an hour or a day, dates with times for a week, dates for a year.
+  var AXIS = {
+    hour: { hour: "2-digit", minute: "2-digit" },
+    day: { hour: "2-digit", minute: "2-digit" },
+    week: { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" },
+    year: { year: "numeric", month: "2-digit", day: "2-digit" } };
+  var axisFmt = {};
+  Object.keys(AXIS).forEach(function (k) {
+    axisFmt[k] = new Intl.DateTimeFormat(LOCALE, Object.assign({ timeZone: C.tz,
+      hourCycle: "h23" }, AXIS[k]));
+  });
+  function fixed(unit, digits) {
+    return function (u, v) { return v == null ? "—" : v.toFixed(digits) + " " + unit; };
+  }
   function stationPage() {
     var code = C.station, range = "day", charts = {};
-    function chart(id, title, series, data) {
+    // lo, hi: the chosen range, which the x axis spans whatever the data covers
+    function chart(id, title, series, data, lo, hi, points) {
       var el = document.getElementById(id);
       if (charts[id]) charts[id].destroy();
+      var fmtX = axisFmt[range];
       var opts = { title: title, width: el.clientWidth || 800,
         height: el.classList.contains("small") ? 200 : 320,
-        series: [{ value: function (u, v) { return when(v); } }].concat(series),
-        scales: { x: { time: true } },
+        series: [{ label: t("time"), value: function (u, v) { return when(v); } }]
+          .concat(series.map(function (s) {
+            // lines only: no marker on every reading (a lone reading still shows)
+            return Object.assign({ points: { show: function (u) {
+              return points < 2; } } }, s); })),
+        scales: { x: { time: true, range: function () { return [lo, hi]; } } },
+        axes: [{ values: function (u, splits) {
+          var labels = splits.map(function (v) { return fmtX.format(new Date(v * 1000)); });
+          u.root.dataset.xticks = labels.join("|");  // the canvas's labels, readable
+          return labels; },
+          space: range === "week" || range === "year" ? 90 : 60 }, {}],
         // uPlot's time axis, in the deployment's time zone (JST by default)
         tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), C.tz); } };
       charts[id] = new uPlot(opts, data, el);
-      charts[id].root.dataset.points = String(data[0].length);
+      charts[id].root.dataset.points = String(points);
+      // what is drawn on the canvas, for a reader (and the browser tests): the x range and
+      // which series mark their points
+      charts[id].root.dataset.range = lo + "-" + hi;
+      charts[id].root.dataset.markers = charts[id].series.slice(1).map(function (s, i) {
+        var show = s.points && s.points.show;
+        return typeof show === "function" ? show(charts[id], i + 1) : !!show; }).join(",");
     }
     async function load() {
       var st = await api("/api/stations/" + encodeURIComponent(code));
@@ -294,29 +328,38 @@
       health.replaceChildren.apply(health, healthLine(st.device));
       $("#station-events").replaceChildren.apply($("#station-events"), events.length ?
         events.map(healthEvent) : [h("li", { text: t("none") })]);
-      var end = (l.t || Math.floor(Date.now() / 1000)) + 1;
+      var end = (l.t || Math.floor(Date.now() / 1000)) + 1, start = end - RANGES[range];
       var r = await api("/api/stations/" + encodeURIComponent(code) + "/readings?start=" +
-        (end - RANGES[range]) + "&end=" + end + "&max_points=600");
-      var pts = r.points, xs = pts.map(function (p) { return p.t; });
-      var lv = pts.map(function (p) {
+        start + "&end=" + end + "&max_points=600");
+      var pts = r.points, n = pts.length;
+      // the range's ends as points without readings: the axis and the threshold lines
+      // span the whole range, however short the data
+      var xs = [start].concat(pts.map(function (p) { return p.t; }), [end]);
+      function column(f) { return [null].concat(pts.map(f), [null]); }
+      var lv = column(function (p) {
         var v = r.downsampled ? p.level_max_mm : p.level_mm;
         return v == null ? null : v / 1000; });
       var levels = ["standby_mm", "caution_mm", "evacuation_mm", "danger_mm"];
       var css = getComputedStyle(document.documentElement);
-      var series = [{ label: t("level") + " (m)", stroke: "#0b3d91", width: 2 }];
+      // the operator's unit: m with cm precision (docs/operator.md, "Units")
+      var series = [{ label: t("level_m"), stroke: "#0b3d91", width: 2,
+        value: fixed("m", 2) }];
       var data = [xs, lv];
       levels.forEach(function (k, i) {
         if (st[k] == null) return;
         series.push({ label: t("level_" + (i + 1)), stroke:
-          css.getPropertyValue("--level-" + (i + 1)).trim(), dash: [6, 4], width: 1.5 });
+          css.getPropertyValue("--level-" + (i + 1)).trim(), dash: [6, 4], width: 1.5,
+          value: fixed("m", 2), points: { show: false } });
         data.push(xs.map(function () { return st[k] / 1000; }));
       });
-      chart("level-chart", t("level"), series, data);
+      chart("level-chart", t("level_m"), series, data, start, end, n);
       chart("temp-chart", t("temperature") + " (°C)", [{ label: t("temperature"),
-        stroke: "#e8590c" }], [xs, pts.map(function (p) { return p.temperature_c; })]);
+        stroke: "#e8590c", value: fixed("°C", 1) }],
+        [xs, column(function (p) { return p.temperature_c; })], start, end, n);
       chart("rain-chart", t("rain") + " (mm)", [{ label: t("rain"), stroke: "#1971c2",
+        value: fixed("mm", 1),
         paths: uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8] }) : undefined }],
-        [xs, pts.map(function (p) { return p.rain_mm; })]);
+        [xs, column(function (p) { return p.rain_mm; })], start, end, n);
       var alerts = await api("/api/alerts?state=all&limit=20&station=" +
         encodeURIComponent(code));
       $("#station-alerts").replaceChildren.apply($("#station-alerts"), alerts.length ?
@@ -334,7 +377,8 @@
       var form = $("#station-form");
       if (form && !form.dataset.filled) {
         Array.prototype.forEach.call(form.elements, function (e) {
-          if (e.name && st[e.name] != null) e.value = st[e.name]; });
+          if (e.name && st[e.name] != null) e.value = shown(e, st[e.name]); });
+        showMillimetres(form);
         form.dataset.filled = "1";
       }
     }
@@ -346,12 +390,28 @@
         load();
       });
     });
+    // The form shows levels in m (as the chart) and sends the API's mm: an input with
+    // data-scale="1000" holds metres, its <output> the millimetres that will be stored.
+    function shown(e, v) { return e.dataset.scale ? v / Number(e.dataset.scale) : v; }
+    function stored(e) {
+      if (e.value === "") return null;
+      var v = Number(e.value);
+      return e.dataset.scale ? Math.round(v * Number(e.dataset.scale)) : v;
+    }
+    function showMillimetres(f) {
+      f.querySelectorAll("input[data-scale]").forEach(function (e) {
+        var out = f.querySelector("output[data-for='" + e.name + "']");
+        var v = stored(e);
+        if (out) out.textContent = v == null || isNaN(v) ? "" : "= " + v + " " + e.dataset.unit;
+      });
+    }
     var form = $("#station-form");
+    if (form) form.addEventListener("input", function () { showMillimetres(form); });
     if (form) form.addEventListener("submit", async function (ev) {
       ev.preventDefault();
       var body = {};
       Array.prototype.forEach.call(form.elements, function (e) {
-        if (e.name) body[e.name] = e.value === "" ? null : Number(e.value); });
+        if (e.name) body[e.name] = stored(e); });
       $("#station-form-error").hidden = true;
       try {
         await api("/api/stations/" + encodeURIComponent(code), { method: "PATCH",
@@ -431,15 +491,17 @@
         if (k === "confirmed" || k === "succeeded") done += counts[k]; });
       var box = h("div", { "class": "rollout", "data-rollout": String(r.id),
         "data-state": r.state }, [
-        h("b", { text: "#" + r.id + " " + r.release + " · " + r.state }),
-        h("div", { text: t("progress") + ": " + Object.keys(counts).filter(function (k) {
-          return counts[k]; }).map(function (k) { return k + " " + counts[k]; })
+        h("b", {}, ["#" + r.id + " " + r.release + " · ", h("span", { "class":
+          "rollout-state", text: t("rollout_" + r.state) })]),
+        h("div", { "class": "rollout-progress", text: t("progress") + ": " +
+          Object.keys(counts).filter(function (k) {
+          return counts[k]; }).map(function (k) { return t("device_" + k) + " " + counts[k]; })
           .join(" · ") + " (" + t("stages") + " " + r.stage + "/" + r.stages.length +
           ": " + r.stages.join(", ") + ")" }),
         h("progress", { max: String(total || 1), value: String(done) }),
         h("ul", { "class": "plain devices" }, (r.devices || []).map(function (d) {
-          return h("li", { text: "#" + d.device_id + " " + d.state +
-            (d.reason ? " (" + d.reason + ")" : "") }); }))]);
+          return h("li", { "data-state": d.state, text: "#" + d.device_id + " " +
+            t("device_" + d.state) + (d.reason ? " (" + d.reason + ")" : "") }); }))]);
       if (C.can.release) {
         ["pause", "resume", "abort"].forEach(function (action) {
           box.append(" ", h("button", { type: "button", "data-action": action,
