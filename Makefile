@@ -12,8 +12,10 @@ STUB_PACKAGES := micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs=
 
 .PHONY: run test bench lint typecheck install system-packages clean
 
+# make run MIZUMORI_PORT=8081 (another port), make run DEMO_ARGS="--open-data --speed 600":
+# `.venv/bin/mizumori demo --help` lists the options.
 run: $(INSTALLED)
-	$(VENV)/bin/mizumori demo
+	$(VENV)/bin/mizumori demo $(DEMO_ARGS)
 
 test: $(INSTALLED) $(STUBS) system-packages lint typecheck
 	$(VENV)/bin/pytest

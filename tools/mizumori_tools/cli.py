@@ -1,7 +1,10 @@
 """The `mizumori` command. Subcommands arrive with the parts they drive."""
 
 import argparse
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from mizumori_tools import paths
 
@@ -10,8 +13,45 @@ def demo(args: argparse.Namespace) -> int:
     """The server with a virtual fleet living through a flood (what `make run` starts)."""
     from mizumori_tools import simfleet
 
+    env: dict[str, str] = {}
+    if args.open_data:
+        env["MIZUMORI_OPEN_DATA"] = "true"
+    if args.release_key:
+        keys = []
+        for name in args.release_key:
+            try:
+                keys.append(read_public_keys(Path(name)))
+            except (OSError, ValueError) as e:
+                print(f"mizumori demo: --release-key {name}: {e}", file=sys.stderr)
+                return 2
+        env["MIZUMORI_RELEASE_KEYS"] = ",".join(keys)
     return simfleet.run(simfleet.TAKU, args.scenario, args.hours, args.speed, port=args.port,
-                        work=paths.REPO / "data" / "demo")
+                        work=Path(args.data).absolute(), server_env=env,
+                        prog="mizumori demo")
+
+
+def read_public_keys(path: Path) -> str:
+    """The Ed25519 public keys (hex, one a line, # comments) in a .pub file, comma-separated.
+    """
+    import re
+
+    keys = [line.split("#", 1)[0].strip().lower() for line in path.read_text().splitlines()]
+    keys = [k for k in keys if k]
+    bad = [k for k in keys if not re.fullmatch(r"[0-9a-f]{64}", k)]
+    if bad or not keys:
+        raise ValueError("not a public key file (64 hex digits a line, from "
+                         "`mizumori release keygen`)")
+    return ",".join(keys)
+
+
+def _data_settings(data: str | None) -> "Any":
+    """The server's settings, with --data DIR: the SQLite database in DIR, as the server (and
+    the demo, `mizumori demo --data DIR`) started on that folder uses it."""
+    from mizumori_server.settings import Settings, get_settings
+
+    if data is None:
+        return get_settings()
+    return Settings(data_dir=Path(data).absolute(), database_url="")
 
 
 def sim_fleet(args: argparse.Namespace) -> int:
@@ -95,11 +135,10 @@ def opcua(args: argparse.Namespace) -> int:
     return 0
 
 
-def db_upgrade(_: argparse.Namespace) -> int:
+def db_upgrade(args: argparse.Namespace) -> int:
     from mizumori_server import db
-    from mizumori_server.settings import get_settings
 
-    url = get_settings().effective_database_url()
+    url = _data_settings(args.data).effective_database_url()
     db.upgrade(db.make_engine(url))
     print(f"database at the newest migration: {url.split('@')[-1]}")
     return 0
@@ -112,7 +151,6 @@ def user_create(args: argparse.Namespace) -> int:
     from mizumori_server.api.people import create
     from mizumori_server.models import User
     from mizumori_server.security import password_problem
-    from mizumori_server.settings import get_settings
     from sqlalchemy import select
 
     password = args.password or getpass.getpass(f"password for {args.username}: ")
@@ -120,7 +158,13 @@ def user_create(args: argparse.Namespace) -> int:
     if problem:
         print(f"mizumori: the password {problem}: choose another", file=sys.stderr)
         return 2
-    engine = db.make_engine(get_settings().effective_database_url())
+    url = _data_settings(args.data).effective_database_url()
+    where = url.split("@")[-1]
+    if args.data and not (Path(args.data) / "mizumori.db").exists():
+        print(f"mizumori user create: no database in {args.data} (is it the folder of a "
+              "running demo or server? `mizumori demo` prints it)", file=sys.stderr)
+        return 2
+    engine = db.make_engine(url)
     try:
         db.require_migrated(engine)
     except db.NotMigrated as e:
@@ -128,10 +172,10 @@ def user_create(args: argparse.Namespace) -> int:
         return 2
     with db.transaction(db.sessions(engine)) as session:
         if session.scalars(select(User).where(User.username == args.username)).first():
-            print(f"mizumori: user {args.username} exists", file=sys.stderr)
+            print(f"mizumori: user {args.username} exists in {where}", file=sys.stderr)
             return 1
         create(session, args.username, password, args.role)
-    print(f"created {args.role} {args.username}")
+    print(f"created {args.role} {args.username} in {where}; they can log in now")
     return 0
 
 
@@ -236,8 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, help="simulated hours (default: the scenario's)")
     p.add_argument("--speed", type=float, default=120,
                    help="simulated seconds per real second (default 120)")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=int(os.environ.get("MIZUMORI_PORT") or 8080),
+                   help="the server's port (default $MIZUMORI_PORT or 8080)")
     p.add_argument("--scenario", default="flood", help="tools/mizumori_tools/scenarios/NAME")
+    p.add_argument("--data", default=str(paths.REPO / "data" / "demo"),
+                   help="its data folder, recreated at each run; one demo per folder "
+                        "(default data/demo)")
+    p.add_argument("--open-data", action="store_true",
+                   help="anonymous read access to /ogc, /open and /cap (MIZUMORI_OPEN_DATA)")
+    p.add_argument("--release-key", action="append", metavar="FILE.pub",
+                   help="a release engineer's public key the server accepts releases signed "
+                        "with (`mizumori release keygen`; repeatable)")
     p.set_defaults(func=demo)
     p = sub.add_parser("sim", help="virtual stations").add_subparsers(
         dest="sim_command", required=True).add_parser(
@@ -277,8 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=opcua)
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(dest="db_command", required=True)
-    dbsub.add_parser("upgrade", help="apply the Alembic migrations").set_defaults(
-        func=db_upgrade)
+    p = dbsub.add_parser("upgrade", help="apply the Alembic migrations")
+    p.add_argument("--data", metavar="DIR", help="the SQLite database in DIR (e.g. data/demo; "
+                                                 "default: MIZUMORI_DATABASE_URL, else "
+                                                 "MIZUMORI_DATA_DIR or data/)")
+    p.set_defaults(func=db_upgrade)
     p = sub.add_parser("user", help="people who use the server")
     usub = p.add_subparsers(dest="user_command", required=True)
     p = usub.add_parser("create", help="create a user (e.g. the first admin)")
@@ -286,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--role", default="admin",
                    choices=["admin", "operator", "technician", "viewer"])
     p.add_argument("--password", help="(default: asked for)")
+    p.add_argument("--data", metavar="DIR",
+                   help="the server whose data is in DIR, e.g. the demo's: --data data/demo "
+                        "(default: MIZUMORI_DATABASE_URL, else MIZUMORI_DATA_DIR or data/)")
     p.set_defaults(func=user_create)
     p = sub.add_parser("device", help="flash, provision and check a board on a serial port")
     dsub = p.add_subparsers(dest="device_command", required=True)

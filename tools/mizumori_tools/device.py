@@ -138,6 +138,8 @@ def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
         rel = src.relative_to(paths.FIRMWARE)
         if rel.parts[0] == "board":  # the firmware image's own files (firmware/board/)
             continue
+        if not paths.ships(rel):  # the simulators (paths.HOST_ONLY)
+            continue
         if rel.parts[0] != "station":
             files[str(rel)] = src
             continue

@@ -6,6 +6,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
+# Modules of firmware/ that never go onto a board (`mizumori device flash`, releases): the
+# simulated board and the simulated LoRa modem. Host tests import them from firmware/; the
+# virtual board's ROM (virtual_station.py) brings the simulated board itself.
+HOST_ONLY = frozenset({"station/hw/sim.py", "station/hw/rak3172_sim.py"})
+
+
+def ships(rel: Path) -> bool:
+    """Whether a file of firmware/ (a path relative to it) goes onto a board."""
+    return rel.as_posix() not in HOST_ONLY
 
 
 def micropython() -> str:

@@ -79,8 +79,8 @@ def build(key_path: Path, out_dir: Path, source: Path = paths.FIRMWARE,
           version: str | None = None, min_battery_mv: int = 3400,
           compile_mpy: bool = True) -> Path:
     """The signed bundle out_dir/mizumori-VERSION.tar: the application package (station/,
-    compiled; boot.py and main.py are never updated over the air), its manifest and the
-    manifest's signature."""
+    compiled, without the simulators of paths.HOST_ONLY; boot.py and main.py are never
+    updated over the air), its manifest and the manifest's signature."""
     key = load_key(key_path)
     version = version or source_version(source)
     if not re.match(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$", version):
@@ -95,6 +95,8 @@ def build(key_path: Path, out_dir: Path, source: Path = paths.FIRMWARE,
                                init.read_text(), flags=re.M))
         for src in sorted(app.rglob("*.py")):
             rel = src.relative_to(tmp)
+            if not paths.ships(rel):  # the simulators (paths.HOST_ONLY)
+                continue
             if compile_mpy:
                 out = src.with_suffix(".mpy")
                 # -s: the name in tracebacks, and the same bytes from every build

@@ -12,8 +12,16 @@ in its REPL; so deep sleep is seen by the sleep.ms file the sim board writes, no
 Two ways to run it: free-running (`start()`: the board wakes again after its time-scaled
 sleep, on the host's clock) or driven by a fleet in simulated time (`wake()`, which has the
 signature of VirtualStation.wake).
+
+Nobody has to read the port. The rig never blocks on it: what the board prints waits in a
+small backlog while a reader is slow, and when nobody reads at all (the demo's port) the
+backlog and what the line holds are dropped, as a UART's output is lost with nothing on the
+other end; `dropped` counts those bytes. A board that does not go to sleep within
+`wake_timeout_s` is killed and `wake()` raises StuckBoard, which a fleet reports and
+recovers from by powering the board on again.
 """
 
+import array
 import fcntl
 import json
 import os
@@ -34,20 +42,35 @@ from mizumori_tools.peripherals import UltrasonicSensorPty
 from mizumori_tools.virtual import AWAKE, ESP32_EPOCH, SCRIPT, WDT, VirtualStation
 
 PINMAP = json.loads((paths.REPO / "hardware" / "pinmap.json").read_text())["pins"]
+# What the board printed and the port's reader has not taken yet, beyond what the PTY itself
+# holds, before the rig decides that nobody reads and drops it all.
+OUT_BACKLOG = 64 * 1024
+# What was sent to the board and it has not read yet (it is not at its REPL): kept up to this.
+IN_BACKLOG = 1024 * 1024
+
+
+class StuckBoard(RuntimeError):
+    """A driven wake did not end in deep sleep in time; the board was killed."""
 
 
 class SerialRig:
     def __init__(self, station: VirtualStation, port: Path,
                  world: Callable[[], dict[str, Any]] | None = None, time_scale: float = 60.0,
-                 run_from_flash: bool = True):
+                 run_from_flash: bool = True, wake_timeout_s: float = 120.0):
         """world: the simulated world (free-running); time_scale: simulated seconds of sleep
         per real second; run_from_flash: boot only what was flashed (else the repo's
-        firmware)."""
+        firmware); wake_timeout_s: how long a driven wake may take before it counts as
+        stuck."""
         self.station = station
         self.port = port
         self.world = world or (lambda: {})
         self.time_scale = time_scale
         self.run_from_flash = run_from_flash
+        self.wake_timeout_s = wake_timeout_s
+        self.sent = 0  # bytes the board printed, all told
+        self.dropped = 0  # of which nobody read (see OUT_BACKLOG)
+        self._out = bytearray()  # board -> port, not yet taken by the PTY
+        self._in = bytearray()  # port -> board, not yet taken by the board
         self.proc: subprocess.Popen[bytes] | None = None
         self.boots = 0
         self._board_fd: int | None = None
@@ -60,6 +83,7 @@ class SerialRig:
         self.sensor = UltrasonicSensorPty(lambda: self._current, station.seed)
         self._host_fd, self._port_fd = pty.openpty()
         tty.setraw(self._port_fd)
+        os.set_blocking(self._host_fd, False)  # the pump never waits for the port's reader
         port.unlink(missing_ok=True)
         port.symlink_to(os.ttyname(self._port_fd))
         self._thread = threading.Thread(target=self._pump, daemon=True)
@@ -81,11 +105,12 @@ class SerialRig:
         (sleep seconds, station clock), or None after a power cut at kill_after_s."""
         self._slept.clear()
         self._boot(reset_cause, world, now, rain_tips)
-        if self._slept.wait(kill_after_s if kill_after_s is not None else 120):
+        if self._slept.wait(kill_after_s if kill_after_s is not None else self.wake_timeout_s):
             return self.station.took_sleep()
         self._kill()
         if kill_after_s is None:
-            raise RuntimeError(f"{self.port}: the board did not go to sleep in 120 s")
+            raise StuckBoard(f"{self.port}: the board did not go to sleep in "
+                             f"{self.wake_timeout_s:g} s (killed)")
         return None
 
     def stop(self) -> None:
@@ -115,6 +140,7 @@ class SerialRig:
         uarts = {str(PINMAP["ultrasonic_uart"]): self.sensor.path}
         self.station.write_world({**world, "uarts": uarts}, now, rain_tips, cause)
         master, slave = pty.openpty()
+        os.set_blocking(master, False)  # a board not reading its input never stops the pump
         # Like a UART: no output post-processing (MicroPython sends its own CR LF) and no
         # echo, but ISIG kept so that Ctrl-C interrupts a running program.
         attrs = termios.tcgetattr(slave)
@@ -136,23 +162,35 @@ class SerialRig:
                 self.proc.kill()
                 self.proc.wait()
             if self._board_fd is not None:
+                while data := _read(self._board_fd):  # what it printed before it ended
+                    self.sent += len(data)
+                    self._out += data
                 os.close(self._board_fd)
                 self._board_fd = None
+            self._in.clear()  # an asleep board hears nothing
 
     def _pump(self) -> None:
         while not self._stop.is_set():
             board = self._board_fd
-            ready, _, _ = select.select([self._host_fd] + ([board] if board else []), [], [],
-                                        0.02)
+            readers = [self._host_fd] + ([board] if board is not None else [])
+            writers = ([self._host_fd] if self._out else []) \
+                + ([board] if board is not None and self._in else [])
+            try:
+                ready, _, _ = select.select(readers, writers, [], 0.02)
+            except (OSError, ValueError):  # the board's fd was closed meanwhile
+                continue
             if self._host_fd in ready:
-                data = os.read(self._host_fd, 4096)
-                if board is not None:  # an asleep board hears nothing
-                    os.write(board, data)
+                data = _read(self._host_fd)
+                if board is not None and len(self._in) < IN_BACKLOG:
+                    self._in += data  # (an asleep board hears nothing)
             if board is not None and board in ready:
-                try:
-                    os.write(self._host_fd, os.read(board, 4096))
-                except OSError:  # the board has exited (or been killed meanwhile)
-                    pass
+                data = _read(board)
+                self.sent += len(data)
+                self._out += data
+            if self._out:
+                self._to_port()
+            if board is not None and self._in:
+                self._to_board(board)
             with self._lock:
                 if board is not None and board == self._board_fd and self.proc is not None \
                         and (self.proc.poll() is not None or self.station.sleep_file.exists()):
@@ -160,6 +198,30 @@ class SerialRig:
             if self._wake_at is not None and time.monotonic() >= self._wake_at:
                 self._wake_at = None
                 self._boot("deepsleep", self.world(), int(time.time()) - ESP32_EPOCH, 0)
+
+    def _to_port(self) -> None:
+        """What the board printed, as far as the PTY takes it now; when the reader has left
+        more than OUT_BACKLOG untaken, nobody reads: drop it and what the line holds."""
+        try:
+            while self._out:
+                n = os.write(self._host_fd, self._out)
+                del self._out[:n]
+        except (BlockingIOError, InterruptedError):
+            pass
+        if len(self._out) > OUT_BACKLOG:
+            self.dropped += len(self._out) + _queued(self._port_fd)
+            self._out.clear()
+            termios.tcflush(self._port_fd, termios.TCIFLUSH)
+
+    def _to_board(self, board: int) -> None:
+        try:
+            while self._in:
+                n = os.write(board, self._in)
+                del self._in[:n]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:  # the board has exited (or been killed meanwhile)
+            self._in.clear()
 
     def _board_ended(self) -> None:
         status = self.proc.poll() if self.proc is not None else None
@@ -178,6 +240,22 @@ class SerialRig:
             slept = self.station.took_sleep()
             assert slept is not None
             self._wake_at = time.monotonic() + slept[0] / self.time_scale
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except (BlockingIOError, InterruptedError):
+        return b""
+    except OSError:  # EIO: the board has exited (or been killed meanwhile)
+        return b""
+
+
+def _queued(fd: int) -> int:
+    """Bytes waiting to be read on a terminal."""
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
 
 
 def _controlling_tty() -> None:

@@ -287,8 +287,53 @@ if _image:
     if _image == "mizumori":
         sys.path.insert(1, FROZEN)
     _image_boot(_stock if _image == "stock" else _mizumori)
+class _RomModule:
+    """A module the ROM brings, loaded from its source at first use (MicroPython looks a
+    dotted import up in sys.modules before the package's own folder)."""
+
+    def __init__(self, name, path):
+        self._name = name
+        self._path = path
+        self._ns = None
+
+    def __getattr__(self, attr):
+        if self._ns is None:
+            ns = {"__name__": self._name}
+            with open(self._path) as f:
+                exec(f.read(), ns)
+            self._ns = ns
+        try:
+            return self._ns[attr]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+
+def _sim_board_in_rom():
+    """The simulated board is this virtual board's hardware, not part of the firmware: builds
+    leave station/hw/sim.py out (paths.HOST_ONLY). When the station package the board will
+    import (the first on sys.path once boot.py has run) has none, the ROM provides it from
+    firmware/station/hw/sim.py, as an ESP32's own hardware needs nothing from the flash."""
+    for root in sys.path:
+        pkg = (root + "/" if root else "") + "station"
+        try:
+            if os.stat(pkg)[0] & 0x4000 == 0:
+                continue
+        except OSError:
+            continue
+        for name in ("/hw/sim.py", "/hw/sim.mpy"):
+            try:
+                os.stat(pkg + name)
+                return
+            except OSError:
+                pass
+        break
+    rom = _RomModule("station.hw.sim", FROZEN + "/station/hw/sim.py")
+    sys.modules["station.hw.sim"] = rom  # type: ignore
+
+
 try:
     _run("boot.py")
+    _sim_board_in_rom()
     _run("main.py")
 except BaseException as _e:  # noqa: BLE001
     if type(_e).__name__ != "WatchdogReset":  # hw/sim.py's: the chip resets, RTC memory kept
