@@ -7,12 +7,10 @@ from collections.abc import AsyncIterator
 import anyio
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
-from mizumori_server import background, db, headers, i18n, keys, security, web
+from mizumori_server import accesslog, background, db, headers, health, i18n, keys, security, web
 from mizumori_server.api import (
     alerts,
     devices,
@@ -102,17 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": f"internal error: {type(e).__name__}"},
                             status_code=500)
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> JSONResponse:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as e:  # noqa: BLE001 - any failure means unhealthy
-            return JSONResponse({"status": "unhealthy", "database": str(e)[:200]}, 503)
-        return JSONResponse({"status": "ok", "database": engine.dialect.name})
-
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+    # /healthz (liveness), /readyz (readiness) and /metrics; one access-log line a request
+    health.add_routes(app)
+    app.add_middleware(accesslog.AccessLog, enabled=settings.access_log)
 
     return app

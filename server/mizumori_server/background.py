@@ -1,8 +1,12 @@
-"""What each worker does besides answering requests: the periodic offline check and the
-webhook sender, each on its own. Both are safe in any number of workers at once
-(alerts.py, notify.py).
+"""What each worker does besides answering requests: the periodic offline check, the
+webhook sender and pruning, each on its own. All are safe in any number of workers at once
+(alerts.py, notify.py, prune.py).
 
-The offline check runs every check_every_s on its own timer. The sender claims due
+The offline check runs every check_every_s on its own timer. Before each round it compares
+the wall clock's advance with the monotonic clock's (clock.Watch): after a jump of the
+server's clock it raises no offline alert that round, and after a forward jump none until
+every station has had the time to report once under the new clock (OfflineCheck), so a
+clock set a day ahead does not call the whole fleet offline. The sender claims due
 deliveries and sends each in its own thread, at most webhook_concurrency at once per
 webhook: a receiver that never answers holds that many sends until webhook_timeout_s,
 while the other webhooks' deliveries are claimed and sent meanwhile (notify.claim leaves
@@ -21,7 +25,7 @@ import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 
-from mizumori_server import alerts, clock, db, destinations, notify
+from mizumori_server import alerts, clock, db, destinations, metrics, notify, prune, queries
 
 log = logging.getLogger("mizumori.background")
 POLL_S = 2.0  # retries fall due without a wake-up: the sender looks at least this often
@@ -63,13 +67,16 @@ async def run(app: FastAPI) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(offline_loop, app)
         tg.start_soon(send_loop, app)
+        if app.state.settings.prune_every_s > 0:
+            tg.start_soon(prune_loop, app)
 
 
 async def offline_loop(app: FastAPI) -> None:
     failures = Failures("the offline check")
+    check = OfflineCheck(app)
     while True:
         try:
-            await anyio.to_thread.run_sync(check_offline, app)
+            await anyio.to_thread.run_sync(check.round)
             failures.ok()
         except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
             failures.failed()
@@ -80,6 +87,87 @@ async def offline_loop(app: FastAPI) -> None:
 def check_offline(app: FastAPI) -> None:
     with db.transaction(app.state.sessions) as session:
         alerts.check_offline(session, app.state.settings, clock.now())
+    metrics.OFFLINE_CHECK.set(time.time())
+
+
+class OfflineCheck:
+    """One worker's offline check, guarded against jumps of the server's clock. With the
+    simulated clock of the rig and the demo (MIZUMORI_CLOCK_FILE) there is no guard: that
+    clock jumps by design."""
+
+    def __init__(self, app: FastAPI, watch: clock.Watch | None = None,
+                 monotonic: Any = time.monotonic):
+        self.app = app
+        settings = app.state.settings
+        self.watch = watch if watch is not None else (
+            None if clock.simulated() else clock.Watch(settings.clock_jump_s))
+        self.monotonic = monotonic
+        self.hold_until = 0.0
+
+    def round(self) -> bool:
+        """Check now, unless the clock just jumped or a jump's hold lasts: True if checked."""
+        if self.watch is not None:
+            jump = self.watch.tick()
+            metrics.CLOCK_OFFSET.set(self.watch.offset)
+            if jump:
+                metrics.CLOCK_JUMPS.inc()
+                metrics.CLOCK_LAST_JUMP.set(jump)
+                hold = self.hold_after(jump)
+                self.hold_until = self.monotonic() + hold
+                log.warning(
+                    "the server's clock jumped by %+.0f s (wall clock against monotonic): no "
+                    "offline alerts for %.0f s, until every station has reported under the "
+                    "new clock; check NTP (chrony) on this host", jump, hold)
+        if self.monotonic() < self.hold_until:
+            metrics.OFFLINE_SKIPPED.inc()
+            return False
+        if self.hold_until:
+            log.warning("offline check resumed after the clock jump")
+            self.hold_until = 0.0
+        check_offline(self.app)
+        return True
+
+    def hold_after(self, jump: float) -> float:
+        """How long to raise no offline alerts after a jump: this round only after a
+        backward jump (stations look more recent, never offline); after a forward jump,
+        until the slowest station has had late_after_intervals of its interval to report."""
+        settings = self.app.state.settings
+        if jump < 0:
+            return 0.0
+        try:
+            with self.app.state.sessions() as session:
+                longest = max_expected_interval(session)
+        except Exception:  # noqa: BLE001 - hold one day rather than alarm the whole fleet
+            log.exception("the stations' intervals could not be read")
+            longest = 86400
+        return max(settings.check_every_s / 2, settings.late_after_intervals * longest)
+
+
+def max_expected_interval(session: Any) -> int:
+    from sqlalchemy import select
+
+    from mizumori_server.models import Station, StationLatest
+
+    rows = session.execute(
+        select(Station.interval_normal_s, Station.upload_every, Station.interval_flood_s,
+               StationLatest.flags)
+        .join(StationLatest, StationLatest.station_id == Station.id)).all()
+    return max((queries.expected_interval(r) for r in rows), default=0)
+
+
+async def prune_loop(app: FastAPI) -> None:
+    """Pruning (prune.py) every prune_every_s, the first a minute after the start."""
+    settings = app.state.settings
+    failures = Failures("pruning")
+    await anyio.sleep(min(60.0, settings.prune_every_s))
+    while True:
+        try:
+            await anyio.to_thread.run_sync(prune.prune, app.state.sessions, settings,
+                                           clock.now())
+            failures.ok()
+        except Exception:  # noqa: BLE001 - a database hiccup must not end the loop
+            failures.failed()
+        await anyio.sleep(settings.prune_every_s)
 
 
 async def send_loop(app: FastAPI) -> None:

@@ -4,6 +4,7 @@ through simulated hours in seconds get exact, consistent timestamps."""
 
 import os
 import time
+from collections.abc import Callable
 
 _FILE = os.environ.get("MIZUMORI_CLOCK_FILE", "")
 
@@ -25,3 +26,41 @@ def set_simulated(path: str, t: int) -> None:
     with open(tmp, "w") as f:
         f.write(str(t))
     os.replace(tmp, path)
+
+
+def simulated() -> bool:
+    """True when the time comes from MIZUMORI_CLOCK_FILE (the rig and the demo)."""
+    return bool(_FILE)
+
+
+class Watch:
+    """Tells a step of the server's wall clock from time passing: between two ticks the wall
+    clock should advance as much as the monotonic clock (which NTP may slew, never step).
+    A difference larger than the threshold is a jump: an operator or a broken NTP setting
+    the clock, a virtual machine resumed, a hardware clock read wrong at boot.
+
+    `offset` is how far the wall clock has moved against the monotonic one since this
+    process started (0 on a healthy host); `last_jump` the last jump seen (signed)."""
+
+    def __init__(self, threshold_s: float,
+                 wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.threshold_s = threshold_s
+        self._wall, self._monotonic = wall, monotonic
+        self._origin = wall() - monotonic()
+        self._last = self._origin
+        self.offset = 0.0
+        self.last_jump = 0.0
+        self.jumps = 0
+
+    def tick(self) -> float:
+        """The wall clock's step since the previous tick, in seconds (after a jump, the
+        difference; else 0.0, as drift within the threshold is not a jump)."""
+        now = self._wall() - self._monotonic()
+        step, self._last = now - self._last, now
+        self.offset = now - self._origin
+        if abs(step) > self.threshold_s:
+            self.last_jump = step
+            self.jumps += 1
+            return step
+        return 0.0

@@ -4,9 +4,11 @@ import sys
 
 from uvicorn.config import STARTUP_FAILURE
 
-from mizumori_server import keys
+from mizumori_server import accesslog, keys
 from mizumori_server.app import create_app
 
+# The mizumori.* loggers (access log, ingest refusals, background) to standard error.
+accesslog.configure_logging()
 try:
     app = create_app()
 except keys.Refused as e:

@@ -1,9 +1,16 @@
-"""Settings from environment variables (prefix MIZUMORI_) or a .env file."""
+"""Settings from environment variables (prefix MIZUMORI_) or a settings file.
 
+Neither depends on the working directory once deployed: the settings file is
+$MIZUMORI_ENV_FILE when that is set (empty: none), else `.env` in the working directory (for
+development only); the data folder is $MIZUMORI_DATA_DIR, else $STATE_DIRECTORY (what
+systemd's StateDirectory= gives the service, e.g. /var/lib/mizumori), else the `data`
+folder of the checkout the server runs from (docs/operations.md, "Deployment")."""
+
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mizumori_server import destinations
@@ -11,11 +18,29 @@ from mizumori_server import destinations
 # The built-in key: refused unless MIZUMORI_INSECURE_DEV_KEY=true (keys.require_key).
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 
+# The checkout the server runs from (`pip install -e .`): server/mizumori_server/ is in it.
+CHECKOUT = Path(__file__).resolve().parents[2]
+# The settings file: $MIZUMORI_ENV_FILE (an absolute path; set but empty: no file), else
+# .env in the working directory (development).
+ENV_FILE: Path | None = (Path(os.environ["MIZUMORI_ENV_FILE"]).absolute()
+                         if os.environ.get("MIZUMORI_ENV_FILE")
+                         else None if "MIZUMORI_ENV_FILE" in os.environ else Path(".env"))
+
+
+def default_data_dir() -> Path:
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]  # systemd's StateDirectory=
+    return Path(state) if state else CHECKOUT / "data"
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MIZUMORI_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MIZUMORI_", env_file=ENV_FILE,
+                                      extra="ignore")
 
-    data_dir: Path = Path("data")
+    # Where the default SQLite database lives: absolute (a relative value is taken from the
+    # working directory at start, once). Default: default_data_dir().
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # The settings file (read from the environment before the settings: ENV_FILE).
+    env_file: str = ""
     # Default: a SQLite file under data_dir (WAL mode). Production: postgresql+psycopg://...
     database_url: str = ""
     # Seals the secrets the server keeps (devices', webhooks', network servers' API tokens):
@@ -80,6 +105,25 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Tokyo"
     tile_url: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
     tile_attribution: str = "地理院タイル (GSI)"
+    # --- operations (docs/operations.md) ---
+    # One structured line per request on the `mizumori.access` logger (request id, method,
+    # path without secrets, status, duration, device id).
+    access_log: bool = True
+    # Readiness (/readyz): the data folder's file system must have this much free space.
+    ready_min_free_mb: int = 512
+    # A wall-clock step larger than this between two background ticks (against the
+    # monotonic clock) is a clock jump: the offline check skips its round (clock.py).
+    clock_jump_s: float = 60.0
+    # Pruning (prune.py), every prune_every_s in each worker's background (0: never):
+    # expired sessions at once, expired API tokens after token_grace_days, delivered or
+    # expired webhook deliveries after delivery_retention_days, raw readings after
+    # reading_retention_days (0: kept for ever, the default).
+    prune_every_s: float = 3600.0
+    token_grace_days: int = 30
+    delivery_retention_days: int = 30
+    reading_retention_days: int = 0
+    # Personal API tokens created without `days` expire after this many days (0: never).
+    token_days: int = 365
 
     @field_validator("webhook_allow")
     @classmethod
@@ -92,6 +136,26 @@ class Settings(BaseSettings):
     def _concurrency(cls, v: int) -> int:
         if not 1 <= v <= 64:
             raise ValueError("webhook_concurrency must be 1..64")
+        return v
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.absolute()  # once, at start: a later change of directory changes nothing
+
+    @field_validator("ready_min_free_mb", "token_grace_days", "delivery_retention_days",
+                     "reading_retention_days", "token_days")
+    @classmethod
+    def _not_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be 0 or more")
+        return v
+
+    @field_validator("reading_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if 0 < v < 30:  # stations keep acknowledged readings for days to resend them
+            raise ValueError("reading_retention_days must be 0 (keep for ever) or at least 30")
         return v
 
     def old_keys(self) -> list[str]:
