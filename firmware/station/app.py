@@ -1,13 +1,21 @@
 # What main.py runs at every wake, after station.guard's maintenance window: one cycle under
 # a watchdog, the radio within a deadline, deep sleep until the next reading. Whatever
 # happens, the state is saved before any radio work and the board ends asleep.
+#
+# RAM (docs/firmware.md, "RAM budget"): a module is imported by the function that uses it, on
+# the wakes that use it. Every wake needs the cycle; the upload (uplink, http, wifi, HMAC)
+# only wakes that send, LoRaWAN only its transport, and the update's installer with SHA-512
+# and Ed25519 (station.ota_install) only the wake that works on an offer. A module imported
+# stays in RAM for the rest of the wake: nothing here imports at module level what a plain
+# wake does not run.
 import time
 
-from station import VERSION, clock, config, cycle, fsutil, lorawan, ota, sensors, uplink
+from station import VERSION, clock, config, cycle, fsutil, sensors
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
 QUEUE_DIR = "queue"
+CREDENTIALS = "secrets.json"  # = uplink.CREDENTIALS, without importing the uplink
 FS_MARKER = "fs_reformatted"  # written by the firmware image's _boot.py (firmware/board/)
 RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
 
@@ -16,6 +24,8 @@ def update(board, creds, st, reply, result, wdt, deadline):
     """After a successful upload: confirm a trial, take an offer, report what changed, and
     advance a pending update (not during a flood: the station's job comes first).
     True when an update was installed and the station must reboot."""
+    from station import ota, uplink
+
     now = board.time()
     ota.accept(reply.get("ota"), now)
     ota.confirm(now)
@@ -39,11 +49,15 @@ def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, 
     server answers nothing), None when every transport failed."""
     for name in cfg["transport"].split(","):
         if name == "wifi" and creds.get("server"):
+            from station import uplink
+
             reply = uplink.send(board, cfg, cfg_path, creds, st, queue, cause, wdt.feed,
                                 deadline, clock_path)
             if reply is not None:
                 return reply
         elif name == "lorawan" and creds.get("lorawan"):
+            from station import lorawan
+
             if lorawan.send(lorawan.modem(board, pins, wdt.feed), board, cfg, cfg_path, creds,
                             st, queue, cause, clock_path, deadline):
                 return {}
@@ -86,6 +100,8 @@ def rain_wake(board, pins, st):
 def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path):
     """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
     installed and the board must reboot into it."""
+    from station import uplink
+
     creds = uplink.load_credentials(creds_path)
     if creds is None:
         return False
@@ -107,6 +123,8 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
     if reply:
         return update(board, creds, st, reply, result, wdt, deadline)
     if reply is not None:  # over LoRaWAN: no offers, but a trial is good
+        from station import ota
+
         ota.confirm(board.time())
     return False
 
@@ -123,7 +141,7 @@ def _beside(path, name):
 
 
 def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
-         creds_path=uplink.CREDENTIALS):
+         creds_path=CREDENTIALS):
     """One wake. Ends in board.deepsleep() (in the sim: raises or exits). Uploads go through
     the configured transports once the station is provisioned (creds_path);
     `uploader(queue, result) -> bool` replaces them in tests."""
@@ -143,6 +161,8 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
         st["reset"] = cause
         st["err_reported"] = None  # tell the server why the board reset
     if st["radio_at"]:  # the last wake was reset in the middle of its radio work
+        from station import uplink
+
         st["radio_at"] = 0
         uplink.back_off(st, board.time(), "radio work cut short by a %s reset" % cause)
     st["wakes"] += 1
@@ -150,6 +170,8 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
     result = None
     reboot = False
     try:
+        from station import ota  # its bookkeeping only: the installer is ota_install
+
         ota.after_boot(board.time())
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"])
         if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)

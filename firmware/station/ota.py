@@ -6,13 +6,15 @@
 #   the new slot as a trial) -> reboot -> first successful report -> confirmed.
 # boot.py rolls a trial back after too many boots without that report (crash loop, hang).
 # Every transition and refusal is queued in ota/events.json and reported to the server.
-import binascii
-import hashlib
+#
+# This module is the bookkeeping every wake may need (the pointer, the offer, the events, the
+# confirmation of a trial): it is small. The installer (fetching and checking the signed
+# manifest with SHA-512 and Ed25519, downloading, committing a slot) is station.ota_install,
+# imported by work() only when there is an offer to advance (docs/firmware.md, RAM budget).
 import json
-import os
 import sys
 
-from station import ed25519, fsutil, http
+from station import fsutil
 
 SLOTS = ("a", "b")
 POINTER = "slot.json"
@@ -23,7 +25,6 @@ CRASH = "crash.txt"  # written by main.py when the app raises
 FAILED = "ota/failed"  # "release rollout" that last failed or rolled back: not retried
 KEY = "release.pub"  # the release engineer's Ed25519 public key (hex), set at provisioning
 MAX_EVENTS = 30
-FLASH_MARGIN = 16384  # left free for the queue and config after an update
 MAX_TRIES = 5  # wakes with a failing download before the offer is given up
 TRIAL_BOOTS = 3  # boots of a trial without a successful report before boot.py rolls back
 
@@ -200,7 +201,10 @@ def work(board, creds, battery_mv, now=0, feed=None, mpy=None):
     if p is not None and p.get("trial"):
         return False  # committed, waiting for boot.py to start the trial
     try:
-        return _advance(o, board, creds, battery_mv, now, feed, mpy or mpy_version())
+        from station import ota_install
+
+        return ota_install.advance(o, board, creds, battery_mv, now, feed,
+                                   mpy or mpy_version())
     except Refused as e:
         record(o["release"], "failed", str(e), now)
         _give_up(o)
@@ -219,217 +223,9 @@ def _offer_id(o):
     return "%s %s" % (o["release"], o.get("rollout"))
 
 
-def _slot_version(slot):
-    try:
-        return json.loads(fsutil.read_bytes(slot + "/manifest.json") or b"{}").get("version")
-    except ValueError:
-        return None
-
-
 def _give_up(o):
     """Drop the offer. The server may repeat it before it hears why: remember it, so this
     rollout does not get another try (a new rollout of the release does)."""
     fsutil.makedirs(DIR)
     fsutil.write_atomic(FAILED, _offer_id(o).encode())
     fsutil.remove(OFFER)
-
-
-def _advance(o, board, creds, battery_mv, now, feed, mpy):
-    slot = running_slot()
-    if slot is None:
-        raise Refused("not installed in a slot (flash with `mizumori device flash`)")
-    target = other(slot)
-    if o["phase"] == "offered":
-        manifest = _fetch_manifest(board, o, creds, mpy)
-        _check_resources(board, manifest, target, battery_mv)
-        # The target slot is incomplete from here on: its markers go first.
-        fsutil.remove(target + "/manifest.json")
-        fsutil.remove(target + "/confirmed")
-        o["phase"] = "downloading"
-        save_offer(o)
-        record(o["release"], "downloading", "", now)
-    raw = fsutil.read_bytes(DIR + "/manifest.json")
-    if raw is None:  # lost from the flash: start this offer over
-        o["phase"] = "offered"
-        save_offer(o)
-        raise OSError("verified manifest missing, starting over")
-    manifest = json.loads(raw)
-    if o["phase"] == "downloading":
-        got = local = 0
-        for entry in manifest["files"]:
-            n = _fetch_file(board, o, creds, entry, slot, target, feed)
-            if n is None:
-                local += 1
-            else:
-                got += n
-        o["phase"] = "downloaded"
-        save_offer(o)
-        record(o["release"], "downloaded", "%d bytes downloaded, %d of %d files copied or "
-               "present" % (got, local, len(manifest["files"])), now)
-    if o["phase"] == "downloaded":
-        _remove_stale(target, manifest)
-        # Written last: a slot with manifest.json is complete (boot.py checks for it).
-        fsutil.write_atomic(target + "/manifest.json", raw)
-        o["phase"] = "installed"
-        save_offer(o)
-    if o["phase"] == "installed":
-        if _slot_version(target) != o["release"]:  # the slot changed since: start over
-            o["phase"] = "offered"
-            save_offer(o)
-            raise OSError("slot %s no longer holds %s" % (target, o["release"]))
-        fsutil.remove(CRASH)
-        write_pointer({"good": slot, "trial": target, "boots": 0, "max_boots": TRIAL_BOOTS,
-                       "release": o["release"], "rollout": o.get("rollout")})
-        record(o["release"], "installed", "", now)
-        return True
-    return False
-
-
-def _get(board, o, creds, name, f, offset=0, feed=None):
-    headers = {"X-Mizumori-Device": str(creds["device_id"]),
-               "X-Mizumori-Ota-Token": o["token"]}
-    if offset:
-        headers["Range"] = "bytes=%d-" % offset
-    status, _, n = http.get_to_file(board, creds["server"] + o["base"] + name, headers, f,
-                                    ca_file=creds.get("ca"), on_chunk=feed)
-    if status in (401, 403, 404, 410):
-        raise Refused("download of %s refused (HTTP %d)" % (name, status))
-    if status not in (200, 206):
-        raise OSError("download of %s: HTTP %d" % (name, status))
-    if offset and status != 206:
-        raise OSError("server ignored the range request for %s" % name)
-    return n
-
-
-def _fetch_manifest(board, o, creds, mpy):
-    """Download the manifest and its signature, check them against the provisioned key."""
-    key = fsutil.read_bytes(KEY)
-    if not key:
-        raise Refused("no release key provisioned")
-    fsutil.makedirs(DIR)
-    for name in ("manifest.json", "manifest.sig"):
-        with open(DIR + "/" + name, "wb") as f:
-            _get(board, o, creds, name, f)
-    raw = fsutil.read_bytes(DIR + "/manifest.json") or b""
-    try:
-        sig = binascii.unhexlify((fsutil.read_bytes(DIR + "/manifest.sig") or b"").strip())
-        public = binascii.unhexlify(key.strip())
-    except ValueError:
-        raise Refused("signature or release key is not hex")
-    if not ed25519.verify(public, raw, sig):
-        raise Refused("bad signature: manifest not signed by the provisioned release key")
-    try:
-        manifest = json.loads(raw)
-        files = manifest["files"]
-        for e in files:
-            if ".." in e["path"] or e["path"].startswith("/") or len(e["sha256"]) != 64:
-                raise ValueError(e["path"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise Refused("malformed manifest: %r" % e)
-    if manifest.get("version") != o["release"]:
-        raise Refused("manifest is for %s, offer for %s" % (manifest.get("version"),
-                                                            o["release"]))
-    if mpy is not None and manifest.get("mpy") != mpy:
-        raise Refused("release built for mpy %s, this firmware loads %s"
-                      % (manifest.get("mpy"), mpy))
-    return manifest
-
-
-def _check_resources(board, manifest, target, battery_mv):
-    need_mv = int(manifest.get("min_battery_mv") or 0)
-    if battery_mv is None or battery_mv < need_mv:
-        raise Refused("battery %s mV below the release's minimum %d mV" % (battery_mv, need_mv))
-    # The new slot is a full copy (unchanged files are copied, not downloaded); what the
-    # target slot holds now is replaced.
-    need = FLASH_MARGIN
-    for e in manifest["files"]:
-        need += e["size"] - _size(target + "/" + e["path"])
-    free = board.flash_free()
-    if free < need:
-        raise Refused("not enough flash: %d bytes free, %d needed" % (free, need))
-
-
-def _fetch_file(board, o, creds, entry, slot, target, feed):
-    """Put one file into the target slot, verified. The bytes downloaded, or None when it
-    came from the flash (already there, or copied from the running slot)."""
-    dest = target + "/" + entry["path"]
-    if file_sha256(dest) == entry["sha256"]:
-        return None  # there from an earlier try, or an earlier release in this slot
-    _dirs(dest)
-    here = slot + "/" + entry["path"]
-    part = dest + ".part"
-    got = None
-    if file_sha256(here) == entry["sha256"]:
-        _copy(here, part)  # unchanged: copy from the running slot, no download
-    else:
-        have = _size(part)
-        if have >= entry["size"]:
-            fsutil.remove(part)
-            have = 0
-        with open(part, "ab") as f:
-            got = _get(board, o, creds, "files/" + entry["path"], f, have, feed)
-    if file_sha256(part) != entry["sha256"]:
-        fsutil.remove(part)
-        raise Refused("sha256 mismatch for %s" % entry["path"])
-    fsutil.remove(dest)
-    os.rename(part, dest)
-    return got
-
-
-def _remove_stale(target, manifest):
-    keep = {target + "/" + e["path"] for e in manifest["files"]}
-    keep.add(target + "/confirmed")
-
-    def walk(d):
-        for name in fsutil.listdir(d):
-            path = d + "/" + name
-            if _is_dir(path):
-                walk(path)
-            elif path not in keep:
-                fsutil.remove(path)
-
-    walk(target)
-
-
-def file_sha256(path):
-    """Hex SHA-256 of a file, or None when it does not exist."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return None
-    h = hashlib.sha256()
-    with f:
-        while True:
-            b = f.read(1024)
-            if not b:
-                break
-            h.update(b)
-    return binascii.hexlify(h.digest()).decode()
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return 0
-
-
-def _is_dir(path):
-    try:
-        return os.stat(path)[0] & 0x4000 != 0
-    except OSError:
-        return False
-
-
-def _dirs(path):
-    d = path.rsplit("/", 1)[0]
-    fsutil.makedirs(d)
-
-
-def _copy(src, dst):
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        while True:
-            b = fi.read(1024)
-            if not b:
-                break
-            fo.write(b)

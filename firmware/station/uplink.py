@@ -1,10 +1,12 @@
 # Wi-Fi uplink: send the queue's oldest readings to the fleet server, oldest first, in bounded
 # batches; only what the server acknowledged leaves the queue. See docs/firmware.md ("Uplink")
 # and docs/protocol.md ("Authenticating an upload").
+# Imported only by a wake that uploads over Wi-Fi; what only some uploads need (a config
+# change, learning the time after a refused certificate) is imported where it is used.
 import json
 import time
 
-from station import clock, codec, config, fsutil, hmac_sha256, http, lorawan, timesync, wifi
+from station import clock, codec, fsutil, hmac_sha256, http, wifi
 from station import state as state_mod
 from station.clock import reading_time
 
@@ -51,6 +53,8 @@ def signed_headers(creds, counter, body):
 
 def apply_config(cfg, cfg_path, changes, state):
     """Merge the server's config; bad values are refused one by one and reported."""
+    from station import config
+
     new, errors = config.merge(cfg, changes)
     config.save(new, cfg_path)
     if errors:
@@ -114,13 +118,15 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
             state["uplink"] = "radio time for this wake used up"
             return last
         status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
-                                     lorawan.cause_code(reset_cause), rssi)
+                                     cause_code(reset_cause), rssi)
         body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
         try:
             code, reply = post_signed(board, creds, state, "/api/ingest", body, feed=feed)
         except http.CertTimeError as e:
             # The clock is before (or after) the certificate's dates: learn the time from a
             # signed reply that needs no certificate, then try again.
+            from station import timesync
+
             t = None if learnt_time else timesync.fetch(board, creds, feed)
             if t is None:
                 return _fail(state, now, "upload: %s (clock %d)" % (e, board.time())) or last
@@ -164,6 +170,11 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
             continue
         return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or last
     return last
+
+
+def cause_code(name):
+    """The reset cause's number in the status record (codec.RESET_CAUSES; = lorawan's)."""
+    return codec.RESET_CAUSES.index(name) if name in codec.RESET_CAUSES else 0
 
 
 def _int(v):

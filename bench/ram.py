@@ -1,0 +1,276 @@
+"""RAM figures of the firmware (docs/firmware.md, "RAM budget"): the smallest MicroPython heap
+in which one whole wake still does its work, and the live heap (after gc.collect()) at each
+stage of it. Run by bench/run.py; tests/test_ram_budget.py enforces the budgets with it.
+
+A wake here is what a board runs: the application installed in slot a/ as a release build
+compiles it (.mpy), `station.app.main` on the sim board, provisioned for a local HTTP server
+(a stand-in for the fleet server, in a thread of this process) that acknowledges the upload
+and takes the OTA report. The OTA wake is also offered a signed release: it fetches the
+manifest and its signature, checks them (Ed25519 over SHA-512) and installs the update.
+
+The unix port is 64-bit (objects about 1.4x an ESP32's): the budgets, 56 KiB for a wake with
+an upload and 72 KiB for the OTA check on a 32-bit build, are enforced here as 80 and 100 KiB
+of `-X heapsize`."""
+
+import json
+import subprocess
+import tarfile
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from mizumori_tools import paths, release
+
+MPY = paths.micropython()
+BUDGET_WAKE_KIB = 80  # 64-bit unix port; 56 KiB on a 32-bit build (the ESP32's first heap area)
+BUDGET_OTA_KIB = 100  # 64-bit unix port; 72 KiB on a 32-bit build
+RELEASE = "9.9.9"
+OFFER = {"release": RELEASE, "rollout": 1, "token": "ram-bench", "url": "/ota/"}
+
+# Runs under MicroPython, in the station's flash folder: one wake, as main.py runs it after
+# boot.py put slot a/ on sys.path. "stages" also records the live heap after gc.collect()
+# at each stage (hooked in as each module is imported, so nothing is imported early). Prints
+# "wake ok" when the wake did its work: readings acknowledged, no error, and in the OTA wake
+# the update installed as a trial.
+WAKE = """
+import builtins, gc, json, sys
+MODE, WANT_OTA = sys.argv[1], sys.argv[2] == "ota"
+sys.path.insert(0, "a")
+marks = []
+gc.collect()
+base = gc.mem_alloc()
+
+
+def mark(label):
+    if MODE == "stages" and not [m for m in marks if m[0] == label]:
+        gc.collect()
+        marks.append((label, gc.mem_alloc() - base))
+
+
+def after(mod, name, label):
+    fn = getattr(mod, name)
+
+    def wrapped(*a, **k):
+        r = fn(*a, **k)
+        mark(label)
+        return r
+    setattr(mod, name, wrapped)
+
+
+def before(mod, name, label):
+    fn = getattr(mod, name)
+
+    def wrapped(*a, **k):
+        mark(label)
+        return fn(*a, **k)
+    setattr(mod, name, wrapped)
+
+
+# module: (a name it defines last, so that the hook waits until it is loaded; the hook)
+HOOKS = {
+    "station.cycle": ("run", lambda m: after(m, "run", "after sampling")),
+    "station.http": ("json_body", lambda m: (before(m, "post", "upload built"),
+                                             after(m, "post", "reply received"))),
+    "station.uplink": ("_fail", lambda m: after(m, "send", "upload done")),
+    "station.ed25519": ("verify", lambda m: (
+        before(m, "verify", "ota: manifest and signature read"),
+        after(m, "verify", "ota: signature checked"))),
+    "station.sha512": ("digest", lambda m: after(m, "digest",
+                                                 "ota: inside the check (SHA-512)")),
+}
+_import = builtins.__import__
+
+
+def hooked(name, *a):
+    m = _import(name, *a)
+    for key in list(HOOKS):
+        mod = sys.modules.get(key)
+        if mod is not None and hasattr(mod, HOOKS[key][0]):
+            HOOKS.pop(key)[1](mod)
+    return m
+
+
+if MODE == "stages":
+    builtins.__import__ = hooked
+from station import app  # noqa
+mark("after imports")
+from station.hw import sim  # noqa
+board = sim.Board(sim.World())
+mark("with the sim board")
+try:
+    app.main(board, "config.json", "queue")
+except sim.DeepSleep:
+    pass
+mark("end of wake")
+from station import state  # noqa
+from station.flashqueue import FlashQueue  # noqa
+st = state.load(board)
+ok = not st["err"] and not st["uplink"] and FlashQueue("queue").depth() == 0
+if WANT_OTA:
+    with open("slot.json") as f:
+        ok = ok and json.loads(f.read()).get("trial") == "b"
+for label, n in marks:
+    print("mark", n, label)
+print("wake ok" if ok else "wake incomplete: err=%r uplink=%r" % (st["err"], st["uplink"]))
+"""
+
+
+def _bundle_files(bundle: Path) -> dict[str, bytes]:
+    with tarfile.open(bundle) as tar:
+        out = {}
+        for m in tar.getmembers():
+            f = tar.extractfile(m)
+            if f is not None:
+                out[m.name] = f.read()
+        return out
+
+
+class Releases:
+    """The running release (slot a/) and an update to it, both signed release bundles."""
+
+    def __init__(self, tmp: Path) -> None:
+        key, pub = release.keygen(tmp / "release")
+        self.public_hex = pub.read_text().strip()
+        self.running = _bundle_files(release.build(key, tmp / "running"))
+        self.update = _bundle_files(release.build(key, tmp / "update", version=RELEASE))
+
+
+def install(flash: Path, rel: Releases, server: str) -> None:
+    """A provisioned board's flash: the running release in slot a/ (plus the sim board, which
+    a release leaves out), the release key, credentials and configuration."""
+    for name, data in rel.running.items():
+        if name.startswith("files/"):
+            dest = flash / "a" / name[len("files/"):]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+    (flash / "a" / "manifest.json").write_bytes(rel.running["manifest.json"])
+    (flash / "a" / "confirmed").write_text("1")
+    (flash / "slot.json").write_text(json.dumps({"good": "a"}))
+    sim = flash / "a" / "station" / "hw" / "sim.mpy"
+    subprocess.run([release.mpy_cross(), "-s", "station/hw/sim.py", "-o", str(sim),
+                    str(paths.FIRMWARE / "station" / "hw" / "sim.py")], check=True)
+    (flash / "release.pub").write_text(rel.public_hex + "\n")
+    (flash / "secrets.json").write_text(json.dumps({
+        "device_id": 1, "secret": "11" * 32, "server": server, "ca": None,
+        "wifi": {"ssid": "mizumori-sim", "password": "virtual-station"}}))
+    # upload_every 1: this wake uploads (as every wake in flood mode does).
+    (flash / "config.json").write_text(json.dumps({"upload_every": 1, "maintenance_s": 0}))
+
+
+@contextmanager
+def fleet_server(rel: Releases, offer: bool) -> Iterator[str]:
+    """A stand-in for the fleet server: acknowledges every upload, takes OTA reports, offers
+    the update when `offer` and serves its files."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _reply(self, code: int, body: bytes, kind: str = "application/json") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            reply: dict[str, Any] = {}
+            if self.path == "/api/ingest":
+                reply = {"ack_upto": 2**31 - 1, "ota": OFFER if offer else None}
+            self._reply(200, json.dumps(reply).encode())
+
+        def do_GET(self) -> None:  # noqa: N802
+            data = rel.update.get(self.path.removeprefix(str(OFFER["url"])))
+            if data is None:
+                self._reply(404, b"{}")
+            else:
+                self._reply(200, data, "application/octet-stream")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a wake that ran out of heap hangs up mid-reply: expected in the search
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wake(rel: Releases, ota: bool, heap_kib: int | None = None,
+         stages: bool = False) -> subprocess.CompletedProcess[str]:
+    """One wake of a freshly provisioned board in a heap of heap_kib (None: the port's
+    default); its output says "wake ok" when it did its work."""
+    with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp, \
+            fleet_server(rel, ota) as url:
+        flash = Path(tmp)
+        install(flash, rel, url)
+        script = flash / "wake_script.py"
+        script.write_text(WAKE)
+        cmd = [MPY] + (["-X", f"heapsize={heap_kib}K"] if heap_kib else [])
+        return subprocess.run(cmd + [str(script), "stages" if stages else "wake",
+                                     "ota" if ota else "up"],
+                              cwd=flash, capture_output=True, text=True, timeout=300)
+
+
+def runs(rel: Releases, ota: bool, heap_kib: int) -> bool:
+    return "wake ok" in wake(rel, ota, heap_kib).stdout
+
+
+def smallest_heap_kib(rel: Releases, ota: bool, lo: int = 16, hi: int = 512) -> int:
+    """The smallest heap (KiB) in which the wake still does its work (binary search)."""
+    if not runs(rel, ota, hi):
+        proc = wake(rel, ota, hi)
+        raise RuntimeError(proc.stdout + proc.stderr)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if runs(rel, ota, mid) else (mid + 1, hi)
+    return lo
+
+
+def stages(rel: Releases, ota: bool) -> list[tuple[str, int]]:
+    """(stage, live heap in bytes after gc.collect()) through one wake, above what the
+    interpreter holds before the application is imported."""
+    proc = wake(rel, ota, stages=True)
+    if "wake ok" not in proc.stdout:
+        raise RuntimeError(proc.stdout + proc.stderr)
+    out = []
+    for line in proc.stdout.splitlines():
+        if line.startswith("mark "):
+            _, n, label = line.split(" ", 2)
+            out.append((label, int(n)))
+    return out
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp:
+        rel = Releases(Path(tmp))
+        print("Firmware RAM under the MicroPython unix port (64-bit: an ESP32's objects are"
+              " about 0.7x; docs/firmware.md, RAM budget)")
+        up = smallest_heap_kib(rel, False)
+        ota = smallest_heap_kib(rel, True)
+        print(f"  smallest heap, wake with upload    {up:6d} KiB  (budget {BUDGET_WAKE_KIB} KiB)")
+        print(f"  smallest heap, wake with OTA       {ota:6d} KiB  (budget {BUDGET_OTA_KIB} KiB:"
+              " manifest, Ed25519 check, install)")
+        print("  live heap after gc.collect(), wake with upload:")
+        for label, n in stages(rel, False):
+            print(f"    {label:38s} {n:7d} B")
+        print("  live heap after gc.collect(), wake with OTA:")
+        for label, n in stages(rel, True):
+            if label.startswith("ota") or label == "end of wake":
+                print(f"    {label:38s} {n:7d} B")
+
+
+if __name__ == "__main__":
+    main()
