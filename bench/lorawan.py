@@ -17,11 +17,11 @@ TTN_DOWNLINKS = 10  # TTN fair use: downlinks (acknowledgements included) per de
 
 
 def downlinks(interval_s: int, flood: bool) -> tuple[int, int]:
-    """(link-check answers, delivery reports) per day under the station's delivery policy
-    (firmware/station/lorawan.py): a link check every LINK_CHECK_S, a report every
-    REPORT_EVERY_S or every REPORT_READINGS readings sent, whichever comes first. A frame
-    lost in the air adds one resend request."""
-    checks = DAY // lorawan.LINK_CHECK_S[1 if flood else 0]
+    """(probe and link-check answers, delivery reports) per day under the station's delivery
+    policy (firmware/station/lorawan.py): a probe every PROBE_S, a link check a day, a report
+    every REPORT_EVERY_S or every REPORT_READINGS readings sent, whichever comes first. A
+    frame lost in the air adds one resend request."""
+    checks = DAY // lorawan.PROBE_S[1 if flood else 0] + 1
     reports = max(DAY // lorawan.REPORT_EVERY_S, (DAY // interval_s) // lorawan.REPORT_READINGS)
     return checks, reports
 
@@ -81,7 +81,8 @@ def main() -> None:
             print(f"  {name}, DR{dr}{default}: {uplinks} uplinks, {seconds:6.1f} s on air per "
                   f"day ({verdicts})")
         total = checks + reports
-        print(f"  {name}: {total} downlinks per day ({checks} link-check answers, {reports} "
+        print(f"  {name}: {total} downlinks per day ({checks} probe and link-check answers, "
+              f"{reports} "
               f"delivery reports; + 1 per frame lost in the air) = "
               f"{total / TTN_DOWNLINKS:.0%} of TTN's {TTN_DOWNLINKS} (confirmed uplinks cost "
               "one acknowledgement per uplink)")

@@ -59,16 +59,20 @@ function mizumoriRecord(b, i) {
 
 // input: {bytes: byte array, fPort: n, recvTime: Date}. data.readings: level and full records,
 // data.status: the status record (if any); level_m for dashboards that want metres. FPort 2
-// (a delivery-report request) starts with the oldest seq the station holds: data.oldest_seq.
+// (a delivery-report request) starts with the oldest seq the station holds and the newest it
+// sent: data.oldest_seq, data.newest_sent_seq.
 function decodeUplink(input) {
-  var b = input.bytes, readings = [], status = null, i = 0, oldest = null;
+  var b = input.bytes, readings = [], status = null, i = 0, asked = null;
   if (input.fPort === 2) {
-    if (!b || b.length < 3) { return { errors: ["report uplink shorter than 3 bytes"], warnings: [] }; }
-    oldest = (b[0] << 16) | (b[1] << 8) | b[2];
-    if (b.length === 3) {
-      return { data: { codec: 1, readings: [], status: null, oldest_seq: oldest }, warnings: [] };
+    if (!b || b.length < 6) {
+      return { errors: ["report uplink shorter than 6 bytes"], warnings: [] };
     }
-    b = b.slice(3);
+    asked = [(b[0] << 16) | (b[1] << 8) | b[2], (b[3] << 16) | (b[4] << 8) | b[5]];
+    b = b.slice(6);
+    if (b.length === 0) {
+      return { data: { codec: 1, readings: [], status: null, oldest_seq: asked[0],
+                       newest_sent_seq: asked[1] }, warnings: [] };
+    }
   }
   if (!b || b.length === 0) { return { errors: ["empty batch"], warnings: [] }; }
   try {
@@ -90,6 +94,6 @@ function decodeUplink(input) {
     }
   }
   var data = { codec: 1, readings: readings, status: status };
-  if (oldest !== null) { data.oldest_seq = oldest; }
+  if (asked !== null) { data.oldest_seq = asked[0]; data.newest_sent_seq = asked[1]; }
   return { data: data, warnings: warnings };
 }

@@ -3,8 +3,8 @@
 # records as the data rate's payload allows, as unconfirmed uplinks. A reading stays in the
 # queue after it was sent until the fleet server reports it stored: every few hours one
 # uplink asks for that report (REPORT_PORT); the server also asks for a resend when it sees
-# a gap. A link check now and then (every half hour in flood) proves the session lives.
-# Config changes arrive as downlinks on port 10. See docs/lorawan.md ("Delivery").
+# a gap. A network time request now and then (every half hour in flood) proves the session
+# lives. Config changes arrive as downlinks on port 10. See docs/lorawan.md ("Delivery").
 import struct
 import time
 
@@ -12,11 +12,16 @@ from station import clock, codec, config
 from station.clock import reading_time
 
 READINGS_PORT = 1
-REPORT_PORT = 2  # readings after the oldest seq the station holds (u24): "what do you have?"
+# "What do you hold?": the oldest seq the station holds and the newest it sent (u24 each),
+# then readings as on READINGS_PORT.
+REPORT_PORT = 2
 CONFIG_PORT = 10
 DELIVERY_PORT = 11  # the fleet server's delivery report: kind u8, seq u24
-HAVE = 1  # every reading from the oldest held up to seq - 1 is stored: drop them
-RESEND = 2  # readings from seq on are missing: send them again
+HAVE = 1  # every reading asked about is stored (all below seq): drop them
+RESEND = 2  # a gap: send again from seq on
+MISSING = 3  # every reading below seq is stored, seq is not: drop those, send again from seq
+GIVE_UP = 3  # asked to send the same reading again this often: the server cannot take it
+SETUP = 2  # the module settings this firmware writes (a new one sets the module up again)
 # AS923 with uplink dwell time (Japan): the largest payload per data rate, MAC commands in
 # FOpts included (RegionAS923.h MaxPayloadOfDatarateDwell1AS923). DR0 and DR1 carry nothing
 # under the 400 ms dwell limit; RUI3's AT+DR takes 2..5.
@@ -29,15 +34,20 @@ CONFIG_KEYS = {1: "mount_mm", 2: 0, 3: 1, 4: 2, 5: 3, 6: "hysteresis_mm",
                10: "upload_every"}  # 2..5: thresholds_mm[0..3]
 NO_VALUE = -(1 << 23)
 # A delivery report every 6 hours, or sooner once this many readings were sent since the
-# last; a link check as often in normal times (4 + 4 downlinks a day: under The Things
-# Network's 10), every half hour in flood, when a dead session must be found within the hour.
+# last; a session probe (DeviceTimeReq, answered by the network server) as often in normal
+# times (4 + 4 downlinks a day: under The Things Network's 10), every half hour in flood,
+# when a dead session must be found within the hour. RUI3 keeps AT+TIMEREQ in RAM, while
+# AT+LINKCHECK is written to its flash twice per check (service_nvm.c): a link check (signal
+# margin, gateways) once a day only.
 REPORT_EVERY_S = 6 * 3600
 REPORT_READINGS = 96
-LINK_CHECK_S = (6 * 3600, 1800)  # normal, flood
+PROBE_S = (6 * 3600, 1800)  # normal, flood
+LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
 # Sent readings kept for a resend at most this many (a network server that sends no
 # downlinks never reports: then the oldest sent ones are let go, as if reported).
 RESEND_WINDOW = 192
-REJOIN_UNANSWERED = 2  # link checks in a row nobody answered: the session is dead, join again
+REJOIN_UNANSWERED = 3  # probes in a row nothing came down for (each unanswered one is
+# repeated with the next uplink): the session is dead, join again
 
 
 def modem(board, pins, feed=None):
@@ -140,10 +150,10 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
         return False
     lora = creds["lorawan"]
     try:
-        if not state["lora_setup"]:
+        if state["lora_setup"] != SETUP:  # since power-on, or set up by older firmware
             if modem.setup(lora["dev_eui"], lora["app_eui"], lora["app_key"], cfg["lora_dr"]):
                 state["lora_rejoin"] = True  # new keys: RUI3 keeps the old session
-            state["lora_setup"] = True
+            state["lora_setup"] = SETUP
         else:
             modem.wake()
         if state["lora_rejoin"] or not modem.joined():
@@ -151,10 +161,12 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                 return _fail(state, now, "lorawan: join failed")
             state["lora_rejoin"] = False
             state["lora_unanswered"] = 0
-        if not state["lora_report_at"]:  # the first report and link check after 6 hours
-            state["lora_report_at"] = state["lora_check_at"] = now
-        asked_time = False
+        if not state["lora_report_at"]:  # the first report and probe after 6 hours
+            state["lora_report_at"] = state["lora_probe_at"] = now
+        want_link = state["wakes"] % LINK_CHECK_EVERY == 1
+        asked_time = probed = False  # once per wake each
         sent = False
+        downlinks = []
         for _ in range(cfg["lora_uplinks"]):
             if deadline is not None and time.ticks_diff(deadline, board.ticks_ms()) <= 0:
                 state["uplink"] = "radio time for this wake used up"
@@ -163,13 +175,13 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             limit = max_payload(dr)
             if not limit:
                 return _fail(state, now, "lorawan: DR%d carries no payload (dwell time)" % dr)
-            want_time = not state["synced"] and not asked_time
+            probe = not probed and (state["lora_unanswered"] > 0 or (
+                board.time() - state["lora_probe_at"] >= PROBE_S[1 if state["flood"] else 0]))
+            want_time = probe or not (state["synced"] or asked_time)
             report = _report_due(state, queue, board.time())
-            every = LINK_CHECK_S[1 if state["flood"] else 0]
-            want_link = board.time() - state["lora_check_at"] >= every
             # MAC requests ride in FOpts and take a byte each: never into a full frame. A
-            # report uplink starts with the oldest seq held (3 bytes).
-            room = limit - want_time - want_link - (3 if report else 0)
+            # report uplink starts with the oldest seq held and the newest sent (6 bytes).
+            room = limit - want_time - want_link - (6 if report else 0)
             after = max(queue.acked, state["lora_sent"])
             payload, seqs = pack(queue, state, board.time(), room, after)
             # The status record (queue depth, config version) rides along when it fits;
@@ -181,7 +193,7 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if with_status:
                 payload += status
             if report:
-                payload = _seq24(queue.acked + 1) + payload
+                payload = _seq24(queue.acked + 1) + _seq24(state["lora_sent"]) + payload
             if not payload:
                 break
             if want_time:
@@ -189,15 +201,16 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                 asked_time = True
             if want_link:
                 modem.request_link_check()
+                want_link = False
             modem.link = None
             done, downlinks = modem.send(REPORT_PORT if report else READINGS_PORT, payload,
                                          send_timeout_ms())
             sent = True
-            if want_time and done:
+            if want_time and done and not state["synced"]:
                 t = modem.network_time()
                 if t is not None:
                     clock.set_from_server(board, state, queue, t, clock_path)
-                    state["lora_report_at"] = state["lora_check_at"] = board.time()
+                    state["lora_report_at"] = state["lora_probe_at"] = board.time()
             if not done:
                 return _fail(state, now, "lorawan: the module did not finish the uplink")
             if seqs:
@@ -205,10 +218,11 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if report:
                 state["lora_report_at"] = board.time()
                 state["lora_report_seq"] = state["lora_sent"]
-            if want_link:
-                state["lora_check_at"] = board.time()
+            if probe:
+                probed = True
+                state["lora_probe_at"] = board.time()
                 state["lora_unanswered"] += 1
-            if downlinks or modem.link is not None:
+            if downlinks or modem.link is not None or modem.time_answered:
                 state["lora_unanswered"] = 0  # the network heard us
             if modem.link is not None:
                 state["lora_link"] = list(modem.link)
@@ -221,6 +235,10 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             state["lora_backoff_s"] = 0
             state["since_upload"] = 0
             state["uplink"] = ""
+        if downlinks:
+            # More may wait (FPending): RUI3 fetches it with an uplink of its own right
+            # after this one (McpsIndication); take what it brings before sleeping.
+            cfg = _apply_all(cfg, cfg_path, modem.collect(), state, queue)
         if sent:  # a downlink whose event was lost (RUI3 keeps the last one: AT+RECV)
             last = modem.last_downlink()
             if last and last[0] == CONFIG_PORT and _version(last[1]) != cfg["config_version"]:
@@ -234,7 +252,7 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                 state["lora_silent"] = 0
                 state["lora_rejoin"] = True
         if e.status not in ("AT_BUSY_ERROR", "AT_ERROR"):
-            state["lora_setup"] = False  # check the module's settings again next time
+            state["lora_setup"] = 0  # check the module's settings again next time
         return _fail(state, now, "lorawan: %s" % e)
 
 
@@ -247,23 +265,36 @@ def _report_due(state, queue, now):
 
 
 def _keep_window(state, queue):
-    """Let go of sent readings beyond the resend window (nobody reported them)."""
-    if state["lora_sent"] - queue.acked > RESEND_WINDOW:
+    """Let go of sent readings beyond the resend window (nobody reported them), unless the
+    session may be dead (a probe went unanswered): then they were never heard."""
+    if not state["lora_unanswered"] and state["lora_sent"] - queue.acked > RESEND_WINDOW:
         queue.ack(state["lora_sent"] - RESEND_WINDOW)
 
 
 def apply_delivery(data, state, queue):
-    """A delivery report. HAVE: the server holds every reading below seq from the oldest
-    held on: drop them, and send again from seq if it is one of those the report was asked
-    about (the ones sent since need no resend). RESEND: send again from seq on."""
-    if len(data) != 4 or data[0] not in (HAVE, RESEND):
+    """A delivery report. HAVE: every reading below seq is stored: drop them. MISSING: the
+    same, and seq is not: send again from it. RESEND: send again from seq. A reading already
+    let go cannot be sent again; one asked for GIVE_UP times is given up (the server cannot
+    store it: undecodable), counted in `poisoned`, never resent for ever."""
+    kind = data[0] if len(data) == 4 else 0
+    seq = _extend(int.from_bytes(data[1:4], "big"), max(state["lora_sent"], queue.acked)) \
+        if kind else 0
+    if kind not in (HAVE, RESEND, MISSING) or seq < 1:
         state["err"] = "lorawan: bad delivery report"
         return
-    seq = _extend(int.from_bytes(data[1:4], "big"), max(state["lora_sent"], queue.acked))
-    if data[0] == HAVE:
+    if kind != RESEND:
         queue.ack(seq - 1)
-        if seq > state["lora_report_seq"]:
-            return
+    if kind == HAVE or seq <= queue.acked:
+        return
+    last = state["lora_rewind"]
+    times = last[1] + 1 if last and last[0] == seq else 1
+    state["lora_rewind"] = [seq, times]
+    if times > GIVE_UP:
+        if seq == queue.acked + 1:
+            queue.ack(seq)
+            state["poisoned"] += 1
+            state["lora_rewind"] = None
+        return
     state["lora_sent"] = min(state["lora_sent"], seq - 1)
 
 

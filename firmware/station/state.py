@@ -38,7 +38,7 @@ def defaults():
         "wakes": 0,
         "err": "",          # what went wrong in the last wake, for `info` and the server
         "uplink": "",       # why the last upload failed ("" once one succeeds)
-        "lora_setup": False,  # the modem's settings checked since power-on
+        "lora_setup": 0,  # lorawan.SETUP once the modem's settings were checked (power-on: 0)
         "lora_status": False,  # a config was applied: send a status record
         "lora_backoff_s": 0,  # after a failed join or uplink: wait, doubling up to an hour
         "lora_retry_at": 0,
@@ -47,8 +47,9 @@ def defaults():
         "lora_sent": 0,  # the newest reading sent in an uplink (kept until reported stored)
         "lora_report_at": 0,  # when the last uplink asking for a delivery report went out
         "lora_report_seq": 0,  # the newest reading sent by then
-        "lora_check_at": 0,  # when the last link check went out
-        "lora_unanswered": 0,  # link checks in a row nothing came down for
+        "lora_probe_at": 0,  # when the last session probe (network time request) went out
+        "lora_unanswered": 0,  # probes in a row nothing came down for
+        "lora_rewind": None,  # [seq, times] the server asked to send again
         "lora_silent": 0,  # wakes in a row the module did not answer (then: reset it)
         "lora_levels": None,  # [version, river levels] of a config downlink still arriving
     }

@@ -18,13 +18,15 @@ import httpx
 from mizumori_server import devices
 
 READINGS_PORT = 1  # uplinks: codec-v1 records (docs/protocol.md)
-# Uplinks asking for a delivery report: the oldest reading the station still holds (seq,
-# u24), then records as on port 1. The answer goes down on DELIVERY_PORT.
+# Uplinks asking for a delivery report: the oldest reading the station still holds and the
+# newest it sent (seq, u24 each), then records as on port 1. The answer goes down on
+# DELIVERY_PORT. The station's side: firmware/station/lorawan.py.
 REPORT_PORT = 2
 CONFIG_PORT = 10  # downlinks: config changes (encode_config)
 # Downlinks: a delivery report, kind u8 and seq u24 (docs/lorawan.md, "Delivery"):
-HAVE = 1  # every reading from the station's oldest up to seq - 1 is stored: drop them
-RESEND = 2  # readings from seq on are missing: send them again
+HAVE = 1  # every reading asked about is stored (all below seq): drop them
+RESEND = 2  # a gap: send again from seq on
+MISSING = 3  # every reading below seq is stored, seq is not: drop those, send again from seq
 DELIVERY_PORT = 11
 
 
@@ -161,11 +163,15 @@ def tts_uplink(body: dict[str, Any]) -> Uplink:
 
 # --- delivery reports --------------------------------------------------------------------
 
-def split_report(payload: bytes) -> tuple[int, bytes]:
-    """A REPORT_PORT payload: (the station's oldest held seq, u24; the records)."""
-    if len(payload) < 3:
-        raise BadEvent("report uplink: shorter than its 3-byte sequence number")
-    return int.from_bytes(payload[:3], "big"), payload[3:]
+def split_report(payload: bytes) -> tuple[tuple[int, int], bytes]:
+    """A REPORT_PORT payload: ((the station's oldest held seq, the newest it sent), u24
+    each; the records)."""
+    if len(payload) < 6:
+        raise BadEvent("report uplink: shorter than its two 3-byte sequence numbers")
+    oldest, newest = int.from_bytes(payload[:3], "big"), int.from_bytes(payload[3:6], "big")
+    if not 1 <= oldest <= newest + 1:
+        raise BadEvent(f"report uplink: oldest seq {oldest} does not fit newest {newest}")
+    return (oldest, newest), payload[6:]
 
 
 def first_missing(stored: list[int], oldest: int) -> int:

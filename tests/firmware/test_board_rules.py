@@ -2,7 +2,7 @@
 # the firmware lives by them: the sensor rail, the ADC's range, the clock and RTC memory lost
 # at power-on, a watchdog that bites, a level-triggered rain wake, the port's reset causes
 # and time_pulse_us codes, Wi-Fi scans with SSIDs that are not UTF-8.
-from station import app, codec, config, cycle, sensors, state, uplink, wifi
+from station import app, codec, config, cycle, lorawan, sensors, state, uplink, wifi
 from station.drivers import SensorFault
 from station.drivers.a02yyuw import A02YYUW
 from station.drivers.current_loop import CurrentLoop
@@ -334,8 +334,6 @@ def test_a_reset_in_the_middle_of_the_radio_backs_off_instead_of_retrying_at_onc
 
 
 def test_lorawan_starts_nothing_after_the_radio_deadline():
-    from station import lorawan
-
     class Modem:
         def __init__(self):
             self.calls = []
@@ -350,7 +348,7 @@ def test_lorawan_starts_nothing_after_the_radio_deadline():
     q = FlashQueue(d + "/queue")
     board = sim.Board(sim.World())
     st = state.defaults()
-    st["lora_setup"] = st["synced"] = True
+    st["lora_setup"], st["synced"] = lorawan.SETUP, True
     q.append(b"\x2d\x24\x2c\x00" + codec.encode_full(1, 0, 1000, 3900, 0, 20.0, 60.0, 1013.0,
                                                      0.0))
     m = Modem()

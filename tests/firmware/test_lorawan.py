@@ -39,6 +39,7 @@ class Network:
         self.stored = set()  # the readings' seqs the fleet server holds
         self.reports = True  # it answers report requests and gaps (False: no downlinks)
         self.lose = set()  # frames (numbered as transmitted, from 1) no gateway hears
+        self.refuse = set()  # seqs the fleet server cannot decode (422 for their frame)
         self.transmitted = 0
 
     def join(self, dev_eui, app_eui, app_key):
@@ -54,14 +55,21 @@ class Network:
         self.fleet(port, payload)
         return True, out
 
+    def now(self):
+        return 1790000000  # the network server's clock (DeviceTimeAns)
+
     def fleet(self, port, payload):
         if port not in (lorawan.READINGS_PORT, lorawan.REPORT_PORT):
             return
-        oldest = None
+        oldest = newest = None
         if port == lorawan.REPORT_PORT:
-            oldest, payload = int.from_bytes(payload[:3], "big"), payload[3:]
+            oldest, newest = int.from_bytes(payload[:3], "big"), int.from_bytes(payload[3:6],
+                                                                                "big")
+            payload = payload[6:]
         seqs = [r["seq"] for r in codec.decode(payload) if r["type"] != "status"] \
             if payload else []
+        if set(seqs) & self.refuse:
+            return  # 422: nothing stored, nothing answered
         before = max(self.stored) if self.stored else 0
         self.stored.update(seqs)
         if not self.reports:
@@ -70,11 +78,15 @@ class Network:
             have = oldest
             while have in self.stored:
                 have += 1
-            self.downlinks.append((lorawan.DELIVERY_PORT, bytes([lorawan.HAVE])
-                                   + have.to_bytes(3, "big")))
-        elif seqs and before and min(seqs) > before + 1:
-            self.downlinks.append((lorawan.DELIVERY_PORT, bytes([lorawan.RESEND])
-                                   + (before + 1).to_bytes(3, "big")))
+            kind = lorawan.HAVE if have > newest else lorawan.MISSING
+            self.report(kind, have)
+        elif seqs:  # the hole right below this uplink's first reading, if any
+            below = max([q for q in self.stored if q < min(seqs)] or [0])
+            if below and below < min(seqs) - 1 and below >= before - lorawan.RESEND_WINDOW:
+                self.report(lorawan.RESEND, below + 1)
+
+    def report(self, kind, seq):
+        self.downlinks.append((lorawan.DELIVERY_PORT, bytes([kind]) + seq.to_bytes(3, "big")))
 
 
 def rig(version="4.2.1", reset_pin=None):
@@ -122,7 +134,7 @@ def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
     st["synced"] = False
     board.set_time(0)  # after a power loss: 2000-01-01
     modem.setup(EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c", 2)
-    st["lora_setup"] = True
+    st["lora_setup"] = lorawan.SETUP
     assert modem.join()
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "power_on",
                         d + "/clock.json")
@@ -142,7 +154,7 @@ def test_mac_commands_that_leave_no_room_are_flushed_and_the_frame_sent_in_the_s
     delivered, _ = modem.send(1, b"\x11" * 11)
     # RUI3 sent the MAC command alone in an empty frame, then the payload went out
     assert delivered and [len(f[1]) for f in net.frames] == [0, 11]
-    assert modem.network_time() is None  # the test network has no clock: no answer
+    assert abs(modem.network_time() - 1790000000) < 60  # the network's clock
 
 
 def test_ltime_in_the_forms_rui3_prints_it():
@@ -229,7 +241,7 @@ def test_an_uplink_the_module_never_finishes_keeps_the_readings_unsent_and_backs
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(3)
     assert modem.setup(*KEYS, 3) and modem.join()
-    st["lora_setup"] = True
+    st["lora_setup"] = lorawan.SETUP
     module.network = None  # the radio hangs: OK to AT+SEND, then no event
     real = module._transmit
     module._transmit = lambda *a: None
@@ -284,8 +296,8 @@ def report_due(board, st):
     st["lora_report_at"] = board.time() - lorawan.REPORT_EVERY_S  # six hours ago
 
 
-def check_due(board, st):
-    st["lora_check_at"] = board.time() - lorawan.LINK_CHECK_S[0]
+def probe_due(board, st):
+    st["lora_probe_at"] = board.time() - lorawan.PROBE_S[0]
 
 
 def test_uplinks_are_unconfirmed_and_a_delivery_report_lets_the_readings_go():
@@ -295,15 +307,15 @@ def test_uplinks_are_unconfirmed_and_a_delivery_report_lets_the_readings_go():
     assert [f[:1] + f[2:4] for f in net.frames] == [(1, False, 3)] * 2  # 2 full records each
     assert module.regs["CFM"] == "0" and "AT+CFM=1" not in module.log
     assert q.depth() == 6 and st["lora_sent"] == 6  # sent, not yet known to be stored
-    # six hours on: the next uplink asks what the server holds, with a link check
+    # six hours on: the next uplink asks what the server holds; today's link check rides along
     report_due(board, st)
-    check_due(board, st)
+    st["wakes"] = 1
     add_reading(board, q)
     module.log = []
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     port, payload = net.frames[-1][:2]
-    assert port == lorawan.REPORT_PORT and payload[:3] == b"\x00\x00\x01"  # oldest held
-    assert [r["type"] for r in codec.decode(payload[3:])] == ["full", "status"]
+    assert port == lorawan.REPORT_PORT and payload[:6] == b"\x00\x00\x01\x00\x00\x06"
+    assert [r["type"] for r in codec.decode(payload[6:])] == ["full", "status"]
     assert "AT+LINKCHECK=1" in module.log and st["lora_link"] == [12, 1]
     assert q.depth() == 7  # the report comes down with the next uplink
     add_reading(board, q)
@@ -335,10 +347,10 @@ def test_a_report_does_not_resend_what_went_out_after_it_was_asked_for():
     report_due(board, st)
     for _ in range(3):
         add_reading(board, q)
-    # DR2: the report uplink carries the oldest seq and no record (3 + 11 + 1 > 11)
+    # DR2: the report uplink carries the oldest seq and the newest sent, no record
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     ports = [f[0] for f in net.frames]
-    assert ports == [1, 1, 2, 1, 1, 1] and len(net.frames[2][1]) == 3
+    assert ports == [1, 1, 2, 1, 1, 1] and len(net.frames[2][1]) == 6
     # HAVE 3 came down with seq 3's frame: 1 and 2 go; 3..5 were sent after the ask
     assert q.acked == 2 and st["lora_sent"] == 5 and net.stored == set(range(1, 6))
 
@@ -356,34 +368,89 @@ def test_a_report_asking_for_what_was_lost_sends_it_again():
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     add_reading(board, q)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    # HAVE 1: nothing held; 1..3 went again with 5 (4 went with the report)
+    # MISSING 1: nothing held; 1..3 went again with 5 (4 went with the report)
     assert net.stored == set(range(1, 6)) and st["lora_sent"] == 5
 
 
-def test_in_flood_the_link_is_checked_every_half_hour():
+def test_in_flood_the_session_is_probed_every_half_hour_without_wearing_the_modules_flash():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(1)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    checks = []
+    probes = []
+    writes = module.nvm_writes  # the setup's
+    st["wakes"] = 2
     for flood in (False, True):
         st["flood"] = flood
         module.log = []
         for _ in range(6):  # an hour at the flood interval
             board.world.now += 600
+            st["wakes"] += 1
             add_reading(board, q)
             assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q,
                                 "deepsleep")
-        checks.append(module.log.count("AT+LINKCHECK=1"))
-    assert checks == [0, 2] and st["lora_link"] == [12, 1] and st["lora_unanswered"] == 0
+        probes.append(module.log.count("AT+TIMEREQ=1"))
+    assert probes == [0, 2] and st["lora_unanswered"] == 0
+    assert module.nvm_writes == writes  # AT+TIMEREQ lives in RAM
+    st["wakes"] = lorawan.LINK_CHECK_EVERY + 1  # the first wake of a day: a link check
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert st["lora_link"] == [12, 1] and module.nvm_writes == writes + 2  # set and cleared
+
+
+def test_a_reading_the_station_no_longer_holds_is_not_asked_for_in_a_loop():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(8, lora_dr=5)
+    net.stored = {1, 2, 3}  # 4..8 were dropped on the station (queue overflow), unsent
+    q.ack(8)
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    for _ in range(3):
+        add_reading(board, q)
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # RESEND 4 came once; the station holds nothing below 9 and sent each reading once
+    seqs = [r["seq"] for f in net.frames for r in codec.decode(f[1]) if r["type"] != "status"]
+    assert seqs == [9, 10, 11, 12] and st["lora_sent"] == 12
+
+
+def test_a_reading_the_server_cannot_store_is_given_up_and_counted():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2, lora_dr=5)
+    net.refuse = {2}  # the server refuses (422) a frame with seq 2's record in it
+    for _ in range(12):
+        report_due(board, st)
+        add_reading(board, q)
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # given up after GIVE_UP requests (with seq 1, which shared its frames), counted; the
+    # readings after it arrive, and nothing is resent for ever
+    assert st["poisoned"] == 2 and q.acked >= 2 and 2 not in net.stored
+    assert set(range(3, q.next_seq)) <= net.stored and len(net.frames) < 40
+
+
+def test_a_station_set_up_by_older_firmware_is_set_up_again():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1)
+    module.regs["CFM"], module.regs["RETY"] = "1", "3"  # confirmed uplinks, set before
+    module.regs.update(DEVEUI=EUI.upper(), APPEUI="AC1F09FFF8680000",
+                       APPKEY="2B7E151628AED2A6ABF7158809CF4F3C")
+    st["lora_setup"] = True  # what the older firmware kept in RTC memory over the update
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert module.regs["CFM"] == "0" and st["lora_setup"] == lorawan.SETUP
+    assert net.frames[0][2] is False
 
 
 def test_without_reports_sent_readings_are_let_go_beyond_the_resend_window():
     d, cfg, board, q, st = station(lorawan.RESEND_WINDOW + 50)
     st["lora_sent"] = lorawan.RESEND_WINDOW + 40
+    st["lora_unanswered"] = 1  # a session that may be dead: nothing was heard
+    lorawan._keep_window(st, q)
+    assert q.acked == 0
+    st["lora_unanswered"] = 0
     lorawan._keep_window(st, q)
     assert q.acked == 40 and unsent(q, st) == 10
-    lorawan.apply_delivery(b"\x09\x00\x00\x01", st, q)
-    assert st["err"] == "lorawan: bad delivery report" and q.acked == 40
+    for bad in (b"\x09\x00\x00\x01", b"\x01\x00\x00\x00", b"\x01\x00"):
+        st["err"] = ""
+        lorawan.apply_delivery(bad, st, q)
+        assert st["err"] == "lorawan: bad delivery report" and q.acked == 40
 
 
 def test_lorawan_takes_over_when_wifi_fails():
@@ -439,6 +506,23 @@ def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
     assert any(len(f[1]) == 0 for f in net.frames)  # RUI3's own empty uplink fetched it
 
 
+def test_a_downlink_the_module_fetches_by_itself_after_the_last_uplink_is_not_lost():
+    clock = Clock()
+    net = FPendingNetwork()
+    net.reports = False
+    module = Rak3172Sim(net, clock.ticks)
+    modem = Rak3172(module, clock.sleep, clock.ticks)
+    d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
+    net.downlinks = [(10, config_frame(False, 8, [(2, 3000)])),
+                     (lorawan.DELIVERY_PORT, bytes([lorawan.HAVE, 0, 0, 2]))]
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # one uplink of the station's, then RUI3's own empty one fetched the report (which
+    # AT+RECV, the safety net for config frames, would not give back)
+    assert [len(f[1]) > 0 for f in net.frames] == [True, False]
+    assert config.load(d + "/config.json")[0]["config_version"] == 8
+    assert q.acked == 1 and q.depth() == 0
+
+
 def test_the_outcome_comes_first_and_what_came_down_after_it():
     clock, net, module, modem = rig()
     modem.setup(*KEYS, 3)
@@ -462,22 +546,23 @@ def test_new_keys_force_a_join_because_rui3_keeps_the_old_session():
     assert module.joined and net.joins == 2  # NJS was still 1: joined again all the same
 
 
-def test_a_session_the_network_lost_is_left_after_two_unanswered_link_checks():
+def test_a_session_the_network_lost_is_left_after_three_unanswered_probes():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(1)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     net.heard = False  # the network server forgot the device: nothing comes down
-    for k in range(lorawan.REJOIN_UNANSWERED):
+    probe_due(board, st)
+    for k in range(lorawan.REJOIN_UNANSWERED):  # each unanswered probe is repeated at once
         assert not st["lora_rejoin"]
-        check_due(board, st)
         add_reading(board, q)
         assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-        assert st["lora_unanswered"] == k + 1  # +EVT:LINKCHECK:1:0:0:0:0
+        assert st["lora_unanswered"] == k + 1  # +EVT:TIMEREQ_FAILED
     assert st["lora_rejoin"] and net.joins == 1
+    sent = st["lora_sent"]
     net.heard = True
     add_reading(board, q)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
-    assert net.joins == 2 and unsent(q, st) == 0
+    assert net.joins == 2 and unsent(q, st) == 0 and st["lora_sent"] > sent
 
 
 def test_an_old_rui3_is_refused_with_a_clear_error():

@@ -103,8 +103,9 @@ def test_formatter_reads_a_delivery_report_request() -> None:
         return out
 
     level = [0x11, 0, 0, 9, 0, 0, 0, 4, 0xd2, 0xb9, 0]
-    got = decode([0, 0, 3] + level)
-    assert got["data"]["oldest_seq"] == 3 and got["data"]["readings"][0]["seq"] == 9
-    assert decode([0, 1, 0])["data"] == {"codec": 1, "readings": [], "status": None,
-                                         "oldest_seq": 256}
-    assert decode([0, 1])["errors"] == ["report uplink shorter than 3 bytes"]
+    got = decode([0, 0, 3, 0, 0, 8] + level)
+    assert got["data"]["oldest_seq"] == 3 and got["data"]["newest_sent_seq"] == 8
+    assert got["data"]["readings"][0]["seq"] == 9
+    assert decode([0, 1, 0, 0, 1, 2])["data"] == {
+        "codec": 1, "readings": [], "status": None, "oldest_seq": 256, "newest_sent_seq": 258}
+    assert decode([0, 1, 0, 0, 1])["errors"] == ["report uplink shorter than 6 bytes"]

@@ -264,10 +264,10 @@ def test_delivery_reports_answer_requests_and_gaps(app_client: TestClient,
         integ = integration(app_client, admin, "chirpstack",
                             api_url=ns.url.removesuffix("/hook"), api_token="ns-api-token-1")
 
-        def uplink(seqs: list[int], oldest: int | None = None) -> Any:
+        def uplink(seqs: list[int], oldest: int | None = None, newest: int = 0) -> Any:
             payload = b"".join(codec.encode_level(q, 0, 1200, 3700, 0) for q in seqs)
             if oldest is not None:
-                payload = oldest.to_bytes(3, "big") + payload
+                payload = oldest.to_bytes(3, "big") + newest.to_bytes(3, "big") + payload
             body = chirpstack(payload, fPort=lorawan.REPORT_PORT if oldest else 1)
             return post(app_client, integ, body)
 
@@ -284,12 +284,12 @@ def test_delivery_reports_answer_requests_and_gaps(app_client: TestClient,
         assert uplink([4]).status_code == 200  # 3 was lost in the air
         assert uplink([4]).status_code == 200  # a second gateway's copy: asked once
         assert ns.wait_for(1, 5) and reports() == [b"\x02\x00\x00\x03"]  # RESEND from 3
-        r = uplink([5], oldest=1)  # "I hold 1 and on: what do you have?"
+        r = uplink([5], oldest=1, newest=5)  # "I hold 1 and on, sent up to 5: have you?"
         assert r.status_code == 200 and r.json()["acked"] == [5]
-        assert ns.wait_for(2, 5) and reports()[-1] == b"\x01\x00\x00\x03"  # HAVE below 3
+        assert ns.wait_for(2, 5) and reports()[-1] == b"\x03\x00\x00\x03"  # MISSING 3
         assert uplink([3]).status_code == 200  # sent again
-        assert uplink([], oldest=3).status_code == 200  # DR2: the oldest held and no record
-        assert ns.wait_for(3, 5) and reports()[-1] == b"\x01\x00\x00\x06"  # all below 6
+        assert uplink([], oldest=3, newest=5).status_code == 200  # DR2: no record
+        assert ns.wait_for(3, 5) and reports()[-1] == b"\x01\x00\x00\x06"  # HAVE: below 6
         assert uplink([7]).status_code == 200  # 6 was lost: RESEND 6 ...
         assert uplink([8]).status_code == 200
         assert ns.wait_for(4, 5) and len(reports()) == 4
@@ -298,9 +298,12 @@ def test_delivery_reports_answer_requests_and_gaps(app_client: TestClient,
         assert uplink([6, 7]).status_code == 200 and uplink([9]).status_code == 200
         assert len(reports()) == 5  # no hole left
         assert [r[0] for r in stored_links(app_client)] == list(range(1, 10))
-        for bad in (b"", b"\x00\x01"):  # shorter than the oldest seq
+        for bad, why in ((b"", "shorter"), (b"\x00\x00\x01\x00\x00", "shorter"),
+                         (b"\x00\x00\x00\x00\x00\x05", "does not fit"),
+                         (b"\x00\x00\x09\x00\x00\x05", "does not fit")):
             r = post(app_client, integ, chirpstack(bad, fPort=lorawan.REPORT_PORT))
-            assert r.status_code == 400 and "3-byte sequence" in r.json()["detail"]
+            assert r.status_code == 400 and why in r.json()["detail"], r.text
+        assert len(reports()) == 5 and len(stored_links(app_client)) == 9  # nothing changed
 
 
 def test_data_rates_from_modulation() -> None:

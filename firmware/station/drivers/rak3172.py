@@ -226,12 +226,14 @@ class Rak3172:
 
     def request_link_check(self):
         """Ask the network, with the next uplink, how well it hears us (LinkCheckReq, 1 byte
-        of MAC command: the frame must have room for it)."""
+        of MAC command: the frame must have room for it). RUI3 writes AT+LINKCHECK to its
+        flash, and again when it clears it after the uplink (service_nvm.c): seldom."""
         self.must("AT+LINKCHECK=1")
 
     def request_time(self):
         """Ask the network's time with the next uplink (DeviceTimeReq, 1 byte of MAC
-        command: the frame must have room for it)."""
+        command: the frame must have room for it). RUI3 keeps it in RAM (timereq_status,
+        service_lora.c): the station's session probe."""
         self.must("AT+TIMEREQ=1")
         self.time_answered = False
 
@@ -280,6 +282,19 @@ class Rak3172:
             raise ModemError(status, cmd)
         e = self.wait_event(("+EVT:SEND_CONFIRMED", "+EVT:TX_DONE"), timeout_ms)
         self._drain()  # what came down follows the outcome
+        return e in ("+EVT:SEND_CONFIRMED_OK", "+EVT:TX_DONE"), self._take_events()
+
+    def collect(self, timeout_ms=3000):
+        """Downlinks brought by the module's own uplink after a downlink with FPending (RUI3
+        sends it by itself, McpsIndication): [] when none went out within timeout_ms."""
+        if self.wait_event(("+EVT:TX_DONE",), timeout_ms) is None:
+            return []
+        self._drain()
+        return self._take_events()
+
+    def _take_events(self):
+        """The downlinks in the kept events (and the link-check and time answers); clears
+        them."""
         downlinks = []
         for ev in self.events:
             if ev == "+EVT:TIMEREQ_OK":
@@ -298,7 +313,7 @@ class Rak3172:
                     except ValueError:
                         pass
         self.events = []
-        return e in ("+EVT:SEND_CONFIRMED_OK", "+EVT:TX_DONE"), downlinks
+        return downlinks
 
 
 def parse_ltime(text):

@@ -62,6 +62,9 @@ class Rak3172Sim:
         self.mac_pending = 0  # bytes of MAC-command answers waiting for the next uplink
         self.last_rx = None  # (port, bytes) of the last downlink (AT+RECV)
         self.unlicensed = 0  # frames sent without carrier sense (LBT off)
+        # Writes of the module's settings page to flash: every setting but TIMEREQ lives in
+        # it (service_nvm.c udrv_flash_write per set; timereq_status is RAM, service_lora.c)
+        self.nvm_writes = 0
         self.log = []  # the commands received, for tests
 
     # --- the UART ------------------------------------------------------------------------
@@ -158,8 +161,13 @@ class Rak3172Sim:
             self.regs["NWM"] = arg
             self.out += b"OK"
             return self._reboot()
+        if name == "TIMEREQ" and not self.joined:  # -UDRV_NO_WAN_CONNECTION
+            return self._reply("AT_NO_NETWORK_JOINED")
         if name in ("BAND", "NJM"):
             self.joined = False  # the stack is initialised again: the session is gone
+        if name != "TIMEREQ" and self.regs[name] != (arg.upper() if name in (
+                "DEVEUI", "APPEUI", "APPKEY") else arg):
+            self.nvm_writes += 1
         # DEVEUI/APPEUI/APPKEY only set the MIB and NVM: the old session goes on
         # (service_lora_config.c service_lora_set_app_key; review D2).
         self.regs[name] = arg.upper() if name in ("DEVEUI", "APPEUI", "APPKEY") else arg
@@ -305,8 +313,9 @@ class Rak3172Sim:
             if self.regs["TIMEREQ"] == "1":
                 after += "+EVT:TIMEREQ_FAILED\r\n"
         if heard or tries <= 1:
-            if self.regs["LINKCHECK"] == "1":
+            if self.regs["LINKCHECK"] == "1":  # "once": set back, in flash again
                 self.regs["LINKCHECK"] = "0"
+                self.nvm_writes += 1
             self.regs["TIMEREQ"] = "0"
         if not confirmed:
             first = "+EVT:TX_DONE\r\n"

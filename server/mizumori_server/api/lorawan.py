@@ -3,6 +3,7 @@ v3 webhooks) and the integrations an admin registers for them (docs/lorawan.md).
 
 import hashlib
 import hmac
+import importlib
 import logging
 import secrets
 import threading
@@ -27,7 +28,8 @@ log = logging.getLogger("mizumori.lorawan")
 SECRET_HEADER = "X-Mizumori-Secret"
 DELIVERIES_LOCK = threading.Lock()  # app.state.deliveries: see send_delivery
 MAX_REPORT_SPAN = 5000  # readings looked at for one report (a station holds fewer)
-RESEND_WINDOW = 192  # sent readings a station keeps for a resend (firmware lorawan.py)
+RESEND_WINDOW: int = importlib.import_module("station.lorawan").RESEND_WINDOW  # the
+# sent readings a station keeps for a resend (devices.py put the firmware on the path)
 # The device's row for the store, found by its DevEUI.
 READ_BY_EUI = ingest.read_device(ingest.DEVICES.c.dev_eui == bindparam("eui"))
 
@@ -141,13 +143,13 @@ async def webhook(name: Name, request: Request,
         metrics.LORAWAN_EVENTS.labels("other_port").inc()
         return Response(status_code=204)  # MAC-only frames and other ports
     try:
-        oldest, payload = (lorawan.split_report(up.payload)
-                           if up.f_port == lorawan.REPORT_PORT else (None, up.payload))
+        asked, payload = (lorawan.split_report(up.payload)
+                          if up.f_port == lorawan.REPORT_PORT else (None, up.payload))
     except lorawan.BadEvent as e:
         return reject(400, "malformed", str(e))
     try:
         reply, downlink, delivery = await anyio.to_thread.run_sync(
-            store, app, integration, up, oldest, payload, arrived,
+            store, app, integration, up, asked, payload, arrived,
             limiter=app.state.ingest_threads)
     except ingest.IngestError as e:
         return reject(e.status, e.code, e.message)
@@ -171,17 +173,17 @@ def find(app: FastAPI, name: str) -> dict[str, Any]:
                                            "api_token_enc", "application_id", "webhook_id")}
 
 
-def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink, oldest: int | None,
-          payload: bytes, now: int) -> tuple[dict[str, Any], tuple[Any, ...] | None,
-                                             tuple[int, int, int] | None]:
+def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
+          asked: tuple[int, int] | None, payload: bytes,
+          now: int) -> tuple[dict[str, Any], tuple[Any, ...] | None, tuple[Any, ...] | None]:
     """Store the uplink's records (arrived at `now`); returns the reply, what send_config
-    needs when the device's config is behind and not yet queued, and the delivery report
-    (device id, kind, seq) the device should get: asked for (`oldest`: the oldest reading it
-    holds), or a gap this uplink opened."""
+    needs when the device's config is behind and not yet queued, and what send_delivery
+    needs for the delivery report the device should get: asked for (`asked`: the oldest
+    reading it holds and the newest it sent), or a hole below this uplink."""
     # Ages count from transmission: the network server's receive time is nearer to it than
     # ours (a retried webhook arrives late), unless it is ahead of our clock.
     received = up.received if up.received is not None and up.received <= now + 60 else now
-    records = ingest.decode(payload) if payload or oldest is None else []
+    records = ingest.decode(payload) if payload or asked is None else []
     with app.state.sessions() as session:
         try:
             device = session.execute(READ_BY_EUI, {"eui": up.dev_eui}).first()
@@ -193,7 +195,7 @@ def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink, oldest:
             if up.ns_device_id and up.ns_device_id != device.ns_device_id:
                 session.execute(update(Device).where(Device.id == device.id)
                                 .values(ns_device_id=up.ns_device_id))
-            delivery = delivery_report(session, device, reply["acked"], oldest)
+            delivery = delivery_report(session, device, reply["acked"], asked)
             session.commit()
             if session.info.pop("deliveries", False):
                 background.wake_sender(app)
@@ -203,28 +205,31 @@ def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink, oldest:
     if not integration["api_url"]:
         return reply, None, None  # no way to send anything down
     behind = reply["config"] is not None and device.downlink_version < reply["config_version"]
+    ns_device_id = up.ns_device_id or device.ns_device_id
     config = None
     if behind:
         frames = lorawan.encode_config(reply["config_version"], reply["config"])
-        config = (device.id, up.dev_eui, up.ns_device_id or device.ns_device_id,
-                  reply["config_version"], frames)
-    return reply, config, delivery and (device.id, *delivery)
+        config = (device.id, up.dev_eui, ns_device_id, reply["config_version"], frames)
+    return reply, config, delivery and (device.id, ns_device_id, *delivery)
 
 
 def delivery_report(session: Any, device: Any, new: list[int],
-                    oldest: int | None) -> tuple[int, int] | None:
-    """(kind, seq) for the device: HAVE up to the first reading missing from `oldest` on when
-    it asked; RESEND from the first missing one when the readings stored just below this
-    uplink's first leave a hole (frames lost in the air: they are unconfirmed; a resent frame
-    lost again leaves one too). Holes older than the station's resend window are left to the
-    next HAVE."""
+                    asked: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(kind, seq) for the device. Asked: the first reading missing from its oldest on, as
+    HAVE when every reading up to the newest it sent is stored, else MISSING. Otherwise
+    RESEND from the first missing one when the readings stored just below this uplink's
+    first leave a hole (frames lost in the air: they are unconfirmed; a resent frame lost
+    again leaves one too). Holes older than the station's resend window are left to the next
+    report."""
     before = device.last_seq  # the newest seq stored before this uplink
-    if oldest is not None:
-        start = codec.extend_seq(oldest, max([before, *new]))
+    if asked is not None:
+        start = codec.extend_seq(asked[0], max([before, *new]))
+        newest = codec.extend_seq(asked[1], start)
         stored = session.scalars(select(Reading.seq).where(
             Reading.device_id == device.id, Reading.seq >= start)
             .order_by(Reading.seq).limit(MAX_REPORT_SPAN)).all()
-        return lorawan.HAVE, lorawan.first_missing(list(stored), start)
+        first = lorawan.first_missing(list(stored), start)
+        return (lorawan.HAVE if first > newest else lorawan.MISSING), first
     if not new:
         return None
     below = session.scalar(select(func.max(Reading.seq)).where(
@@ -235,7 +240,7 @@ def delivery_report(session: Any, device: Any, new: list[int],
 
 
 def send_delivery(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
-                  device_id: int, kind: int, seq: int) -> None:
+                  device_id: int, ns_device_id: str | None, kind: int, seq: int) -> None:
     """Queue a delivery report, once per uplink: copies of the same frame (one per gateway
     from a network server that does not deduplicate, a retried webhook) ask once."""
     sent: dict[int, tuple[int, int, bytes]] = app.state.deliveries
@@ -244,7 +249,7 @@ def send_delivery(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
         if sent.get(device_id) == key:
             return
         sent[device_id] = key
-    ok = _queue(app, integration, up.dev_eui, up.ns_device_id, lorawan.DELIVERY_PORT,
+    ok = _queue(app, integration, up.dev_eui, ns_device_id, lorawan.DELIVERY_PORT,
                 [lorawan.encode_delivery(kind, seq)], f"delivery report {kind}:{seq}")
     if not ok:
         with DELIVERIES_LOCK:
