@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mizumori_server import clock, db, security
 from mizumori_server.models import Device, LorawanIntegration, ServerMeta, Webhook
-from mizumori_server.settings import DEV_SECRET_KEY, Settings
+from mizumori_server.settings import DEV_SECRET_KEY, ENV_FILE, Settings
 
 log = logging.getLogger("mizumori.keys")
 
@@ -70,7 +70,7 @@ def known_variables() -> set[str]:
 
 
 def unknown_settings(environ: Mapping[str, str] | None = None,
-                     env_file: Path | None = Path(".env")) -> list[tuple[str, str | None]]:
+                     env_file: Path | None = ENV_FILE) -> list[tuple[str, str | None]]:
     """MIZUMORI_* names in the environment (and the .env file Settings reads) that name no
     setting: (name, the closest known name or None)."""
     names = {k.upper() for k in (os.environ if environ is None else environ)}
@@ -98,7 +98,7 @@ def unknown_settings_line(unknown: Sequence[tuple[str, str | None]]) -> str:
 
 
 def warn_unknown_settings(environ: Mapping[str, str] | None = None,
-                          env_file: Path | None = Path(".env")) -> str | None:
+                          env_file: Path | None = ENV_FILE) -> str | None:
     unknown = unknown_settings(environ, env_file)
     if not unknown:
         return None

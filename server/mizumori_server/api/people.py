@@ -6,7 +6,7 @@ from fastapi import HTTPException, Request, Response
 from pydantic import Field
 from sqlalchemy import delete, func, select
 
-from mizumori_server import security
+from mizumori_server import prune, security
 from mizumori_server.clock import now
 from mizumori_server.db import rowcount
 from mizumori_server.deps import DB, SESSION_COOKIE, Admin, Reader
@@ -105,13 +105,15 @@ def me(user: Reader) -> dict[str, object]:
 
 
 @router.post("/tokens", status_code=201)
-def create_token(body: NewToken, session: DB, user: Reader) -> dict[str, object]:
-    """A personal API token for scripts. Shown once; only its hash is kept."""
+def create_token(body: NewToken, session: DB, user: Reader,
+                 request: Request) -> dict[str, object]:
+    """A personal API token for scripts. Shown once; only its hash is kept. It expires after
+    `days`, or after the server's MIZUMORI_TOKEN_DAYS (365) when none is given."""
     token = security.new_token()
     t = now()
     row = ApiToken(user_id=user.id, kind="token", name=body.name,
                    token_hash=security.token_hash(token), created_at=t,
-                   expires_at=t + body.days * 86400 if body.days else None)
+                   expires_at=prune.token_expires_at(request.app.state.settings, body.days, t))
     session.add(row)
     session.commit()
     return {"id": row.id, "name": row.name, "token": token, "expires_at": row.expires_at}
