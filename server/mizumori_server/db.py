@@ -41,6 +41,26 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
+class BackupError(RuntimeError):
+    """A backup that cannot be taken (the message says what to do instead)."""
+
+
+def backup(engine: Engine, dest: Path) -> int:
+    """A consistent copy of a SQLite database at `dest`, taken while the server runs
+    (`VACUUM INTO`: one read transaction, so committed readings still in the write-ahead
+    log are in it, which copying mizumori.db alone misses). Returns its size in bytes. A
+    PostgreSQL database is backed up with its own tools (docs/operations.md, "Backups")."""
+    if engine.dialect.name != "sqlite":
+        raise BackupError("a PostgreSQL database is backed up with pg_dump or continuous "
+                          "archiving (docs/operations.md, \"Backups\"), not by mizumori")
+    if dest.exists():
+        raise BackupError(f"{dest} exists: choose a new file name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with engine.connect() as c:
+        c.exec_driver_sql("VACUUM INTO ?", (str(dest),))
+    return dest.stat().st_size
+
+
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

@@ -30,8 +30,17 @@ with engine.connect() as connection:
     try:
         context.configure(connection=connection, target_metadata=Base.metadata,
                           render_as_batch=sqlite)
+        check = "PRAGMA foreign_key_check"
+        before = set(connection.exec_driver_sql(check).all()) if sqlite else set()
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:  # with foreign keys off nothing stopped a row losing its parent
+                new = set(connection.exec_driver_sql(check).all()) - before
+                if new:
+                    raise RuntimeError(
+                        f"the migration left {len(new)} rows whose parent is gone (table, "
+                        f"rowid, parent): {sorted(new)[:5]}; restore the copy of the "
+                        "database taken before upgrading (docs/operations.md)")
         connection.commit()
     finally:
         if sqlite:  # never back to the pool without foreign keys: a new one gets them on
