@@ -40,7 +40,8 @@ class App(FastAPI):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = db.make_engine(settings.effective_database_url())
+    engine = db.make_engine(settings.effective_database_url(), settings.db_pool_size,
+                            settings.db_max_overflow)
     if settings.auto_migrate:
         db.upgrade(engine)
     db.require_migrated(engine)  # refuse to serve an un-migrated database
