@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     # under load. A server holds at most workers x (pool + overflow) + 2 (migrations, the
     # prune/offline loop share the pool): keep that under max_connections (100 by default,
     # 3 reserved) or put PgBouncer in front (docs/operations.md, "Database connections").
-    db_pool_size: int = Field(5, ge=1, le=100)
-    db_max_overflow: int = Field(5, ge=0, le=100)
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
     retry_after_s: int = 30
     session_hours: int = 12
     login_attempts_per_minute: int = 10

@@ -16,7 +16,7 @@ def test_pool_from_settings_and_keepalives_on_every_connection(pg_server: str) -
     engine = app.state.engine
     assert engine.pool.size() == 3 and engine.pool._max_overflow == 2  # noqa: SLF001
     with engine.connect() as c:
-        params = c.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        params = c.connection.dbapi_connection.info.get_parameters()
     assert params["keepalives"] == "1" and params["keepalives_idle"] == "30"
     assert params["keepalives_count"] == "3" and params["connect_timeout"] == "10"
     engine.dispose()
