@@ -164,6 +164,41 @@ class Settings(BaseSettings):
             raise ValueError("reading_retention_days must be 0 (keep for ever) or at least 30")
         return v
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not a time zone name (e.g. Asia/Tokyo)") from None
+        return v
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        if v not in ("ja", "en"):
+            raise ValueError("language must be ja or en")
+        return v
+
+    @field_validator("release_keys_file")
+    @classmethod
+    def _keys_file(cls, v: Path | None) -> Path | None:
+        if v is None:
+            return v
+        try:
+            text = v.read_text()
+        except OSError as e:
+            raise ValueError(f"{v}: cannot be read ({e.strerror})") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            key = line.split("#", 1)[0].strip()
+            if key and (len(key) != 64 or any(c not in "0123456789abcdefABCDEF"
+                                              for c in key)):
+                raise ValueError(f"{v} line {n}: not an Ed25519 public key (64 hex digits; "
+                                 "`mizumori release keygen` writes one to keys/*.pub)")
+        return v
+
     def old_keys(self) -> list[str]:
         return [k.strip() for k in self.old_secret_keys.split(",") if k.strip()]
 

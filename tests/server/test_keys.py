@@ -258,3 +258,27 @@ def test_serve_says_it_in_one_line(database_url: str, tmp_path: Path) -> None:
     lines = [x for x in r.stderr.splitlines() if x.startswith("mizumori:")]
     assert lines and all("not the key this database's secrets are sealed under" in x
                          for x in lines), r.stderr
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("timezone", "Asia/Tokio", "not a time zone name"),
+    ("language", "fr", "ja or en"),
+    ("release_keys_file", "/nonexistent/release.pub", "cannot be read"),
+])
+def test_settings_that_cannot_work_are_refused_at_start(setting: str, value: str,
+                                                        message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{setting: value})  # type: ignore[arg-type]
+
+
+def test_a_release_key_file_with_a_bad_line_is_refused(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    f = tmp_path / "release.pub"
+    f.write_text("# the city's release key\n" + "ab" * 32 + "\nnot-a-key\n")
+    with pytest.raises(ValidationError, match="line 3: not an Ed25519 public key"):
+        Settings(release_keys_file=f)
+    f.write_text("ab" * 32 + "  # 2026\n")
+    assert Settings(release_keys_file=f).trusted_release_keys() == ["ab" * 32]
