@@ -49,14 +49,14 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
                    "latitude": 33.2869, "longitude": 130.1133, "mount_height_mm": 5000,
                    "upload_every": 1})
 
-    done = mizumori("device", "flash", "--port", port)
+    done = mizumori("device", "flash", "--port", port, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["copied"] > 20 and result["unchanged"] == 0
-    again = json.loads(mizumori("device", "flash", "--port", port).stdout.splitlines()[-1])
+    again = json.loads(mizumori("device", "flash", "--port", port, "--json").stdout)
     assert again["copied"] == 0  # only what changed is copied
 
-    done = mizumori("device", "provision", "--port", port, "--server", server.url,
+    done = mizumori("device", "provision", "--port", port, "--json", "--server", server.url,
                     "--station", "taku-01", "--user", "tech", "--wifi-ssid", "mizumori-sim",
                     "--wifi-password", "sim-password",
                     env={"MIZUMORI_PASSWORD": "gishi-kawa-2026"})
@@ -83,7 +83,7 @@ def test_flash_provision_and_report(server: ServerProcess, rig: SerialRig) -> No
 
     # re-provisioned for LoRaWAN: the module's OTAA keys on the board, its DevEUI on the server
     rig.power_cut()  # awake again, in its maintenance window
-    done = mizumori("device", "provision", "--port", port, "--server", server.url,
+    done = mizumori("device", "provision", "--port", port, "--json", "--server", server.url,
                     "--station", "taku-01", "--user", "tech", "--lorawan",
                     "AC1F09FFFE0A1B2C:ac1f09fff8680000:2b7e151628aed2a6abf7158809cf4f3c",
                     env={"MIZUMORI_PASSWORD": "gishi-kawa-2026"})
@@ -123,12 +123,12 @@ def test_selftest_and_asleep(tmp_path: Path) -> None:
                     time_scale=1, run_from_flash=False)
     try:
         rig.start()  # power-on: a maintenance window; the technician catches it
-        done = mizumori("device", "selftest", "--port", str(rig.port))
+        done = mizumori("device", "selftest", "--port", str(rig.port), "--json")
         assert done.returncode == 0, done.stderr
-        table = dict(line.split(None, 1) for line in done.stdout.strip().splitlines())
-        samples = json.loads(table["samples_mm"])
+        report = json.loads(done.stdout)
+        samples = report["samples_mm"]
         assert len(samples) == 7 and all(abs(s - 3200) <= 3 for s in samples)  # 5 m mount
-        assert table["faults"] == "[]" and table["battery_mv"].isdigit()
+        assert report["faults"] == [] and isinstance(report["battery_mv"], int)
         rig.power_cut()  # a boot without the technician: it measures and sleeps
         deadline = time.time() + 30
         while not (rig.flash / "rtc.bin").exists() and time.time() < deadline:
@@ -159,7 +159,7 @@ def test_info_shows_the_last_error_and_reset_cause(tmp_path: Path) -> None:
         assert table["reset_cause"].startswith("wdt (WATCHDOG")
         assert table["boot_cause"] == "hard (reset (EN button))"
         assert table["last_error"] == "upload: OSError(-9984) 水位\\x1b[2J"  # no escapes
-        assert table["last_upload_error"] == "none" and table["wakes"] == "7"
+        assert table["last_upload_error"] == "none" and table["wakes"] == "7 since power-on"
         done = mizumori("device", "info", "--port", str(rig.port), "--json")
         assert done.returncode == 0, done.stderr
         state = json.loads(done.stdout)

@@ -56,10 +56,12 @@ def _mz_mem():
 
 # The REPL a technician reaches has run main.py, which imported part of the station package
 # (its guard and the board): unload it to see the heap as at boot (the names it interned
-# stay, so a little is counted as used).
+# stay, so a little is counted as used). The virtual board's hardware (station.hw.sim) is its
+# ROM, not the flash's (virtual_station.py): it stays.
 _START = _MEM + """
 for _k in [k for k in sys.modules if k == 'station' or k.startswith('station.')]:
-    del sys.modules[_k]
+    if _k != 'station.hw.sim':
+        del sys.modules[_k]
 globals().pop('app', None)
 out = {'heap_boot': _mz_mem(), 'machine': getattr(sys.implementation, '_machine', '?'),
        'micropython': '.'.join(str(x) for x in sys.implementation.version[:3])}

@@ -78,25 +78,78 @@ def sim_fleet(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace) -> int:
     """The fleet server under uvicorn; settings from MIZUMORI_* variables or .env."""
     import uvicorn
-    from mizumori_server import db
+    from mizumori_server import db, keys
     from mizumori_server.settings import get_settings
 
     settings = get_settings()
-    engine = db.make_engine(settings.effective_database_url())
+    engine = _engine(settings.effective_database_url())
     if args.migrate or settings.auto_migrate:
         db.upgrade(engine)
     try:
         db.require_migrated(engine)
+        # the key checks the workers make too, once here: with --workers N a refusal in the
+        # workers alone would leave this process to exit 0
+        keys.startup(settings, engine)
     except db.NotMigrated as e:
         print(f"mizumori serve: {e}", file=sys.stderr)
         return 2
-    engine.dispose()
+    except keys.Refused as e:
+        print(f"mizumori: {e}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     uvicorn.run("mizumori_server.main:app", host=args.host or settings.host,
                 port=args.port or settings.port, workers=args.workers,
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
                 log_level="info", access_log=False,
                 timeout_graceful_shutdown=15)  # a stuck client must not hold a restart
     return 0
+
+
+MAX_WAIT_S = 3600  # `device provision --wait-report`'s bound
+
+
+class BadDatabase(Exception):
+    """The database URL cannot be used: the message is one line saying why."""
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be printed: without its password."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparsable: say nothing of what it holds but its scheme
+        return url.split("://", 1)[0] + "://…" if "://" in url else repr(url[:40])
+
+
+def database_error(e: BaseException) -> str:
+    """The one-line reason of a database error (the driver's first line, without SQL)."""
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first.split(" (Background on this error")[0].strip()
+
+
+def _engine(url: str) -> "Any":
+    """db.make_engine, or BadDatabase for a URL it cannot use (unparsable, an unknown
+    dialect, a driver that is not installed, a folder it cannot create)."""
+    from mizumori_server import db
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return db.make_engine(url)
+    except ArgumentError as e:
+        raise BadDatabase(f"the database URL {shown_url(url)} is not one it can use: "
+                          f"{database_error(e)} (MIZUMORI_DATABASE_URL: e.g. "
+                          "postgresql+psycopg://user:password@host/mizumori, or "
+                          "sqlite:////path/mizumori.db)") from None
+    except ImportError as e:
+        raise BadDatabase(f"the database URL {shown_url(url)} needs a driver that is not "
+                          f"installed ({e.name or e})") from None
+    except OSError as e:
+        raise BadDatabase(f"cannot create the database's folder for {shown_url(url)}: "
+                          f"{e.strerror or e}") from None
 
 
 def opcua(args: argparse.Namespace) -> int:
@@ -139,43 +192,114 @@ def db_upgrade(args: argparse.Namespace) -> int:
     from mizumori_server import db
 
     url = _data_settings(args.data).effective_database_url()
-    db.upgrade(db.make_engine(url))
-    print(f"database at the newest migration: {url.split('@')[-1]}")
+    db.upgrade(_engine(url))
+    print(f"database at the newest migration: {shown_url(url)}")
     return 0
 
 
-def user_create(args: argparse.Namespace) -> int:
-    import getpass
-
+def _user_database(args: argparse.Namespace) -> "tuple[Any, str]":
+    """(engine, where) of the users' database (--data DIR or the server's settings);
+    BadDatabase (one line) when it cannot be used."""
     from mizumori_server import db
-    from mizumori_server.api.people import create
-    from mizumori_server.models import User
-    from mizumori_server.security import password_problem
-    from sqlalchemy import select
 
-    password = args.password or getpass.getpass(f"password for {args.username}: ")
-    problem = password_problem(password, args.username)
-    if problem:
-        print(f"mizumori: the password {problem}: choose another", file=sys.stderr)
-        return 2
     url = _data_settings(args.data).effective_database_url()
-    where = url.split("@")[-1]
     if args.data and not (Path(args.data) / "mizumori.db").exists():
-        print(f"mizumori user create: no database in {args.data} (is it the folder of a "
-              "running demo or server? `mizumori demo` prints it)", file=sys.stderr)
-        return 2
-    engine = db.make_engine(url)
+        raise BadDatabase(f"no database in {args.data} (is it the folder of a running demo "
+                          "or server? `mizumori demo` prints it)")
+    engine = _engine(url)
     try:
         db.require_migrated(engine)
     except db.NotMigrated as e:
-        print(f"mizumori: {e}", file=sys.stderr)
+        engine.dispose()
+        raise BadDatabase(str(e)) from None
+    return engine, shown_url(url).split("@")[-1]
+
+
+def _new_password(args: argparse.Namespace, prompt: str) -> str | None:
+    """The password from --password, else asked (twice); None (said why) when refused."""
+    import getpass
+
+    from mizumori_server.security import password_problem
+
+    password: str = args.password or getpass.getpass(prompt)
+    if not args.password and getpass.getpass("again: ") != password:
+        print("mizumori: the two passwords differ: nothing changed", file=sys.stderr)
+        return None
+    problem = password_problem(password, args.username)
+    if problem:
+        print(f"mizumori: the password {problem}: choose another", file=sys.stderr)
+        return None
+    return password
+
+
+def user_create(args: argparse.Namespace) -> int:
+    from mizumori_server import db
+    from mizumori_server.api.people import create
+    from mizumori_server.models import User
+    from sqlalchemy import select
+
+    password = _new_password(args, f"password for {args.username}: ")
+    if password is None:
         return 2
-    with db.transaction(db.sessions(engine)) as session:
-        if session.scalars(select(User).where(User.username == args.username)).first():
-            print(f"mizumori: user {args.username} exists in {where}", file=sys.stderr)
-            return 1
-        create(session, args.username, password, args.role)
+    engine, where = _user_database(args)
+    try:
+        with db.transaction(db.sessions(engine)) as session:
+            if session.scalars(select(User).where(User.username == args.username)).first():
+                print(f"mizumori: user {args.username} exists in {where}", file=sys.stderr)
+                return 1
+            create(session, args.username, password, args.role)
+    finally:
+        engine.dispose()
     print(f"created {args.role} {args.username} in {where}; they can log in now")
+    return 0
+
+
+def user_reset_password(args: argparse.Namespace) -> int:
+    """A new password for a user (a forgotten one, or the first admin's lost at a demo):
+    the same policy as `user create`; their login sessions end (API tokens stay)."""
+    from mizumori_server import db, security
+    from mizumori_server.models import ApiToken, User
+    from sqlalchemy import delete, select
+
+    engine, where = _user_database(args)
+    try:
+        with db.transaction(db.sessions(engine)) as session:
+            user = session.scalars(select(User).where(User.username == args.username)).first()
+            if user is None:
+                names = session.scalars(select(User.username).order_by(User.username)
+                                        .limit(20)).all()
+                print(f"mizumori user reset-password: no user {args.username} in {where} "
+                      f"(users there: {', '.join(names) or 'none'}; "
+                      "`mizumori user create` makes one)", file=sys.stderr)
+                return 2
+            password = _new_password(args, f"new password for {args.username}: ")
+            if password is None:
+                return 2
+            user.password_hash = security.hash_password(password)
+            ended = db.rowcount(session.execute(delete(ApiToken).where(
+                ApiToken.user_id == user.id, ApiToken.kind == "session")))
+    finally:
+        engine.dispose()
+    print(f"new password set for {user.role} {args.username} in {where}; "
+          f"{ended} login session(s) ended, API tokens kept; "
+          + ("the account is disabled: an admin enables it in the dashboard"
+             if user.disabled else "they can log in now"))
+    return 0
+
+
+def keys_cmd(args: argparse.Namespace) -> int:
+    """The server's secret key: a fresh one, or re-sealing every secret under a new one."""
+    from mizumori_server import keys
+    from mizumori_server.settings import get_settings
+
+    if args.keys_command == "new":
+        print(keys.new_key())
+        return 0
+    try:
+        print(keys.rotate_from_settings(get_settings()))
+    except keys.Refused as e:
+        print(f"mizumori keys rotate: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -189,8 +313,13 @@ def device_cmd(args: argparse.Namespace) -> int:
 
     try:
         if args.device_command == "flash":
-            print(json.dumps(device.flash(args.port, not args.source)))
+            flashed = device.flash(args.port, not args.source,
+                                   out=sys.stderr if args.json else sys.stdout)
+            print(json.dumps(flashed) if args.json
+                  else device.flash_sentence(args.port, flashed))
         elif args.device_command == "provision":
+            if args.wait_report is not None and not 0 < args.wait_report <= MAX_WAIT_S:
+                raise device.DeviceError(f"--wait-report takes 1 to {MAX_WAIT_S} seconds")
             token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
             if args.user:
                 token = device.login(args.server, args.user, os.environ.get(
@@ -201,13 +330,28 @@ def device_cmd(args: argparse.Namespace) -> int:
                                          "--token or MIZUMORI_TOKEN")
             wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} \
                 if args.wifi_ssid else None
-            print(json.dumps(device.provision(args.port, args.server, token, args.station,
-                                              args.device_server, args.hardware_id, wifi,
-                                              args.ca, args.release_key, args.lorawan,
-                                              args.transport)))
+            result = device.provision(args.port, args.server, token, args.station,
+                                      args.device_server, args.hardware_id, wifi, args.ca,
+                                      args.release_key, args.lorawan, args.transport,
+                                      args.replace)
+            arrived = None
+            if args.wait_report is not None:
+                if not args.json:
+                    print(f"Registered as device {result['device_id']}. Press reset on the "
+                          "board now (or power-cycle it): waiting up to "
+                          f"{args.wait_report:g} s for its first report…", flush=True)
+                arrived = device.wait_for_report(args.server, token, result["device_id"],
+                                                 result["last_seq"], args.wait_report, args.ca)
+            if args.json:
+                print(json.dumps({**result, "first_report": arrived}))
+            else:
+                print(device.provision_sentence(args.port, result, arrived, args.wait_report
+                                                or 0))
+            return 1 if arrived is False else 0
         elif args.device_command == "selftest":
-            for k, v in device.selftest(args.port).items():
-                print(f"  {k:15s} {v}")
+            report = device.selftest(args.port)
+            print(json.dumps(report) if args.json
+                  else "\n".join(device.selftest_lines(report)))
         elif args.device_command == "info":
             state = device.info(args.port)
             print(json.dumps(state) if args.json else "\n".join(device.info_lines(state)))
@@ -253,22 +397,52 @@ def release_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+RIG_ACTIONS = {"r": "reset", "s": "service_button", "p": "power_cycle"}
+RIG_HELP = ("type r Enter: press reset;  s Enter: hold the service button at a wake;  "
+            "p Enter: power-cycle (RTC memory lost);  Ctrl-C stops")
+
+
 def rig_cmd(args: argparse.Namespace) -> int:
-    """A virtual station on a pseudo-terminal, until Ctrl-C."""
+    """A virtual station on a pseudo-terminal, until Ctrl-C or SIGTERM; the technician's
+    hands (reset, service button, power) as one-letter lines on standard input."""
+    import signal
     import time
     from pathlib import Path
 
-    from mizumori_tools.rig import SerialRig
+    from mizumori_tools.rig import RigBusy, SerialRig
     from mizumori_tools.virtual import VirtualStation
 
     station = VirtualStation(Path(args.flash), hardware_id=args.hardware_id)
-    rig = SerialRig(station, Path(args.port), time_scale=args.time_scale)
-    rig.start()
-    print(f"virtual station on {args.port} (flash: {args.flash}); Ctrl-C stops")
     try:
+        rig = SerialRig(station, Path(args.port), time_scale=args.time_scale)
+    except RigBusy as e:
+        print(f"mizumori rig: {e}", file=sys.stderr)
+        return 2
+    # SIGTERM (kill, systemd, a closed terminal's SIGHUP) stops it as Ctrl-C does: the board
+    # is killed and the port link removed.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        rig.start()
+        print(f"virtual station on {args.port} (flash: {args.flash})\n{RIG_HELP}", flush=True)
         while True:
-            time.sleep(3600)
+            line = sys.stdin.readline()
+            if not line:  # no terminal (started in the background): just run
+                while True:
+                    time.sleep(3600)
+            action = RIG_ACTIONS.get(line.strip()[:1].lower())
+            if action is None:
+                print(RIG_HELP, flush=True)
+                continue
+            getattr(rig, action)()
+            print({"reset": "reset pressed: the board restarts (maintenance window)",
+                   "service_button": "service button held: the board wakes into its "
+                                     "maintenance window",
+                   "power_cycle": "power cycled: RTC memory lost, the board boots as after "
+                                  "a power-on"}[action], flush=True)
     except KeyboardInterrupt:
+        pass
+    finally:
         rig.stop()
     return 0
 
@@ -346,6 +520,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="the server whose data is in DIR, e.g. the demo's: --data data/demo "
                         "(default: MIZUMORI_DATABASE_URL, else MIZUMORI_DATA_DIR or data/)")
     p.set_defaults(func=user_create)
+    p = usub.add_parser("reset-password", help="set a new password for a user")
+    p.add_argument("username")
+    p.add_argument("--password", help="(default: asked for, twice)")
+    p.add_argument("--data", metavar="DIR",
+                   help="the server whose data is in DIR, e.g. the demo's: --data data/demo "
+                        "(default: MIZUMORI_DATABASE_URL, else MIZUMORI_DATA_DIR or data/)")
+    p.set_defaults(func=user_reset_password)
+    p = sub.add_parser("keys", help="the server's secret key (MIZUMORI_SECRET_KEY)")
+    ksub = p.add_subparsers(dest="keys_command", required=True)
+    ksub.add_parser("new", help="print a fresh secret key").set_defaults(func=keys_cmd)
+    ksub.add_parser("rotate", help="re-seal every secret under MIZUMORI_SECRET_KEY (the old "
+                                   "key in MIZUMORI_OLD_SECRET_KEYS)").set_defaults(
+        func=keys_cmd)
     p = sub.add_parser("device", help="flash, provision and check a board on a serial port")
     dsub = p.add_subparsers(dest="device_command", required=True)
     for name, text in (("flash", "copy the firmware (only what changed), verify hashes"),
@@ -358,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         d = dsub.add_parser(name, help=text)
         d.add_argument("--port", required=True, help="e.g. /dev/ttyUSB0 or the rig's port")
         d.set_defaults(func=device_cmd)
-        if name == "info":
+        if name in ("info", "flash", "provision", "selftest"):
             d.add_argument("--json", action="store_true", help="one JSON object instead")
         if name == "check":
             d.add_argument("--loop-points", metavar="MA,MA,...",
@@ -393,6 +580,12 @@ def main(argv: list[str] | None = None) -> int:
                                 "wifi,lorawan with both)")
             d.add_argument("--release-key", help="the release engineer's public key (.pub): "
                                                  "the board installs only releases it signed")
+            d.add_argument("--replace", action="store_true",
+                           help="the station already has another device: replace it (it "
+                                "leaves the station and can no longer report)")
+            d.add_argument("--wait-report", type=float, metavar="SECONDS",
+                           help="then wait up to SECONDS for the station's first report "
+                                "(press reset meanwhile); exit status 1 if none arrives")
     p = sub.add_parser("release", help="build, sign and upload application releases")
     rsub = p.add_subparsers(dest="release_command", required=True)
     r = rsub.add_parser("keygen", help="an Ed25519 signing key pair (OUT.key, OUT.pub)")
@@ -421,7 +614,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="simulated sleep seconds per real second")
     p.set_defaults(func=rig_cmd)
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    if args.command not in ("db", "user", "serve", "keys"):
+        result: int = args.func(args)
+        return result
+    from sqlalchemy.exc import SQLAlchemyError
+
+    prog = " ".join(x for x in ("mizumori", args.command, getattr(args, "db_command", None),
+                                getattr(args, "user_command", None),
+                                getattr(args, "keys_command", None)) if x)
+    try:
+        result = args.func(args)
+    except BadDatabase as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as e:  # the server is down, refuses us, or the database is bad
+        print(f"{prog}: cannot use the database: {database_error(e)}", file=sys.stderr)
+        return 2
     return result
 
 

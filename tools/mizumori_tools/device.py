@@ -251,7 +251,7 @@ def login(server: str, user: str, password: str, ca_file: str | None = None) -> 
         r = httpx.post(server.rstrip("/") + "/api/login", timeout=30, verify=verify(ca_file),
                        json={"username": user, "password": password})
     except httpx.HTTPError as e:
-        raise DeviceError(f"server {server} unreachable: {e}") from None
+        raise DeviceError(unreachable(server, e)) from None
     if r.status_code != 200:
         raise DeviceError(f"login as {user} refused ({r.status_code})")
     return str(r.json()["token"])
@@ -261,7 +261,7 @@ def provision(port: str, server: str, token: str, station: str,
               device_server: str | None = None, hardware_id: str | None = None,
               wifi: dict[str, str] | None = None, ca_file: str | None = None,
               release_key: str | None = None, lorawan: str | None = None,
-              transport: str | None = None) -> dict[str, Any]:
+              transport: str | None = None, replace: bool = False) -> dict[str, Any]:
     """Register the board with the server and write its credentials and station config onto
     it atomically; read both back and compare. lorawan: "DEVEUI:JOINEUI:APPKEY" (hex) of
     its LoRaWAN module, as registered on the network server (docs/lorawan.md)."""
@@ -278,16 +278,22 @@ def provision(port: str, server: str, token: str, station: str,
     hw = hardware_id or board.exec_json(
         "import json\nfrom station.hw import default_board\n"
         "print(json.dumps(default_board().unique_id()))")
+    if replace:
+        body["replace"] = True
     try:
         r = httpx.post(server.rstrip("/") + "/api/devices/provision", timeout=30,
                        verify=verify(ca_file),
                        headers={"Authorization": f"Bearer {token}"},
                        json={"hardware_id": hw, **body})
     except httpx.HTTPError as e:
-        raise DeviceError(f"server {server} unreachable: {e}") from None
+        raise DeviceError(unreachable(server, e)) from None
     if r.status_code != 201:
-        raise DeviceError(f"server refused the registration ({r.status_code}): "
-                          f"{r.json().get('detail', r.text) if r.content else ''}")
+        answer = _json_or_none(r)
+        if r.status_code == 409 and isinstance(answer, dict) \
+                and answer.get("code") == "station_has_device":
+            raise DeviceError(station_has_device(answer, station))
+        detail = answer.get("detail", r.text) if isinstance(answer, dict) else r.text
+        raise DeviceError(f"server refused the registration ({r.status_code}): {detail}")
     p = r.json()
     secrets = {"device_id": p["device_id"], "secret": p["secret"],
                "server": device_server or server, "ca": None, "wifi": wifi, "lorawan": otaa}
@@ -314,7 +320,125 @@ def provision(port: str, server: str, token: str, station: str,
                                f"{int(p['last_seq'])})))")
     return {"device_id": p["device_id"], "hardware_id": hw, "station": station,
             "config_version": p["config"].get("config_version"),
-            "readings_before_provisioning_dropped": given_up}
+            "readings_before_provisioning_dropped": given_up,
+            "last_seq": int(p["last_seq"]), "replaced": replace}
+
+
+def _json_or_none(r: Any) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return None
+
+
+def station_has_device(answer: dict[str, Any], station: str) -> str:
+    """The server's 409 for a station that already has another device, in plain words."""
+    cur = answer.get("current_device") or {}
+    when = cur.get("last_report")
+    heard = (f"last reported {_ago(int(when))}" if when is not None
+             else "has never reported")
+    return (f"station {answer.get('station') or station} already has device "
+            f"{cur.get('device_id', '?')} (hardware id {cur.get('hardware_id', '?')}), which "
+            f"{heard}. Provisioning this board there removes that device and it can no "
+            "longer report: if that is what you mean, run again with --replace to replace it")
+
+
+def _ago(t: int, now: float | None = None) -> str:
+    """"2026-11-28 09:18 UTC (3 h ago)"."""
+    import time
+
+    now = time.time() if now is None else now
+    s = max(0, int(now - t))
+    ago = (f"{s} s" if s < 120 else f"{s // 60} min" if s < 7200 else
+           f"{s // 3600} h" if s < 2 * 86400 else f"{s // 86400} days")
+    return f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t))} ({ago} ago)"
+
+
+# OpenSSL's words in an error, and what they mean to someone holding a cable.
+_TLS_WORDS = (
+    ("WRONG_VERSION_NUMBER", "the server does not speak HTTPS on that port (is it an "
+                             "http:// server, or the wrong port?)"),
+    ("CERTIFICATE_VERIFY_FAILED", "the server's certificate did not verify: give the CA "
+                                  "that signed it with --ca (or check the address)"),
+    ("HOSTNAME_MISMATCH", "the server's certificate is for another name: check the address"),
+    ("TLSV1_ALERT", "the server refused the secure connection (HTTPS settings)"),
+    ("Connection refused", "nothing answers on that port: is the server running, and is "
+                           "the port right?"),
+    ("Name or service not known", "no such host name: check the address"),
+    ("Temporary failure in name resolution", "the host name cannot be looked up: check "
+                                             "the address and your network"),
+)
+
+
+def unreachable(server: str, e: Exception) -> str:
+    """One line for a server this computer could not talk to, without OpenSSL jargon."""
+    text = str(e)
+    for word, plain in _TLS_WORDS:
+        if word in text:
+            return f"server {server} unreachable: {plain}"
+    if "timed out" in text.lower() or type(e).__name__.endswith("Timeout"):
+        return f"server {server} unreachable: no answer in time (check the address and " \
+               "your network)"
+    return f"server {server} unreachable: {text or type(e).__name__}"
+
+
+def wait_for_report(server: str, token: str, device_id: int, last_seq: int, seconds: float,
+                    ca_file: str | None = None, poll_s: float = 2.0) -> bool:
+    """Whether the device's first reading after provisioning (a sequence number above
+    last_seq) reached the server within `seconds`."""
+    import time
+
+    import httpx
+
+    end = time.monotonic() + seconds
+    url = server.rstrip("/") + f"/api/devices/{device_id}"
+    with httpx.Client(timeout=10, verify=verify(ca_file),
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        while True:
+            try:
+                r = client.get(url)
+                if r.status_code == 200 and int(r.json().get("last_seq") or 0) > last_seq:
+                    return True
+            except (httpx.HTTPError, ValueError):
+                pass  # the server may be busy or restarting: keep asking until the end
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(poll_s, left))
+
+
+def flash_sentence(port: str, result: dict[str, int]) -> str:
+    """`device flash`'s last line: what happened and what to do next."""
+    if result["copied"] or result["removed"]:
+        what = (f"Flashed {port}: {result['copied']} file(s) copied, {result['unchanged']} "
+                f"already up to date, {result['removed']} removed; every file verified.")
+    else:
+        what = (f"{port} already has this firmware ({result['unchanged']} files verified): "
+                "nothing copied.")
+    return (f"{what} Next: `mizumori device provision --port {port} …` to register it "
+            "(or press reset, if it is already provisioned, to start it measuring).")
+
+
+def provision_sentence(port: str, result: dict[str, Any], arrived: bool | None = None,
+                       waited_s: float = 0) -> str:
+    """`device provision`'s last lines: what happened, what to do next."""
+    out = (f"Provisioned {result['hardware_id']} on {port} as device {result['device_id']} "
+           f"at station {result['station']}"
+           + (" (it replaces the station's previous device)" if result.get("replaced")
+              else "") + "; its secret, Wi-Fi and settings are on the board and read back "
+           "intact.")
+    dropped = result.get("readings_before_provisioning_dropped")
+    if dropped:
+        out += f" {dropped} reading(s) taken before provisioning were given up."
+    if arrived is None:
+        return (out + " Next: press reset (or power-cycle it) so that it starts measuring, "
+                "then check that its first report reaches the server (or run this with "
+                "--wait-report 120 to wait for it).")
+    if arrived:
+        return out + " Its first report reached the server: the station is working."
+    return (out + f" No report reached the server in {waited_s:g} s: check that it was "
+            "reset, its Wi-Fi (or LoRaWAN) and the server address it uses, then "
+            "`mizumori device info` (last_upload_error).")
 
 
 def parse_otaa(text: str) -> dict[str, str]:
@@ -382,8 +506,9 @@ INFO_ORDER = ("firmware", "slot", "board", "hardware_id", "reset_cause", "boot_c
 
 
 def info_lines(state: dict[str, Any]) -> list[str]:
-    """`device info`'s table: one `  key  value` line each in a fixed order (MicroPython's
-    dicts keep none), reset causes in words, an empty error as "none"."""
+    """`device info`'s table: one `  key  value` line each in INFO_ORDER (MicroPython's dicts
+    keep none; keys the firmware adds later follow), reset causes in words, an empty error
+    as "none", sizes and counts with their units."""
     lines = []
     for k in sorted(state, key=lambda k: (INFO_ORDER + (k,)).index(k)):
         v = state[k]
@@ -391,17 +516,29 @@ def info_lines(state: dict[str, Any]) -> list[str]:
             v = "not recorded" if not v else f"{v} ({RESET_WORDS.get(v, v)})"
         elif k in ("last_error", "last_upload_error"):
             v = v or "none"
-        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(v))
-        lines.append(f"  {k:18s} {text}")  # no control characters from the board
+        elif v is None:
+            v = "n/a"
+        elif k == "free_flash_bytes":
+            v = f"{v} bytes ({v / 1048576:.2f} MB)"
+        elif k == "queue_depth":
+            v = f"{v} reading{'' if v == 1 else 's'} waiting to be sent"
+        elif k == "wakes":
+            v = f"{v} since power-on"
+        lines.append(f"  {k:18s} {_printable(v)}")  # no control characters from the board
     return lines
 
 _SELFTEST = """
 import json
-from station import config, cycle, sensors, state
+from station import codec, config, cycle, processing, sensors, state
 from station.hw import default_board
 b = default_board()
 cfg, errors = config.load()
 pins = config.pins(cfg)
+try:
+    with open('secrets.json') as f:
+        provisioned = bool(json.loads(f.read()).get('device_id'))
+except (OSError, ValueError):
+    provisioned = False
 notes = []
 sensors.rail_on(b, cfg, pins)
 try:
@@ -410,15 +547,79 @@ try:
     good, faults = cycle.sample(level, cfg['samples'])
 finally:
     sensors.rail_off(b, pins)
-print(json.dumps({'level_sensor': cfg['level_sensor'], 'samples_mm': good,
-    'faults': [[k, v] for k, v in faults.items()], 'temperature_c': t, 'humidity_pct': h,
+lv, flags, _ = processing.level_from_samples(kind, good, faults, t, cfg, None, 0)
+print(json.dumps({'provisioned': provisioned, 'level_sensor': cfg['level_sensor'],
+    'kind': kind, 'mount_mm': cfg['mount_mm'], 'sensor_offset_mm': cfg['sensor_offset_mm'],
+    'samples_mm': good, 'level_mm': lv, 'flags': codec.flags_to_names(flags),
+    'faults': [[codec.flags_to_names(k)[0] if k else str(k), v] for k, v in faults.items()],
+    'temperature_c': t, 'humidity_pct': h,
     'pressure_hpa': p, 'battery_mv': cycle.read_battery(b, cfg, pins, notes),
     'notes': notes + errors}))
 """
 
+# The level flags a selftest can raise, in words (firmware/station/codec.py FLAG_NAMES).
+FLAG_WORDS = {
+    "no_echo": "no echo: nothing under the sensor, or it does not face the water",
+    "out_of_range": "the level is outside level_min_mm..level_max_mm: check mount_mm",
+    "stuck": "the same value reading after reading",
+    "jump": "jumped more than max_jump_mm since the last reading",
+    "sensor_missing": "the sensor does not answer: check its cable, plug and the sensor rail",
+    "flood_mode": "flood mode (reports faster)",
+    "queue_dropped": "the queue was full and dropped readings",
+    "clock_unsynced": "the clock has not been set by the server",
+}
+
 
 def selftest(port: str) -> dict[str, Any]:
-    return dict(Board(port).exec_json(_SELFTEST))
+    """One reading of every sensor, the water level the firmware computes from it, and the
+    problems found ("not provisioned" first on a board without credentials)."""
+    out = dict(Board(port).exec_json(_SELFTEST))
+    problems = [] if out.get("provisioned", True) else [
+        "not provisioned: run `mizumori device provision` (it will not report)"]
+    problems += [f"{f}: {FLAG_WORDS.get(f, f)}" for f in out.get("flags", [])]
+    problems += [str(n) for n in out.get("notes", [])]
+    out["problems"] = problems
+    return out
+
+
+def _num(v: Any, fmt: str, unit: str) -> str:
+    return "n/a" if v is None else f"{v:{fmt}} {unit}"
+
+
+def selftest_lines(r: dict[str, Any]) -> list[str]:
+    """`device selftest`'s table: the water level first (compare it with the staff gauge),
+    then how it was computed, the other sensors, and the problems."""
+    samples = r.get("samples_mm") or []
+    level = r.get("level_mm")
+    if r.get("kind") == "depth":
+        how = f"sensor {r.get('sensor_offset_mm')} mm above the datum + depth"
+        raw = "mm of water above the sensor"
+    else:
+        how = f"mount height {r.get('mount_mm')} mm - distance to the water"
+        raw = "mm from the sensor face"
+    rows = [
+        ("water level", "n/a (no good sample)" if level is None else
+         f"{level / 1000:.3f} m above the station datum ({level} mm = {how}): "
+         "compare with the staff gauge"),
+        ("level sensor", f"{r.get('level_sensor')} ({r.get('kind')})"),
+        ("samples", f"{', '.join(str(x) for x in samples)} {raw}" if samples else "none"),
+        ("flags", ", ".join(f"{f} ({FLAG_WORDS.get(f, f)})" for f in r.get("flags", []))
+         or "none"),
+        ("faults", ", ".join(f"{k} x{n}" for k, n in r.get("faults", [])) or "none"),
+        ("air temperature", _num(r.get("temperature_c"), ".1f", "°C")),
+        ("humidity", _num(r.get("humidity_pct"), ".0f", "%")),
+        ("pressure", _num(r.get("pressure_hpa"), ".1f", "hPa")),
+        ("battery", _num(r.get("battery_mv"), "d", "mV")),
+    ]
+    lines = [f"  {k:16s} {_printable(v)}" for k, v in rows]
+    problems = r.get("problems", [])
+    lines.append(f"  {'problems':16s} " + ("none" if not problems else _printable(problems[0])))
+    lines += [f"  {'':16s} {_printable(x)}" for x in problems[1:]]
+    return lines
+
+
+def _printable(v: Any) -> str:
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(v))
 
 
 def console(port: str) -> int:

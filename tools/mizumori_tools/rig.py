@@ -19,6 +19,11 @@ backlog and what the line holds are dropped, as a UART's output is lost with not
 other end; `dropped` counts those bytes. A board that does not go to sleep within
 `wake_timeout_s` is killed and `wake()` raises StuckBoard, which a fleet reports and
 recovers from by powering the board on again.
+
+The technician's hands: `reset()` presses the EN button (RTC memory kept), `service_button()`
+holds the service button at a wake (its maintenance window), `power_cycle()` takes the power
+away (RTC memory and the RTC clock lost) and gives it back. One rig per port and per flash
+directory (RigBusy otherwise).
 """
 
 import array
@@ -38,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from mizumori_tools import paths
+from mizumori_tools.folderlock import FolderBusy, FolderLock
 from mizumori_tools.peripherals import UltrasonicSensorPty
 from mizumori_tools.virtual import AWAKE, ESP32_EPOCH, SCRIPT, WDT, VirtualStation
 
@@ -47,6 +53,10 @@ PINMAP = json.loads((paths.REPO / "hardware" / "pinmap.json").read_text())["pins
 OUT_BACKLOG = 64 * 1024
 # What was sent to the board and it has not read yet (it is not at its REPL): kept up to this.
 IN_BACKLOG = 1024 * 1024
+
+
+class RigBusy(RuntimeError):
+    """Another rig (this process's or another's) has the port or the flash directory."""
 
 
 class StuckBoard(RuntimeError):
@@ -61,8 +71,20 @@ class SerialRig:
         per real second; run_from_flash: boot only what was flashed (else the repo's
         firmware); wake_timeout_s: how long a driven wake may take before it counts as
         stuck."""
+        self._locks = [FolderLock(station.flash), FolderLock(port)]
+        for i, lock in enumerate(self._locks):  # before the port link is touched
+            try:
+                lock.acquire()
+            except FolderBusy as e:
+                for held in self._locks[:i]:
+                    held.release()
+                what = "flash directory" if i == 0 else "port"
+                raise RigBusy(f"{e.folder}: this {what} belongs to another rig (process "
+                              f"{e.pid or '?'}): stop that one, or give this one its own "
+                              "--port and --flash") from None
         self.station = station
         self.port = port
+        self._held = False  # the service button, at the next boot
         self.world = world or (lambda: {})
         self.time_scale = time_scale
         self.run_from_flash = run_from_flash
@@ -121,13 +143,44 @@ class SerialRig:
         for fd in (self._host_fd, self._port_fd):
             os.close(fd)
         self.port.unlink(missing_ok=True)
+        for lock in self._locks:
+            lock.release()
 
     def power_cut(self) -> None:
         """Kill the board at this instant; it boots again as after power returns."""
-        self._kill()
-        (self.station.flash / "rtc.bin").unlink(missing_ok=True)
-        self._wake_at = None
+        self.power_cycle(0)
+
+    def power_cycle(self, off_s: float = 1.0) -> None:
+        """Battery and USB out, then in after off_s: whatever the board was doing ends, its
+        RTC memory (rtc.bin: the last error, the reset cause) and RTC clock are lost, and it
+        boots with reset cause power_on (a maintenance window)."""
+        with self._lock:
+            self._wake_at = None
+            self._kill()
+            for name in ("rtc.bin", "rtc.clock", "sleep.ms"):
+                (self.station.flash / name).unlink(missing_ok=True)
+        if off_s > 0:
+            time.sleep(off_s)
         self._boot("power_on", self.world(), int(time.time()) - ESP32_EPOCH, 0)
+
+    def reset(self) -> None:
+        """Press the reset (EN) button: the board restarts at once with reset cause hard (a
+        maintenance window), awake or asleep; RTC memory and clock are kept."""
+        with self._lock:
+            self._wake_at = None
+            self._kill()
+            self.station.sleep_file.unlink(missing_ok=True)
+        self._boot("hard", self.world(), int(time.time()) - ESP32_EPOCH, 0)
+
+    def service_button(self) -> None:
+        """Hold the service button (GPIO 27) at a wake: an asleep board is woken now (as if
+        its timer fired) and, seeing the button held, opens its maintenance window; an awake
+        one sees it at its next wake. RTC memory is kept: what `device info` reads."""
+        with self._lock:
+            self._held = True
+            if self._board_fd is None:
+                self._wake_at = None
+                self._boot("deepsleep", self.world(), int(time.time()) - ESP32_EPOCH, 0)
 
     def _boot(self, cause: str, world: dict[str, Any], now: int, rain_tips: int) -> None:
         with self._lock:
@@ -138,7 +191,9 @@ class SerialRig:
         self._current = world
         self.sensor.flush()
         uarts = {str(PINMAP["ultrasonic_uart"]): self.sensor.path}
-        self.station.write_world({**world, "uarts": uarts}, now, rain_tips, cause)
+        extra = {"service_held": True} if self._held else {}
+        self._held = False
+        self.station.write_world({**world, "uarts": uarts, **extra}, now, rain_tips, cause)
         master, slave = pty.openpty()
         os.set_blocking(master, False)  # a board not reading its input never stops the pump
         # Like a UART: no output post-processing (MicroPython sends its own CR LF) and no

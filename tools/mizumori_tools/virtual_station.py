@@ -331,9 +331,26 @@ def _sim_board_in_rom():
     sys.modules["station.hw.sim"] = rom  # type: ignore
 
 
+def _hold_service_button():
+    """The rig's "hold the service button": the sim board reads its service pin low at this
+    wake (what sim.json's "service_held" says; the sim board itself takes no such key)."""
+    from station.hw import sim
+
+    make = sim.from_spec
+
+    def from_spec(path):
+        board = make(path)
+        board.held = True
+        return board
+
+    sim.from_spec = from_spec
+
+
 try:
     _run("boot.py")
     _sim_board_in_rom()
+    if SPEC.get("service_held"):
+        _hold_service_button()
     _run("main.py")
 except BaseException as _e:  # noqa: BLE001
     if type(_e).__name__ != "WatchdogReset":  # hw/sim.py's: the chip resets, RTC memory kept
