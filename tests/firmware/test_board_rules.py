@@ -357,3 +357,24 @@ def test_lorawan_starts_nothing_after_the_radio_deadline():
                  d + "/clock.json", board.ticks_ms())
     assert "send" not in m.calls and q.depth() == 1
     assert st["uplink"] == "radio time for this wake used up"
+
+
+def test_the_board_charges_every_state_it_passes_through_to_its_ledger():
+    from station.hw import sim
+
+    board = sim.Board(sim.World())
+    assert board.spent == {"boot": sim.BOOT_MS}
+    board.sleep_ms(100)  # the CPU awake
+    board.i2c(22, 21)  # the BME280 is wired to the switched rail
+    board.drive(board.pins["sensor_power"], 1)
+    board.sleep_ms(50)  # awake with the rail on
+    board.drive(board.pins["sensor_power"], 0)
+    board.wifi().active(True)
+    board.sleep_ms(200)  # Wi-Fi on
+    board.wifi().active(False)
+    try:
+        board.deepsleep(60000)
+    except sim.DeepSleep:
+        pass
+    assert board.spent == {"boot": sim.BOOT_MS, "cpu": 150, "rail_bme280": 50, "wifi": 200,
+                           "deep_sleep": 60000}

@@ -19,6 +19,7 @@ RX1_DELAY_MS = 1000  # service_nvm.c rx1dl; RX2 a second later (rx2dl)
 ACK_TIMEOUT_MS = 2000  # LoRaWAN 1.0.4: 2 s +/- 1 s after RX2 before a confirmed retry
 REBOOT_MS = 1000  # a reboot until the banner
 SLEEP_AFTER_MS = 1000  # idle this long with LPM=1, the module is in STOP mode
+RX_WINDOW_MS = 50  # a receive window open until a preamble is found or not (energy ledger)
 STATUSES = ("OK", "AT_ERROR", "AT_PARAM_ERROR", "AT_BUSY_ERROR", "AT_TEST_PARAM_OVERFLOW",
             "AT_NO_NETWORK_JOINED", "AT_RX_ERROR", "AT_COMMAND_NOT_FOUND")
 BANNER = "RAKwireless RAK3172-E Example\r\n" + "-" * 54 + "\r\n"
@@ -65,6 +66,7 @@ class Rak3172Sim:
         # Writes of the module's settings page to flash: every setting but TIMEREQ lives in
         # it (service_nvm.c udrv_flash_write per set; timereq_status is RAM, service_lora.c)
         self.nvm_writes = 0
+        self.spent = {"lora_tx": 0, "lora_rx": 0}  # ms transmitting, receiving (energy)
         self.log = []  # the commands received, for tests
 
     # --- the UART ------------------------------------------------------------------------
@@ -280,6 +282,8 @@ class Rak3172Sim:
         if self.regs["LBT"] != "1":
             self.unlicensed += 1  # ARIB STD-T108 wants carrier sense before each frame
         air = lorawan.airtime_ms(len(payload) + self._fopts(), dr)
+        self.spent["lora_tx"] += air
+        self.spent["lora_rx"] += 2 * RX_WINDOW_MS
         eui = self.regs["DEVEUI"].lower()
         heard, downlinks = self.network.uplink(eui, port, payload, confirmed, dr, self.fcnt)
         if heard:

@@ -42,6 +42,14 @@ WARMUP_MS = {"bme280": 2, "a02yyuw": 300, "jsnsr04t": 100, "current_loop": 500}
 # What the network costs in simulated time (typical figures, shared/reviews §4): DNS, TCP
 # connect, a TLS 1.2 ECDHE-P256 handshake on an ESP32 at 160 MHz, and a request's round trip.
 NET_MS = {"dns": 100, "connect": 150, "tls": 1500, "request": 300}
+# The energy ledger (hardware/energy.json holds the currents): the board counts the ms it
+# spends in each state in its own time. Boot: the ROM bootloader, the app image check and
+# MicroPython's start to main.py after a deep-sleep wake, ~300 ms on an ESP32 at 160 MHz
+# (ESP-IDF's "deep sleep wake stub" docs put the default path in the hundreds of ms);
+# the firmware's own computing is not in the board's time and is left out (about 10 ms a
+# wake at the host's measured cycle CPU time scaled to an ESP32, bench/run.py).
+BOOT_MS = 300
+ENERGY_FILE = "energy.json"  # a virtual station's ledger, summed over its wakes
 ETIMEDOUT = 116  # lwIP's errno on the ESP32
 MDNS_FAIL = -202  # getaddrinfo's error when DNS gets no answer (lwIP EAI_FAIL)
 # A level-triggered ext0 wake (esp32.wake_on_ext0, ports/esp32/modesp32.c; ESP-IDF
@@ -552,6 +560,8 @@ class Board:
         self.rail_since = 0
         self.wifi_on = False
         self.ext0 = woke_by_ext0
+        self.spent = {"boot": BOOT_MS}  # ms in each ledger state this wake
+        self.rail_parts = set()  # parts wired to the switched rail (they draw while it is on)
         self.wlan = SimWLAN(self)
         power_lost = reset_cause in ("power_on", "brownout")
         if power_lost:
@@ -574,8 +584,14 @@ class Board:
         self.advance(us // 1000)
 
     def advance(self, ms):
-        """Let ms of the board's time pass; the watchdog bites if it was not fed."""
+        """Let ms of the board's time pass, charged to the ledger (Wi-Fi on or the CPU
+        awake, and every part on the sensor rail while it is on); the watchdog bites if it
+        was not fed."""
         self.ms += ms
+        self._spend("wifi" if self.wifi_on else "cpu", ms)
+        if self.rail_on():
+            for part in self.rail_parts:
+                self._spend("rail_" + part, ms)
         wdt = self.wdt
         if wdt is not None and self.ms - wdt.fed_at > wdt.timeout_ms:
             self.wdt = None
@@ -615,7 +631,11 @@ class Board:
         return self.rail_on() and self.ms - self.rail_since >= WARMUP_MS[part]
 
     def _powered(self, part):
+        self.rail_parts.add(part)
         return lambda: self.powered(part)
+
+    def _spend(self, state, ms):
+        self.spent[state] = self.spent.get(state, 0) + ms
 
     # buses and pins
     def uart(self, uid, baudrate, tx, rx):
@@ -789,6 +809,13 @@ class Board:
             self.ext0 = False
         self.wdt = None
         awake_ms = self.ms
+        self._spend("deep_sleep", ms)
+        if self.exit_on_sleep:  # a virtual station: its ledger, summed over its wakes
+            total = json.loads(fsutil.read_bytes(ENERGY_FILE) or b"{}")
+            for state, n in self.spent.items():
+                total[state] = total.get(state, 0) + n
+            total["wakes"] = total.get("wakes", 0) + 1
+            fsutil.write_atomic(ENERGY_FILE, json.dumps(total).encode())
         if self.clock_path:  # the RTC runs on through the sleep (drifting: _restore_clock)
             fsutil.write_atomic(self.clock_path, ("%d %d" % (
                 self.time(), self.world.now + awake_ms // 1000)).encode())
