@@ -158,9 +158,9 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
                 r[f"{kind}_parts"].items(), key=lambda kv: -kv[1]) if v >= 0.005)
             life = "; ".join(f"{name}: {years(r[f'{kind}_mah'], b):.1f} years"
                              for name, b in batteries.items())
+            uplinks = "" if kind == "wifi" else f", {r['uplinks']:.0f} uplinks"
             out.append(f"  {r['profile']}, {label}: {r[f'{kind}_mah']:.1f} mAh/day "
-                       f"({r['wakes']:.0f} wakes{'' if kind == 'wifi' else ', %.0f uplinks' % r['uplinks']}; "
-                       f"{parts}); {life}")
+                       f"({r['wakes']:.0f} wakes{uplinks}; {parts}); {life}")
     flood = {r["profile"]: r for r in rows}["flood"]
     pack = batteries["2x18650"]
     for kind in ("wifi", "lora"):
