@@ -86,8 +86,15 @@ def lora_uplink() -> dict[str, float]:
             return True, []
 
     ms = [0]
+    napped = [0]
     module = Rak3172Sim(Net(), lambda: ms[0])
-    modem = Rak3172(module, lambda n: ms.__setitem__(0, ms[0] + n), lambda: ms[0])
+
+    def nap(n: int) -> None:  # the board's light sleep: what the module says is lost
+        ms[0] += n
+        napped[0] += n
+        module.read()
+
+    modem = Rak3172(module, lambda n: ms.__setitem__(0, ms[0] + n), lambda: ms[0], None, nap)
     with tempfile.TemporaryDirectory(prefix="mizumori-energy-") as d:
         cfg, _ = config.merge(config.DEFAULTS, {"transport": "lorawan", "lora_uplinks": 1})
         board = sim.Board(sim.World())
@@ -100,10 +107,12 @@ def lora_uplink() -> dict[str, float]:
         for k in range(4):  # the first joins and sets up; the rest are steady wakes
             q.append(struct.pack(">I", board.time()) + codec.encode_full(
                 q.next_seq, 0, 1000, 3700, 0, 20.0, 50.0, 1000.0, 0.0))
-            start, tx0, rx0 = ms[0], module.spent["lora_tx"], module.spent["lora_rx"]
+            start, nap0 = ms[0], napped[0]
+            tx0, rx0 = module.spent["lora_tx"], module.spent["lora_rx"]
             lorawan.send(modem, board, cfg, d + "/config.json", creds, st, q, "deepsleep")
             if k:
-                for state_, n in (("cpu", ms[0] - start),
+                for state_, n in (("cpu", ms[0] - start - (napped[0] - nap0)),
+                                  ("light_sleep", napped[0] - nap0),
                                   ("lora_tx", module.spent["lora_tx"] - tx0),
                                   ("lora_rx", module.spent["lora_rx"] - rx0)):
                     spent[state_] = spent.get(state_, 0) + n / 3

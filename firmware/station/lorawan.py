@@ -52,7 +52,7 @@ REJOIN_UNANSWERED = 3  # probes in a row nothing came down for (each unanswered 
 
 def modem(board, pins, feed=None):
     """The board's LoRaWAN module, waiting in the board's time and feeding the watchdog
-    through every wait (a confirmed uplink with retries takes tens of seconds)."""
+    through every wait; the ESP32 light-sleeps while the module is certainly silent."""
     from station.drivers.rak3172 import Rak3172
 
     def wait(ms):
@@ -60,8 +60,13 @@ def modem(board, pins, feed=None):
         if feed:
             feed()
 
+    def nap(ms):
+        board.lightsleep(ms)
+        if feed:
+            feed()
+
     uart = board.uart(pins["lora_uart"], 115200, pins["lora_tx"], pins["lora_rx"])
-    return Rak3172(uart, wait, board.ticks_ms, board.pin_out(pins["lora_reset"], 1))
+    return Rak3172(uart, wait, board.ticks_ms, board.pin_out(pins["lora_reset"], 1), nap)
 
 
 def max_payload(dr):
@@ -204,7 +209,7 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                 want_link = False
             modem.link = None
             done, downlinks = modem.send(REPORT_PORT if report else READINGS_PORT, payload,
-                                         send_timeout_ms())
+                                         send_timeout_ms(), airtime_ms(len(payload), dr))
             sent = True
             if want_time and done and not state["synced"]:
                 t = modem.network_time()

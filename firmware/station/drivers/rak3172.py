@@ -25,6 +25,18 @@ LBT = (("LBT", "1"), ("LBTRSSI", "-80"), ("LBTSCANTIME", "5"))
 # Low-power mode: RUI3 4.x ships it off (changelog RUI-881); level 2 is the STM32's STOP2.
 LPM = (("LPM", "1"), ("LPMLVL", "2"))
 IDENTITY = ("NWM", "NJM", "BAND", "DEVEUI", "APPEUI", "APPKEY")
+# How long the module is certainly silent after it took a send or a join, so the ESP32 may
+# light-sleep (its UART hears nothing then): RX1 opens the RX1 delay (1 s, service_nvm.c
+# rx1dl; up to 5 s on some networks) after the transmission ends, and nothing is printed
+# before it; a join's outcome comes after the join-accept delay (5 s, jn1dl).
+NAP_SEND_MS = 900
+# Then the outcome comes after RX1 when something came down in it (~1.1 s after the
+# transmission), else after RX2 a second later: awake for RX1's (this long), and if nothing
+# came, asleep again until just before RX2's.
+RX1_WAIT_MS = 500
+RX2_NAP_MS = 600
+OUTCOME = ("+EVT:SEND_CONFIRMED", "+EVT:TX_DONE")
+NAP_JOIN_MS = 4500
 
 
 class ModemError(Exception):
@@ -34,8 +46,9 @@ class ModemError(Exception):
 
 
 class Rak3172:
-    def __init__(self, uart, sleep_ms=None, ticks_ms=None, reset_pin=None):
-        """reset_pin: the ESP32 output wired to the module's NRST (held high; low resets)."""
+    def __init__(self, uart, sleep_ms=None, ticks_ms=None, reset_pin=None, nap=None):
+        """reset_pin: the ESP32 output wired to the module's NRST (held high; low resets);
+        nap(ms): the board's light sleep, for the waits the module is silent in."""
         self.uart = uart
         self.sleep_ms = sleep_ms or time.sleep_ms
         self.ticks_ms = ticks_ms or time.ticks_ms
@@ -47,6 +60,7 @@ class Rak3172:
         self.link = None  # (demod margin dB, gateways) of the last link check
         self.time_answered = False  # +EVT:TIMEREQ_OK seen since the last request_time()
         self.version = None
+        self.nap = nap
 
     # --- lines ---------------------------------------------------------------------------
     def _line(self, deadline):
@@ -214,6 +228,8 @@ class Rak3172:
     def join(self, timeout_ms=20000):
         """One OTAA attempt (the station backs off between wakes): True when joined."""
         self.must("AT+JOIN=1:0:10:1")
+        if self.nap:
+            self.nap(NAP_JOIN_MS)
         # +EVT:JOINED, +EVT:JOIN_FAILED_<why> (service_lora.c), +EVT:JOIN FAILED (older RUI3)
         e = self.wait_event(("+EVT:JOIN",), timeout_ms)
         return e == "+EVT:JOINED"
@@ -252,7 +268,7 @@ class Rak3172:
         except ValueError:
             return None
 
-    def send(self, port, payload, timeout_ms=30000):
+    def send(self, port, payload, timeout_ms=30000, air_ms=0):
         """One uplink. (done, downlinks): done is True for an unconfirmed uplink sent (or a
         confirmed one the network acknowledged), False when the module did not say so in
         time; downlinks are (port, bytes) received since the last send (in this one's
@@ -280,7 +296,14 @@ class Rak3172:
                 raise ModemError(status, cmd)
         else:
             raise ModemError(status, cmd)
-        e = self.wait_event(("+EVT:SEND_CONFIRMED", "+EVT:TX_DONE"), timeout_ms)
+        if self.nap:  # air_ms: the transmission's time on air, if known (never more)
+            self.nap(air_ms + NAP_SEND_MS)
+            e = self.wait_event(OUTCOME, RX1_WAIT_MS)
+            if e is None:
+                self.nap(RX2_NAP_MS)
+                e = self.wait_event(OUTCOME, timeout_ms)
+        else:
+            e = self.wait_event(OUTCOME, timeout_ms)
         self._drain()  # what came down follows the outcome
         return e in ("+EVT:SEND_CONFIRMED_OK", "+EVT:TX_DONE"), self._take_events()
 

@@ -282,13 +282,18 @@ class Rak3172Sim:
         if self.regs["LBT"] != "1":
             self.unlicensed += 1  # ARIB STD-T108 wants carrier sense before each frame
         air = lorawan.airtime_ms(len(payload) + self._fopts(), dr)
-        self.spent["lora_tx"] += air
-        self.spent["lora_rx"] += 2 * RX_WINDOW_MS
         eui = self.regs["DEVEUI"].lower()
         heard, downlinks = self.network.uplink(eui, port, payload, confirmed, dr, self.fcnt)
         if heard:
             self.mac_pending = 0  # the answers went out in this frame's FOpts
-        end = self.now_ms() + air + RX1_DELAY_MS + 100
+        # The outcome comes when the receive windows are done (McpsConfirm): after RX1 when
+        # something came down in it (a downlink, an answer to a MAC request, an ack), else
+        # after RX2, a second later (RegionAS923.h: RX2 = RX1 delay + 1 s).
+        rx1 = heard and bool(downlinks or confirmed or self.regs["LINKCHECK"] != "0"
+                             or self.regs["TIMEREQ"] == "1")
+        end = self.now_ms() + air + RX1_DELAY_MS + (100 if rx1 else 1100)
+        self.spent["lora_tx"] += air
+        self.spent["lora_rx"] += (1 if rx1 else 2) * RX_WINDOW_MS
         if confirmed and not heard:  # RX1, RX2, then the ack timeout before a retry
             end = self.now_ms() + air + RX1_DELAY_MS + 1000 + ACK_TIMEOUT_MS
         self.busy_until = end

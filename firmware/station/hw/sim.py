@@ -562,6 +562,7 @@ class Board:
         self.ext0 = woke_by_ext0
         self.spent = {"boot": BOOT_MS}  # ms in each ledger state this wake
         self.rail_parts = set()  # parts wired to the switched rail (they draw while it is on)
+        self.uarts_made = []  # every UART opened (light sleep loses what they receive)
         self.wlan = SimWLAN(self)
         power_lost = reset_cause in ("power_on", "brownout")
         if power_lost:
@@ -583,12 +584,12 @@ class Board:
     def sleep_us(self, us):
         self.advance(us // 1000)
 
-    def advance(self, ms):
+    def advance(self, ms, state=None):
         """Let ms of the board's time pass, charged to the ledger (Wi-Fi on or the CPU
-        awake, and every part on the sensor rail while it is on); the watchdog bites if it
-        was not fed."""
+        awake, or `state`, and every part on the sensor rail while it is on); the watchdog
+        bites if it was not fed."""
         self.ms += ms
-        self._spend("wifi" if self.wifi_on else "cpu", ms)
+        self._spend(state or ("wifi" if self.wifi_on else "cpu"), ms)
         if self.rail_on():
             for part in self.rail_parts:
                 self._spend("rail_" + part, ms)
@@ -598,6 +599,16 @@ class Board:
             self.cause = "wdt"
             raise WatchdogReset("watchdog not fed for %d ms (timeout %d ms)" % (
                 self.ms - wdt.fed_at, wdt.timeout_ms))
+
+    def lightsleep(self, ms):
+        """machine.lightsleep(ms): the CPU stops (ESP32 datasheet: light sleep 0.8 mA) and
+        the UARTs' clock is gated, so whatever arrives on them meanwhile is lost (esp-idf
+        issue 8098, Espressif's answer); ticks_ms runs on (esp_timer is compensated)."""
+        if self.realtime:
+            _time.sleep(ms / 1000)
+        self.advance(ms, "light_sleep")
+        for u in self.uarts_made:
+            u.read()
 
     def time(self):
         return self.world.now + self.ms // 1000 + self.clock_offset
@@ -642,9 +653,10 @@ class Board:
         port = self.uart_ports.get(str(uid))
         part = "a02yyuw" if uid == self.pins["ultrasonic_uart"] else None
         powered = self._powered(part) if part else _always
-        if port:
-            return SerialPortUART(port, powered)
-        return SimUltrasonicUART(self.world, powered, self)
+        u = SerialPortUART(port, powered) if port else SimUltrasonicUART(self.world, powered,
+                                                                         self)
+        self.uarts_made.append(u)
+        return u
 
     def i2c(self, scl, sda):
         return SimBME280I2C(self.world, powered=self._powered("bme280"))
