@@ -79,7 +79,7 @@ HOOKS = {
     "station.ed25519": ("verify", lambda m: (
         before(m, "verify", "ota: manifest and signature read"),
         after(m, "verify", "ota: signature checked"))),
-    "station.sha512": ("digest", lambda m: after(m, "digest",
+    "station.sha512": ("digest", lambda m: after(m.SHA512, "digest",
                                                  "ota: inside the check (SHA-512)")),
 }
 _import = builtins.__import__

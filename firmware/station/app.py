@@ -7,17 +7,48 @@
 # only wakes that send, LoRaWAN only its transport, and the update's installer with SHA-512
 # and Ed25519 (station.ota_install) only the wake that works on an offer. A module imported
 # stays in RAM for the rest of the wake: nothing here imports at module level what a plain
-# wake does not run.
+# wake does not run. On MicroPython, what a wake is done with is also let go before the next
+# heavy part (release()): the cycle's code (drivers, filter, schedule) before the radio, the
+# upload's before the update's installer.
+import sys
 import time
 
-from station import VERSION, clock, config, cycle, fsutil, sensors
+from station import VERSION, clock, fsutil, sensors
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
 QUEUE_DIR = "queue"
 CREDENTIALS = "secrets.json"  # = uplink.CREDENTIALS, without importing the uplink
+CONFIG = "config.json"  # = config.PATH: the settings module is released after the cycle
 FS_MARKER = "fs_reformatted"  # written by the firmware image's _boot.py (firmware/board/)
 RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
+# The code only the cycle runs, and the settings' defaults and checks (config.py; an upload
+# that brings a config change imports it again): released before the radio work (the rain
+# gauge's driver and station.drivers, with SensorFault, stay).
+CYCLE_CODE = ("station.config", "station.cycle", "station.schedule", "station.processing",
+              "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
+              "station.drivers.current_loop", "station.drivers.bme280",
+              "station.drivers.battery")
+# The upload's code that the update's installer does not use (it has its own HTTP GETs).
+UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync")
+
+
+def release(names):
+    """Let go of modules this wake is done with: MicroPython keeps an imported module's
+    bytecode, constants and functions in the GC heap for as long as sys.modules (and the
+    parent package's attribute) refer to it (docs/firmware.md, RAM budget). A later import
+    loads it again. Only on MicroPython: the host's tests keep their module objects."""
+    if sys.implementation.name != "micropython":
+        return
+    import gc
+
+    for name in names:
+        if sys.modules.pop(name, None) is not None:
+            parent, _, leaf = name.rpartition(".")
+            mod = sys.modules.get(parent)
+            if mod is not None and leaf in mod.__dict__:
+                delattr(mod, leaf)
+    gc.collect()
 
 
 def update(board, creds, st, reply, result, wdt, deadline):
@@ -40,6 +71,8 @@ def update(board, creds, st, reply, result, wdt, deadline):
             st["reset"] = ""  # told: the next report says "deepsleep" until another reset
     if result["flood"] or time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False
+    uplink = events = None
+    release(UPLOAD_CODE)  # the installer, SHA-512 and Ed25519 come in next
     return ota.work(board, creds, result["battery_mv"], now, wdt.feed)
 
 
@@ -140,7 +173,7 @@ def _beside(path, name):
     return path.rsplit("/", 1)[0] + "/" + name if "/" in path else name
 
 
-def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
+def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
          creds_path=CREDENTIALS):
     """One wake. Ends in board.deepsleep() (in the sim: raises or exits). Uploads go through
     the configured transports once the station is provisioned (creds_path);
@@ -149,8 +182,11 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
         from station.hw import default_board
 
         board = default_board()
+    from station import config
+
     cfg, cfg_errors = config.load(cfg_path)
     pins = config.pins(cfg)
+    config = None
     st = state_mod.load(board)
     if board.woke_by_rain():
         return rain_wake(board, pins, st)
@@ -176,7 +212,11 @@ def main(board=None, cfg_path=config.PATH, queue_dir=QUEUE_DIR, uploader=None,
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"])
         if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)
             clock.after_power_loss(board, st, queue, clock_path)
+        from station import cycle
+
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
+        cycle = None
+        release(CYCLE_CODE)  # the radio's code comes in next
         if cfg_errors:
             st["err"] = "; ".join(cfg_errors)
         reformatted = fsutil.read_bytes(_beside(cfg_path, FS_MARKER))

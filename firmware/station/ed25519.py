@@ -84,7 +84,8 @@ def _equal(p, q):
 
 
 def verify(public, message, signature):
-    """True when signature (64 bytes) is public's (32 bytes) signature of message."""
+    """True when signature (64 bytes) is public's (32 bytes) signature of message: bytes, or
+    a file open for reading in binary (read from where it stands to its end)."""
     if len(public) != 32 or len(signature) != 64:
         return False
     a = _decode(public)
@@ -92,7 +93,18 @@ def verify(public, message, signature):
     s = int.from_bytes(signature[32:], "little")
     if a is None or r is None or s >= L:
         return False
-    k = int.from_bytes(sha512.digest(signature[:32] + public + message), "little") % L
+    h = sha512.SHA512(signature[:32])
+    h.update(public)
+    if hasattr(message, "read"):  # a file: hashed 512 bytes at a time, never whole in RAM
+        buf = bytearray(512)
+        while True:
+            n = message.readinto(buf)
+            if not n:
+                break
+            h.update(memoryview(buf)[:n])
+    else:
+        h.update(message)
+    k = int.from_bytes(h.digest(), "little") % L
     minus_a = ((P - a[0]) % P, a[1], a[2], (P - a[3]) % P)
     # [S]B - [k]A must be R
     return _equal(_double_mul(s, BASE, k, minus_a), r)

@@ -25,11 +25,19 @@ from station.ota import (
 FLASH_MARGIN = 16384  # left free for the queue and config after an update
 
 
-def _slot_version(slot):
+def _load(path):
+    """The JSON in a file, parsed as it is read (a manifest is never whole in RAM as text),
+    or None when the file is missing or damaged."""
     try:
-        return json.loads(fsutil.read_bytes(slot + "/manifest.json") or b"{}").get("version")
-    except ValueError:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
         return None
+
+
+def _slot_version(slot):
+    m = _load(slot + "/manifest.json")
+    return m.get("version") if isinstance(m, dict) else None
 
 
 def advance(o, board, creds, battery_mv, now, feed, mpy):
@@ -40,18 +48,18 @@ def advance(o, board, creds, battery_mv, now, feed, mpy):
     if o["phase"] == "offered":
         manifest = _fetch_manifest(board, o, creds, mpy)
         _check_resources(board, manifest, target, battery_mv)
+        manifest = None
         # The target slot is incomplete from here on: its markers go first.
         fsutil.remove(target + "/manifest.json")
         fsutil.remove(target + "/confirmed")
         o["phase"] = "downloading"
         save_offer(o)
         record(o["release"], "downloading", "", now)
-    raw = fsutil.read_bytes(DIR + "/manifest.json")
-    if raw is None:  # lost from the flash: start this offer over
+    manifest = _load(DIR + "/manifest.json")
+    if manifest is None:  # lost from the flash: start this offer over
         o["phase"] = "offered"
         save_offer(o)
         raise OSError("verified manifest missing, starting over")
-    manifest = json.loads(raw)
     if o["phase"] == "downloading":
         got = local = 0
         for entry in manifest["files"]:
@@ -67,7 +75,8 @@ def advance(o, board, creds, battery_mv, now, feed, mpy):
     if o["phase"] == "downloaded":
         _remove_stale(target, manifest)
         # Written last: a slot with manifest.json is complete (boot.py checks for it).
-        fsutil.write_atomic(target + "/manifest.json", raw)
+        _copy(DIR + "/manifest.json", target + "/manifest.json.tmp")
+        _replace(target + "/manifest.json.tmp", target + "/manifest.json")
         o["phase"] = "installed"
         save_offer(o)
     if o["phase"] == "installed":
@@ -108,16 +117,18 @@ def _fetch_manifest(board, o, creds, mpy):
     for name in ("manifest.json", "manifest.sig"):
         with open(DIR + "/" + name, "wb") as f:
             _get(board, o, creds, name, f)
-    raw = fsutil.read_bytes(DIR + "/manifest.json") or b""
     try:
         sig = binascii.unhexlify((fsutil.read_bytes(DIR + "/manifest.sig") or b"").strip())
         public = binascii.unhexlify(key.strip())
     except ValueError:
         raise Refused("signature or release key is not hex")
-    if not ed25519.verify(public, raw, sig):
+    with open(DIR + "/manifest.json", "rb") as f:  # checked as it is read, in small pieces
+        good = ed25519.verify(public, f, sig)
+    if not good:
         raise Refused("bad signature: manifest not signed by the provisioned release key")
     try:
-        manifest = json.loads(raw)
+        with open(DIR + "/manifest.json") as f:
+            manifest = json.load(f)
         files = manifest["files"]
         for e in files:
             if ".." in e["path"] or e["path"].startswith("/") or len(e["sha256"]) != 64:
@@ -222,6 +233,15 @@ def _is_dir(path):
 def _dirs(path):
     d = path.rsplit("/", 1)[0]
     fsutil.makedirs(d)
+
+
+def _replace(tmp, path):
+    """rename over path (atomic on littlefs; FAT refuses to rename onto a file: fsutil)."""
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.remove(path)
+        os.rename(tmp, path)
 
 
 def _copy(src, dst):

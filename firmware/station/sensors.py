@@ -1,11 +1,8 @@
 # Builds the station's sensors from its config and pin map on a given board, and powers them:
 # the parts in pins.SWITCHED hang off a load switch that sensor_power drives.
-from station.drivers.a02yyuw import A02YYUW
-from station.drivers.battery import Battery
-from station.drivers.bme280 import BME280
-from station.drivers.current_loop import CurrentLoop
-from station.drivers.jsnsr04t import JSNSR04T
-from station.drivers.rain import RainGauge
+# Each driver is imported by the function that builds it, so a wake loads only the parts this
+# station has fitted (one level sensor of three; the BME280 only when env_sensor): a driver's
+# code sits in the heap for the rest of the wake (docs/firmware.md, RAM budget).
 
 # How long each part needs after the rail comes on before it answers, ms: BME280 start-up 2 ms
 # (Bosch datasheet, t_startup); A02YYUW one measurement cycle, 100-300 ms (DFRobot SEN0311);
@@ -29,25 +26,37 @@ def level_sensor(board, cfg, pins):
     """(kind, sensor): kind "distance" for ultrasonic, "depth" for a pressure transducer."""
     name = cfg["level_sensor"]
     if name == "a02yyuw":
+        from station.drivers.a02yyuw import A02YYUW
+
         uart = board.uart(pins["ultrasonic_uart"], 9600, pins["ultrasonic_tx"],
                           pins["ultrasonic_rx"])
         return "distance", A02YYUW(uart, clock=board)
     if name == "jsnsr04t":
+        from station.drivers.jsnsr04t import JSNSR04T
+
         return "distance", JSNSR04T(board.pin_out(pins["jsn_trig"]),
                                     board.pin_in(pins["jsn_echo"]),
                                     board.time_pulse_us, board.sleep_us)
+    from station.drivers.current_loop import CurrentLoop
+
     return "depth", CurrentLoop(board.adc(pins["loop_adc"]), cfg["loop_shunt_ohm"],
                                 cfg["loop_zero_ua"], cfg["loop_span_mm"])
 
 
 def env_sensor(board, pins):
+    from station.drivers.bme280 import BME280
+
     return BME280(board.i2c(pins["i2c_scl"], pins["i2c_sda"]), clock=board)
 
 
 def battery(board, cfg, pins):
+    from station.drivers.battery import Battery
+
     num, den = cfg["battery_ratio"]
     return Battery(board.adc(pins["battery_adc"]), num, den)
 
 
 def rain_gauge(board, pins):
+    from station.drivers.rain import RainGauge
+
     return RainGauge(board.pin_in(pins["rain"], pull_up=True), board.IRQ_FALLING)
