@@ -25,9 +25,50 @@ def demo(args: argparse.Namespace) -> int:
                 print(f"mizumori demo: --release-key {name}: {e}", file=sys.stderr)
                 return 2
         env["MIZUMORI_RELEASE_KEYS"] = ",".join(keys)
+    check_server_settings(env)
     return simfleet.run(simfleet.TAKU, args.scenario, args.hours, args.speed, port=args.port,
                         work=Path(args.data).absolute(), server_env=env,
                         prog="mizumori demo")
+
+
+def check_server_settings(env: dict[str, str]) -> None:
+    """The settings a server started by this command (the demo's, a fleet's) will have:
+    this environment's MIZUMORI_* with `env` over it and the database, data folder and key
+    the command sets itself. A bad one raises pydantic's ValidationError here, which main()
+    prints as one line per setting, instead of the server dying at its start."""
+    from mizumori_server.settings import Settings
+
+    given: dict[str, Any] = {k.removeprefix("MIZUMORI_").lower(): v for k, v in env.items()}
+    Settings(**given, data_dir=Path("."), database_url="sqlite://", secret_key="checked")
+
+
+# Settings whose value is never printed (a key, a password in a database URL, a token).
+_SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN", "DATABASE_URL")
+
+
+def settings_problems(e: BaseException) -> list[str] | None:
+    """One line per bad setting of a pydantic ValidationError from Settings, naming its
+    environment variable (MIZUMORI_…), the value when it is not a secret, and the problem;
+    None for any other exception."""
+    from pydantic import ValidationError
+
+    if not isinstance(e, ValidationError) or e.title != "Settings":
+        return None
+    lines = []
+    for err in e.errors():
+        field = str(err["loc"][0]) if err.get("loc") else "?"
+        name = "MIZUMORI_" + field.upper()
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        value = err.get("input")
+        if err.get("type") == "missing":
+            lines.append(f"{name}: must be set")
+            continue
+        shown = ""
+        if isinstance(value, (str, int, float)) and not any(
+                w in name for w in _SECRET_WORDS) and str(value) not in msg:
+            shown = f"={str(value)!r}"
+        lines.append(f"{name}{shown}: {msg[:1].lower() + msg[1:]}")
+    return lines
 
 
 def read_public_keys(path: Path) -> str:
@@ -69,6 +110,8 @@ def sim_fleet(args: argparse.Namespace) -> int:
         print("mizumori sim fleet: --server needs --token (or MIZUMORI_TOKEN) of an admin",
               file=sys.stderr)
         return 2
+    if not args.server:
+        check_server_settings({})
     return simfleet.run(simfleet.sites(args.n), args.scenario, args.hours, args.speed,
                         args.engine, args.port, args.server, token,
                         Path(args.clock_file) if args.clock_file else None, args.power_cuts,
@@ -98,6 +141,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
+    # With more than one worker the counters are kept in files every worker adds up
+    # (docs/operations.md, "Monitoring"): the folder is made (or emptied) before they start.
+    from mizumori_server import metrics
+
+    metrics.prepare_multiprocess(args.workers)
     uvicorn.run("mizumori_server.main:app", host=args.host or settings.host,
                 port=args.port or settings.port, workers=args.workers,
                 ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
@@ -194,6 +242,104 @@ def db_upgrade(args: argparse.Namespace) -> int:
     url = _data_settings(args.data).effective_database_url()
     db.upgrade(_engine(url))
     print(f"database at the newest migration: {shown_url(url)}")
+    return 0
+
+
+# `db prune`'s table, in this order: each kind pruned and the setting that keeps it (0: kept
+# for ever; None: always pruned).
+PRUNED_KINDS = ("sessions", "api_tokens", "login_attempts", "deliveries", "readings")
+
+
+def _pruned_what(settings: "Any") -> dict[str, str]:
+    return {
+        "sessions": "dashboard sessions, once expired",
+        "api_tokens": f"API tokens expired more than {settings.token_grace_days} day(s) ago "
+                      "(MIZUMORI_TOKEN_GRACE_DAYS)",
+        "login_attempts": "failed-login records older than a minute",
+        "deliveries": f"webhook deliveries done more than {settings.delivery_retention_days} "
+                      "day(s) ago (MIZUMORI_DELIVERY_RETENTION_DAYS)",
+        "readings": f"readings measured more than {settings.reading_retention_days} day(s) "
+                    "ago (MIZUMORI_READING_RETENTION_DAYS)",
+    }
+
+
+def db_prune(args: argparse.Namespace) -> int:
+    """What the background loop prunes (docs/operations.md, "Data retention"), now, once."""
+    import json
+
+    from mizumori_server import clock, db, prune
+
+    settings = _data_settings(args.data)
+    engine, where = _user_database(args)
+    try:
+        done = prune.prune(db.sessions(engine), settings, clock.now())
+    finally:
+        engine.dispose()
+    if args.json:  # a kind the settings keep for ever: null
+        print(json.dumps({kind: done.get(kind) for kind in PRUNED_KINDS}))
+        return 0
+    print(f"pruned {sum(done.values())} row(s) in {where}:")
+    what = _pruned_what(settings)
+    for kind in PRUNED_KINDS:
+        if kind in done:
+            print(f"  {kind:15s} {done[kind]:>8d}  {what[kind]}")
+        else:
+            setting = what[kind].rsplit("(", 1)[1].rstrip(")")
+            print(f"  {kind:15s} {'kept':>8s}  kept for ever ({setting}=0)")
+    return 0
+
+
+def _size(n: int) -> str:
+    """A file size for people: 812 bytes, 1.4 MB."""
+    if n < 1024:
+        return f"{n} bytes"
+    x = n / 1024
+    for unit in ("KB", "MB"):
+        if x < 1024:
+            return f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{x:.1f} GB"
+
+
+def db_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the SQLite database while the server runs (db.backup: VACUUM
+    INTO); one line and exit status 2 when it cannot be taken."""
+    import sqlite3
+
+    from mizumori_server import db
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = _data_settings(args.data).effective_database_url()
+    dest = Path(args.file).absolute()
+    parsed = make_url(url) if "://" in url else None
+    source = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" \
+        else None
+    if source and source != ":memory:" and not Path(source).exists():
+        raise BadDatabase(f"no database at {source} (nothing to back up; --data DIR names "
+                          "the folder of a server or demo)")
+    engine = _engine(url)
+    try:
+        size = db.backup(engine, dest)
+    except db.BackupError as e:
+        print(f"mizumori db backup: {e}", file=sys.stderr)
+        return 2
+    except (OSError, SQLAlchemyError) as e:
+        print(f"mizumori db backup: cannot write {dest}: {database_error(e)}",
+              file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    try:
+        with sqlite3.connect(f"file:{dest}?mode=ro", uri=True) as c:
+            n = int(c.execute("SELECT count(*) FROM readings").fetchone()[0])
+            stations = int(c.execute("SELECT count(*) FROM stations").fetchone()[0])
+        what = f"{n} reading(s) of {stations} station(s)"
+    except sqlite3.Error:  # a database before the first migration: no tables yet
+        what = "the database (no readings table)"
+    print(f"backed up {what} from {shown_url(url)} to {dest} ({_size(size)}); restore: "
+          "stop the server, put it in place of mizumori.db and remove mizumori.db-wal and "
+          "-shm")
     return 0
 
 
@@ -361,7 +507,7 @@ def device_cmd(args: argparse.Namespace) -> int:
             return check.cli(args.port, args.loop_points, args.loop_tolerance, args.yes,
                              args.json)
         else:
-            return device.console(args.port)
+            return device.console(args.port, args.raw)
     except device.DeviceError as e:
         print(f"mizumori device: {e}", file=sys.stderr)
         return 2
@@ -509,6 +655,20 @@ def main(argv: list[str] | None = None) -> int:
                                                  "default: MIZUMORI_DATABASE_URL, else "
                                                  "MIZUMORI_DATA_DIR or data/)")
     p.set_defaults(func=db_upgrade)
+    p = dbsub.add_parser("prune", help="delete now what the settings do not keep (expired "
+                                       "sessions, old deliveries, …; docs/operations.md)")
+    p.add_argument("--data", metavar="DIR", help="the SQLite database in DIR (default: "
+                                                 "MIZUMORI_DATABASE_URL, else "
+                                                 "MIZUMORI_DATA_DIR or data/)")
+    p.add_argument("--json", action="store_true", help="rows deleted per table, as JSON")
+    p.set_defaults(func=db_prune)
+    p = dbsub.add_parser("backup", help="a consistent copy of the SQLite database, while "
+                                        "the server runs (VACUUM INTO)")
+    p.add_argument("file", metavar="FILE", help="the copy to write (must not exist)")
+    p.add_argument("--data", metavar="DIR", help="the SQLite database in DIR (default: "
+                                                 "MIZUMORI_DATABASE_URL, else "
+                                                 "MIZUMORI_DATA_DIR or data/)")
+    p.set_defaults(func=db_backup)
     p = sub.add_parser("user", help="people who use the server")
     usub = p.add_subparsers(dest="user_command", required=True)
     p = usub.add_parser("create", help="create a user (e.g. the first admin)")
@@ -541,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("info", "firmware, flash, queue depth, last errors, reset cause"),
                        ("check", "acceptance check of a new board: heap, sensors, loop, "
                                  "an upload from a cold power-on"),
-                       ("console", "the serial console")):
+                       ("console", "the serial console, its lines decoded")):
         d = dsub.add_parser(name, help=text)
         d.add_argument("--port", required=True, help="e.g. /dev/ttyUSB0 or the rig's port")
         d.set_defaults(func=device_cmd)
@@ -556,6 +716,10 @@ def main(argv: list[str] | None = None) -> int:
             d.add_argument("--yes", action="store_true",
                            help="do not wait at prompts (the calibrator is already set)")
             d.add_argument("--json", action="store_true", help="one JSON object instead")
+        if name == "console":
+            d.add_argument("--raw", action="store_true",
+                           help="everything the board prints, byte for byte (default: the "
+                                "station's lines decoded, no REPL banner between wakes)")
         if name == "flash":
             d.add_argument("--source", action="store_true",
                            help="copy .py source instead of mpy-cross output")
@@ -614,14 +778,26 @@ def main(argv: list[str] | None = None) -> int:
                    help="simulated sleep seconds per real second")
     p.set_defaults(func=rig_cmd)
     args = parser.parse_args(argv)
+    prog = " ".join(x for x in ("mizumori", args.command, getattr(args, "db_command", None),
+                                getattr(args, "user_command", None),
+                                getattr(args, "keys_command", None)) if x)
+    try:
+        return _run(args, prog)
+    except Exception as e:
+        problems = settings_problems(e)  # a bad MIZUMORI_* setting: one line each
+        if problems is None:
+            raise
+        for line in problems:
+            print(f"{prog}: {line}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, prog: str) -> int:
     if args.command not in ("db", "user", "serve", "keys"):
         result: int = args.func(args)
         return result
     from sqlalchemy.exc import SQLAlchemyError
 
-    prog = " ".join(x for x in ("mizumori", args.command, getattr(args, "db_command", None),
-                                getattr(args, "user_command", None),
-                                getattr(args, "keys_command", None)) if x)
     try:
         result = args.func(args)
     except BadDatabase as e:

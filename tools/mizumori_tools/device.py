@@ -622,8 +622,10 @@ def _printable(v: Any) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(v))
 
 
-def console(port: str) -> int:
-    """The board's serial console (mpremote's terminal; Ctrl-] leaves)."""
-    Board(port)
-    return subprocess.call([str(Path(sys.executable).with_name("mpremote")), "connect", port,
-                            "resume", "repl"])
+def console(port: str, raw: bool = False) -> int:
+    """The board's serial console: the station's lines decoded and the REPL's noise between
+    wakes left out, or everything with raw (console.py); Ctrl-] leaves."""
+    from mizumori_tools import console as serial_console
+
+    Board(port)  # a missing port: the usual one line
+    return serial_console.run(port, raw)
