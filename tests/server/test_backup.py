@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from mizumori_server import db
 from sqlalchemy import text
+from test_database import ROWS_0004
 
 
 def readings(path: Path) -> int:
@@ -19,19 +20,12 @@ def test_a_backup_taken_while_writing_has_every_committed_reading(tmp_path: Path
     engine = db.make_engine(f"sqlite:///{tmp_path / 'mizumori.db'}")
     db.upgrade(engine)
     with engine.begin() as c:
-        c.execute(text(
-            "INSERT INTO stations (id, code, name, site_type, latitude, longitude, datum_m, "
-            "mount_height_mm, rise_limit_mm_h, interval_normal_s, interval_flood_s, "
-            "upload_every, tags, created_at) VALUES (1, 'taku-01', '多久橋', 'river', 33.3, "
-            "130.1, 0, 5000, 300, 600, 120, 3, '[]', 1)"))
-        c.execute(text(
-            "INSERT INTO devices (id, hardware_id, transport, firmware_version, station_id, "
-            "last_counter, last_seq, desired_config, desired_version, reported_version, "
-            "created_at) VALUES (1, 'esp32-0001', 'wifi', '1.0.0', 1, 0, 60, '{}', 0, 0, 1)"))
+        for table in ("stations", "devices"):
+            c.execute(text(ROWS_0004[table]))
     holder = engine.connect()  # a reader holds the log open: no checkpoint moves it
     holder.execute(text("SELECT count(*) FROM stations")).all()
     with engine.begin() as c:
-        for seq in range(1, 61):
+        for seq in range(4, 64):
             c.execute(text("INSERT INTO readings (station_id, device_id, seq, t, received, "
                            "level_mm, flags) VALUES (1, 1, :s, :s, :s, 1200, 0)"), {"s": seq})
     copy = tmp_path / "copied.db"

@@ -104,18 +104,7 @@ def test_0005_upgrade_and_downgrade_keep_the_data(database_url: str) -> None:
     cfg = db.alembic_config(engine)
     command.upgrade(cfg, "0004")
     rows = {
-        "stations": "INSERT INTO stations (id, code, name, site_type, latitude, longitude, "
-                    "datum_m, mount_height_mm, rise_limit_mm_h, interval_normal_s, "
-                    "interval_flood_s, upload_every, tags, created_at) VALUES (1, 'taku-01', "
-                    "'多久橋', 'river', 33.3, 130.1, 0, 5000, 300, 600, 120, 3, '[]', 1)",
-        "devices": "INSERT INTO devices (id, hardware_id, transport, firmware_version, "
-                   "station_id, last_counter, last_seq, desired_config, desired_version, "
-                   "reported_version, created_at) VALUES (1, 'esp32-0001', 'wifi', '1.0.0', "
-                   "1, 7, 3, '{}', 2, 2, 1)",
-        "device_installs": "INSERT INTO device_installs (device_id, station_id, installed_at, "
-                           "by_user) VALUES (1, 1, 1, 'tech')",
-        "readings": "INSERT INTO readings (station_id, device_id, seq, t, received, level_mm, "
-                    "flags) VALUES (1, 1, 3, 100, 100, 1200, 0)",
+        **ROWS_0004,
         "station_latest": "INSERT INTO station_latest (station_id, device_id, t, level_mm, "
                           "flags, last_seen, reset_cause) VALUES (1, 1, 100, 1200, 0, 100, "
                           "'deepsleep')",
