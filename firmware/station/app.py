@@ -209,7 +209,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         from station import ota  # its bookkeeping only: the installer is ota_install
 
         ota.after_boot(board.time())
-        queue = FlashQueue(queue_dir, max_records=cfg["queue_max"])
+        queue = FlashQueue(queue_dir, max_records=cfg["queue_max"], keep=cfg["queue_keep"])
         if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)
             clock.after_power_loss(board, st, queue, clock_path)
         from station import cycle

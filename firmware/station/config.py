@@ -39,6 +39,9 @@ DEFAULTS = {
     "battery_ratio": [2, 1],
     "rain_mm_per_tip": 0.2,
     "queue_max": 20000,
+    # Acknowledged readings kept for a resend (a server restored from a backup): 7 days at
+    # the flood interval, ~160 KB; within queue_max (unsent readings take precedence).
+    "queue_keep": 5040,
     "batch_records": 40,        # readings per upload (fits the server's 64 KiB body limit)
     "batches_per_wake": 4,      # bounded backlog drain per wake
     # How readings leave: "wifi", "lorawan", or both in order of preference ("wifi,lorawan":
@@ -84,6 +87,7 @@ RANGES = {
     "battery_ratio": (1, 1000),          # divider numerator and denominator
     "rain_mm_per_tip": (0.1, 1.0),       # tipping buckets from 0.1 to 1 mm
     "queue_max": (100, 50000),           # 32-byte frames: 1.6 MB of the ~2 MB filesystem
+    "queue_keep": (0, 20000),            # counted within queue_max; 0: none kept
     "batch_records": (1, 40),            # within the server's 64 KiB body limit
     "batches_per_wake": (1, 8),          # bounded awake time draining a backlog
     "lora_dr": (2, 5),                   # AS923 with dwell: DR0/1 carry nothing; RUI3 takes 2-5

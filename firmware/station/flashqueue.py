@@ -10,6 +10,11 @@
 # next sequence number is max(meta, newest segment's name, newest frame + 1), and a segment is
 # deleted only after meta
 # has recorded a next seq past its records, so a sequence number is never handed out twice.
+#
+# Acknowledged readings stay for a retention window (`keep`, the newest acknowledged ones) so
+# a server restored from a backup can ask for them again (peek(acked_too=True)); a segment
+# goes once all its readings are acknowledged and older than the window, or sooner when the
+# queue holds more than max_records (unacknowledged readings come first).
 import binascii
 import struct
 
@@ -19,6 +24,9 @@ MAGIC = 0xA5
 _HEAD = 6  # magic, length, seq
 _META_MAGIC = b"MQ1\x00"
 _META = ">4sIII"  # magic, acked, next_seq, dropped; followed by its CRC-32
+# Acknowledged readings kept for a resend: 7 days at the 2-minute flood interval (35 days at
+# the normal 10 minutes); 32-byte frames, so about 160 KB of flash.
+KEEP = 5040
 
 
 def _crc(data):
@@ -63,9 +71,10 @@ def _segment_first(name):
 
 
 class FlashQueue:
-    def __init__(self, root, max_records=20000, segment_records=64):
+    def __init__(self, root, max_records=20000, segment_records=64, keep=KEEP):
         self.root = root
         self.max_records = max_records
+        self.keep = keep  # acknowledged readings retained (config "queue_keep")
         self.segment_records = segment_records
         self.skipped_bytes = 0  # damaged bytes met since open (power cuts, bit rot)
         fsutil.makedirs(root)
@@ -89,12 +98,22 @@ class FlashQueue:
             for seq, _ in frames:
                 if seq >= self.next_seq:
                     self.next_seq = seq + 1
-        self._prune()
+        # Segments past the retention window go at the next ack: the caller may set `keep`
+        # (from the config) after opening.
 
     # -- public -------------------------------------------------------------------------
     def depth(self):
         """Readings stored and not yet acknowledged (an upper bound if frames were lost)."""
         return self.next_seq - 1 - self.acked
+
+    def oldest(self):
+        """The oldest sequence number still held, acknowledged or not (next_seq when the
+        queue is empty): what a resend can start from."""
+        return self._segs[0] if self._segs else self.next_seq
+
+    def held(self):
+        """Readings held in flash, retained acknowledged ones included (an upper bound)."""
+        return self.next_seq - self.oldest()
 
     def append(self, payload):
         """Store one record durably; returns its sequence number."""
@@ -112,10 +131,11 @@ class FlashQueue:
         self._enforce_bound()
         return seq
 
-    def peek(self, max_records, max_bytes=4096, after=0):
+    def peek(self, max_records, max_bytes=4096, after=0, acked_too=False):
         """The oldest unacknowledged records above seq `after` as (seq, payload), oldest
-        first."""
-        after = max(after, self.acked)
+        first; with acked_too, acknowledged ones still retained too (for a resend)."""
+        if not acked_too:
+            after = max(after, self.acked)
         out = []
         size = 0
         for i, first in enumerate(self._segs):
@@ -153,7 +173,7 @@ class FlashQueue:
         self.acked = seq
         self.next_seq = seq + 1
         self._write_meta()
-        self._prune()
+        self._prune(0)  # numbered below what the server holds: never to be resent
         return lost
 
     # -- internals ----------------------------------------------------------------------
@@ -167,26 +187,33 @@ class FlashQueue:
     def _last_seq(self, idx):
         return self._segs[idx + 1] - 1 if idx + 1 < len(self._segs) else self.next_seq - 1
 
-    def _prune(self):
-        # Delete segments whose every record is acknowledged (meta already says so).
-        while self._segs and self._last_seq(0) <= self.acked:
+    def _prune(self, keep=None):
+        # Delete segments whose every record is acknowledged (meta already says so) and
+        # older than the newest `keep` acknowledged ones, or held beyond the bound.
+        keep = self.keep if keep is None else keep
+        while self._segs and self._last_seq(0) <= self.acked and (
+                self._last_seq(0) <= self.acked - keep or self.held() > self.max_records):
             fsutil.remove(self._path(self._segs.pop(0)))
         if not self._segs:
             self._tail_count = 0
 
     def _enforce_bound(self):
+        if self.held() > self.max_records:
+            self._prune()  # retained readings go first
         while self.depth() > self.max_records and len(self._segs) > 1:
             self.drop_oldest()
 
     def drop_oldest(self):
-        """Give up the oldest segment (queue over its bound, or flash full): counted in
-        dropped, never silent."""
+        """Give up the oldest segment (queue over its bound, or flash full): its unsent
+        readings are counted in dropped, never silent; a retained acknowledged segment
+        goes first."""
         if not self._segs:
             return
         last = self._last_seq(0)
-        self.dropped += last - max(self.acked, self._segs[0] - 1)
-        self.acked = last
+        self.dropped += max(0, last - max(self.acked, self._segs[0] - 1))
+        self.acked = max(self.acked, last)
         self._write_meta()
+        fsutil.remove(self._path(self._segs.pop(0)))
         self._prune()
 
     def _read_meta(self):

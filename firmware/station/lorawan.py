@@ -87,11 +87,21 @@ def airtime_ms(payload_len, dr):
 
 def pack(queue, state, now, limit, after=0):
     """(payload, seqs): the oldest readings above seq `after` that fit in limit bytes, each
-    with its age at sending; full records when they fit, else the 11-byte level record."""
+    with its age at sending; full records when they fit, else the 11-byte level record.
+    While the server wants acknowledged readings again (state["lora_resend"]: it was
+    restored from a backup), they go first, from lora_sent on: oldest first, so no uplink
+    starts above a hole the server would ask about again."""
+    acked_too = bool(state["lora_resend"])
+    if acked_too:
+        after = state["lora_sent"]
+        if after + 1 < queue.oldest():  # let go meanwhile (the retention window moved on)
+            _gone(state, after + 1, min(queue.oldest(), queue.acked + 1))
+            after = state["lora_sent"] = queue.oldest() - 1
     parts = []
     seqs = []
     size = 0
-    for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN), after=after):
+    for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN), after=after,
+                                  acked_too=acked_too):
         rec = codec.with_age(stored[4:], now - reading_time(stored, seq, state["adj"]))
         if size + len(rec) > limit:
             rec = codec.to_level(rec)
@@ -271,16 +281,21 @@ def _report_due(state, queue, now):
 
 def _keep_window(state, queue):
     """Let go of sent readings beyond the resend window (nobody reported them), unless the
-    session may be dead (a probe went unanswered): then they were never heard."""
+    session may be dead (a probe went unanswered): then they were never heard. (They stay
+    in flash for queue.keep more, for a server restored from a backup.)"""
+    if state["lora_resend"] and state["lora_sent"] >= queue.acked:
+        state["lora_resend"] = None  # everything asked again went
     if not state["lora_unanswered"] and state["lora_sent"] - queue.acked > RESEND_WINDOW:
         queue.ack(state["lora_sent"] - RESEND_WINDOW)
 
 
 def apply_delivery(data, state, queue):
     """A delivery report. HAVE: every reading below seq is stored: drop them. MISSING: the
-    same, and seq is not: send again from it. RESEND: send again from seq. A reading already
-    let go cannot be sent again; one asked for GIVE_UP times is given up (the server cannot
-    store it: undecodable), counted in `poisoned`, never resent for ever."""
+    same, and seq is not: send again from it. RESEND: send again from seq. A reading
+    acknowledged before and still in flash goes again too (a server restored from a
+    backup); one no longer held cannot, and is counted in `gone`. A reading asked for more
+    than GIVE_UP times is given up (the server cannot store it: undecodable), counted in
+    `poisoned`, never resent for ever."""
     kind = data[0] if len(data) == 4 else 0
     seq = _extend(int.from_bytes(data[1:4], "big"), max(state["lora_sent"], queue.acked)) \
         if kind else 0
@@ -289,18 +304,36 @@ def apply_delivery(data, state, queue):
         return
     if kind != RESEND:
         queue.ack(seq - 1)
-    if kind == HAVE or seq <= queue.acked:
+    if kind == HAVE:
         return
     last = state["lora_rewind"]
     times = last[1] + 1 if last and last[0] == seq else 1
-    state["lora_rewind"] = [seq, times]
+    state["lora_rewind"] = [seq, times]  # kept after a give-up: asked again, still ignored
     if times > GIVE_UP:
         if seq == queue.acked + 1:
             queue.ack(seq)
             state["poisoned"] += 1
-            state["lora_rewind"] = None
+        elif seq <= queue.acked and times == GIVE_UP + 1:
+            state["poisoned"] += 1
         return
+    if seq <= queue.acked:
+        # Acknowledged before: the server lost it (restored from a backup).
+        if seq < queue.oldest():
+            if times > 1:
+                return  # said already; what is held of the range went or is going
+            seq = _gone(state, seq, min(queue.oldest(), queue.acked + 1))
+            if seq > queue.acked:
+                return  # none of them held: the newer ones were stored (the hole's top)
+        state["lora_resend"] = seq
     state["lora_sent"] = min(state["lora_sent"], seq - 1)
+
+
+def _gone(state, first, end):
+    """Readings first..end-1 the server asked for again are no longer held: counted in
+    `gone`, said in `err`, never silently."""
+    state["gone"] += end - first
+    state["err"] = "lorawan: readings %d..%d asked again: no longer held" % (first, end - 1)
+    return end
 
 
 def _seq24(seq):

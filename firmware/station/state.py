@@ -28,6 +28,8 @@ def defaults():
         "backoff_s": 0,     # after failed uploads: wait, doubling up to an hour
         "retry_at": 0,
         "poisoned": 0,      # readings the server refused as undecodable (given up, counted)
+        "resend": None,     # [next seq, last seq] the server asked again (restored server)
+        "gone": 0,          # readings the server asked again that were no longer held
         "bssid": None,      # Wi-Fi access point and channel of the last connection
         "channel": None,
         "fw_reported": "",  # firmware version the server was last told
@@ -50,6 +52,7 @@ def defaults():
         "lora_probe_at": 0,  # when the last session probe (network time request) went out
         "lora_unanswered": 0,  # probes in a row nothing came down for
         "lora_rewind": None,  # [seq, times] the server asked to send again
+        "lora_resend": None,  # seq: sending again from lora_sent, below the acked
         "lora_silent": 0,  # wakes in a row the module did not answer (then: reset it)
         "lora_levels": None,  # [version, river levels] of a config downlink still arriving
     }

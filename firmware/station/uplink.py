@@ -31,14 +31,78 @@ def load_credentials(path=CREDENTIALS):
 
 
 def build_body(queue, state, now, status, max_records, max_bytes):
-    """(body, seqs): the oldest readings with their ages, then the status record."""
-    batch = queue.peek(max_records, max_bytes)
+    """(body, seqs): the oldest readings with their ages, then the status record. While the
+    server wants acknowledged readings again (state["resend"], after a restore), they come
+    first and take up to half the batch when new readings wait, all of it otherwise."""
+    batch = pick(queue, state, max_records, max_bytes)
     parts = []
     for seq, payload in batch:
         age = now - reading_time(payload, seq, state["adj"])
         parts.append(codec.with_age(payload[4:], age))
     parts.append(status)
     return b"".join(parts), [s for s, _ in batch]
+
+
+def pick(queue, state, max_records, max_bytes):
+    """The readings of the next batch, oldest first: [(seq, stored payload)]."""
+    new = queue.peek(max_records, max_bytes)
+    again = state["resend"]
+    if not again:
+        return new
+    if again[0] < queue.oldest():  # let go meanwhile (the retention window moved on)
+        again[0] = gone(state, again[0], min(queue.oldest(), again[1] + 1))
+    old = [r for r in queue.peek(max_records, max_bytes, again[0] - 1, True)
+           if r[0] <= again[1]]
+    if not old:  # nothing of that range held any more
+        state["resend"] = None
+        return new
+    n_new = min(len(new), max(max_records - len(old), max_records // 2))
+    out = []
+    size = 0
+    for seq, payload in new[:n_new] + old[:max_records - n_new]:
+        if size + len(payload) > max_bytes:
+            break
+        out.append((seq, payload))
+        size += len(payload)
+    out.sort()
+    return out
+
+
+def resend_from(state, queue, seq, seqs):
+    """The server holds nothing from seq on up to this batch's first reading (it was
+    restored from a backup, or lost a transaction): send that range again, from what the
+    flash still holds; what it no longer holds is counted in `gone` and said in `err`."""
+    upto = queue.acked
+    if seqs:
+        upto = min(upto, seqs[0] - 1)
+    if state["resend"]:
+        upto = max(upto, state["resend"][1])
+    if seq < 1 or seq > upto:
+        return
+    start = seq
+    if start < queue.oldest():
+        start = gone(state, seq, min(queue.oldest(), upto + 1))
+    state["resend"] = [start, upto] if start <= upto else None
+
+
+def gone(state, first, end):
+    """Readings first..end-1 the server wants again are no longer held: counted in `gone`
+    and said in `err` (reported to the server), never silently. Returns end."""
+    state["gone"] += end - first
+    state["err"] = ("server asked again for readings %d..%d: no longer held; " % (
+        first, end - 1) + state["err"])[:state_mod.MAX_TEXT]
+    return end
+
+
+def _resent(state, seqs):
+    """Move the resend on past the readings of a batch the server took (or refused)."""
+    again = state["resend"]
+    if again:
+        done = [s for s in seqs if again[0] <= s <= again[1]]
+        if done:
+            again[0] = done[-1] + 1
+        if again[0] > again[1]:
+            state["resend"] = None
 
 
 def signed_headers(creds, counter, body):
@@ -139,6 +203,9 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
             last = reply
             if seqs:
                 queue.ack(min(_int(reply.get("ack_upto")), seqs[-1]))
+            _resent(state, seqs)
+            if reply.get("resend_from"):
+                resend_from(state, queue, _int(reply["resend_from"]), seqs)
             if reply.get("server_time"):
                 clock.set_from_server(board, state, queue, _int(reply["server_time"]),
                                       clock_path)
@@ -147,7 +214,7 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
             state["backoff_s"] = 0
             state["since_upload"] = 0
             state["uplink"] = ""
-            if not seqs or queue.depth() == 0:
+            if not seqs or (queue.depth() == 0 and not state["resend"]):
                 break
             continue
         why = reply.get("code", "")
@@ -161,9 +228,12 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
             bad = _int(reply["record"])
             if bad == 0 and seqs:
                 # A reading the server cannot decode can never be delivered: give it up,
-                # counted and reported, so the queue behind it moves.
-                queue.ack(seqs[0])
-                state["poisoned"] += 1
+                # counted and reported, so the queue behind it moves (one sent again was
+                # counted when it was given up).
+                _resent(state, seqs[:1])
+                if seqs[0] > queue.acked:
+                    queue.ack(seqs[0])
+                    state["poisoned"] += 1
                 state["uplink"] = "server refused reading %d: %s" % (seqs[0],
                                                                      reply.get("detail"))
             limit = max(1, bad)

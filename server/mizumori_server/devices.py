@@ -280,7 +280,7 @@ OVERRIDABLE = (
     "loop_zero_ua", "loop_span_mm", "samples", "min_valid", "max_dev_mm", "max_jump_mm",
     "stuck_count", "level_min_mm", "level_max_mm", "thresholds_mm", "hysteresis_mm",
     "rise_limit_mm_h", "flood_alert", "interval_normal_s", "interval_flood_s", "upload_every",
-    "rain_mm_per_tip", "queue_max", "batch_records", "batches_per_wake", "lora_dr",
+    "rain_mm_per_tip", "queue_max", "queue_keep", "batch_records", "batches_per_wake", "lora_dr",
     "lora_uplinks", "radio_min_mv", "radio_budget_s", "wdt_ms",
 )
 

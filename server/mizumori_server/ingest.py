@@ -149,7 +149,7 @@ def store(session: Session, settings: Settings, device_id: int, device: Any,
     config = None
     if device.desired_version != reported.reported_version:
         config = merged_config(device, device.desired_config, device.desired_version)
-    return {
+    reply = {
         "acked": [r["seq"] for r in rows],
         "ack_upto": max((r["seq"] for r in rows), default=None),
         "server_time": now,
@@ -157,6 +157,19 @@ def store(session: Session, settings: Settings, device_id: int, device: Any,
         "config": config,
         "ota": rollouts.offer_for(session, device_id, now),
     }
+    gap = resend_from(device.last_seq, rows)
+    if gap is not None and counter is not None:  # LoRaWAN asks with a delivery report
+        reply["resend_from"] = gap
+    return reply
+
+
+def resend_from(before: int, rows: list[dict[str, Any]]) -> int | None:
+    """The first reading to send again when an upload starts above the newest one held
+    (`before`) + 1: the server was restored from a backup, or lost a transaction, and the
+    station still keeps acknowledged readings for a while (docs/protocol.md)."""
+    if rows and min(r["seq"] for r in rows) > before + 1:
+        return before + 1
+    return None
 
 
 def check_signature(box: security.SecretBox, up: Upload, device: Any) -> Any:

@@ -37,21 +37,21 @@ def test_peek_after_a_seq_skips_what_was_sent_but_keeps_it():
 
 def test_survives_reopen_and_never_reuses_a_sequence_number():
     root = tempdir()
-    q = FlashQueue(root, segment_records=4)
+    q = FlashQueue(root, segment_records=4, keep=0)
     fill(q, 9)
-    q.ack(9)  # everything delivered: all segments deleted
+    q.ack(9)  # everything delivered, nothing retained: all segments deleted
     assert [n for n in os.listdir(root) if n.startswith("s")] == []
-    q2 = FlashQueue(root, segment_records=4)
+    q2 = FlashQueue(root, segment_records=4, keep=0)
     assert q2.append(payload(0)) == 10
     fill(q2, 2)
-    q3 = FlashQueue(root, segment_records=4)  # meta says 10, the tail says 13
+    q3 = FlashQueue(root, segment_records=4, keep=0)  # meta says 10, the tail says 13
     assert q3.next_seq == 13
     assert [s for s, _ in q3.peek(10)] == [10, 11, 12]
 
 
 def test_acked_segments_are_deleted_and_ack_is_idempotent():
     root = tempdir()
-    q = FlashQueue(root, segment_records=4)
+    q = FlashQueue(root, segment_records=4, keep=0)
     fill(q, 12)
     q.ack(8)
     assert sorted(n for n in os.listdir(root) if n.startswith("s")) == ["s00000009"]
@@ -157,3 +157,61 @@ def test_erased_board_numbers_above_what_the_server_holds():
     q = FlashQueue(root, segment_records=4)  # and after a reset
     assert q.next_seq == 503 and [s for s, _ in q.peek(10)] == [501, 502]
     assert q.start_after(400) == 0 and q.next_seq == 503  # already above: nothing changes
+
+
+def segments(root):
+    return sorted(n for n in os.listdir(root) if n.startswith("s"))
+
+
+def test_acked_readings_are_kept_for_the_window_and_read_again_on_request():
+    root = tempdir()
+    q = FlashQueue(root, segment_records=4, keep=6)
+    fill(q, 14)
+    q.ack(12)
+    # 1..4 are older than the newest 6 acknowledged (7..12): gone; 5..8 hold 7 and 8: kept
+    assert segments(root) == ["s00000005", "s00000009", "s0000000d"]
+    assert q.depth() == 2 and q.oldest() == 5 and q.held() == 10
+    assert [s for s, _ in q.peek(100)] == [13, 14]  # unacknowledged only, as before
+    again = q.peek(3, after=6, acked_too=True)
+    assert [s for s, _ in again] == [7, 8, 9] and again[0][1] == payload(7)
+    assert [s for s, _ in q.peek(100, after=0, acked_too=True)] == list(range(5, 15))
+    q2 = FlashQueue(root, segment_records=4, keep=6)  # kept across a reset
+    assert q2.depth() == 2 and [s for s, _ in q2.peek(2, after=4, acked_too=True)] == [5, 6]
+    q2.ack(14)
+    assert segments(root) == ["s00000009", "s0000000d"] and q2.depth() == 0
+    assert q2.oldest() == 9 and q2.peek(10) == []
+
+
+def test_kept_readings_give_way_to_unsent_ones_within_the_bound_uncounted():
+    q = FlashQueue(tempdir(), max_records=12, segment_records=4, keep=100)
+    fill(q, 8)
+    q.ack(8)
+    fill(q, 8)  # 16 held: the kept ones go first, nothing unsent is dropped
+    assert q.dropped == 0 and q.depth() == 8 and q.held() <= 12 and q.oldest() == 5
+    fill(q, 8)  # now unsent ones over the bound: dropped and counted, as before
+    assert q.dropped == 4 and q.depth() == 12 and q.held() == 12
+    r = FlashQueue(tempdir(), segment_records=4, keep=100)
+    fill(r, 9)
+    r.ack(8)
+    r.drop_oldest()  # flash full: a kept segment goes first, nothing lost is counted
+    assert r.dropped == 0 and r.acked == 8 and r.oldest() == 5 and r.depth() == 1
+
+
+def test_a_board_numbered_above_the_server_keeps_nothing_below():
+    q = FlashQueue(tempdir(), segment_records=4, keep=100)
+    fill(q, 6)
+    q.ack(6)
+    assert q.oldest() == 1
+    q.start_after(500)  # 1..6 were another numbering: never to be sent again
+    assert q.oldest() == 501 and q.peek(10, acked_too=True) == []
+
+
+def test_the_default_window_is_a_week_of_flood_readings_in_160_kb():
+    from station import codec, config
+
+    rec = codec.encode_full(1, 0, 1000, 3700, 0, 20.0, 50.0, 1000.0, 0.0)
+    frame_len = len(flashqueue.frame(1, bytes(4) + rec))  # clock time + full record
+    assert config.DEFAULTS["queue_keep"] == flashqueue.KEEP
+    assert flashqueue.KEEP * config.DEFAULTS["interval_flood_s"] == 7 * 86400
+    assert frame_len == 32 and flashqueue.KEEP * frame_len < 165000
+    assert config.RANGES["queue_keep"][1] <= config.DEFAULTS["queue_max"]

@@ -17,6 +17,7 @@ CREDS = {"lorawan": {"dev_eui": EUI, "app_eui": "ac1f09fff8680000",
 class Clock:
     def __init__(self):
         self.ms = 0
+        self.napped = 0  # ms in light sleep
 
     def ticks(self):
         return self.ms
@@ -93,7 +94,18 @@ def rig(version="4.2.1", reset_pin=None):
     clock = Clock()
     net = Network()
     module = Rak3172Sim(net, clock.ticks, version)
-    return clock, net, module, Rak3172(module, clock.sleep, clock.ticks, reset_pin)
+    return clock, net, module, Rak3172(module, clock.sleep, clock.ticks, reset_pin,
+                                       light_sleep(clock, module))
+
+
+def light_sleep(clock, module):
+    """The board's light sleep: time passes, and what the module says meanwhile is lost
+    (the UART's clock is gated)."""
+    def nap(ms):
+        clock.sleep(ms)
+        clock.napped += ms
+        module.read()
+    return nap
 
 
 KEYS = (EUI, "ac1f09fff8680000", "2b7e151628aed2a6abf7158809cf4f3c")
@@ -401,6 +413,7 @@ def test_a_reading_the_station_no_longer_holds_is_not_asked_for_in_a_loop():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(8, lora_dr=5)
     net.stored = {1, 2, 3}  # 4..8 were dropped on the station (queue overflow), unsent
+    q.keep = 0
     q.ack(8)
     add_reading(board, q)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
@@ -410,6 +423,89 @@ def test_a_reading_the_station_no_longer_holds_is_not_asked_for_in_a_loop():
     # RESEND 4 came once; the station holds nothing below 9 and sent each reading once
     seqs = [r["seq"] for f in net.frames for r in codec.decode(f[1]) if r["type"] != "status"]
     assert seqs == [9, 10, 11, 12] and st["lora_sent"] == 12
+    assert st["gone"] == 5 and "4..8" in st["err"]  # counted and said, never silent
+
+
+def sent_seqs(net, frames=None):
+    return [r["seq"] for f in (frames or net.frames)
+            for r in codec.decode(f[1][6:] if f[0] == lorawan.REPORT_PORT else f[1])
+            if r["type"] != "status"]
+
+
+def test_a_server_restored_from_a_backup_gets_the_kept_readings_again():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(8, lora_dr=5)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    report_due(board, st)
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert q.acked == 9 and q.depth() == 1 and net.stored == set(range(1, 11))
+    net.stored = {1, 2, 3}  # restored from a backup taken after seq 3
+    n = len(net.frames)
+    for _ in range(2):
+        add_reading(board, q)
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # 11 showed the hole: RESEND 4 came down with 12's uplink; 4..9 (acknowledged, still in
+    # flash) and 10..12 (sent, not yet reported) went again, oldest first
+    assert sent_seqs(net, net.frames[n:]) == [11, 12, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert net.stored == set(range(1, 13)) and st["lora_sent"] == 12
+    assert st["lora_resend"] is None and st["gone"] == 0 and st["poisoned"] == 0
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert sent_seqs(net)[-1] == 13 and net.stored == set(range(1, 14))
+    assert st["lora_rewind"] == [4, 1]  # asked once: no uplink started above a hole again
+
+
+def test_readings_sent_again_start_where_the_flash_still_holds_them():
+    d, cfg, board, q, st = station(0)
+    q = FlashQueue(d + "/q2", segment_records=4, keep=8)
+    for _ in range(12):
+        add_reading(board, q)
+    q.ack(12)  # kept: 5..12; 1..4 let go
+    st["lora_sent"] = 12
+    lorawan.apply_delivery(bytes([lorawan.RESEND, 0, 0, 3]), st, q)
+    assert st["gone"] == 2 and "3..4" in st["err"]  # counted and said
+    assert st["lora_resend"] == 5 and st["lora_sent"] == 4
+    _, seqs = lorawan.pack(q, st, board.time(), 54, max(q.acked, st["lora_sent"]))
+    assert seqs == [5, 6, 7]
+    st["lora_sent"] = 7  # what send() does once the uplink is out
+    lorawan._keep_window(st, q)
+    assert st["lora_resend"] == 5
+    for _ in range(8):  # meanwhile new readings push 5..8 out of the window
+        add_reading(board, q)
+    q.ack(16)
+    _, seqs = lorawan.pack(q, st, board.time(), 54, max(q.acked, st["lora_sent"]))
+    assert seqs == [9, 10, 11] and st["gone"] == 3  # 8 was let go before it went again
+    st["lora_sent"] = 20
+    lorawan._keep_window(st, q)
+    assert st["lora_resend"] is None
+
+
+def test_asking_again_for_acknowledged_readings_cannot_loop():
+    d, cfg, board, q, st = station(0)
+    q = FlashQueue(d + "/q2", segment_records=4, keep=8)
+    for _ in range(12):
+        add_reading(board, q)
+    q.ack(12)  # kept: 5..12
+    st["lora_sent"] = 12
+    resend3 = bytes([lorawan.RESEND, 0, 0, 3])
+    lorawan.apply_delivery(resend3, st, q)  # not held: counted once, the rest goes
+    assert st["gone"] == 2 and st["lora_resend"] == 5 and st["lora_sent"] == 4
+    st["lora_sent"], st["lora_resend"] = 12, None
+    lorawan.apply_delivery(resend3, st, q)  # asked again: nothing more, nothing counted
+    assert st["gone"] == 2 and st["lora_resend"] is None and st["lora_sent"] == 12
+    missing7 = bytes([lorawan.MISSING, 0, 0, 7])
+    for _ in range(lorawan.GIVE_UP):  # held: sent again each time (frames lost in the air)
+        st["lora_sent"], st["lora_resend"] = 12, None
+        lorawan.apply_delivery(missing7, st, q)
+        assert st["lora_resend"] == 7 and st["lora_sent"] == 6
+    for _ in range(3):  # asked for once too often: the server cannot take it; counted once
+        st["lora_sent"], st["lora_resend"] = 12, None
+        lorawan.apply_delivery(missing7, st, q)
+        assert st["lora_resend"] is None and st["lora_sent"] == 12 and st["poisoned"] == 1
+    assert q.acked == 12
 
 
 def test_a_reading_the_server_cannot_store_is_given_up_and_counted():
@@ -493,7 +589,7 @@ def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
     clock = Clock()
     net = FPendingNetwork()
     module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks)
+    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
     d, cfg, board, q, st = station(3, lora_dr=3)
     # all four river levels move up: one by one they would not rise
     net.downlinks = [(10, config_frame(True, 7, [(2, 3000), (3, 3500)])),
@@ -511,7 +607,7 @@ def test_a_downlink_the_module_fetches_by_itself_after_the_last_uplink_is_not_lo
     net = FPendingNetwork()
     net.reports = False
     module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks)
+    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
     d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
     net.downlinks = [(10, config_frame(False, 8, [(2, 3000)])),
                      (lorawan.DELIVERY_PORT, bytes([lorawan.HAVE, 0, 0, 2]))]
@@ -641,3 +737,19 @@ def test_a_lorawan_delivery_counts_as_an_upload():
     st["since_upload"] = 3
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     assert st["since_upload"] == 0  # upload_every holds over LoRaWAN too
+
+
+def test_the_esp32_light_sleeps_through_the_receive_windows_and_loses_no_outcome():
+    clock, net, module, modem = rig()
+    modem.setup(*KEYS, 3)
+    assert modem.join()
+    for downlink, napped in (([], 1500), ([(10, b"\x00\x00\x01")], 900)):
+        net.downlinks = list(downlink)
+        start, nap0 = clock.ms, clock.napped
+        air = lorawan.airtime_ms(11, 3)
+        done, got = modem.send(1, b"\x11" * 11, 10000, air)
+        # RX2's outcome (nothing came in RX1) or RX1's: either way it was heard, and the
+        # ESP32 slept through the windows (its UART deaf meanwhile) and woke for them
+        assert done and got == downlink
+        assert clock.napped - nap0 == air + napped
+        assert clock.ms - start - (clock.napped - nap0) <= 1000  # awake, of ~2.5 s

@@ -41,3 +41,114 @@ def test_credentials_missing_or_broken_mean_not_provisioned():
         with open(d + "/secrets.json", "wb") as f:
             f.write(bad)
         assert uplink.load_credentials(d + "/secrets.json") is None
+
+
+class Server:
+    """The fleet server's ingest as far as the station sees it (server/mizumori_server/
+    ingest.py): stores each (device, seq) once, claims the counter, acknowledges what it
+    got and asks for `resend_from` when an upload starts above the newest it holds + 1."""
+
+    def __init__(self):
+        self.stored = set()
+        self.last_seq = 0
+        self.last_counter = 0
+        self.batches = []
+
+    def restore(self, upto):
+        """Back to a backup taken when it held readings 1..upto (the counter is older too)."""
+        self.stored = set(range(1, upto + 1))
+        self.last_seq = upto
+        self.last_counter = 1
+
+    def post(self, board, creds, state, path, body, content_type=None, feed=None):
+        state["counter"] += 1
+        if state["counter"] <= self.last_counter:
+            return 401, {"code": "stale_counter", "last_counter": self.last_counter}
+        self.last_counter = state["counter"]
+        seqs = [r["seq"] for r in codec.decode(body) if r["type"] != "status"]
+        self.batches.append(seqs)
+        reply = {"ack_upto": max(seqs) if seqs else None}
+        if seqs and min(seqs) > self.last_seq + 1:
+            reply["resend_from"] = self.last_seq + 1
+        self.stored.update(seqs)
+        self.last_seq = max([self.last_seq] + seqs)
+        return 200, reply
+
+
+def wifi_station(n, **changes):
+    from station import config
+    from station.hw import sim
+
+    cfg, errors = config.merge(config.DEFAULTS, changes)
+    assert errors == []
+    q = FlashQueue(tempdir(), keep=cfg["queue_keep"], segment_records=8)
+    add(q, n)
+    board = sim.Board(sim.World())
+    creds = {"device_id": 1, "key": b"k" * 32, "server": "http://x",
+             "wifi": {"ssid": sim.SIM_SSID, "password": "pw"}}
+    return cfg, q, board, creds, state.defaults()
+
+
+def add(q, n):
+    for _ in range(n):
+        q.append(stored(1000 + q.next_seq, q.next_seq))
+
+
+def upload(server, cfg, q, board, creds, st):
+    real = uplink.post_signed
+    uplink.post_signed = server.post
+    try:
+        server.batches = []
+        return uplink.send(board, cfg, tempdir() + "/c.json", creds, st, q)
+    finally:
+        uplink.post_signed = real
+
+
+def test_a_restored_server_gets_the_acknowledged_readings_again():
+    server = Server()
+    cfg, q, board, creds, st = wifi_station(30)
+    assert upload(server, cfg, q, board, creds, st) is not None
+    assert q.acked == 30 and q.depth() == 0 and q.oldest() == 1  # acknowledged, kept
+    server.restore(10)  # the backup was taken after reading 10; its counter is older
+    add(q, 2)
+    reply = upload(server, cfg, q, board, creds, st)
+    # 31, 32 showed the gap: the server asked from 11 and got 11..30 in the next batch; the
+    # station's counter, higher than the restored one, was taken at once
+    assert server.batches == [[31, 32], list(range(11, 31))]
+    assert server.stored == set(range(1, 33)) and reply is not None
+    assert st["resend"] is None and st["gone"] == 0 and q.depth() == 0
+
+
+def test_new_readings_share_each_batch_and_the_resend_is_bounded_per_wake():
+    server = Server()
+    cfg, q, board, creds, st = wifi_station(100, batch_records=10, batches_per_wake=2)
+    for _ in range(5):
+        upload(server, cfg, q, board, creds, st)
+    assert q.acked == 100
+    server.restore(0)  # a backup from before the station's first upload
+    wakes = 0
+    while server.stored != set(range(1, q.next_seq)):
+        add(q, 6)  # new readings keep coming, six a wake
+        upload(server, cfg, q, board, creds, st)
+        wakes += 1
+        # batches_per_wake, + the one try send() keeps for a stale counter
+        assert len(server.batches) <= 3 and all(len(b) <= 10 for b in server.batches)
+        assert q.depth() <= 6  # the new ones never wait behind the old
+        assert wakes < 20
+    assert st["resend"] is None and st["gone"] == 0 and wakes == 5
+    assert server.batches[0] == sorted(server.batches[0])  # oldest first in each batch
+
+
+def test_what_the_flash_no_longer_holds_is_counted_and_said_and_asked_once():
+    server = Server()
+    cfg, q, board, creds, st = wifi_station(40, queue_keep=10)
+    upload(server, cfg, q, board, creds, st)
+    assert q.acked == 40 and q.oldest() == 25  # the newest 10 and their segments kept
+    server.restore(4)
+    add(q, 1)
+    upload(server, cfg, q, board, creds, st)
+    assert server.batches == [[41], list(range(25, 41))]
+    assert st["gone"] == 20 and "5..24" in st["err"] and st["resend"] is None
+    add(q, 1)
+    upload(server, cfg, q, board, creds, st)
+    assert server.batches == [[42]] and st["gone"] == 20  # not asked again: no loop

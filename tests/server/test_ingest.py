@@ -175,3 +175,37 @@ def test_overload_answers_503_with_retry_after(dev: Device, app_client: TestClie
     assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
     assert count(engine) == 0
     assert dev.send(reading(1)).status_code == 200
+
+
+def test_an_upload_above_a_gap_asks_for_the_range_again(dev: Device, engine: Engine) -> None:
+    reply = dev.send(reading(1) + reading(2)).json()
+    assert "resend_from" not in reply  # no gap: nothing asked
+    assert "resend_from" not in dev.send(reading(3)).json()
+    # the server lost 4..9 (restored from a backup, a lost transaction): asked from 4
+    reply = dev.send(reading(10) + reading(11)).json()
+    assert reply["resend_from"] == 4 and reply["acked"] == [10, 11]
+    assert "resend_from" not in dev.send(reading(4) + reading(5)).json()  # no gap below 4
+    assert "resend_from" not in dev.send(reading(12)).json()  # asked once, not every time
+    assert count(engine) == 8
+
+
+def test_after_a_restore_the_station_counter_above_the_old_one_is_taken(
+        dev: Device, engine: Engine) -> None:
+    from mizumori_server.models import Device as DeviceRow
+    from sqlalchemy import delete, update
+
+    assert dev.send(reading(1)).status_code == 200
+    with engine.begin() as c:  # the backup's row: an older counter and last seq
+        c.execute(update(DeviceRow).where(DeviceRow.id == dev.id)
+                  .values(last_counter=1, last_seq=1))
+    dev.counter = 40  # the station went on uploading after the backup
+    for seq in range(2, 5):
+        assert dev.send(reading(seq)).status_code == 200
+    with engine.begin() as c:
+        c.execute(update(DeviceRow).where(DeviceRow.id == dev.id)
+                  .values(last_counter=1, last_seq=1))
+        c.execute(delete(Reading).where(Reading.seq > 1))
+    r = dev.send(reading(5))  # counter 44 against the restored 1: taken, no stale_counter
+    assert r.status_code == 200 and r.json()["resend_from"] == 2
+    r = dev.send(reading(2) + reading(3) + reading(4))
+    assert r.status_code == 200 and "resend_from" not in r.json() and count(engine) == 5

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from mizumori_server import background, clock, ingest, metrics
+from mizumori_server import accesslog, background, clock, ingest, metrics
 from mizumori_server.inputs import INT32_MAX, INT64_MAX, bounded_router, read_capped
 
 router = bounded_router("/api", "ingest")
@@ -58,6 +58,9 @@ async def ingest_batch(
             return JSONResponse({"detail": f"database busy: {type(e).__name__}",
                                  "code": "database_busy"}, status_code=503,
                                 headers={"Retry-After": str(app.state.settings.retry_after_s)})
+    if "resend_from" in reply:  # a gap below this upload: after a restore, say, once
+        accesslog.events.warning("upload above a gap: device %d asked to send again from "
+                                 "reading %d", up.device_id, reply["resend_from"])
     metrics.RECORDS.inc(len(reply["acked"]))
     metrics.UPLOADS.inc()
     metrics.LATENCY.observe(time.perf_counter() - started)
