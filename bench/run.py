@@ -67,6 +67,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    for part in ("ram.py", "station_wake.py", "energy.py", "ota.py", "lorawan.py", "server.py",
-                 "dashboard.py"):
+    for part in ("ram.py", "station_wake.py", "energy.py", "uncertainty.py", "ota.py",
+                 "lorawan.py", "server.py", "dashboard.py"):
         subprocess.run([sys.executable, str(ROOT / "bench" / part)], check=True)

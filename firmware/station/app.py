@@ -217,8 +217,8 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
         cycle = None
         release(CYCLE_CODE)  # the radio's code comes in next
-        if cfg_errors:
-            st["err"] = "; ".join(cfg_errors)
+        if cfg_errors:  # with the cycle's own notes (a stale temperature, a noisy burst)
+            st["err"] = "; ".join(cfg_errors + ([st["err"]] if st["err"] else []))
         reformatted = fsutil.read_bytes(_beside(cfg_path, FS_MARKER))
         if reformatted:  # told to the server until a report with it gets through
             st["err"] = "filesystem reformatted %s; %s" % (_text(reformatted[:60]), st["err"])

@@ -26,6 +26,12 @@ DEFAULTS = {
     "max_dev_mm": 30,
     "max_jump_mm": 1000,
     "stuck_count": 6,
+    # An ultrasonic module's own temperature compensation: "firmware" (it assumes 20 C air
+    # and the station corrects for the speed of sound) or "internal" (it corrects itself:
+    # correcting again would double it). Decided on the bench: hardware/ultrasonic.md.
+    "us_compensation": "firmware",
+    "us_scale": 1.0,            # times every ultrasonic distance (a fixed-speed module's scale)
+    "temp_hold_s": 10800,       # the BME280 failed: correct with its last temperature this long
     "level_min_mm": -1000,
     "level_max_mm": 10000,
     # The four river levels in mm above datum: standby, caution, evacuation, danger.
@@ -75,6 +81,8 @@ RANGES = {
     "max_dev_mm": (1, 1000),             # outlier distance from the median in a burst
     "max_jump_mm": (10, 30000),          # under 10 mm every ripple would be flagged
     "stuck_count": (2, 144),             # identical readings before STUCK (a day at 10 min)
+    "us_scale": (0.9, 1.1),              # 340 vs 343.2 m/s is 0.94 %; 10 % is a wrong part
+    "temp_hold_s": (0, 86400),           # 0: never; a day's temperature cycle is up to ~15 K
     "level_min_mm": (-30000, 30000),     # levels travel as int16 mm
     "level_max_mm": (-30000, 30000),
     "thresholds_mm": (-30000, 30000),    # each river level; int16 mm like the readings
@@ -102,6 +110,7 @@ RETIRED = ("lora_retries",)
 # Messages that say more than the range.
 NOTES = {"lora_dr": "AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under dwell time)"}
 CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
+           "us_compensation": ("firmware", "internal"),
            "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi")}
 
 

@@ -33,8 +33,32 @@ def read_env(board, cfg, pins, notes):
         return None, None, None
 
 
-def read_level(board, cfg, pins, state, temp_c, notes, wdt):
-    """(level mm or None, fault flags); updates state["stuck"]."""
+def level_temperature(cfg, state, temp_c, now, notes):
+    """The air temperature to correct an ultrasonic distance with, or None; remembers a good
+    one in state["temp"]. When the BME280 gives none, its last good temperature serves for
+    cfg["temp_hold_s"]; after that the level goes uncorrected. Either way the wake's notes
+    (state["err"], reported to the server) say so: the record itself has no flag for it (a
+    new flag bit is a wire-format change)."""
+    if temp_c is not None:
+        state["temp"] = [now, int(temp_c * 100 + (0.5 if temp_c >= 0 else -0.5))]
+        return temp_c
+    if cfg["level_sensor"] == "current_loop" or cfg["us_compensation"] != "firmware":
+        return None  # nothing to correct
+    last = state["temp"]
+    if isinstance(last, list) and len(last) == 2 and 0 <= now - last[0] <= cfg["temp_hold_s"]:
+        notes.append("level corrected with the temperature from %s ago" % _age(now - last[0]))
+        return last[1] / 100
+    notes.append("no temperature: level not corrected for the speed of sound")
+    return None
+
+
+def _age(s):
+    # Whole hours (the note, and so the report to the server, changes at most hourly).
+    return "%d h" % ((s + 1800) // 3600) if s >= 1800 else "under 1 h"
+
+
+def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
+    """(level mm or None, fault flags, spread mm or None); updates state["stuck"]."""
     try:
         kind, sensor = sensors.level_sensor(board, cfg, pins)
         good, faults = sample(sensor, cfg["samples"], wdt)
@@ -42,10 +66,16 @@ def read_level(board, cfg, pins, state, temp_c, notes, wdt):
         notes.append("level sensor: %r" % e)
         kind, good, faults = "distance", [], {codec.SENSOR_MISSING: 1}
     level, flags, state["stuck"] = processing.level_from_samples(
-        kind, good, faults, temp_c, cfg, state["level"], state["stuck"])
+        kind, good, faults, temp_c, cfg, state["level"], state["stuck"], now)
     if flags & codec.FAULTS:
         notes.append("level flags: %s" % ",".join(codec.flags_to_names(flags)))
-    return level, flags
+    spread = None
+    if level is not None:
+        spread, dropped, noisy = processing.quality(good, cfg)
+        if noisy:  # no flag bit fits: said in the notes (the server gets state["err"])
+            notes.append("level noisy: spread %d mm, %d of %d samples dropped" % (
+                spread, dropped, len(good)))
+    return level, flags, spread
 
 
 def read_battery(board, cfg, pins, notes):
@@ -76,7 +106,8 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     sensors.rail_on(board, cfg, pins)
     try:
         temp_c, hum, pres = read_env(board, cfg, pins, notes)
-        level, flags = read_level(board, cfg, pins, state, temp_c, notes, wdt)
+        level_temp = level_temperature(cfg, state, temp_c, now, notes)
+        level, flags, spread = read_level(board, cfg, pins, state, level_temp, notes, wdt, now)
     finally:
         sensors.rail_off(board, pins)  # never left on: it would drain the battery asleep
     battery_mv = read_battery(board, cfg, pins, notes)
@@ -109,7 +140,7 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     return {
         "seq": seq, "t": now, "level_mm": level, "flags": flags, "battery_mv": battery_mv,
         "temperature_c": temp_c, "humidity_pct": hum, "pressure_hpa": pres,
-        "rain_mm": rain_mm, "notes": notes, "record": record,
+        "rain_mm": rain_mm, "notes": notes, "record": record, "spread_mm": spread,
         "alert": decision["alert"], "flood": decision["flood"],
         "rate_mm_h": decision["rate_mm_h"], "interval_s": decision["interval_s"],
         "upload": decision["upload"],

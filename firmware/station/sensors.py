@@ -36,7 +36,7 @@ def level_sensor(board, cfg, pins):
 
         return "distance", JSNSR04T(board.pin_out(pins["jsn_trig"]),
                                     board.pin_in(pins["jsn_echo"]),
-                                    board.time_pulse_us, board.sleep_us)
+                                    board.time_pulse_us, board.sleep_us, clock=board)
     from station.drivers.current_loop import CurrentLoop
 
     return "depth", CurrentLoop(board.adc(pins["loop_adc"]), cfg["loop_shunt_ohm"],

@@ -15,7 +15,8 @@ def defaults():
         "alert": 0,         # river level reached, 0..4
         "flood": False,     # in flood (fast) mode
         "since_upload": 0,  # readings since the last successful upload
-        "stuck": 0,         # consecutive identical bursts
+        "stuck": None,      # run of identical bursts: [raw mm, bursts, since s, C x 100]
+        "temp": None,       # last good air temperature: [time s, C x 100]
         "rain": 0,          # rain tips not yet reported
         "rain_off": False,  # the reed switch stayed closed: rain wake disarmed until the
                             # next scheduled wake

@@ -276,7 +276,8 @@ STATION_KEYS = {"mount_height_mm": "mount_mm", "standby_mm": "thresholds_mm",
 # Not the hardware's wiring (pins, battery_ratio) nor the transport: a wrong one would cut
 # the station off.
 OVERRIDABLE = (
-    "level_sensor", "env_sensor", "mount_mm", "sensor_offset_mm", "loop_shunt_ohm",
+    "level_sensor", "env_sensor", "mount_mm", "sensor_offset_mm", "us_compensation",
+    "us_scale", "temp_hold_s", "loop_shunt_ohm",
     "loop_zero_ua", "loop_span_mm", "samples", "min_valid", "max_dev_mm", "max_jump_mm",
     "stuck_count", "level_min_mm", "level_max_mm", "thresholds_mm", "hysteresis_mm",
     "rise_limit_mm_h", "flood_alert", "interval_normal_s", "interval_flood_s", "upload_every",

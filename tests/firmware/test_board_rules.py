@@ -189,8 +189,46 @@ def test_time_pulse_us_codes_as_the_port_returns_them():
     assert board.time_pulse_us(14, 1, 40000) == -2
     assert raises(SensorFault, jsn.read_mm).flag == codec.SENSOR_MISSING
     w.faults = {"no_echo"}  # the echo rises and never falls within the timeout
+    board.pin_out(26, 1)  # a ping
     assert board.time_pulse_us(14, 1, 40000) == -1
+    board.sleep_ms(100)
     assert raises(SensorFault, jsn.read_mm).flag == codec.NO_ECHO
+
+
+def test_a_jsnsr04t_ping_inside_its_no_echo_hold_times_a_ghost():
+    # With nothing below, ECHO stays high 60 ms; a timeout of 40 ms and a ping at once after
+    # it time the rest of that hold: a distance where there is none.
+    w = sim.World()
+    w.faults = {"no_echo"}
+    board = sim.Board(w)
+    board.pin_out(PINS["sensor_power"], 1)
+    board.sleep_ms(100)
+    trig = board.pin_out(PINS["jsn_trig"])
+    trig.value(1)
+    assert board.time_pulse_us(board.pin_in(14), 1, 40000) == -1
+    trig.value(0)
+    trig.value(1)  # ignored: the module is still in its hold
+    assert 0 < board.time_pulse_us(board.pin_in(14), 1, 40000) <= 20000  # the ghost
+    jsn = sensors.level_sensor(board, dict(config.DEFAULTS, level_sensor="jsnsr04t"), PINS)[1]
+    for _ in range(4):  # the driver waits out the hold and the cycle: no echo, every time
+        assert raises(SensorFault, jsn.read_mm).flag == codec.NO_ECHO
+
+
+def test_jsnsr04t_pings_closer_than_its_cycle_are_refused():
+    board = sim.Board(sim.World())
+    board.pin_out(PINS["sensor_power"], 1)
+    board.sleep_ms(100)
+    trig = board.pin_out(PINS["jsn_trig"])
+    trig.value(1)
+    assert 0 < board.time_pulse_us(board.pin_in(14), 1, 70000) < 30000  # 4 m: 23 ms
+    trig.value(0)
+    raises(sim.RuleBroken, trig.value, 1)  # at 24 ms: under the 50 ms cycle
+    board.sleep_ms(50)
+    jsn = sensors.level_sensor(board, dict(config.DEFAULTS, level_sensor="jsnsr04t"), PINS)[1]
+    start = board.ticks_ms()
+    got = [jsn.read_mm() for _ in range(5)]  # the driver spaces them
+    assert all(abs(mm - 4000) <= 5 for mm in got)
+    assert board.ticks_ms() - start >= 4 * 50
 
 
 # -- Wi-Fi ------------------------------------------------------------------------------------
@@ -378,3 +416,18 @@ def test_the_board_charges_every_state_it_passes_through_to_its_ledger():
         pass
     assert board.spent == {"boot": sim.BOOT_MS, "cpu": 150, "rail_bme280": 50, "wifi": 200,
                            "deep_sleep": 60000}
+
+
+def test_light_sleep_loses_what_the_uarts_receive_and_is_charged_as_such():
+    from station.hw import sim
+
+    board = sim.Board(sim.World())
+    u = board.uart(board.pins["ultrasonic_uart"], 9600, 17, 16)
+    board.drive(board.pins["sensor_power"], 1)
+    board.sleep_ms(1000)  # warmed up: frames every 100 ms
+    assert u.any()
+    board.lightsleep(500)  # the UART's clock is gated: what came meanwhile is gone
+    assert u.any() == 0 and board.spent["light_sleep"] == 500
+    board.sleep_ms(300)
+    assert u.any()  # awake again, it hears the sensor
+    board.drive(board.pins["sensor_power"], 0)

@@ -81,16 +81,104 @@ def test_missing_environment_sensor_keeps_the_level():
     assert "env sensor" in st["err"]
 
 
+def wakes(w, n, step_s=600, temps=None, **changes):
+    """n cycles on one station, the world's clock moving step_s between them."""
+    cfg, errors = config.merge(config.DEFAULTS, changes)
+    assert errors == []
+    q = FlashQueue(tempdir())
+    st = state.defaults()
+    out = []
+    for i in range(n):
+        if temps:
+            w.air_temp_c = temps[i]
+        out.append(cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q))
+        w.now += step_s
+    return out, st
+
+
 def test_stuck_sensor_is_flagged_after_repeats():
+    # A frozen echo while the air warms 1 K a reading: real water would have moved ~6 mm.
     w = sim.World()
     w.faults.add("stuck")
     w.noise_mm = 0
-    cfg, _ = config.merge(config.DEFAULTS, {"stuck_count": 3})
+    out, _ = wakes(w, 5, temps=[10.0, 11.0, 12.0, 13.0, 14.0], stuck_count=3)
+    assert [r["flags"] & codec.STUCK for r in out] == [0, 0, codec.STUCK, codec.STUCK,
+                                                       codec.STUCK]
+
+
+def test_calm_water_is_not_taken_for_a_stuck_sensor():
+    # A still river on an even day: the same millimetre every burst is real, not a fault
+    # (shared/reviews/sensors-and-accuracy.md #9). A frozen part shows within a day.
+    w = sim.World()
+    w.noise_mm = 0
+    out, _ = wakes(w, 12, stuck_count=3)
+    assert [r["flags"] & codec.STUCK for r in out] == [0] * 12
+    assert [r["level_mm"] for r in out] == [1000] * 12
+    out, _ = wakes(w, 5, step_s=6 * 3600, stuck_count=3)
+    assert [r["flags"] & codec.STUCK for r in out] == [0, 0, 0, 0, codec.STUCK]
+
+
+def test_a_failed_bme280_corrects_with_its_last_temperature_then_says_it_cannot():
+    # -10 C air over a 4 m path: uncorrected, the level reads ~210 mm low. The BME280 fails
+    # after one good wake: its temperature serves temp_hold_s (3 h), and the notes (what the
+    # server is told) say so; after that the level goes uncorrected and the notes say that.
+    w = sim.World()
+    w.level_mm, w.air_temp_c, w.noise_mm = 1000, -10.0, 0
+    cfg, _ = config.merge(config.DEFAULTS, {})
     q = FlashQueue(tempdir())
     st = state.defaults()
-    flags = [cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q)["flags"] & codec.STUCK
-             for _ in range(5)]
-    assert flags == [0, 0, 0, codec.STUCK, codec.STUCK]
+    r = cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q)
+    assert abs(r["level_mm"] - 1000) <= 2 and st["err"] == ""
+    w.faults.add("env_missing")
+    w.now += 2 * 3600
+    r = cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q)
+    assert r["temperature_c"] is None  # the record carries no stale temperature
+    assert abs(r["level_mm"] - 1000) <= 2, r["level_mm"]
+    assert "env sensor" in st["err"] and "temperature from 2 h ago" in st["err"]
+    w.now += 2 * 3600
+    r = cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q)
+    assert r["level_mm"] < 850
+    assert "no temperature: level not corrected for the speed of sound" in st["err"]
+    w.faults.discard("env_missing")  # back: corrected again, nothing to say
+    r = cycle.run(sim.Board(w), cfg, config.pins(cfg), st, q)
+    assert abs(r["level_mm"] - 1000) <= 2 and st["err"] == ""
+
+
+def test_the_ultrasonic_modules_own_compensation_is_a_setting():
+    w = sim.World()
+    w.level_mm, w.air_temp_c, w.noise_mm = 1000, -10.0, 0
+    w.us_internal = True  # the module corrects the speed of sound itself
+    twice, _, _ = one_cycle(w)
+    assert twice["level_mm"] > 1150  # corrected twice: 4 m reads ~210 mm short
+    once, _, st = one_cycle(w, us_compensation="internal")
+    assert abs(once["level_mm"] - 1000) <= 2 and st["err"] == ""
+    w.faults.add("env_missing")  # nothing to correct: no "uncorrected" note either
+    once, _, st = one_cycle(w, us_compensation="internal")
+    assert abs(once["level_mm"] - 1000) <= 2 and "not corrected" not in st["err"]
+    w.faults.discard("env_missing")
+    w.us_internal, w.us_ref_speed, w.air_temp_c = False, 340.0, 20.0  # a fixed 340 m/s
+    off, _, _ = one_cycle(w)
+    assert 30 <= off["level_mm"] - 1000 <= 45  # -0.94 % of 4 m
+    scaled, _, _ = one_cycle(w, us_scale=343.2 / 340.0)
+    assert abs(scaled["level_mm"] - 1000) <= 2
+
+
+def test_a_noisy_burst_is_reported_with_its_spread():
+    w = sim.World()
+    r, _, st = one_cycle(w)
+    assert r["spread_mm"] <= 5 and "noisy" not in st["err"]
+    w.noise_mm = 80  # spray, waves: +-80 mm
+    r, _, st = one_cycle(w)
+    assert r["level_mm"] is not None and r["spread_mm"] > 30
+    assert "level noisy: spread %d mm" % r["spread_mm"] in st["err"]
+
+
+def test_a02yyuw_at_its_slowest_processed_output_still_gives_a_level():
+    # Processed output can answer at 500 ms (SEN0311 CN wiki): not a silent sensor.
+    w = sim.World()
+    w.a02_frame_ms = 500
+    r, _, _ = one_cycle(w)
+    assert r["level_mm"] is not None and abs(r["level_mm"] - 1000) <= 3, r["notes"]
 
 
 def test_jsnsr04t_and_pressure_transducer_stations():

@@ -91,7 +91,9 @@ def test_jsnsr04t_converts_echo_time_and_sends_a_trigger_pulse():
 
 def test_jsnsr04t_faults():
     # machine.time_pulse_us: -2 the echo never rose (no module), -1 it never fell (no echo)
-    for t, flag in ((-2, codec.SENSOR_MISSING), (-1, codec.NO_ECHO), (600, codec.OUT_OF_RANGE)):
+    # a pulse of 50 ms or more is the module's own no-echo hold (about 60 ms), not 8.6 m
+    for t, flag in ((-2, codec.SENSOR_MISSING), (-1, codec.NO_ECHO), (600, codec.OUT_OF_RANGE),
+                    (60000, codec.NO_ECHO), (40000, codec.OUT_OF_RANGE)):
         s = JSNSR04T(FakePin(), FakePin(), lambda pin, level, timeout, t=t: t, lambda us: None)
         assert raises(SensorFault, s.read_mm).flag == flag
 

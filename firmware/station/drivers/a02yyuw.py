@@ -2,6 +2,8 @@
 # It sends a frame about every 100 ms: 0xFF, distance high byte, low byte, checksum where
 # checksum = (0xFF + high + low) & 0xFF; the distance is in millimetres (30..4500).
 # We treat a distance of 0 as "no echo" and other values outside the range as out of range.
+# Processed output (RX high or floating) answers within 100-300 ms (EN wiki) or 500 ms (CN
+# wiki): the 1 s timeout waits out the slowest before calling the sensor silent.
 import time
 
 from station import codec
@@ -36,7 +38,7 @@ class FrameParser:
 
 
 class A02YYUW:
-    def __init__(self, uart, timeout_ms=400, clock=time):
+    def __init__(self, uart, timeout_ms=1000, clock=time):
         """clock: ticks_ms() and sleep_ms() (the board's: the sim counts its own time)."""
         self.uart = uart
         self.timeout_ms = timeout_ms

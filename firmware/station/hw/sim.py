@@ -39,6 +39,14 @@ CLOCK_DRIFT_PPM = 1000
 # assumed); 4-20 mA loop: boost converter plus transmitter start-up, 500 ms (a typical
 # pressure transmitter's "power-up time < 500 ms").
 WARMUP_MS = {"bme280": 2, "a02yyuw": 300, "jsnsr04t": 100, "current_loop": 500}
+# JSN-SR04T timing. With nothing to reflect, the module holds ECHO high about 60 ms and then
+# drops it ("if the echo cannot be received ... the ECHO port will automatically change to
+# low level after 60MS", qariya.net JSN-SR04T page); a trigger meanwhile is ignored, and a
+# time_pulse_us started then times the rest of that hold (a ghost distance). Pings closer
+# than 50 ms ring into each other: "cycle period no less than 50ms" (DFRobot SEN0208, the
+# same JSN-class module, jimaobian/DFRobotWiki): the sim refuses them (RuleBroken).
+JSN_HOLD_US = 60000
+JSN_CYCLE_MS = 50
 # What the network costs in simulated time (typical figures, shared/reviews §4): DNS, TCP
 # connect, a TLS 1.2 ECDHE-P256 handshake on an ESP32 at 160 MHz, and a request's round trip.
 NET_MS = {"dns": 100, "connect": 150, "tls": 1500, "request": 300}
@@ -151,6 +159,11 @@ class World:
         self.battery_mv = 3900
         self.rain_tips = 0
         self.noise_mm = 3
+        # The A02YYUW's unknown conversion (shared/reviews/sensors-and-accuracy.md #7): a module
+        # that assumes us_ref_speed m/s in any air, or ("internal") one that compensates itself.
+        self.us_internal = False
+        self.us_ref_speed = C_REF
+        self.a02_frame_ms = 100  # processed output: one frame per 100-500 ms (SEN0311 CN wiki)
         self.faults = set()
         # (ssid, bssid, channel, RSSI, security, hidden); a neighbour's Shift-JIS SSID
         # ("水守" in Shift-JIS is not UTF-8).
@@ -164,12 +177,23 @@ class World:
         return (self._seed >> 8) % n
 
     def noisy_distance_mm(self):
-        """What a sensor assuming 20 C air would report for the true distance."""
+        """What the A02YYUW reports for the true distance: at its own fixed speed of sound
+        (us_ref_speed, 20 C air unless set) in the real air, or the true distance when it
+        compensates internally."""
         if "stuck" in self.faults:
             return self.mount_mm - 1234
         true_mm = self.mount_mm - self.level_mm
-        seen = true_mm * C_REF / speed_of_sound(self.air_temp_c)
+        seen = true_mm if self.us_internal else (
+            true_mm * self.us_ref_speed / speed_of_sound(self.air_temp_c))
         return int(seen + 0.5) + self.rand(2 * self.noise_mm + 1) - self.noise_mm
+
+    def echo_us(self):
+        """The JSN-SR04T's echo pulse: the round trip in the real air, with the noise."""
+        if "stuck" in self.faults:
+            return int(2 * (self.mount_mm - 1234) * 1000 / C_REF)
+        true_mm = self.mount_mm - self.level_mm
+        noise = self.rand(2 * self.noise_mm + 1) - self.noise_mm
+        return int(2 * (true_mm + noise) * 1000 / speed_of_sound(self.air_temp_c))
 
 
 SIM_SSID = "mizumori-sim"  # the simulated access point virtual stations are provisioned for
@@ -180,12 +204,11 @@ def _always():
 
 
 class SimUltrasonicUART:
-    """A02YYUW on a UART: a frame every 100 ms of the board's time while it is powered and
-    warmed up (DFRobot SEN0311: processed output, one frame per measurement), nothing while
-    it is not. Without a clock (a part on the bench), two fresh frames whenever the buffer
-    runs dry."""
+    """A02YYUW on a UART: a frame every world.a02_frame_ms (100 ms; processed output may
+    take 500 ms, SEN0311 CN wiki) of the board's time while it is powered and warmed up
+    (DFRobot SEN0311: one frame per measurement), nothing while it is not. Without a clock
+    (a part on the bench), two fresh frames whenever the buffer runs dry."""
 
-    FRAME_MS = 100
     RXBUF = 256  # the UART's receive buffer (hw/esp32.py: rxbuf=256); older bytes are lost
 
     def __init__(self, world, powered=_always, clock=None):
@@ -219,7 +242,7 @@ class SimUltrasonicUART:
             self.next_ms = now
         while now >= self.next_ms:
             self.buf += self.frame()
-            self.next_ms += self.FRAME_MS
+            self.next_ms += self.world.a02_frame_ms
         self.buf = self.buf[-self.RXBUF:]
 
     def any(self):
@@ -558,6 +581,8 @@ class Board:
         self.ms = 0  # the board's time since this boot (ticks_ms)
         self.levels = {}  # GPIO -> driven level
         self.rail_since = 0
+        self.jsn_ping_ms = None  # the JSN-SR04T's last accepted trigger (board ms)
+        self.jsn_echo_end_us = 0  # its ECHO pin is high until then (board time, us)
         self.wifi_on = False
         self.ext0 = woke_by_ext0
         self.spent = {"boot": BOOT_MS}  # ms in each ledger state this wake
@@ -623,10 +648,14 @@ class Board:
             return 0 if closed else 1
         if pin == self.pins["service"]:
             return 0 if self.held else 1
+        if pin == self.pins["jsn_echo"]:
+            return 1 if self.ms * 1000 < self.jsn_echo_end_us else 0
         return self.levels.get(pin, 0)
 
     def drive(self, pin, v):
         v = 1 if v else 0
+        if pin == self.pins["jsn_trig"] and v and not self.levels.get(pin):
+            self._jsn_trigger()
         if pin == self.pins["sensor_power"] and v and not self.levels.get(pin):
             self.rail_since = self.ms
         self.levels[pin] = v
@@ -686,22 +715,39 @@ class Board:
         p.value(value)
         return p
 
-    def time_pulse_us(self, pin, level, timeout_us):
-        """machine.time_pulse_us: -2 when the pulse never starts, -1 when it never ends
-        (extmod/machine_pulse.c: "return -2" in the first wait, -1 in the second)."""
+    def _jsn_trigger(self):
+        """A rising edge on the JSN-SR04T's TRIG: ignored while ECHO is still high (JSN_HOLD_US),
+        refused under JSN_CYCLE_MS after the last ping; else ECHO goes high for the round
+        trip, or for the no-echo hold."""
         w = self.world
         if "missing" in w.faults or not self.powered("jsnsr04t"):
+            return
+        now_us = self.ms * 1000
+        if now_us < self.jsn_echo_end_us:
+            return  # busy: the module does not see this trigger
+        if self.jsn_ping_ms is not None and self.ms - self.jsn_ping_ms < JSN_CYCLE_MS:
+            raise RuleBroken("JSN-SR04T pinged %d ms after its last ping: its cycle is %d ms "
+                             "or more (DFRobot SEN0208)" % (self.ms - self.jsn_ping_ms,
+                                                            JSN_CYCLE_MS))
+        self.jsn_ping_ms = self.ms
+        pulse = JSN_HOLD_US if "no_echo" in w.faults else min(w.echo_us(), JSN_HOLD_US)
+        self.jsn_echo_end_us = now_us + pulse
+
+    def time_pulse_us(self, pin, level, timeout_us):
+        """machine.time_pulse_us (extmod/machine_pulse.c): waits up to timeout_us for the pin
+        to reach `level` ("return -2" in that first wait), then times how long it stays
+        there, -1 past timeout_us. A pin already high is timed from now: the rest of an old
+        pulse."""
+        pin = getattr(pin, "num", pin)  # a Pin, as machine.time_pulse_us takes
+        if pin != self.pins["jsn_echo"] or not self.level(pin):
             self.advance(timeout_us // 1000)
-            return -2
-        if "no_echo" in w.faults:
-            self.advance(2 * timeout_us // 1000)
+            return -2  # no ping under way: ECHO never rises
+        left = self.jsn_echo_end_us - self.ms * 1000
+        if left > timeout_us:
+            self.advance(timeout_us // 1000)
             return -1
-        us = int(w.noisy_distance_mm() * 2000 / C_REF)  # echo time the module would measure
-        if us > timeout_us:
-            self.advance(2 * timeout_us // 1000)
-            return -1
-        self.advance(us // 1000)
-        return us
+        self.advance((left + 999) // 1000)  # until ECHO is low again on the board's ms clock
+        return left
 
     # RTC memory
     def rtc_memory(self):
@@ -762,8 +808,14 @@ class Board:
             ctx.verify_mode = ssl.CERT_NONE
         else:
             ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(cadata=cadata)
-            seen.append(bytes(cadata))
+            cas = cadata if isinstance(cadata, list) else [cadata]
+            for der in cas:  # any of them may sign the server's (station/net.py, tls)
+                # mbedTLS parses a DER buffer as one certificate, by its outer SEQUENCE's
+                # length, and ignores the rest (x509_crt_parse_der_core): concatenated DER
+                # trusts only the first. CPython would take them all: cut as mbedTLS does.
+                ctx.load_verify_locations(cadata=bytes(der)[:_der(der, 0)[2]])
+            if len(cas) == 1:  # of several, only the chain's anchor has its dates checked
+                seen.append(bytes(cas[0]))
             inner = getattr(ctx, "_context", None)
             if inner is not None:  # MicroPython: every certificate of the chain
                 def on_cert(cert, depth):
