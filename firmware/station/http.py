@@ -1,6 +1,7 @@
 # A minimal HTTP/1.1 client: one request, or one GET streamed into a file, per connection,
 # over the board's network stack (net: board.net_connect / net_tls). https:// verifies the
-# server's certificate against a CA file provisioned on the device (CERT_REQUIRED):
+# server's certificate against a CA file provisioned on the device (CERT_REQUIRED; it may hold
+# several CAs, any of which may sign the server's: docs/ota.md, "Changing the CA"):
 # micropython-lib's requests does not verify. http:// is for the test rig only.
 # feed() runs between every step that can wait (connect, handshake, each chunk): the watchdog.
 import binascii
@@ -42,7 +43,11 @@ def _connect(net, url, timeout_s, ca_file, feed, verify=True):
     try:
         if scheme == "https":
             try:
-                sock = net.net_tls(sock, host, ca_der(ca_file) if verify else None)
+                cadata = ca_der(ca_file) if verify else None
+            except (OSError, ValueError) as e:
+                raise HTTPError("CA file %s: %r" % (ca_file, e))
+            try:
+                sock = net.net_tls(sock, host, cadata)
             except ValueError as e:  # MicroPython's mbedtls: a certificate it refuses
                 why = str(e).strip()
                 if "validity" in why:  # BADCERT_FUTURE / BADCERT_EXPIRED
@@ -128,15 +133,34 @@ def _recv_to_file(sock, f, on_chunk=None):
     return status, hdrs, written
 
 
+def check_server(net, url, ca_file, timeout_s=15, feed=None):
+    """Connect to url's server and verify its certificate against ca_file, nothing sent
+    (docs/ota.md, "Changing the CA"); raises as a request would."""
+    sock, _, _ = _connect(net, url, timeout_s, ca_file, feed)
+    sock.close()
+
+
 def ca_der(path):
-    """The CA certificate in DER, as MicroPython's mbedtls wants it, from a DER file or the
-    first certificate of a PEM file."""
+    """The CA certificates of a file, as a list of DER certificates for net_tls (one
+    load_verify_locations each: MicroPython's mbedtls reads one DER certificate per call, and
+    a build without PEM support refuses PEM): every certificate of a PEM file (a trust bundle
+    may hold several), or a DER file's one."""
     with open(path, "rb") as f:
         data = f.read()
-    if not data.startswith(b"-----BEGIN"):
-        return data
-    body = data.split(b"-----BEGIN CERTIFICATE-----", 1)[-1].split(b"-----END", 1)[0]
-    return binascii.a2b_base64(body.replace(b"\r", b"").replace(b"\n", b""))
+    return pem_certs(data) if b"-----BEGIN" in data else [data]
+
+
+def pem_certs(data):
+    """The DER certificates of PEM text (bytes), in order; ValueError if a block is cut or
+    not base64. Text around the blocks (comments, `openssl x509 -text`) is ignored."""
+    out = []
+    for part in data.split(b"-----BEGIN CERTIFICATE-----")[1:]:
+        body, end, _ = part.partition(b"-----END CERTIFICATE-----")
+        if not end:
+            raise ValueError("certificate %d has no END line" % (len(out) + 1))
+        body = body.replace(b"\r", b"").replace(b"\n", b"").replace(b" ", b"")
+        out.append(binascii.a2b_base64(body))
+    return out
 
 
 def _reader(sock):

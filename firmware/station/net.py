@@ -19,8 +19,10 @@ def connect(host, port, timeout_s):
 
 
 def tls(sock, host, cadata):
-    """TLS over sock, verifying the server against the CA certificate cadata (DER), or not at
-    all when cadata is None (only for replies authenticated otherwise: timesync.py)."""
+    """TLS over sock, verifying the server against cadata: a list of CA certificates (DER;
+    any of them may sign the server's: old and new CA during a change-over) or one DER
+    certificate, or not at all when cadata is None (only for replies authenticated
+    otherwise: timesync.py)."""
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -28,5 +30,14 @@ def tls(sock, host, cadata):
         ctx.verify_mode = ssl.CERT_NONE
     else:
         ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cadata=cadata)
+        # One certificate per call: mbedTLS (extmod/modtls_mbedtls.c) parses a DER buffer as
+        # one certificate and ignores what follows it, so concatenated DER would trust only
+        # the first; each call adds to the context's CA chain.
+        for der in cas(cadata):
+            ctx.load_verify_locations(cadata=der)
     return ctx.wrap_socket(sock, server_hostname=host)
+
+
+def cas(cadata):
+    """cadata as a list of DER certificates."""
+    return cadata if isinstance(cadata, list) else [cadata]

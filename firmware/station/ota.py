@@ -24,6 +24,8 @@ EVENTS = "ota/events.json"
 CRASH = "crash.txt"  # written by main.py when the app raises
 FAILED = "ota/failed"  # "release rollout" that last failed or rolled back: not retried
 KEY = "release.pub"  # the release engineer's Ed25519 public key (hex), set at provisioning
+TRUST = "trust.pem"  # a release's trust bundle, in its slot (station/trust.py)
+TRUST_NEW = "ota/trust.pem"  # a confirmed release's bundle, until it replaces the CA file
 MAX_EVENTS = 30
 MAX_TRIES = 5  # wakes with a failing download before the offer is given up
 TRIAL_BOOTS = 3  # boots of a trial without a successful report before boot.py rolls back
@@ -173,6 +175,10 @@ def confirm(now=0):
     record(p.get("release", running_version()), "confirmed", "", now)
     fsutil.remove(OFFER)
     fsutil.remove(CRASH)
+    if fsutil.exists(slot + "/" + TRUST):  # a new CA bundle: used once it verifies the server
+        from station import trust
+
+        trust.stage(slot)
     gen = _generation(p["good"]) + 1
     fsutil.write_atomic(slot + "/confirmed", str(gen).encode())
     write_pointer({"good": slot})
@@ -191,6 +197,10 @@ def _generation(slot):
 def work(board, creds, battery_mv, now=0, feed=None, mpy=None):
     """Advance the pending offer as far as this wake allows. True when a new slot has been
     committed and the station must reboot into its trial."""
+    if fsutil.exists(TRUST_NEW):  # a confirmed release's CA bundle, not yet in use
+        from station import trust
+
+        trust.adopt(board, creds, now, feed)
     o = load_offer()
     if o is None or in_trial():
         return False

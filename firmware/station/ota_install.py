@@ -14,6 +14,7 @@ from station.ota import (
     DIR,
     KEY,
     TRIAL_BOOTS,
+    TRUST,
     Refused,
     other,
     record,
@@ -73,6 +74,10 @@ def advance(o, board, creds, battery_mv, now, feed, mpy):
         record(o["release"], "downloaded", "%d bytes downloaded, %d of %d files copied or "
                "present" % (got, local, len(manifest["files"])), now)
     if o["phase"] == "downloaded":
+        if any(e["path"] == TRUST for e in manifest["files"]):  # a new CA bundle
+            from station import trust
+
+            trust.check_file(target + "/" + TRUST)  # refused here: the slot is never booted
         _remove_stale(target, manifest)
         # Written last: a slot with manifest.json is complete (boot.py checks for it).
         _copy(DIR + "/manifest.json", target + "/manifest.json.tmp")

@@ -398,3 +398,32 @@ def test_a_member_with_a_negative_size_is_refused(app_client: TestClient,
     r = upload(app_client, admin, bytes(raw))
     assert r.status_code == 400 and "bad size or position" in r.json()["detail"], r.text
     assert app_client.get("/api/releases", headers=admin).json() == []
+
+
+def test_a_release_carrying_a_trust_bundle_and_its_trust_events(app_client: TestClient,
+                                                                 admin: dict[str, str]) -> None:
+    """A trust bundle (docs/ota.md, "Changing the CA") is one more signed file, trust.pem,
+    served like the others; the station's later word on it ("trust bundle in use", or a
+    failed "trust bundle not used") is history and never moves a confirmed device back or
+    counts as a failure of the rollout."""
+    pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    files = {**FILES, "trust.pem": pem}
+    assert upload(app_client, admin, bundle("1.1.0", files)).status_code == 201
+    listed = app_client.get("/api/releases", headers=admin).json()[0]["files"]
+    assert "trust.pem" in [f["path"] for f in listed]
+    fleet = Fleet(app_client, admin, 1)
+    ro = fleet.rollout(stages=[100], max_failures=1)
+    d = fleet.devices[0]
+    offer = fleet.upload(d)["ota"]
+    got = app_client.get(offer["url"] + "files/trust.pem",
+                         headers={"X-Mizumori-Device": str(d.id),
+                                  "X-Mizumori-Ota-Token": offer["token"]})
+    assert got.status_code == 200 and got.content == pem
+    assert fleet.report(d, "1.1.0", ("1.1.0", "confirmed", ""),
+                        ("1.1.0", "failed", "trust bundle not used: it does not verify the "
+                         "server (TLS: …); the station keeps its current CA")).status_code == 200
+    r = fleet.detail(ro["id"])
+    assert r["state"] == "completed" and r["counts"]["confirmed"] == 1, r
+    assert r["counts"]["failed"] == 0
+    hist = app_client.get(f"/api/devices/{d.id}/ota-events", headers=admin).json()
+    assert "trust bundle not used" in hist[-1]["reason"]

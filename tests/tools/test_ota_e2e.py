@@ -5,6 +5,7 @@ from its flash slots through boot.py."""
 import json
 import shutil
 import sqlite3
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,151 @@ def test_release_commands(rig: OtaRig, tmp_path: Path) -> None:
     refused = mizumori("release", "upload", str(foreign), "--server", rig.server.url,
                        "--token", token)
     assert refused.returncode == 2 and "does not verify" in refused.stderr
+    # a trust bundle from the command line; a server's own key in it is refused
+    from mizumori_tools import certs
+
+    pki = certs.make(tmp_path / "pki")
+    with_ca = mizumori("release", "build", "--key", str(rig.key), "--version", "0.9.2",
+                       "--out", str(tmp_path / "t"), "--ca", str(pki["ca"]))
+    assert with_ca.returncode == 0, with_ca.stderr
+    with tarfile.open(with_ca.stdout.strip()) as tar:
+        assert "files/trust.pem" in tar.getnames()
+    key = mizumori("release", "build", "--key", str(rig.key), "--version", "0.9.3",
+                   "--out", str(tmp_path / "k"), "--ca", str(pki["key"]))
+    assert key.returncode == 2 and "PRIVATE KEY" in key.stderr
+
+
+def test_a_release_changes_the_ca_and_the_station_follows_the_server_to_it(
+        tmp_path: Path) -> None:
+    """docs/ota.md, "Changing the CA": a station trusting CA1 gets a release carrying CA1 and
+    CA2; once its trial is confirmed and the bundle verifies the server, it trusts both; the
+    server moves to a certificate from CA2 and the station keeps reporting. A station left
+    out of the rollout, trusting CA1 alone, is cut off: the bundle is what carried it over."""
+    from mizumori_tools import certs
+    from mizumori_tools.fleet import Api, ServerProcess
+    from otarig import EPOCH, START, WORLD
+
+    pki1 = certs.make(tmp_path / "pki1", start=START)
+    pki2 = certs.make(tmp_path / "pki2", start=START)  # the city's new CA
+    clock = tmp_path / "clock"
+    clock.write_text(str(START))
+    key, pub = release.keygen(tmp_path / "keys" / "release")
+    env = {"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}",
+           "MIZUMORI_CLOCK_FILE": str(clock), "MIZUMORI_SECRET_KEY": "ca-secret",
+           "MIZUMORI_RELEASE_KEYS_FILE": str(pub)}
+    server = ServerProcess(env, cwd=tmp_path, tls=pki1)
+    server.prepare({"admin": ("admin", "kawa-kanri-2026")})
+    server.start()
+    now = START
+    try:
+        login = Api.login(server.url, "admin", "kawa-kanri-2026", ca=str(pki1["ca"]))
+        token = login.http.post("/api/tokens", json={"name": "ca"}).json()["token"]
+        api = Api(server.url, token, ca=str(pki1["ca"]))
+        stations = []
+        ids: dict[str, int] = {}
+        for code in ("ca-01", "ca-02"):
+            api.station({"code": code, "name": code, "site_type": "river",
+                         "latitude": 33.28, "longitude": 130.11, "mount_height_mm": 5000,
+                         "upload_every": 1})
+            st = VirtualStation(tmp_path / code, hardware_id=f"sim-{code}")
+            st.install_firmware()
+            p = api.provision(st.hardware_id, code)
+            st.provision(p, server.url, p["config"], ca=pki1["ca"],
+                         release_key=pub.read_text().strip(), clock=START - EPOCH)
+            ids[code] = p["device_id"]
+            stations.append(st)
+        moving, left = stations
+
+        def wake(st: VirtualStation, cause: str = "deepsleep") -> None:
+            assert st.wake(dict(WORLD), now - EPOCH, 0, cause) is not None
+
+        def tick(s: int) -> None:
+            nonlocal now
+            now += s
+            clock.write_text(str(now))
+
+        for st in stations:
+            wake(st, "power_on")
+            assert st.state()["uplink"] == "", st.state()
+        bundle = release.build(key, tmp_path / "dist", paths.FIRMWARE, "0.2.0",
+                               ca=[pki1["ca"], pki2["ca"]])
+        r = api.http.post("/api/releases", content=bundle.read_bytes())
+        assert r.status_code == 201, r.text
+        assert "trust.pem" in [f["path"] for f in r.json()["files"]]
+        r = api.http.post("/api/rollouts", json={
+            "release": "0.2.0", "target": {"stations": ["ca-01"]}, "stages": [100],
+            "jitter_s": 0, "per_minute": 1000, "min_devices": 1})
+        assert r.status_code == 201, r.text
+        for _ in range(3):  # offered, installed; the trial confirms, the bundle verifies
+            tick(600)
+            for st in stations:
+                wake(st)
+        assert running(moving) == "0.2.0"
+        trusted = (moving.flash / "ca.pem").read_bytes()
+        assert trusted == pki1["ca"].read_bytes() + pki2["ca"].read_bytes()
+        assert (left.flash / "ca.pem").read_bytes() == pki1["ca"].read_bytes()
+        tick(600)
+        wake(moving)  # reports the trust event
+        why = [e["reason"] for e in api.get(f"/api/devices/{ids['ca-01']}/ota-events")]
+        assert "trust bundle in use: 2 CA certificates" in why, why
+    finally:
+        server.stop()
+
+    # The city moves the server to a certificate from its new CA.
+    server = ServerProcess(env, cwd=tmp_path, port=server.port, tls=pki2)
+    server.start()
+    try:
+        api = Api(server.url, token, ca=str(pki2["ca"]))
+
+        def stored(code: str) -> int:
+            r = api.get(f"/api/stations/{code}/readings", start=START - 60, end=now + 60,
+                        max_points=100000)
+            return len(r["points"])
+
+        before = {code: stored(code) for code in ("ca-01", "ca-02")}
+        for _ in range(3):
+            tick(600)
+            for st in stations:
+                wake(st)
+        assert moving.state()["uplink"] == "", moving.state()
+        assert stored("ca-01") >= before["ca-01"] + 3
+        assert stored("ca-02") == before["ca-02"]  # CA1 alone does not verify CA2's server
+        assert "TLS" in left.state()["uplink"], left.state()
+    finally:
+        server.stop()
+
+
+def test_a_trust_bundle_that_does_not_parse_is_refused_at_build_and_at_install(
+        rig: OtaRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`release build --ca` refuses what is not a CA certificate; a bundle that got into a
+    signed release anyway is refused by the station before the slot is complete, with an OTA
+    event, and the station goes on reporting on its old version and trust."""
+    from mizumori_tools import certs
+
+    pki = certs.make(tmp_path / "pki")
+    bad = tmp_path / "bad.pem"
+    for data, words in [(b"", "no PEM certificate"),
+                        (pki["key"].read_bytes(), "holds PRIVATE KEY"),
+                        (pki["ca"].read_bytes() + pki["key"].read_bytes(), "not only"),
+                        (b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                         "not a PEM certificate"),
+                        (pki["cert"].read_bytes(), "not a CA certificate")]:
+        bad.write_bytes(data)
+        with pytest.raises(release.ReleaseError, match=words):
+            release.build(rig.key, tmp_path / "d", version="0.9.9", ca=[bad])
+    with pytest.raises(release.ReleaseError, match="No such file"):
+        release.build(rig.key, tmp_path / "d", version="0.9.9", ca=[tmp_path / "none.pem"])
+
+    st = rig.add_station(1)
+    rig.wake(st, cause="power_on")
+    monkeypatch.setattr(release, "trust_bundle",
+                        lambda files: b"-----BEGIN CERTIFICATE-----\nMAMCAQA=\n"
+                                      b"-----END CERTIFICATE-----\n")
+    rig.upload(rig.build("0.2.0", ca=[bad]))
+    rig.rollout("0.2.0")
+    rounds(rig, [st], 3)
+    failed = [e for e in events(rig, st) if e["state"] == "failed"]
+    assert failed and "trust bundle trust.pem refused" in failed[0]["reason"], failed
+    assert rig.device(st)["firmware_version"] == "0.1.0" and running(st) == "0.1.0"
+    assert not (st.flash / "b" / "manifest.json").exists()  # never bootable
+    assert st.state()["uplink"] == ""

@@ -530,7 +530,8 @@ def release_cmd(args: argparse.Namespace) -> int:
                   "and to `mizumori device provision --release-key`")
         elif args.release_command == "build":
             bundle = release.build(Path(args.key), Path(args.out), Path(args.source),
-                                   args.version, args.min_battery_mv, not args.py_source)
+                                   args.version, args.min_battery_mv, not args.py_source,
+                                   [Path(c) for c in args.ca or []])
             print(bundle)
         else:
             token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
@@ -763,6 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--min-battery-mv", type=int, default=3400,
                    help="stations below this do not install it")
     r.add_argument("--py-source", action="store_true", help="ship .py instead of .mpy")
+    r.add_argument("--ca", action="append", metavar="FILE.pem",
+                   help="CA certificates for the stations' trust bundle (repeatable: the old "
+                        "and the new CA during a change-over; docs/ota.md, Changing the CA)")
     r.set_defaults(func=release_cmd)
     r = rsub.add_parser("upload", help="send a bundle to the fleet server")
     r.add_argument("bundle")

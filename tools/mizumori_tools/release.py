@@ -2,6 +2,7 @@
 key pair (the private key stays on this machine); build compiles the application with
 mpy-cross, writes the manifest and signs its exact bytes; upload sends the bundle."""
 
+import datetime
 import hashlib
 import io
 import json
@@ -75,17 +76,79 @@ def source_version(source: Path) -> str:
     return m[1]
 
 
+TRUST = "trust.pem"  # the trust bundle's path in a release (= station.ota.TRUST)
+TRUST_MAX_BYTES = 16384  # = station.trust.MAX_BYTES
+TRUST_MAX_CERTS = 8  # = station.trust.MAX_CERTS
+
+
+def trust_bundle(ca_files: list[Path], now: datetime.datetime | None = None) -> bytes:
+    """The trust bundle for a release: every certificate of the given PEM files, in order,
+    duplicates once, as plain PEM. Refused (ReleaseError) when a file does not parse, holds
+    anything but certificates (a private key), or a certificate is not a CA's, not valid
+    yet or expired; a station would refuse such a bundle, or trust a CA it cannot use."""
+    from cryptography import x509
+
+    now = now or datetime.datetime.now(datetime.UTC)
+    out: list[bytes] = []
+    for path in ca_files:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as e:
+            raise ReleaseError(f"--ca {path}: {e.strerror or e}") from None
+        labels = re.findall(rb"-----BEGIN ([A-Z0-9 ]+)-----", data)
+        if not labels:
+            raise ReleaseError(f"--ca {path}: no PEM certificate in it")
+        other = sorted({x.decode() for x in labels} - {"CERTIFICATE"})
+        if other:
+            raise ReleaseError(f"--ca {path}: holds {', '.join(other)}, not only certificates"
+                               " (a trust bundle is public: give the CA's certificate)")
+        try:
+            found = x509.load_pem_x509_certificates(data)
+        except ValueError as e:
+            raise ReleaseError(f"--ca {path}: not a PEM certificate ({e})") from None
+        if len(found) != len(labels):
+            raise ReleaseError(f"--ca {path}: {len(labels) - len(found)} of its "
+                               f"{len(labels)} certificates do not parse")
+        for cert in found:
+            name = cert.subject.rfc4514_string()
+            try:
+                bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            except x509.ExtensionNotFound:
+                bc = None
+            if bc is None or not bc.ca:  # RFC 5280 4.2.1.9: a CA's certificate says cA
+                raise ReleaseError(f"--ca {path}: {name} is not a CA certificate (a server's?)"
+                                   ": give the certificate of the CA that signs the server's")
+            if cert.not_valid_after_utc < now:
+                raise ReleaseError(f"--ca {path}: {name} expired on "
+                                   f"{cert.not_valid_after_utc:%Y-%m-%d}")
+            if cert.not_valid_before_utc > now:
+                raise ReleaseError(f"--ca {path}: {name} is not valid before "
+                                   f"{cert.not_valid_before_utc:%Y-%m-%d}")
+            pem = cert.public_bytes(serialization.Encoding.PEM)
+            if pem not in out:
+                out.append(pem)
+    bundle = b"".join(out)
+    if len(out) > TRUST_MAX_CERTS or len(bundle) > TRUST_MAX_BYTES:
+        raise ReleaseError(f"trust bundle of {len(out)} certificates, {len(bundle)} bytes: "
+                           f"at most {TRUST_MAX_CERTS} and {TRUST_MAX_BYTES} bytes")
+    return bundle
+
+
 def build(key_path: Path, out_dir: Path, source: Path = paths.FIRMWARE,
           version: str | None = None, min_battery_mv: int = 3400,
-          compile_mpy: bool = True) -> Path:
+          compile_mpy: bool = True, ca: list[Path] | None = None) -> Path:
     """The signed bundle out_dir/mizumori-VERSION.tar: the application package (station/,
     compiled, without the simulators of paths.HOST_ONLY; boot.py and main.py are never
-    updated over the air), its manifest and the manifest's signature."""
+    updated over the air), its manifest and the manifest's signature. ca: PEM files whose
+    certificates become the stations' trust bundle (trust.pem; docs/ota.md, "Changing the
+    CA"); without it the release leaves the stations' trust as it is."""
     key = load_key(key_path)
     version = version or source_version(source)
     if not re.match(r"^[0-9A-Za-z][0-9A-Za-z._+-]{0,31}$", version):
         raise ReleaseError(f"version {version!r}: 1-32 of [0-9A-Za-z._+-]")
     files: dict[str, bytes] = {}
+    if ca:
+        files[TRUST] = trust_bundle(ca)
     with tempfile.TemporaryDirectory(prefix="mizumori-release-") as tmp:
         app = Path(tmp) / "station"
         shutil.copytree(source / "station", app,
