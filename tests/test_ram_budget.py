@@ -28,12 +28,15 @@ ram: Any = importlib.util.module_from_spec(_spec)
 sys.modules["bench_ram"] = ram
 _spec.loader.exec_module(ram)
 
-# What the firmware runs in today (64-bit unix port, measured by bench/ram.py): 93 KiB for a
-# wake with an upload, 140-147 KiB with the OTA check (134 and 187 KiB before the drivers were
-# imported as fitted, the cycle's and the upload's code released and SHA-512 streamed; 170
-# and 212 KiB before the lazy imports). The ceilings are those figures and about 5 %.
-CEILING_WAKE_KIB = 98
-CEILING_OTA_KIB = 154
+# What the firmware runs in today (64-bit unix port, measured by bench/ram.py): 113 KiB for
+# a wake with an upload, 155 KiB with the OTA check. The simulated board is in that heap and
+# takes ~52 KB of it (its sensor models grew with the measurement chain: the ADS1115, the
+# JSN-SR04T's timing, the A02YYUW's frame period; a real board's hw/esp32.py is small); the
+# firmware's own code after imports is ~23 KB (test below). Earlier: 93 and 140-147 KiB with
+# a smaller sim, 134 and 187 KiB before the drivers were imported as fitted and SHA-512
+# streamed, 170 and 212 KiB before the lazy imports. The ceilings are today's and ~5 %.
+CEILING_WAKE_KIB = 119
+CEILING_OTA_KIB = 163
 NOT_YET = "over the RAM budget: docs/firmware.md, RAM budget, what is left"
 
 

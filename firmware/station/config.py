@@ -21,6 +21,9 @@ DEFAULTS = {
     "loop_shunt_ohm": 100,
     "loop_zero_ua": 4000,
     "loop_span_mm": 5000,       # depth at zero + 16 mA
+    # What reads the loop's shunt: "internal" (the ESP32's ADC, 64 conversions averaged) or
+    # "ads1115" (an external 16-bit ADC on the BME280's I2C bus: the recommended path).
+    "loop_converter": "internal",
     "samples": 7,
     "min_valid": 4,
     "max_dev_mm": 30,
@@ -32,6 +35,15 @@ DEFAULTS = {
     "us_compensation": "firmware",
     "us_scale": 1.0,            # times every ultrasonic distance (a fixed-speed module's scale)
     "temp_hold_s": 10800,       # the BME280 failed: correct with its last temperature this long
+    # Field calibration against the staff gauge (station/calibration.py): every level is
+    # level * cal_scale + cal_offset_mm; cal_version counts calibrations (0: none yet), and
+    # cal_staff_mm / cal_raw_mm keep the last point (staff gauge, uncalibrated level) for
+    # a two-point calibration at the next visit.
+    "cal_offset_mm": 0,
+    "cal_scale": 1.0,
+    "cal_version": 0,
+    "cal_staff_mm": 0,
+    "cal_raw_mm": 0,
     "level_min_mm": -1000,
     "level_max_mm": 10000,
     # The four river levels in mm above datum: standby, caution, evacuation, danger.
@@ -42,6 +54,15 @@ DEFAULTS = {
     "interval_normal_s": 600,
     "interval_flood_s": 120,
     "upload_every": 3,          # readings per upload in normal mode (every one in flood)
+    # Observation profile: "standard" (the intervals above) or "mlit", MLIT's crisis-gauge
+    # standard (docs/firmware.md, "Schedule"): watch mode below obs_start_mm (a reading every
+    # 10 min at most, stored, sent in a daily heartbeat), observation mode from it up (a
+    # reading sent every obs_interval_s) until the level falls below obs_stop_mm; each level
+    # the mean of a 20 s window of samples 1 s apart.
+    "profile": "standard",
+    "obs_start_mm": None,       # 観測開始水位; None: the standby river level (thresholds_mm[0])
+    "obs_stop_mm": None,        # back to watch mode below it; None: obs_start_mm - hysteresis_mm
+    "obs_interval_s": 600,      # observation mode: 600, 300 or 120 s
     "battery_ratio": [2, 1],
     "rain_mm_per_tip": 0.2,
     "queue_max": 20000,
@@ -83,6 +104,11 @@ RANGES = {
     "stuck_count": (2, 144),             # identical readings before STUCK (a day at 10 min)
     "us_scale": (0.9, 1.1),              # 340 vs 343.2 m/s is 0.94 %; 10 % is a wrong part
     "temp_hold_s": (0, 86400),           # 0: never; a day's temperature cycle is up to ~15 K
+    "cal_offset_mm": (-2000, 2000),      # a survey or mount error; more is a wrong setup
+    "cal_scale": (0.9, 1.1),             # like us_scale: 10 % is a wrong part, not drift
+    "cal_version": (0, 2147483647),      # the server's counter of calibrations
+    "cal_staff_mm": (-30000, 30000),     # levels travel as int16 mm
+    "cal_raw_mm": (-30000, 30000),
     "level_min_mm": (-30000, 30000),     # levels travel as int16 mm
     "level_max_mm": (-30000, 30000),
     "thresholds_mm": (-30000, 30000),    # each river level; int16 mm like the readings
@@ -92,6 +118,7 @@ RANGES = {
     "interval_normal_s": (60, 86400),    # a reading a minute (battery) to one a day
     "interval_flood_s": (60, 3600),      # a flood is reported at least hourly
     "upload_every": (1, 144),            # a day of readings at the normal interval
+    "obs_interval_s": (120, 600),        # and one of OBS_INTERVALS (NOTES)
     "battery_ratio": (1, 1000),          # divider numerator and denominator
     "rain_mm_per_tip": (0.1, 1.0),       # tipping buckets from 0.1 to 1 mm
     "queue_max": (100, 50000),           # 32-byte frames: 1.6 MB of the ~2 MB filesystem
@@ -108,10 +135,16 @@ RANGES = {
 # Settings older firmware had: taken and ignored (lora_retries: uplinks are unconfirmed now).
 RETIRED = ("lora_retries",)
 # Messages that say more than the range.
-NOTES = {"lora_dr": "AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under dwell time)"}
+NOTES = {"lora_dr": "AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under dwell time)",
+         "obs_interval_s": "one of 600, 300, 120"}
 CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
+           "loop_converter": ("internal", "ads1115"),
            "us_compensation": ("firmware", "internal"),
-           "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi")}
+           "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi"),
+           "profile": ("standard", "mlit")}
+OBS_INTERVALS = (600, 300, 120)  # the standard's 10, 5 or 2 minutes
+# Levels that may be unset (None): int16 mm like the readings.
+OPTIONAL_MM = {"obs_start_mm": (-30000, 30000), "obs_stop_mm": (-30000, 30000)}
 
 
 def _kind(v):
@@ -161,6 +194,15 @@ def _check(key, value):
                 or any(_kind(v) not in ("integer", "number") or _out_of(key, v) for v in value)):
             return "needs [numerator, denominator], each %s..%s" % RANGES[key]
         return None
+    if key in OPTIONAL_MM:
+        if value is None:
+            return None
+        lo, hi = OPTIONAL_MM[key]
+        if _kind(value) != "integer" or not lo <= value <= hi:
+            return "a level in mm, %s..%s, or null" % (lo, hi)
+        return None
+    if key == "obs_interval_s" and value not in OBS_INTERVALS:
+        return NOTES[key]
     kind = _kind(value)
     want = _kind(default)
     if kind != want and not (want == "number" and kind == "integer"):
@@ -190,6 +232,10 @@ def merge(base, changes):
     if cfg["min_valid"] > cfg["samples"]:
         errors.append("min_valid: more than samples")
         cfg["min_valid"] = cfg["samples"]
+    start, stop = cfg["obs_start_mm"], cfg["obs_stop_mm"]
+    if start is not None and stop is not None and stop > start:
+        errors.append("obs_stop_mm: above obs_start_mm")
+        cfg["obs_stop_mm"] = None
     return cfg, errors
 
 

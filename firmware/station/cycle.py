@@ -1,6 +1,7 @@
 # One wake cycle: sample -> process -> queue -> decide the next interval.
 # A faulty sensor gives a flagged reading, never an exception out of here.
 import struct
+import time
 
 from station import clock, codec, processing, schedule, sensors
 from station.drivers import SensorFault
@@ -19,6 +20,52 @@ def sample(sensor, n, wdt=None):
                 break
         if wdt:
             wdt.feed()
+    return good, faults
+
+
+# Profile "mlit": the level is the mean of at least WINDOW_MS of samples at most STEP_MS
+# apart (MLIT crisis-gauge standard), the CPU in light sleep between them and the sensor
+# rail on. A read is started READ_MS (or the longest read so far) before its second is up:
+# the A02YYUW's processed frames take 100-300 ms (DFRobot SEN0311 wiki).
+WINDOW_MS = 20000
+STEP_MS = 1000
+READ_MS = 300
+WINDOW_SLACK_MS = 10000  # a sensor that keeps failing ends the window this much later
+
+
+def sample_window(board, sensor, wdt=None, times=None):
+    """(good samples, {fault flag: count}) over WINDOW_MS: at least WINDOW_MS // STEP_MS + 1
+    attempts, each within STEP_MS of the last, light sleep in between; stops early if the
+    sensor is gone. times: a list to get each attempt's end (board ticks, ms)."""
+    good = []
+    faults = {}
+    start = board.ticks_ms()
+    first = None
+    longest = READ_MS
+    n = 0
+    while True:
+        t0 = board.ticks_ms()
+        try:
+            good.append(sensor.read_mm())
+        except SensorFault as e:
+            faults[e.flag] = faults.get(e.flag, 0) + 1
+            if e.flag == codec.SENSOR_MISSING:
+                break
+        t1 = board.ticks_ms()
+        if wdt:
+            wdt.feed()
+        if times is not None:
+            times.append(t1)
+        n += 1
+        if first is None:
+            first = t1
+        longest = max(longest, time.ticks_diff(t1, t0))
+        if ((n > WINDOW_MS // STEP_MS and time.ticks_diff(t1, first) >= WINDOW_MS)
+                or time.ticks_diff(t1, start) >= WINDOW_MS + WINDOW_SLACK_MS):
+            break
+        rest = STEP_MS - longest
+        if rest > 0:
+            board.lightsleep(rest)
     return good, faults
 
 
@@ -61,7 +108,10 @@ def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
     """(level mm or None, fault flags, spread mm or None); updates state["stuck"]."""
     try:
         kind, sensor = sensors.level_sensor(board, cfg, pins)
-        good, faults = sample(sensor, cfg["samples"], wdt)
+        if cfg["profile"] == "mlit":
+            good, faults = sample_window(board, sensor, wdt)
+        else:
+            good, faults = sample(sensor, cfg["samples"], wdt)
     except (OSError, ValueError) as e:  # the bus itself could not be opened
         notes.append("level sensor: %r" % e)
         kind, good, faults = "distance", [], {codec.SENSOR_MISSING: 1}
@@ -113,7 +163,8 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     battery_mv = read_battery(board, cfg, pins, notes)
     state["rain"] += rain_tips
     rain_mm = state["rain"] * cfg["rain_mm_per_tip"]
-    decision = schedule.decide(cfg, state, level, now)
+    decision = schedule.decide(cfg, state, level, now,
+                               max(queue.acked, state["lora_sent"]))
     if decision["flood"]:
         flags |= codec.FLOOD_MODE
     if queue.dropped > state["dropped_seen"]:
@@ -134,6 +185,9 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         state["level"], state["t"] = level, now
     state["alert"] = decision["alert"]
     state["flood"] = decision["flood"]
+    state["obs"] = decision["obs"]
+    if decision["heartbeat"]:
+        state["beat_t"], state["beat_seq"] = now, seq
     state["since_upload"] += 1
     state["next_wake"] = now + decision["interval_s"]
     state["err"] = "; ".join(notes)  # what went wrong in this wake ("" if nothing)
@@ -141,7 +195,7 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         "seq": seq, "t": now, "level_mm": level, "flags": flags, "battery_mv": battery_mv,
         "temperature_c": temp_c, "humidity_pct": hum, "pressure_hpa": pres,
         "rain_mm": rain_mm, "notes": notes, "record": record, "spread_mm": spread,
-        "alert": decision["alert"], "flood": decision["flood"],
+        "alert": decision["alert"], "flood": decision["flood"], "mode": decision["mode"],
         "rate_mm_h": decision["rate_mm_h"], "interval_s": decision["interval_s"],
         "upload": decision["upload"],
     }

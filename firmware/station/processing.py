@@ -42,6 +42,16 @@ def distance_mm(value, temp_c, cfg):
     return int(value * factor + 0.5)
 
 
+def calibrated(level_mm, cfg):
+    """The level corrected by the field calibration against the staff gauge
+    (station/calibration.py): level * cal_scale + cal_offset_mm, rounded to the mm."""
+    scale = cfg["cal_scale"]
+    if scale == 1.0:
+        return level_mm + cfg["cal_offset_mm"]
+    v = level_mm * scale + cfg["cal_offset_mm"]
+    return int(v + 0.5) if v >= 0 else -int(-v + 0.5)
+
+
 def median(values):
     s = sorted(values)
     n = len(s)
@@ -131,6 +141,7 @@ def level_from_samples(kind, samples, fault_counts, temp_c, cfg, prev_level, run
         level = cfg["mount_mm"] - distance_mm(value, temp_c, cfg)
     else:
         level = cfg["sensor_offset_mm"] + value
+    level = calibrated(level, cfg)  # the staff gauge calibration (cal_offset_mm, cal_scale)
     flags = 0
     if level < cfg["level_min_mm"] or level > cfg["level_max_mm"]:
         flags |= codec.OUT_OF_RANGE

@@ -37,10 +37,17 @@ def level_sensor(board, cfg, pins):
         return "distance", JSNSR04T(board.pin_out(pins["jsn_trig"]),
                                     board.pin_in(pins["jsn_echo"]),
                                     board.time_pulse_us, board.sleep_us, clock=board)
-    from station.drivers.current_loop import CurrentLoop
+    from station.drivers.current_loop import SAMPLES, CurrentLoop
 
-    return "depth", CurrentLoop(board.adc(pins["loop_adc"]), cfg["loop_shunt_ohm"],
-                                cfg["loop_zero_ua"], cfg["loop_span_mm"])
+    converter = cfg.get("loop_converter", "internal")
+    if converter == "ads1115":  # the recommended path (hardware/wiring.md)
+        from station.drivers.ads1115 import ADS1115
+
+        adc = ADS1115(board.i2c(pins["i2c_scl"], pins["i2c_sda"]), clock=board)
+    else:
+        adc = board.adc(pins["loop_adc"])
+    return "depth", CurrentLoop(adc, cfg["loop_shunt_ohm"], cfg["loop_zero_ua"],
+                                cfg["loop_span_mm"], SAMPLES[converter])
 
 
 def env_sensor(board, pins):

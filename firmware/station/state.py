@@ -14,6 +14,9 @@ def defaults():
         "t": None,          # its time, s
         "alert": 0,         # river level reached, 0..4
         "flood": False,     # in flood (fast) mode
+        "obs": False,       # profile "mlit": in observation mode (else watch mode)
+        "beat_t": 0,        # profile "mlit": when the last daily heartbeat upload began
+        "beat_seq": 0,      # ... and its reading's seq (watch mode sends up to it)
         "since_upload": 0,  # readings since the last successful upload
         "stuck": None,      # run of identical bursts: [raw mm, bursts, since s, C x 100]
         "temp": None,       # last good air temperature: [time s, C x 100]

@@ -19,7 +19,7 @@ from sqlalchemy import Row, Table, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from mizumori_server import i18n, queries
+from mizumori_server import i18n, profile, queries
 from mizumori_server.codec import FAULT_MASK, FLAG_NAMES
 from mizumori_server.models import (
     Alert,
@@ -192,18 +192,24 @@ def recent_faults(session: Session, settings: Settings, station_id: int, is_open
 
 def check_offline(session: Session, settings: Settings, now: int) -> int:
     """The periodic check: open an offline alert for every station not heard within
-    offline_after_intervals of its expected interval (normal or flood, whichever its
-    device is in); close it for a station heard again. Returns alerts opened."""
+    offline_after_intervals of its expected interval (whichever mode its device is in:
+    normal or flood; under the MLIT profile a heartbeat a day in watch mode, obs_interval_s
+    in observation mode, flood mode first); close it for a station heard again. Returns
+    alerts opened."""
     rows = session.execute(
         select(Station.id, Station.interval_normal_s, Station.upload_every,
-               Station.interval_flood_s, StationLatest.last_seen, StationLatest.flags,
-               Alert.id.label("alert_id"))
+               Station.interval_flood_s, Station.standby_mm, Station.caution_mm,
+               Station.evacuation_mm, Station.danger_mm, Station.hysteresis_mm,
+               StationLatest.last_seen, StationLatest.flags, StationLatest.level_mm,
+               queries.DEVICE_CONFIG, Alert.id.label("alert_id"))
         .join(StationLatest, StationLatest.station_id == Station.id)
         .outerjoin(Alert, (Alert.station_id == Station.id) & (Alert.type == "offline")
                    & (Alert.state != "closed"))).all()
     opened = 0
     for r in rows:
-        expected = queries.expected_interval(r)
+        mode, cfg = queries.observation_mode(r, session)
+        expected = profile.expected_interval(r, bool((r.flags or 0) & queries.FLOOD_MODE),
+                                             cfg, mode)
         ago = now - r.last_seen
         offline = ago > settings.offline_after_intervals * expected
         if offline and r.alert_id is None:

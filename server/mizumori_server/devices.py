@@ -283,6 +283,8 @@ OVERRIDABLE = (
     "rise_limit_mm_h", "flood_alert", "interval_normal_s", "interval_flood_s", "upload_every",
     "rain_mm_per_tip", "queue_max", "queue_keep", "batch_records", "batches_per_wake", "lora_dr",
     "lora_uplinks", "radio_min_mv", "radio_budget_s", "wdt_ms",
+    # The observation profile (MLIT crisis gauge: profile.py, docs/firmware.md "Schedule").
+    "profile", "obs_start_mm", "obs_stop_mm", "obs_interval_s",
 )
 
 
@@ -306,6 +308,9 @@ def check_config(cfg: dict[str, Any], base: dict[str, Any] | None = None) -> lis
     merged = {**FIRMWARE_DEFAULTS, **(base or {}), **cfg}
     if not problems and merged["min_valid"] > merged["samples"]:
         problems.append("min_valid: more than samples")
+    start, stop = merged["obs_start_mm"], merged["obs_stop_mm"]
+    if not problems and start is not None and stop is not None and stop > start:
+        problems.append("obs_stop_mm: above obs_start_mm")
     return problems
 
 

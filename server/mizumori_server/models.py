@@ -419,3 +419,36 @@ class ServerMeta(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Calibration(Base):
+    """A station's calibration against its staff gauge (量水標), or a check of it: who
+    entered it and when, the staff gauge and the station's reading, the offset and scale it
+    set (firmware/station/calibration.py), and the residual found (docs/operator.md,
+    "Calibration"). The wire format has no room for a calibration version per reading:
+    this history says which version was active from when instead (active_from; for a
+    calibration sent as config, the config version that carries it and the time the
+    station was first seen to have reported it)."""
+
+    __tablename__ = "calibrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "offset" | "scale" | "check"
+    source: Mapped[str] = mapped_column(String(16))  # "technician" (on the board) | "server"
+    by_user: Mapped[str] = mapped_column(String(64))
+    at: Mapped[int] = mapped_column(BigInteger)  # entered, server time
+    staff_mm: Mapped[int] = mapped_column(Integer)  # the staff gauge reading
+    raw_mm: Mapped[int] = mapped_column(Integer)  # the station's uncalibrated level
+    level_mm: Mapped[int] = mapped_column(Integer)  # its calibrated level (after this one)
+    reading_t: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # of the level
+    offset_mm: Mapped[int] = mapped_column(Integer)  # cal_offset_mm in force after it
+    scale: Mapped[float] = mapped_column(Float)  # cal_scale
+    version: Mapped[int] = mapped_column(Integer)  # cal_version in force after it
+    residual_mm: Mapped[int] = mapped_column(Integer)  # level_mm - staff_mm
+    # The device config version that carries it (None: a check), and since when the
+    # station measures with it (the board written at once, or its report of that version).
+    config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    active_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

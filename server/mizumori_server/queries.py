@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from mizumori_server import profile
 from mizumori_server.codec import FLAG_NAMES
 from mizumori_server.models import Alert, Device, Reading, Station, StationLatest
 
@@ -48,13 +49,18 @@ def series(session: Session, station_id: int, start: int, end: int,
     }
 
 
+# The installed device's settings (installed_at: the lowest id), for its observation profile.
+DEVICE_CONFIG = (select(Device.desired_config).where(Device.station_id == Station.id)
+                 .order_by(Device.id).limit(1).correlate(Station).scalar_subquery()
+                 .label("device_config"))
 LATEST_COLUMNS = (Station.id, Station.code, Station.name, Station.site_type, Station.latitude,
                   Station.longitude, Station.standby_mm, Station.caution_mm,
-                  Station.evacuation_mm, Station.danger_mm, Station.interval_normal_s,
+                  Station.evacuation_mm, Station.danger_mm, Station.hysteresis_mm,
+                  Station.interval_normal_s,
                   Station.upload_every, Station.interval_flood_s, StationLatest.t,
                   StationLatest.level_mm, StationLatest.flags, StationLatest.battery_mv,
                   StationLatest.temperature_c, StationLatest.last_seen,
-                  Alert.level.label("alert_level"))
+                  Alert.level.label("alert_level"), DEVICE_CONFIG)
 
 
 def latest_query(*where: Any) -> AnySelect:
@@ -71,12 +77,23 @@ def latest(session: Session, now: int, late_after: float, offline_after: float,
            *where: Any) -> list[dict[str, Any]]:
     """Every station (or those matching `where`) with its latest state: no history
     scanned, plain columns (this serves the map and GIS for thousands of stations)."""
-    return [state(r, now, late_after, offline_after)
+    return [state(r, now, late_after, offline_after, session)
             for r in session.execute(latest_query(*where))]
 
 
-def state(r: Any, now: int, late_after: float, offline_after: float) -> dict[str, Any]:
-    expected = None if r.last_seen is None else expected_interval(r)
+def observation_mode(r: Any, session: Session | None) -> tuple[str, dict[str, Any]]:
+    """(mode, its settings) of a latest_query() row (profile.py)."""
+    cfg = profile.settings(r, r.device_config)
+    return profile.mode(session, r.id, cfg, r.level_mm), cfg
+
+
+def state(r: Any, now: int, late_after: float, offline_after: float,
+          session: Session | None = None) -> dict[str, Any]:
+    """A latest_query() row as the API serves it. With a session, a station of the MLIT
+    profile between its stop and start levels gets its mode from its readings' history."""
+    mode, cfg = observation_mode(r, session)
+    expected = None if r.last_seen is None else profile.expected_interval(
+        r, bool((r.flags or 0) & FLOOD_MODE), cfg, mode)
     ago = None if r.last_seen is None else now - r.last_seen
     return {
         "code": r.code, "name": r.name, "site_type": r.site_type, "latitude": r.latitude,
@@ -86,7 +103,7 @@ def state(r: Any, now: int, late_after: float, offline_after: float) -> dict[str
         "alert_level": r.alert_level or 0,
         "river_levels_mm": [r.standby_mm, r.caution_mm, r.evacuation_mm, r.danger_mm],
         "status": status_of(ago, expected, late_after, offline_after),
-        "last_seen_ago_s": ago, "expected_every_s": expected,
+        "last_seen_ago_s": ago, "expected_every_s": expected, "observation_mode": mode,
     }
 
 
@@ -104,7 +121,10 @@ def fleet(session: Session, now: int, late_after: float,
     for d, s, lt in rows:
         expected = None
         if s is not None:
-            expected = expected_interval(s, lt.flags if lt is not None else 0)
+            flags = lt.flags if lt is not None else 0
+            cfg = profile.settings(s, d.desired_config)
+            mode = profile.mode(session, s.id, cfg, lt.level_mm if lt is not None else None)
+            expected = profile.expected_interval(s, bool((flags or 0) & FLOOD_MODE), cfg, mode)
         ago = None if lt is None else now - lt.last_seen
         status = status_of(ago, expected, late_after, offline_after)
         out.append({

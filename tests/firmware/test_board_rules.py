@@ -5,7 +5,7 @@
 from station import app, codec, config, cycle, lorawan, sensors, state, uplink, wifi
 from station.drivers import SensorFault
 from station.drivers.a02yyuw import A02YYUW
-from station.drivers.current_loop import CurrentLoop
+from station.drivers.current_loop import SAMPLES, CurrentLoop
 from station.drivers.jsnsr04t import JSNSR04T
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -79,8 +79,9 @@ def test_the_loop_shunt_keeps_4_to_21_5_ma_inside_the_adc_range():
     old = CurrentLoop(board.adc(PINS["loop_adc"]), 150)
     assert old.read_mm() < 4500  # 15000 uA * 5000 / 16000 = 4687 mm if it were right
     w.loop_shunt_ohm = config.DEFAULTS["loop_shunt_ohm"]
-    new = CurrentLoop(board.adc(PINS["loop_adc"]), config.DEFAULTS["loop_shunt_ohm"])
-    assert new.read_mm() == 4687
+    new = CurrentLoop(board.adc(PINS["loop_adc"]), config.DEFAULTS["loop_shunt_ohm"],
+                      samples=SAMPLES["internal"])
+    assert abs(new.read_mm() - 4687) <= 10  # averaged: the ADC's scatter (sim) mostly gone
     w.loop_ua = 21500  # a failed transmitter (NAMUR NE 43): now it can be seen
     assert raises(SensorFault, new.read_mm).flag == codec.OUT_OF_RANGE
 

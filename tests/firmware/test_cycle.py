@@ -283,3 +283,73 @@ def test_uploader_is_called_when_an_upload_is_due():
     for _ in range(4):
         raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue", uploader)
     assert calls == [2, 4]
+
+
+# --- profile "mlit": a 20 s window of samples 1 s apart, light sleep between them ---------
+
+def test_mlit_window_takes_samples_1_s_apart_over_20_s_in_light_sleep():
+    from station import sensors
+
+    w = sim.World()
+    w.level_mm = 1500
+    cfg, _ = config.merge(config.DEFAULTS, {"profile": "mlit"})
+    pins = config.pins(cfg)
+    board = sim.Board(w)
+    sensors.rail_on(board, cfg, pins)
+    board.sleep_ms(sim.WARMUP_MS["a02yyuw"])
+    _, sensor = sensors.level_sensor(board, cfg, pins)
+    asleep = board.spent.get("light_sleep", 0)
+    times = []
+    good, faults = cycle.sample_window(board, sensor, times=times)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(good) == len(times) >= 21 and faults == {}
+    assert times[-1] - times[0] >= 20000  # on the sim board's own time
+    assert max(gaps) <= 1000, gaps
+    assert board.spent["light_sleep"] - asleep >= 14000  # asleep most of the window
+    assert board.rail_on()  # the rail stayed on through the light sleeps
+    sensors.rail_off(board, pins)
+
+
+def test_mlit_cycle_reports_the_windows_mean_in_watch_mode():
+    w = sim.World()
+    w.level_mm = 1234
+    r, q, st = one_cycle(w, profile="mlit", thresholds_mm=[2000, 2500, 3000, 3500])
+    assert abs(r["level_mm"] - 1234) <= 3 and r["mode"] == "watch" and r["interval_s"] == 600
+    assert r["upload"] is True and st["beat_seq"] == 1  # the first wake's heartbeat
+    assert q.depth() == 1
+
+
+def test_a_missing_sensor_ends_the_window_at_once():
+    w = sim.World()
+    w.faults = {"missing"}
+    board = sim.Board(w)
+    cfg, _ = config.merge(config.DEFAULTS, {"profile": "mlit"})
+    q = FlashQueue(tempdir())
+    r = cycle.run(board, cfg, config.pins(cfg), state.defaults(), q)
+    assert r["level_mm"] is None and board.ms < 5000
+
+
+def test_mlit_wakes_watch_then_observe_then_watch_again():
+    d = setup(profile="mlit", obs_start_mm=1000, obs_stop_mm=900, obs_interval_s=120,
+              thresholds_mm=[2000, 2500, 3000, 3500], rise_limit_mm_h=10000)
+    w = sim.World()
+    board = sim.Board(w)
+    sent = []
+
+    def uploader(q, result):
+        sent.append(result["seq"])
+        q.ack(result["seq"])
+        return True
+
+    modes = []
+    for level in [500] * 4 + [1050, 1100, 950, 880] + [500] * 3:
+        w.level_mm = level
+        ms = raises(sim.DeepSleep, app.main, board, d + "/config.json", d + "/queue",
+                    uploader).ms
+        st = state.load(board)
+        modes.append(("observation" if st["obs"] else "watch", st["next_wake"] - st["t"]))
+        w.now += ms // 1000
+    assert [m for m, _ in modes] == ["watch"] * 4 + ["observation"] * 3 + ["watch"] * 4
+    assert [s for _, s in modes] == [600] * 4 + [120] * 3 + [600] * 4
+    # the first wake's heartbeat, every reading in observation, the change back, then none
+    assert sent == [1, 5, 6, 7, 8]

@@ -24,3 +24,26 @@ def test_pin_choices_respect_the_esp32():
     assert PINS["rain"] in ESP32_RTC_GPIO  # it must wake the chip from deep sleep
     strapping = (0, 2, 5, 12, 15)  # a level on these at reset changes how the chip boots
     assert not set(strapping) & {v for k, v in PINS.items() if k != "ultrasonic_uart"}
+
+
+def test_i2c_parts_have_distinct_addresses_that_the_firmware_uses():
+    from station.drivers import ads1115
+    from station.hw import sim
+
+    i2c = load_json("hardware/pinmap.json")["i2c"]
+    assert i2c["ads1115"] != i2c["bme280"]
+    assert i2c["ads1115"] == ads1115.ADDR_GND == sim.ADS1115_ADDR
+    assert i2c["bme280"] == sim.SimBME280I2C(sim.World()).addr
+
+
+def test_the_jsn_sr04t_echo_reaches_the_esp32s_input_high_threshold():
+    # ESP32 datasheet, DC characteristics: V_IH min = 0.75 x VDD; inputs to VDD + 0.3 V.
+    vdd = 3.3
+    echo = load_json("hardware/pinmap.json")["logic_levels"]["jsn_echo"]
+    high = echo["high_v"]
+    if "divider" in echo:  # a resistive divider scales the module's supply
+        top, bottom = echo["divider"]
+        high = echo["source_v"] * bottom / (top + bottom)
+    assert 0.75 * vdd <= high <= vdd + 0.3
+    # the divider alone fails when the module runs from the 3.3 V rail: 2.2 V
+    assert 3.3 * 20000 / 30000 < 0.75 * vdd

@@ -71,3 +71,116 @@ def test_flood_mode_ends_with_hysteresis_on_the_rate():
 def test_every_reading_is_uploaded_in_flood_mode():
     d = schedule.decide(cfg(), st(level=1600, t=0, flood=True, alert=2), 1600, 120)
     assert d["upload"] and d["interval_s"] == 120
+
+
+# --- profile "mlit": watch and observation modes (MLIT crisis-gauge standard) -------------
+
+def mlit(**kw):
+    return cfg(profile="mlit", obs_start_mm=800, obs_stop_mm=700, obs_interval_s=300, **kw)
+
+
+def follow(c, s, level, now, sent=None):
+    """One wake's decision, kept in the state as cycle.run keeps it."""
+    d = schedule.decide(c, s, level, now, s["beat_seq"] if sent is None else sent)
+    s["alert"], s["flood"], s["obs"] = d["alert"], d["flood"], d["obs"]
+    s["level"], s["t"] = level, now
+    if d["heartbeat"]:
+        s["beat_t"], s["beat_seq"] = now, s.get("seq", 0)
+    s["seq"] = s.get("seq", 0) + 1
+    return d
+
+
+def test_watch_mode_sends_nothing_until_the_daily_heartbeat():
+    c = mlit()
+    s = st(beat_t=1000, level=500, t=400)
+    now = 1000
+    uploads = []
+    for i in range(150):  # a day and a bit at 10 minutes
+        now += 600
+        d = follow(c, s, 500 + (i % 3), now)
+        assert (d["mode"], d["interval_s"]) == ("watch", 600)
+        if d["upload"]:
+            uploads.append(now - 1000)
+    assert uploads == [86400]  # 144 readings stored, one heartbeat
+
+
+def test_watch_mode_measures_at_most_every_ten_minutes():
+    assert follow(mlit(interval_normal_s=3600), st(beat_t=0), 500, 600)["interval_s"] == 600
+    assert follow(mlit(interval_normal_s=300), st(beat_t=0), 500, 600)["interval_s"] == 300
+
+
+def test_the_heartbeat_goes_on_until_its_readings_are_out():
+    c = mlit()
+    s = st(beat_t=0, level=500, t=0)
+    d = follow(c, s, 500, 86400, sent=0)
+    assert d["heartbeat"] and d["upload"] and s["beat_t"] == 86400
+    s["beat_seq"] = 144
+    d = follow(c, s, 500, 87000, sent=100)  # the transport got 100 out: more wakes needed
+    assert d["upload"] and not d["heartbeat"]
+    d = follow(c, s, 500, 87600, sent=144)
+    assert not d["upload"]
+
+
+def test_observation_starts_at_the_start_level_and_stops_below_the_stop_level():
+    c = mlit(rise_limit_mm_h=10000)  # the mode alone, no flood mode by rate of rise
+    s = st(beat_t=0, level=780, t=0)
+    now = 0
+    got = []
+    for level in (790, 800, 760, 700, 699, 750, 799):
+        now += 600
+        d = follow(c, s, level, now)
+        got.append((d["mode"], d["interval_s"], d["upload"]))
+    assert got == [
+        ("watch", 600, False),
+        ("observation", 300, True),   # the start level reached: sent at once, every 5 min
+        ("observation", 300, True),
+        ("observation", 300, True),   # still at the stop level
+        ("watch", 600, True),         # below it: the change is sent, then nothing
+        ("watch", 600, False),        # between stop and start: watch mode holds
+        ("watch", 600, False),
+    ]
+
+
+def test_a_missing_level_keeps_the_mode():
+    c = mlit()
+    s = st(beat_t=0, obs=True, level=900, t=0)
+    assert follow(c, s, None, 300)["mode"] == "observation"
+
+
+def test_river_levels_and_rate_of_rise_still_apply_on_top():
+    c = mlit(interval_flood_s=120)
+    s = st(beat_t=0, level=850, t=0, obs=True)
+    d = follow(c, s, 1010, 300)  # standby level (T[0]) reached: flood mode wins
+    assert (d["flood"], d["mode"], d["interval_s"], d["upload"]) == (
+        True, "observation", 120, True)
+    s = st(beat_t=0, level=400, t=0)
+    d = follow(c, s, 500, 600)  # 600 mm/h while watching
+    assert (d["flood"], d["mode"], d["interval_s"], d["upload"]) == (True, "watch", 120, True)
+
+
+def test_the_start_level_defaults_to_the_standby_level():
+    c = cfg(profile="mlit")
+    assert schedule.obs_levels(c) == (T[0], T[0] - 50)
+    assert schedule.obs_levels(cfg(profile="mlit", thresholds_mm=[None] * 4)) == (None, None)
+    assert follow(cfg(profile="mlit", thresholds_mm=[None] * 4), st(beat_t=0), 9000,
+                  600)["mode"] == "watch"
+
+
+def test_the_standard_profile_is_unchanged():
+    d = schedule.decide(cfg(), st(level=500, t=0, since_upload=0), 505, 600)
+    assert (d["mode"], d["obs"], d["interval_s"]) == ("standard", False, 600)
+
+
+def test_profile_settings_are_checked():
+    base = config.DEFAULTS
+    good, errors = config.merge(base, {"profile": "mlit", "obs_start_mm": 800,
+                                       "obs_stop_mm": 700, "obs_interval_s": 120})
+    assert errors == [] and good["obs_interval_s"] == 120
+    for key, bad in (("profile", "fast"), ("obs_interval_s", 180), ("obs_interval_s", 60),
+                     ("obs_start_mm", 40000), ("obs_stop_mm", 1.5)):
+        cfg2, errors = config.merge(good, {key: bad})
+        assert len(errors) == 1 and errors[0].startswith(key + ":"), (key, errors)
+        assert cfg2[key] == good[key]
+    cfg2, errors = config.merge(good, {"obs_stop_mm": 900})
+    assert errors == ["obs_stop_mm: above obs_start_mm"] and cfg2["obs_stop_mm"] is None
+    assert config.merge(good, {"obs_start_mm": None})[1] == []

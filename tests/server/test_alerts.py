@@ -640,3 +640,49 @@ def test_refusals_are_in_the_language_asked_for(
     r = app_client.post("/api/alerts/99999/ack", headers=h, json={})
     assert r.status_code == 404 and r.json()["detail"] == {
         "ja": "警報 #99999 はありません", "en": "no alert 99999"}[lang]
+
+
+def test_offline_follows_the_mlit_profiles_mode(dev: Device, app_client: TestClient,
+                                                admin: dict[str, str]) -> None:
+    """Watch mode: a heartbeat a day; observation mode: a reading per obs_interval_s, from
+    the start level up until the level falls below the stop level; flood mode first."""
+    app: Any = app_client.app
+    settings: Settings = app.state.settings
+    r = app_client.patch(f"/api/devices/{dev.id}/config", headers=admin, json={"settings": {
+        "profile": "mlit", "obs_start_mm": 800, "obs_stop_mm": 700, "obs_interval_s": 300}})
+    assert r.status_code == 200, r.text
+    for bad, why in (({"obs_stop_mm": 900}, "obs_stop_mm: above obs_start_mm"),
+                     ({"obs_interval_s": 240}, "obs_interval_s: one of 600, 300, 120"),
+                     ({"profile": "fast"}, "profile: one of standard, mlit")):
+        r = app_client.patch(f"/api/devices/{dev.id}/config", headers=admin,
+                             json={"settings": bad})
+        assert r.status_code == 422 and why in r.json()["detail"], r.text
+    send = Sender(dev)
+
+    def check(at: int) -> int:
+        with app.state.sessions() as s, s.begin():
+            return alerts.check_offline(s, settings, at)
+
+    def mode() -> str:
+        r = app_client.get("/api/stations/taku-01", headers=admin)
+        assert r.status_code == 200, r.text
+        latest = r.json().get("latest", r.json())
+        return str(latest["observation_mode"])
+
+    seen = send(500)["server_time"]  # watch mode: expected once a day
+    assert mode() == "watch"
+    assert check(seen + 3 * 86400) == 0
+    assert check(seen + 3 * 86400 + 1) == 1
+    assert "expected every 1440 min" in active(app_client, admin)[0]["message"]
+    seen = send(800)["server_time"]  # the start level: a reading every 5 min
+    assert mode() == "observation" and active(app_client, admin) == []
+    assert check(seen + 900) == 0 and check(seen + 901) == 1
+    seen = send(750)["server_time"]  # between the levels: observation mode holds
+    assert mode() == "observation"
+    assert check(seen + 900) == 0 and check(seen + 901) == 1
+    seen = send(699)["server_time"]  # below the stop level: watch mode again
+    assert mode() == "watch" and active(app_client, admin) == []
+    seen = send(750)["server_time"]  # between the levels from below: watch mode holds
+    assert mode() == "watch" and check(seen + 901) == 0
+    seen = send(750, flags=FLAGS["flood_mode"])["server_time"]  # flood mode wins
+    assert check(seen + 361) == 1

@@ -368,3 +368,24 @@ def test_cap_leaves_out_operators_alerts(app_client: TestClient, admin: dict[str
     for a in private:
         assert app_client.get(f"/open/cap/{a['id']}.xml", headers=admin).status_code == 404
     assert app_client.get("/open/cap/999999.xml", headers=admin).status_code == 404
+
+
+def test_station_features_carry_the_observation_mode(
+        app_client: TestClient, admin: dict[str, str], fleet: dict[str, Device]) -> None:
+    """standard, or under the MLIT profile watch / observation (from the pushed settings and
+    the latest level); the expected interval (and so the status) follows the mode."""
+    for code, start in (("shizuoka-01", 250), ("niigata-01", 200)):
+        device = fleet[code]
+        r = app_client.patch(f"/api/devices/{device.id}/config", headers=admin,
+                             json={"settings": {"profile": "mlit", "obs_start_mm": start,
+                                                "obs_interval_s": 600}})
+        assert r.status_code == 200, r.text
+    page = get(app_client, admin, "/ogc/collections/stations/items")
+    props = {f["id"]: f["properties"] for f in page["features"]}
+    assert {c: p["observation_mode"] for c, p in props.items()} == {
+        "taku-01": "standard", "shizuoka-01": "observation", "niigata-01": "watch"}
+    latest = {s["code"]: s for s in get(app_client, admin, "/api/latest")}
+    assert {c: s["expected_every_s"] for c, s in latest.items()} == {
+        "taku-01": 1800, "shizuoka-01": 600, "niigata-01": 86400}
+    one = get(app_client, admin, "/ogc/collections/stations/items/niigata-01")
+    assert one["properties"]["observation_mode"] == "watch"

@@ -422,11 +422,27 @@ def firmware_rows(info: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def staff_row(level: dict[str, Any], staff: int, tolerance_mm: int) -> Row:
+    """The commissioning check: the level the firmware computes (calibration applied)
+    against the staff gauge reading the technician entered."""
+    from mizumori_tools.device import staff_check
+
+    ok, said = staff_check(level.get("level_mm"), staff, tolerance_mm)
+    if ok:
+        return Row("staff gauge", said, "PASS")
+    return Row("staff gauge", said, "FAIL",
+               "Read the staff gauge again (to the cm, at the same moment); if it holds, "
+               f"calibrate: mizumori device calibrate --port … --staff-gauge {staff / 1000:.2f}"
+               " (and check mount_mm, and that the beam sees only water)")
+
+
 def run(port: str, loop_points: list[float] | None = None,
-        tolerance_ma: float = LOOP_TOLERANCE_MA, ask: Ask | None = None) -> list[Row]:
+        tolerance_ma: float = LOOP_TOLERANCE_MA, ask: Ask | None = None,
+        staff_mm: int | None = None, staff_tolerance_mm: int = 20) -> list[Row]:
     """The table, for the board on port (in its maintenance window after a power-on).
     loop_points: mA to check the loop at (default 4, 12, 20 on a current_loop station);
-    ask: shows a prompt and waits (None: measure at once)."""
+    ask: shows a prompt and waits (None: measure at once); staff_mm: the staff gauge
+    reading to compare the station's level with (fails beyond staff_tolerance_mm)."""
     board = Board(port, timeout_s=180)
     info = board.exec_json(_START)
     rows = firmware_rows(info) + [heap_row("boot", info["heap_boot"])]
@@ -448,6 +464,13 @@ def run(port: str, loop_points: list[float] | None = None,
     if sensors is None:
         return rows
     rows += sensor_rows(sensors, info)
+    if staff_mm is not None:
+        from mizumori_tools.device import _SELFTEST
+
+        level = step("staff gauge", _SELFTEST)
+        if level is None:
+            return rows
+        rows.append(staff_row(level, staff_mm, staff_tolerance_mm))
     if loop_points is None and info["level_sensor"] == "current_loop":
         loop_points = list(LOOP_POINTS_MA)
     for ma in loop_points or []:
@@ -479,7 +502,7 @@ def table(rows: list[Row]) -> str:
 
 
 def cli(port: str, loop_points: str | None, tolerance_ma: float, yes: bool,
-        as_json: bool) -> int:
+        as_json: bool, staff_mm: int | None = None, staff_tolerance_mm: int = 20) -> int:
     """`mizumori device check`: 0 when every check passed, 1 when one failed."""
     try:
         points = [float(x) for x in loop_points.split(",")] if loop_points else None
@@ -493,7 +516,8 @@ def cli(port: str, loop_points: str | None, tolerance_ma: float, yes: bool,
         except EOFError:
             raise DeviceError("no answer to the prompt: give --yes to measure at once") from None
 
-    rows = run(port, points, tolerance_ma, None if yes else prompt)
+    rows = run(port, points, tolerance_ma, None if yes else prompt, staff_mm,
+               staff_tolerance_mm)
     if as_json:
         print(json.dumps({"passed": not any(r.status == "FAIL" for r in rows),
                           "checks": [asdict(r) for r in rows]}, ensure_ascii=False))

@@ -495,23 +495,55 @@ def device_cmd(args: argparse.Namespace) -> int:
                                                 or 0))
             return 1 if arrived is False else 0
         elif args.device_command == "selftest":
-            report = device.selftest(args.port)
+            staff = None if args.staff_gauge is None else device.staff_mm(args.staff_gauge)
+            report = device.selftest(args.port, staff, staff_tolerance(args))
             print(json.dumps(report) if args.json
                   else "\n".join(device.selftest_lines(report)))
+            if staff is not None and not report["staff_gauge"]["passed"]:
+                return 1
+        elif args.device_command == "calibrate":
+            token = None
+            if args.server:
+                token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
+                if args.user:
+                    token = device.login(args.server, args.user, os.environ.get(
+                        "MIZUMORI_PASSWORD") or getpass.getpass(f"password for {args.user}: "),
+                        args.ca)
+                if not token:
+                    raise device.DeviceError("log in with --user NAME, or give an API token: "
+                                             "--token or MIZUMORI_TOKEN")
+            kind = "scale" if args.scale else "check" if args.check_only else "offset"
+            done = device.calibrate(args.port, args.staff_gauge, kind, args.server, token,
+                                    args.station, args.ca)
+            print(json.dumps(done) if args.json
+                  else device.calibrate_sentence(args.port, done, args.station))
+            if kind == "check" and abs(done["residual_mm"]) > staff_tolerance(args):
+                return 1
         elif args.device_command == "info":
             state = device.info(args.port)
             print(json.dumps(state) if args.json else "\n".join(device.info_lines(state)))
         elif args.device_command == "check":
             from mizumori_tools import check
 
+            staff = None if args.staff_gauge is None else device.staff_mm(args.staff_gauge)
             return check.cli(args.port, args.loop_points, args.loop_tolerance, args.yes,
-                             args.json)
+                             args.json, staff, staff_tolerance(args))
         else:
             return device.console(args.port, args.raw)
     except device.DeviceError as e:
         print(f"mizumori device: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def staff_tolerance(args: argparse.Namespace) -> int:
+    """--staff-tolerance CM as mm (1 to 50 cm), or a DeviceError."""
+    from mizumori_tools import device
+
+    cm = args.staff_tolerance
+    if not 0.1 <= cm <= 50:
+        raise device.DeviceError("--staff-tolerance takes 0.1 to 50 cm")
+    return round(cm * 10)
 
 
 def release_cmd(args: argparse.Namespace) -> int:
@@ -702,6 +734,7 @@ def main(argv: list[str] | None = None) -> int:
                        ("info", "firmware, flash, queue depth, last errors, reset cause"),
                        ("check", "acceptance check of a new board: heap, sensors, loop, "
                                  "an upload from a cold power-on"),
+                       ("calibrate", "calibrate the level against the staff gauge (量水標)"),
                        ("console", "the serial console, its lines decoded")):
         d = dsub.add_parser(name, help=text)
         d.add_argument("--port", required=True, help="e.g. /dev/ttyUSB0 or the rig's port")
@@ -716,6 +749,29 @@ def main(argv: list[str] | None = None) -> int:
                            help="how far a loop reading may be off (default 0.2 mA)")
             d.add_argument("--yes", action="store_true",
                            help="do not wait at prompts (the calibrator is already set)")
+            d.add_argument("--json", action="store_true", help="one JSON object instead")
+        if name in ("selftest", "check", "calibrate"):
+            d.add_argument("--staff-gauge", metavar="M", required=name == "calibrate",
+                           help="the staff gauge reading now, in m to the cm (e.g. 1.23): "
+                                + ("the level is calibrated to it" if name == "calibrate" else
+                                   "the level must agree within --staff-tolerance"))
+            d.add_argument("--staff-tolerance", type=float, default=2.0, metavar="CM",
+                           help="how far the level may be from the staff gauge (default 2 cm)")
+        if name == "calibrate":
+            how = d.add_mutually_exclusive_group()
+            how.add_argument("--scale", action="store_true",
+                             help="also the scale, from this point and the last calibration's "
+                                  "(at least 0.3 m apart)")
+            how.add_argument("--check-only", action="store_true",
+                             help="only compare with the staff gauge (the residual); change "
+                                  "nothing")
+            d.add_argument("--server", help="the fleet server's URL: record it in the station's "
+                                            "calibration history")
+            d.add_argument("--station", help="station code on the server")
+            d.add_argument("--user", help="log in as this technician (password asked, or "
+                                          "$MIZUMORI_PASSWORD)")
+            d.add_argument("--token", help="or an API token (default: $MIZUMORI_TOKEN)")
+            d.add_argument("--ca", help="CA certificate (PEM) of a server with a private CA")
             d.add_argument("--json", action="store_true", help="one JSON object instead")
         if name == "console":
             d.add_argument("--raw", action="store_true",

@@ -123,6 +123,7 @@ print(json.dumps(out))
 """
 
 
+STAFF_TOLERANCE_MM = 20  # the commissioning check: MLIT's crisis gauge is +-1 cm; 2 cm here
 SLOT = "a"  # where `flash` puts the application; OTA updates alternate with b/
 
 
@@ -548,7 +549,14 @@ try:
 finally:
     sensors.rail_off(b, pins)
 lv, flags, _ = processing.level_from_samples(kind, good, faults, t, cfg, None, 0)
+raw = dict(cfg)
+raw.update({'cal_offset_mm': 0, 'cal_scale': 1.0})
+raw_lv, _, _ = processing.level_from_samples(kind, good, faults, t, raw, None, 0)
+cal = {}
+for k in ('cal_offset_mm', 'cal_scale', 'cal_version', 'cal_staff_mm', 'cal_raw_mm'):
+    cal[k] = cfg.get(k)
 print(json.dumps({'provisioned': provisioned, 'level_sensor': cfg['level_sensor'],
+    'raw_level_mm': raw_lv, 'calibration': cal,
     'kind': kind, 'mount_mm': cfg['mount_mm'], 'sensor_offset_mm': cfg['sensor_offset_mm'],
     'samples_mm': good, 'level_mm': lv, 'flags': codec.flags_to_names(flags),
     'faults': [[codec.flags_to_names(k)[0] if k else str(k), v] for k, v in faults.items()],
@@ -570,16 +578,157 @@ FLAG_WORDS = {
 }
 
 
-def selftest(port: str) -> dict[str, Any]:
+def selftest(port: str, staff: int | None = None,
+             tolerance_mm: int = STAFF_TOLERANCE_MM) -> dict[str, Any]:
     """One reading of every sensor, the water level the firmware computes from it, and the
-    problems found ("not provisioned" first on a board without credentials)."""
+    problems found ("not provisioned" first on a board without credentials). staff: a staff
+    gauge reading (mm) to compare the level with (the commissioning check): beyond
+    tolerance_mm it is a problem and `staff_gauge.passed` is false."""
     out = dict(Board(port).exec_json(_SELFTEST))
     problems = [] if out.get("provisioned", True) else [
         "not provisioned: run `mizumori device provision` (it will not report)"]
+    if staff is not None:
+        ok, said = staff_check(out.get("level_mm"), staff, tolerance_mm)
+        out["staff_gauge"] = {"staff_mm": staff, "tolerance_mm": tolerance_mm, "passed": ok,
+                              "difference_mm": None if out.get("level_mm") is None
+                              else out["level_mm"] - staff}
+        if not ok:
+            problems.append(f"staff gauge: {said}: calibrate it (mizumori device calibrate)")
     problems += [f"{f}: {FLAG_WORDS.get(f, f)}" for f in out.get("flags", [])]
     problems += [str(n) for n in out.get("notes", [])]
     out["problems"] = problems
     return out
+
+
+# --- calibration against the staff gauge (量水標) -------------------------------------------
+
+def _calibration() -> Any:
+    """The firmware's own station/calibration.py (the server computes with it too)."""
+    firmware = str(paths.FIRMWARE)
+    if firmware not in sys.path:
+        sys.path.append(firmware)
+    import importlib
+
+    return importlib.import_module("station.calibration")
+
+
+def staff_mm(metres: str) -> int:
+    """A staff gauge reading given in metres, as mm; DeviceError (one line) when bad."""
+    cal = _calibration()
+    try:
+        return int(cal.staff_mm(metres))
+    except cal.CalibrationError as e:
+        raise DeviceError(str(e)) from None
+
+
+def staff_check(level_mm: int | None, staff: int, tolerance_mm: int = STAFF_TOLERANCE_MM
+                ) -> tuple[bool, str]:
+    """(passed, sentence): the station's level against the staff gauge."""
+    if level_mm is None:
+        return False, (f"no level to compare with the staff gauge ({staff / 1000:.2f} m): "
+                       "the level sensor gave no good sample")
+    diff = level_mm - staff
+    side = "high" if diff > 0 else "low"
+    said = (f"level {level_mm / 1000:.3f} m, staff gauge {staff / 1000:.2f} m: "
+            f"{abs(diff)} mm {side} (tolerance {tolerance_mm} mm)" if diff else
+            f"level {level_mm / 1000:.3f} m, staff gauge {staff / 1000:.2f} m: equal")
+    return abs(diff) <= tolerance_mm, said
+
+
+_WRITE_CAL = """
+import json
+from station import config, fsutil
+try:
+    with open('config.json') as f:
+        c = json.loads(f.read())
+    if not isinstance(c, dict):
+        c = {}
+except (OSError, ValueError):
+    c = {}
+c.update(json.loads(%r))
+fsutil.write_atomic('config.json', json.dumps(c).encode())
+cfg, errors = config.load()
+print(json.dumps({'cal': [cfg[k] for k in %r], 'errors': errors}))
+"""
+CAL_KEYS = ("cal_offset_mm", "cal_scale", "cal_version", "cal_staff_mm", "cal_raw_mm")
+
+
+def calibrate(port: str, staff_m: str, kind: str = "offset", server: str | None = None,
+              token: str | None = None, station: str | None = None,
+              ca_file: str | None = None) -> dict[str, Any]:
+    """Calibrate the station against the staff gauge: its uncalibrated level now (one
+    selftest burst) and the staff gauge reading give the offset (kind "offset"), or with the
+    last point the scale too ("scale"); "check" only compares. The result is written into
+    the board's config.json (read back) and, with a server, recorded in the station's
+    calibration history there (which then also sends it as config)."""
+    staff = staff_mm(staff_m)
+    board = Board(port)
+    r = dict(board.exec_json(_SELFTEST))
+    raw, on_board = r.get("raw_level_mm"), r.get("calibration") or {}
+    if raw is None:
+        flags = ", ".join(r.get("flags", [])) or "no good sample"
+        raise DeviceError(f"the station has no level to calibrate with ({flags}): run "
+                          "`mizumori device selftest` and fix the level sensor first")
+    if any(on_board.get(k) is None for k in CAL_KEYS):
+        raise DeviceError("this board's firmware does not know calibration: run "
+                          "`mizumori device flash` first")
+    cal = _calibration()
+    recorded = None
+    if server:
+        import httpx
+
+        if not station:
+            raise DeviceError("--server needs --station CODE (the station on the server)")
+        try:
+            resp = httpx.post(f"{server.rstrip('/')}/api/stations/{station}/calibrations",
+                              timeout=30, verify=verify(ca_file),
+                              headers={"Authorization": f"Bearer {token}"},
+                              json={"staff_gauge_m": staff / 1000, "kind": kind,
+                                    "reading_mm": raw, "on_board": on_board})
+        except httpx.HTTPError as e:
+            raise DeviceError(unreachable(server, e)) from None
+        if resp.status_code != 201:
+            answer = _json_or_none(resp)
+            detail = answer.get("detail", resp.text) if isinstance(answer, dict) else resp.text
+            raise DeviceError(f"server refused the calibration ({resp.status_code}): {detail}")
+        recorded = resp.json()
+        settings = dict(recorded["settings"])
+    elif kind == "check":
+        settings = dict(on_board)
+    else:
+        try:
+            make = cal.one_point if kind == "offset" else cal.two_point
+            settings = dict(make(staff, raw, on_board))
+        except cal.CalibrationError as e:
+            raise DeviceError(str(e)) from None
+    if kind != "check":
+        got = board.exec_json(_WRITE_CAL % (json.dumps(settings), CAL_KEYS))
+        want = [settings[k] for k in CAL_KEYS]
+        if len(got["cal"]) != len(want) or any(
+                abs(g - w) > 1e-6 * max(1, abs(w)) for g, w in zip(got["cal"], want, strict=True)):
+            raise DeviceError("the calibration did not read back intact from config.json "
+                              f"({'; '.join(got['errors']) or got['cal']}): calibrate again")
+    level = int(cal.apply(raw, settings))
+    return {"kind": kind, "staff_mm": staff, "reading_mm": raw, "level_mm": level,
+            "residual_mm": cal.residual(level, staff), **settings,
+            "recorded": recorded is not None,
+            "history_id": None if recorded is None else recorded["id"]}
+
+
+def calibrate_sentence(port: str, r: dict[str, Any], station: str | None = None) -> str:
+    where = (f" and recorded in {station}'s calibration history on the server"
+             if r["recorded"] else " (not recorded on a server: give --server, --station and "
+             "--user to keep it in the station's history)")
+    if r["kind"] == "check":
+        ok, said = staff_check(r["level_mm"], r["staff_mm"])
+        return (f"Checked {port} against the staff gauge: {said}" + ("" if r["recorded"] else
+                where) + ("." if ok else ": calibrate it (mizumori device calibrate)."))
+    what = "offset" if r["kind"] == "offset" else "offset and scale"
+    return (f"Calibrated the {what} of {port} (calibration {r['cal_version']}): offset "
+            f"{r['cal_offset_mm']:+d} mm, scale {r['cal_scale']:.5f}; its level "
+            f"{r['reading_mm'] / 1000:.3f} m reads {r['level_mm'] / 1000:.3f} m now, the staff "
+            f"gauge {r['staff_mm'] / 1000:.2f} m. Written on the board{where}. Press reset "
+            "to start it measuring.")
 
 
 def _num(v: Any, fmt: str, unit: str) -> str:
@@ -601,6 +750,13 @@ def selftest_lines(r: dict[str, Any]) -> list[str]:
         ("water level", "n/a (no good sample)" if level is None else
          f"{level / 1000:.3f} m above the station datum ({level} mm = {how}): "
          "compare with the staff gauge"),
+        *([("staff gauge", ("PASS " if r["staff_gauge"]["passed"] else "FAIL ") + staff_check(
+            level, r["staff_gauge"]["staff_mm"], r["staff_gauge"]["tolerance_mm"])[1])]
+          if r.get("staff_gauge") else []),
+        ("calibration", "none" if not (r.get("calibration") or {}).get("cal_version") else
+         f"{r['calibration']['cal_version']}: offset {r['calibration']['cal_offset_mm']:+d} mm,"
+         f" scale {r['calibration']['cal_scale']:.5f} (uncalibrated level "
+         f"{r.get('raw_level_mm')} mm)"),
         ("level sensor", f"{r.get('level_sensor')} ({r.get('kind')})"),
         ("samples", f"{', '.join(str(x) for x in samples)} {raw}" if samples else "none"),
         ("flags", ", ".join(f"{f} ({FLAG_WORDS.get(f, f)})" for f in r.get("flags", []))

@@ -27,6 +27,20 @@ ADC_MAX_UV = 2450000
 # ADC2 is shared with the Wi-Fi driver: adc2 reads fail while Wi-Fi is on (ESP-IDF ADC docs,
 # "ADC2 ... cannot be used when Wi-Fi is in use"). GPIO numbers of ADC2's channels.
 ADC2_PINS = (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)
+# One conversion of the ESP32's ADC scatters ("the ESP32 ADC can be sensitive to noise
+# leading to large discrepancies in ADC readings": ESP-IDF ADC docs, "Minimizing Noise", which
+# advise a 0.1 uF capacitor and multisampling). Modelled on the loop shunt as uniform
+# +-10 mV per conversion (+-100 uA, +-31 mm of a 5 m span at 100 ohm): an assumed figure,
+# below the review's +-60 mV calibrated error, to be replaced by a bench measurement.
+LOOP_ADC_NOISE_UV = 10000
+# TI ADS1115 (SBAS444D): I2C address set by its ADDR pin (table 4; wired to GND: 0x48);
+# config register OS/MUX/PGA/MODE/DR (9.6.3); full-scale range per PGA setting; a
+# single-shot conversion takes 1/DR and OS reads 0 until it ends, the conversion register
+# keeping the previous result meanwhile (9.4.2); a 16-bit two's-complement code that
+# saturates at 0x7FFF/0x8000 beyond the full scale (9.5.4).
+ADS1115_ADDR = 0x48
+ADS1115_FSR_UV = (6144000, 4096000, 2048000, 1024000, 512000, 256000, 256000, 256000)
+ADS1115_SPS = (8, 16, 32, 64, 128, 250, 475, 860)
 # The RTC keeps time through deep sleep on the internal 150 kHz RC oscillator (no 32 kHz
 # crystal on the reference board): ESP-IDF calibrates it at sleep entry, but it drifts with
 # temperature. 1000 ppm (0.1 %, 86 s a day) is the low end of the review's 0.1-1 % estimate
@@ -140,7 +154,8 @@ class World:
     """Faults: "missing" (level sensor silent), "garbage" (level sensor sends noise),
     "no_echo", "env_missing" (no BME280), "stuck" (level sensor repeats one value),
     "link_down" (no access point answers), "dns_stall" (DNS never answers), "net_stall"
-    (the server never replies), "reed_stuck" (the rain gauge's reed switch stays closed).
+    (the server never replies), "reed_stuck" (the rain gauge's reed switch stays closed),
+    "ads_missing" (the ADS1115 does not answer on the I2C bus).
     aps: the Wi-Fi access points in range, as network.WLAN.scan() lists them."""
 
     def __init__(self, seed=1):
@@ -151,6 +166,8 @@ class World:
         self.loop_span_mm = 5000
         self.loop_shunt_ohm = 100  # as built (hardware/bom.md)
         self.loop_ua = None  # a fixed loop current (a calibrator), else from the level
+        self.loop_adc_noise_uv = LOOP_ADC_NOISE_UV  # the ESP32 ADC's scatter per conversion
+        self.ads1115_fitted = True  # an ADS1115 on the I2C bus (fault "ads_missing": silent)
         self.net_request_ms = None  # a request's round trip on a slow network, else NET_MS
         self.reed_closed_ms = 0  # a tip in progress: the reed is closed until then (board ms)
         self.air_temp_c = 20.0
@@ -361,6 +378,91 @@ class SimBME280I2C:
             adc_p >> 12, (adc_p >> 4) & 0xFF, (adc_p & 0x0F) << 4,
             adc_t >> 12, (adc_t >> 4) & 0xFF, (adc_t & 0x0F) << 4,
             adc_h >> 8, adc_h & 0xFF])
+
+
+class SimADS1115:
+    """An ADS1115 with ADDR to GND, AIN0 on the loop's shunt (against GND), powered from the
+    switched rail: single-shot conversions in the board's time (see the rules at the top).
+    Continuous mode is not modelled (the firmware does not use it)."""
+
+    def __init__(self, board, source, addr=ADS1115_ADDR):
+        self.board = board
+        self.source = source  # the shunt voltage, uV
+        self.addr = addr
+        self.config = 0x8583  # the power-on default (9.6.3)
+        self.result = 0
+        self.pending = None
+        self.done_us = 0
+        self.conversions = 0
+
+    def powered(self):
+        return self.board.rail_on() and "ads_missing" not in self.board.world.faults
+
+    def _now_us(self):
+        return self.board.ms * 1000
+
+    def _settle(self):
+        if self.pending is not None and self._now_us() >= self.done_us:
+            self.result, self.pending = self.pending, None
+
+    def write(self, reg, data):
+        if reg == 1:
+            cfg = (data[0] << 8) | data[1]
+            if not cfg & 0x0100:
+                raise NotImplementedError("ADS1115 continuous mode is not modelled")
+            self.config = cfg & 0x7FFF
+            if cfg & 0x8000:  # OS: start a single-shot conversion
+                mux = (cfg >> 12) & 7
+                fsr = ADS1115_FSR_UV[(cfg >> 9) & 7]
+                uv = self.source() if mux == 4 else 0  # only AIN0 is wired
+                code = (uv * 32768) // fsr
+                self.pending = max(-32768, min(32767, code))
+                self.done_us = self._now_us() + (1000000 + ADS1115_SPS[(cfg >> 5) & 7] - 1) \
+                    // ADS1115_SPS[(cfg >> 5) & 7]
+                self.conversions += 1
+
+    def read(self, reg, n):
+        self._settle()
+        if reg == 1:
+            v = self.config | (0 if self.pending is not None else 0x8000)
+        elif reg == 0:
+            v = self.result & 0xFFFF
+        else:
+            v = 0
+        return bytes([v >> 8, v & 0xFF])[:n]
+
+
+class SimI2C:
+    """machine.I2C with the parts on the station's bus: the BME280 (0x76) and, when fitted,
+    the ADS1115 (0x48). An address nobody answers raises OSError(ENODEV), as on the ESP32."""
+
+    def __init__(self, bme, ads=None):
+        self.bme = bme
+        self.ads = ads
+
+    def _ads(self, addr):
+        ads = self.ads
+        if ads is not None and addr == ads.addr and ads.powered():
+            return ads
+        return None
+
+    def scan(self):
+        found = list(self.bme.scan())
+        if self.ads is not None and self.ads.powered():
+            found.append(self.ads.addr)
+        return sorted(found)
+
+    def writeto_mem(self, addr, reg, data):
+        ads = self._ads(addr)
+        if ads is None:
+            return self.bme.writeto_mem(addr, reg, data)
+        ads.write(reg, data)
+
+    def readfrom_mem(self, addr, reg, n):
+        ads = self._ads(addr)
+        if ads is None:
+            return self.bme.readfrom_mem(addr, reg, n)
+        return ads.read(reg, n)
 
 
 class SimADC:
@@ -583,6 +685,7 @@ class Board:
         self.rail_since = 0
         self.jsn_ping_ms = None  # the JSN-SR04T's last accepted trigger (board ms)
         self.jsn_echo_end_us = 0  # its ECHO pin is high until then (board time, us)
+        self.ads1115 = None  # the ADS1115 on the I2C bus, made with the bus
         self.wifi_on = False
         self.ext0 = woke_by_ext0
         self.spent = {"boot": BOOT_MS}  # ms in each ledger state this wake
@@ -688,22 +791,34 @@ class Board:
         return u
 
     def i2c(self, scl, sda):
-        return SimBME280I2C(self.world, powered=self._powered("bme280"))
+        bme = SimBME280I2C(self.world, powered=self._powered("bme280"))
+        if not self.world.ads1115_fitted:
+            return bme
+        if self.ads1115 is None:
+            self.ads1115 = SimADS1115(self, self._shunt_uv)
+        return SimI2C(bme, self.ads1115)
+
+    def _shunt_uv(self):
+        """The voltage across the loop's shunt, uV."""
+        w = self.world
+        if "missing" in w.faults or not self.powered("current_loop"):
+            return 0
+        if w.loop_ua is not None:
+            ua = w.loop_ua
+        else:
+            depth = w.level_mm - w.sensor_offset_mm
+            ua = 4000 + depth * FULL_SCALE_UA // w.loop_span_mm + w.rand(9) - 4
+        return ua * w.loop_shunt_ohm
 
     def adc(self, pin):
         w = self.world
         if pin == self.pins["battery_adc"]:
             return SimADC(self, pin, lambda: w.battery_mv * 500)  # behind a 2:1 divider
         if pin == self.pins["loop_adc"]:
-            def loop_uv():
-                if "missing" in w.faults or not self.powered("current_loop"):
-                    return 0
-                if w.loop_ua is not None:
-                    ua = w.loop_ua
-                else:
-                    depth = w.level_mm - w.sensor_offset_mm
-                    ua = 4000 + depth * FULL_SCALE_UA // w.loop_span_mm + w.rand(9) - 4
-                return ua * w.loop_shunt_ohm
+            def loop_uv():  # one conversion of the ESP32's ADC: noisy (LOOP_ADC_NOISE_UV)
+                noise = w.loop_adc_noise_uv
+                uv = self._shunt_uv()
+                return uv + w.rand(2 * noise + 1) - noise if noise and uv else uv
             return SimADC(self, pin, loop_uv)
         raise ValueError("no simulated ADC on pin %d" % pin)
 

@@ -264,8 +264,8 @@ def items(cid: CollectionId, request: Request, session: DB, _: OpenData) -> JSON
         where = spatial(bbox) + temporal(StationLatest.t, span)
         st = request.app.state.settings
         t = clock.now()
-        page = [features.station_feature(queries.state(r, t, st.late_after_intervals,
-                                                      st.offline_after_intervals))
+        page = [station_feature(queries.state(r, t, st.late_after_intervals,
+                                              st.offline_after_intervals, session))
                 for r in session.execute(queries.latest_query(*where)
                                          .limit(limit).offset(offset))]
         matched: int | None = session.scalar(count(
@@ -284,6 +284,14 @@ def items(cid: CollectionId, request: Request, session: DB, _: OpenData) -> JSON
                                           more=len(page) == limit and (
                                               matched is None or offset + limit < matched)),
                  items=True)
+
+
+def station_feature(st: dict[str, Any]) -> dict[str, Any]:
+    """features.station_feature with the station's observation mode (profile.py): standard,
+    or under the MLIT profile watch or observation."""
+    feature = features.station_feature(st)
+    feature["properties"]["observation_mode"] = st["observation_mode"]
+    return feature
 
 
 def count(query: AnySelect) -> AnySelect:
@@ -325,7 +333,7 @@ def item(cid: CollectionId, fid: FeatureId, request: Request, session: DB,
     media_type(request, items=True)
     if cid == "stations":
         rows = latest_of(session, request, Station.code == fid)
-        feature = features.station_feature(rows[0]) if rows else None
+        feature = station_feature(rows[0]) if rows else None
     else:
         row = session.execute(features.observations_query().where(
             Reading.id == int(fid))).first() if reading_id(fid) else None

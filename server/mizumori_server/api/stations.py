@@ -1,5 +1,6 @@
 """Stations, their readings (downsampled), CSV export, latest state and fleet status."""
 
+import importlib
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException, Query, Request
@@ -9,10 +10,17 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
 from mizumori_server import clock, devices, features, i18n, queries
-from mizumori_server.deps import DB, Operator, Reader
+from mizumori_server.deps import DB, Operator, Reader, Technician
 from mizumori_server.devices import bump_config
 from mizumori_server.inputs import CODE_PATTERN, Input, StationCode, UnixTime, bounded_router
-from mizumori_server.models import Device, DeviceInstall, Reading, Station
+from mizumori_server.models import (
+    Calibration,
+    Device,
+    DeviceInstall,
+    Reading,
+    Station,
+    StationLatest,
+)
 
 router = bounded_router("/api", "stations")
 SiteType = Literal["river", "underpass", "culvert", "paddy", "reservoir", "other"]
@@ -205,3 +213,154 @@ def latest_of(session: DB, request: Request, *where: Any) -> list[dict[str, Any]
 def fleet(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
     st = request.app.state.settings
     return queries.fleet(session, clock.now(), st.late_after_intervals, st.offline_after_intervals)
+
+
+# --- calibration against the staff gauge (量水標) ------------------------------------------
+# The station computes nothing here: the server and the technician's tool both use the
+# firmware's own station/calibration.py, and the result reaches the station as its
+# cal_* settings (the device's config, pushed with the next upload reply) or, from the
+# tool, is written on the board at once. docs/operator.md, "Calibration".
+
+calibration: Any = importlib.import_module("station.calibration")  # after devices: on sys.path
+CAL_KEYS = ("cal_offset_mm", "cal_scale", "cal_version", "cal_staff_mm", "cal_raw_mm")
+# The station's latest reading must be this recent for a calibration entered on the page.
+CAL_READING_MAX_AGE_S = 3600
+
+
+class OnBoard(Input):
+    """The calibration the board has (read by the technician's tool), when it differs from
+    what the server sent it (a calibration made without the server)."""
+    cal_offset_mm: int = Field(ge=-2000, le=2000)
+    cal_scale: float = Field(ge=0.9, le=1.1)
+    cal_version: int = Field(ge=0, le=2147483647)
+    cal_staff_mm: int = Field(ge=-30000, le=30000)
+    cal_raw_mm: int = Field(ge=-30000, le=30000)
+
+
+class NewCalibration(Input):
+    staff_gauge_m: float = Field(ge=-30, le=30, description="the staff gauge reading, m")
+    kind: Literal["offset", "scale", "check"] = Field(
+        "offset", description="offset: one point; scale: this point and the last one "
+        "(at least 0.3 m apart); check: only compare, the residual")
+    reading_mm: int | None = Field(
+        None, ge=-30000, le=30000, description="the station's uncalibrated level measured "
+        "on site (the technician's tool, which writes the result on the board); without it "
+        "the station's latest reading (at most an hour old) and the result goes as config")
+    on_board: OnBoard | None = None
+
+
+def calibration_json(c: Calibration) -> dict[str, object]:
+    return {"id": c.id, "kind": c.kind, "source": c.source, "by": c.by_user, "at": c.at,
+            "device_id": c.device_id, "staff_mm": c.staff_mm, "reading_mm": c.raw_mm,
+            "level_mm": c.level_mm, "reading_t": c.reading_t, "offset_mm": c.offset_mm,
+            "scale": c.scale, "version": c.version, "residual_mm": c.residual_mm,
+            "config_version": c.config_version, "active_from": c.active_from}
+
+
+def _history(session: DB, s: Station) -> list[Calibration]:
+    return list(session.scalars(select(Calibration).where(Calibration.station_id == s.id)
+                                .order_by(Calibration.at.desc(), Calibration.id.desc())))
+
+
+def _confirm(session: DB, s: Station, rows: list[Calibration]) -> None:
+    """Mark the calibrations sent as config that the station has since reported having: it
+    measures with them no later than its latest upload (the time is known only that well:
+    the upload that took the config is not recorded)."""
+    pending = [c for c in rows if c.active_from is None and c.config_version is not None]
+    if not pending:
+        return
+    latest = session.get(StationLatest, s.id)
+    for c in pending:
+        d = session.get(Device, c.device_id) if c.device_id else None
+        if d is not None and latest is not None and d.reported_version >= (c.config_version or 0) \
+                and latest.device_id == d.id and latest.last_seen >= c.at:
+            c.active_from = latest.last_seen
+    session.commit()
+
+
+def _active_at(rows: list[Calibration], t: int) -> dict[str, Any]:
+    """The calibration the station measured with at t (by the history), or none."""
+    for c in rows:  # newest first
+        if c.kind != "check" and c.active_from is not None and c.active_from <= t:
+            return {"cal_offset_mm": c.offset_mm, "cal_scale": c.scale, "cal_version": c.version,
+                    "cal_staff_mm": c.staff_mm, "cal_raw_mm": c.raw_mm}
+    return {k: devices.FIRMWARE_DEFAULTS[k] for k in CAL_KEYS}
+
+
+@router.get("/stations/{code}/calibrations")
+def calibrations(code: StationCode, session: DB, _: Reader) -> dict[str, object]:
+    """The station's calibrations and checks against its staff gauge, newest first, with
+    the calibration its device should run and the config version it last reported."""
+    s = get_station(session, code)
+    rows = _history(session, s)
+    _confirm(session, s, rows)
+    device = devices.installed_at(session, s)
+    cals = [c for c in rows if c.kind != "check"]
+    checks = [c for c in rows if c.kind == "check"]
+    return {"station": code,
+            "current": calibration_json(cals[0]) if cals else None,
+            "last_check": calibration_json(checks[0]) if checks else None,
+            "config_version": None if device is None else device.desired_version,
+            "reported_config_version": None if device is None else device.reported_version,
+            "history": [calibration_json(c) for c in rows]}
+
+
+@router.post("/stations/{code}/calibrations", status_code=201)
+def calibrate(code: StationCode, body: NewCalibration, session: DB,
+              user: Technician) -> dict[str, object]:
+    """Enter a staff gauge reading: calibrate the offset (one point), the offset and scale
+    (this point and the last one), or check (the residual only)."""
+    s = get_station(session, code)
+    device = devices.installed_at(session, s)
+    if device is None:
+        raise HTTPException(409, f"station {code} has no device to calibrate")
+    try:
+        staff = calibration.staff_mm(body.staff_gauge_m)
+    except calibration.CalibrationError as e:
+        raise HTTPException(422, str(e)) from None
+    rows = _history(session, s)
+    _confirm(session, s, rows)
+    now = clock.now()
+    desired = device.desired_config or {}
+    base = {k: desired.get(k, devices.FIRMWARE_DEFAULTS[k]) for k in CAL_KEYS}
+    if body.on_board is not None:
+        base = body.on_board.model_dump()
+    if body.reading_mm is not None:
+        source, raw, reading_t = "technician", body.reading_mm, now
+    else:
+        latest = session.get(StationLatest, s.id)
+        if latest is None or latest.level_mm is None or latest.t is None:
+            raise HTTPException(409, f"station {code} has no reading to calibrate with")
+        age = now - latest.t
+        if age > CAL_READING_MAX_AGE_S:
+            raise HTTPException(409, f"the latest reading of {code} is {age // 60} min old: "
+                                "calibrate with a reading from the last hour, or on site "
+                                "with `mizumori device calibrate`")
+        was = _active_at(rows, latest.t)
+        source, reading_t = "server", latest.t
+        raw = round((latest.level_mm - was["cal_offset_mm"]) / was["cal_scale"])
+    if body.kind == "check":
+        settings = base
+    else:
+        version = max([base["cal_version"]] + [c.version for c in rows]) + 1
+        make = calibration.one_point if body.kind == "offset" else calibration.two_point
+        try:
+            settings = make(staff, raw, base, version)
+        except calibration.CalibrationError as e:
+            raise HTTPException(422, str(e)) from None
+    level = calibration.apply(raw, settings)
+    row = Calibration(station_id=s.id, device_id=device.id, kind=body.kind, source=source,
+                      by_user=user.username, at=now, staff_mm=staff, raw_mm=raw,
+                      level_mm=level, reading_t=reading_t,
+                      offset_mm=settings["cal_offset_mm"], scale=settings["cal_scale"],
+                      version=settings["cal_version"],
+                      residual_mm=calibration.residual(level, staff))
+    if body.kind != "check":
+        device.desired_config = {**desired, **settings}
+        device.desired_version = device.desired_version + 1
+        row.config_version = device.desired_version
+        # written on the board by the tool now: it measures with it from now on
+        row.active_from = now if source == "technician" else None
+    session.add(row)
+    session.commit()
+    return {**calibration_json(row), "settings": {k: settings[k] for k in CAL_KEYS}}

@@ -161,6 +161,8 @@
           t("level") + ": " + metres(s.level_mm), h("br"),
           t("alert_level") + ": " + t("level_" + (s.alert_level || 0)), h("br"),
           t("status") + ": " + t(s.status), h("br"),
+          t("observation_mode") + ": " + t("mode_" + (s.observation_mode || "standard")),
+          h("br"),
           t("last_seen") + ": " + when(s.last_seen), h("br"),
           h("a", { href: stationHref(s.code), text: t("open_station") })]);
         var tip = h("span", { "class": "station-tooltip", text: s.name });
@@ -323,7 +325,9 @@
       var l = st.latest || {};
       $("#station-state").replaceChildren(statusBadge(l.status || "unseen"), " ",
         levelBadge(l.alert_level), " " + t("level") + ": " + metres(l.level_mm) + " · " +
-        t("last_seen") + ": " + when(l.last_seen));
+        t("last_seen") + ": " + when(l.last_seen) + " · ",
+        h("span", { id: "station-mode", "data-mode": l.observation_mode || "standard",
+          text: t("observation_mode") + ": " + t("mode_" + (l.observation_mode || "standard")) }));
       var health = $("#station-health"), events = st.device ? st.device.events : [];
       health.replaceChildren.apply(health, healthLine(st.device));
       $("#station-events").replaceChildren.apply($("#station-events"), events.length ?
@@ -374,6 +378,7 @@
           (d.removed_by ? " (" + d.removed_by + ")" : "") : "") +
           (d.replaced_by ? " · " + t("replaced_by").replace("{n}", d.replaced_by) : "") });
         }));
+      await loadCalibration();
       var form = $("#station-form");
       if (form && !form.dataset.filled) {
         Array.prototype.forEach.call(form.elements, function (e) {
@@ -382,6 +387,47 @@
         form.dataset.filled = "1";
       }
     }
+    // Calibration against the staff gauge: what the station uses, the last check's
+    // residual and the history (who, when, gauge, reading). Text nodes only.
+    function mm(v) { return (v > 0 ? "+" : "") + v + " mm"; }
+    function calText(c) {
+      return t("cal_kind_" + c.kind) + " #" + c.version + " · " + t("cal_offset") + " " +
+        mm(c.offset_mm) + " · " + t("cal_scale") + " " + c.scale.toFixed(5) + " · " +
+        t("cal_staff") + " " + metres(c.staff_mm) + " · " + t("cal_reading") + " " +
+        metres(c.level_mm) + " · " + t("cal_residual") + " " + mm(c.residual_mm) + " · " +
+        when(c.at) + " (" + c.by + ")";
+    }
+    async function loadCalibration() {
+      var cal = await api("/api/stations/" + encodeURIComponent(code) + "/calibrations");
+      var cur = cal.current;
+      $("#cal-current").textContent = t("cal_current") + ": " + (cur ? t("cal_offset") + " " +
+        mm(cur.offset_mm) + " · " + t("cal_scale") + " " + cur.scale.toFixed(5) + " (#" +
+        cur.version + ") · " + (cur.active_from == null ? t("cal_pending") :
+        t("cal_active_from") + " " + when(cur.active_from)) : t("cal_uncalibrated"));
+      var chk = cal.last_check || cur;
+      var last = $("#cal-last-check");
+      last.textContent = t("cal_last_check") + ": " + (chk ? t("cal_residual") + " " +
+        mm(chk.residual_mm) + " (" + t("cal_staff") + " " + metres(chk.staff_mm) + ", " +
+        when(chk.at) + ")" : t("none"));
+      last.dataset.residual = chk ? String(chk.residual_mm) : "";
+      $("#cal-history").replaceChildren.apply($("#cal-history"), cal.history.length ?
+        cal.history.map(function (c) {
+          return h("li", { "data-calibration": String(c.id), text: calText(c) }); }) :
+        [h("li", { text: t("none") })]);
+    }
+    var calForm = $("#cal-form");
+    if (calForm) calForm.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      $("#cal-form-error").hidden = true;
+      try {
+        await api("/api/stations/" + encodeURIComponent(code) + "/calibrations", {
+          method: "POST", json: { staff_gauge_m: Number(calForm.elements.staff_gauge_m.value),
+            kind: calForm.elements.kind.value } });
+        toast(t("saved"));
+        calForm.reset();
+        loadCalibration();
+      } catch (e) { showError("#cal-form-error", e); }
+    });
     document.querySelectorAll("#ranges button").forEach(function (b) {
       b.addEventListener("click", function () {
         range = b.dataset.range;

@@ -1,0 +1,123 @@
+"""Field calibration against the staff gauge on the rig, end to end (issue 20): the
+technician's `mizumori device calibrate` measures on a virtual board through the real
+mpremote, writes the offset into its config.json and records it on the server; the
+server's history shows who, when, the staff gauge, the reading and the residual; the
+commissioning check (`device selftest`/`check --staff-gauge`) fails beyond 2 cm saying by
+how much, and passes after the calibration. Bad input is one clear line."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mizumori_tools import check
+from mizumori_tools.fleet import Api, ServerProcess
+from mizumori_tools.rig import SerialRig
+from mizumori_tools.virtual import VirtualStation
+
+TECH = {"MIZUMORI_PASSWORD": "gishi-kawa-2026"}
+
+
+def mizumori(*args: str, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def one_clear_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [x for x in done.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SerialRig, Api, str]]:
+    tmp = tmp_path_factory.mktemp("calibrate")
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
+                            "MIZUMORI_SECRET_KEY": "calibrate-secret"}, cwd=tmp)
+    server.prepare({"tech": ("technician", "gishi-kawa-2026"),
+                    "admin": ("admin", "kawa-kanri-2026")})
+    server.start()
+    world: dict[str, Any] = {"level_mm": 1000, "realtime": True}
+    board = SerialRig(VirtualStation(tmp / "flash", hardware_id="sim-00000000ca1b"),
+                      tmp / "ttyVS0", world=lambda: world, time_scale=600)
+    try:
+        board.start()
+        admin = Api.login(server.url, "admin", "kawa-kanri-2026")
+        admin.station({"code": "taku-30", "name": "calibrate", "site_type": "river",
+                       "latitude": 33.28, "longitude": 130.11, "mount_height_mm": 5000})
+        done = mizumori("device", "flash", "--port", str(board.port))
+        assert done.returncode == 0, done.stderr
+        done = mizumori("device", "provision", "--port", str(board.port), "--server",
+                        server.url, "--station", "taku-30", "--user", "tech", "--wifi-ssid",
+                        "mizumori-sim", "--wifi-password", "sim-password", env=TECH)
+        assert done.returncode == 0, done.stderr
+        board.power_cut()  # then every command starts in its maintenance window
+        yield board, admin, server.url
+    finally:
+        board.stop()
+        server.stop()
+
+
+def test_calibrate_on_the_rig_reaches_the_server_history(
+        rig: tuple[SerialRig, Api, str]) -> None:
+    board, admin, url = rig
+    port = str(board.port)
+    # the commissioning check before: the station reads about 1.000 m, the gauge says 1.05
+    done = mizumori("device", "selftest", "--port", port, "--staff-gauge", "1.05", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["staff_gauge"]["passed"] is False
+    assert -60 <= report["staff_gauge"]["difference_mm"] <= -40
+    assert any("mm low (tolerance 20 mm)" in p for p in report["problems"])
+
+    done = mizumori("device", "calibrate", "--port", port, "--staff-gauge", "1.05",
+                    "--server", url, "--station", "taku-30", "--user", "tech", env=TECH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Calibrated the offset" in done.stdout and "recorded in taku-30's" in done.stdout
+
+    history = admin.get("/api/stations/taku-30/calibrations")
+    cal = history["current"]
+    assert cal["by"] == "tech" and cal["source"] == "technician" and cal["kind"] == "offset"
+    assert cal["staff_mm"] == 1050 and cal["residual_mm"] == 0 and cal["version"] == 1
+    assert cal["offset_mm"] == 1050 - cal["reading_mm"] and cal["active_from"] == cal["at"]
+
+    # the board measures with it now: the check passes, and check-only records the residual
+    done = mizumori("device", "selftest", "--port", port, "--staff-gauge", "1.05")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS level 1.0" in done.stdout and "calibration      1: offset +" in done.stdout
+    done = mizumori("device", "calibrate", "--port", port, "--staff-gauge", "1.05",
+                    "--check-only", "--server", url, "--station", "taku-30", "--user", "tech",
+                    "--json", env=TECH)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert abs(json.loads(done.stdout)["residual_mm"]) <= 5
+    last = admin.get("/api/stations/taku-30/calibrations")["last_check"]
+    assert last["kind"] == "check" and last["version"] == 1 and abs(last["residual_mm"]) <= 5
+
+    rows = {r.check: r for r in check.run(port, [], staff_mm=1200)}
+    assert rows["staff gauge"].status == "FAIL" and "mm low (tolerance 20 mm)" in \
+        rows["staff gauge"].result and "mizumori device calibrate" in rows["staff gauge"].advice
+
+
+def test_bad_input_is_one_clear_line(rig: tuple[SerialRig, Api, str]) -> None:
+    board, _, url = rig
+    port = str(board.port)
+    line = one_clear_line(mizumori("device", "calibrate", "--port", port, "--staff-gauge",
+                                   "abc"))
+    assert "must be a number of metres" in line
+    line = one_clear_line(mizumori("device", "calibrate", "--port", port, "--staff-gauge",
+                                   "1.10", "--scale"))  # 5 cm from the last point
+    assert "a scale needs at least 0.3 m between them" in line
+    line = one_clear_line(mizumori("device", "calibrate", "--port", port, "--staff-gauge",
+                                   "5.5", "--server", url, "--station", "taku-30",
+                                   "--user", "tech", env=TECH))
+    assert "server refused the calibration (422)" in line and "cal_offset_mm" in line
+    line = one_clear_line(mizumori("device", "selftest", "--port", port, "--staff-gauge",
+                                   "1", "--staff-tolerance", "99"))
+    assert "--staff-tolerance takes 0.1 to 50 cm" in line
