@@ -27,8 +27,8 @@ RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer mea
 # gauge's driver and station.drivers, with SensorFault, stay).
 CYCLE_CODE = ("station.config", "station.cycle", "station.schedule", "station.processing",
               "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
-              "station.drivers.current_loop", "station.drivers.bme280",
-              "station.drivers.battery")
+              "station.drivers.current_loop", "station.drivers.ads1115",
+              "station.drivers.bme280", "station.drivers.battery")
 # The upload's code that the update's installer does not use (it has its own HTTP GETs).
 UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync")
 
