@@ -183,12 +183,15 @@ def test_bad_release_key_is_said_plainly(tmp_path: Path) -> None:
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str], Path, int]]:
     """`mizumori demo` at full speed over half an hour of the flood, with open data; nobody
-    reads its rig's port. Yields (process, its stdout lines so far, its folder, its port)."""
+    reads its rig's port. Started as a script in the background starts it (SIGINT ignored),
+    which Ctrl-C must stop all the same. Yields (process, its stdout lines so far, its
+    folder, its port)."""
     folder, port = tmp_path / "demo", free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mizumori_tools.cli", "demo", "--data", str(folder),
          "--port", str(port), "--speed", "1000000", "--hours", "0.5", "--open-data"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines: list[str] = []
     assert proc.stdout is not None
     out = proc.stdout

@@ -51,6 +51,7 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
 
         station = VirtualStation(tmp_path / "flash")
         station.uarts = {"1": modem.path}
+        station.realtime = modem.time_scale  # the board's waits on the module's clock
         station.provision(device, server.url, {**device["config"], "transport": "lorawan"},
                           lorawan=OTAA)
         fleet.add(station, "ogi-paddy-01", mount_mm=5000)

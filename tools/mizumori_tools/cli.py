@@ -627,6 +627,11 @@ def rig_cmd(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    # Ctrl-C stops every command, even one started from a script in the background (which
+    # starts its children with SIGINT ignored, and Python then installs no handler).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(prog="mizumori", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="the server with a virtual fleet through a flood")

@@ -179,6 +179,7 @@ class ModemPty:
         from station.hw.rak3172_sim import Rak3172Sim
 
         start = time.monotonic()
+        self.time_scale = time_scale
         self.module = Rak3172Sim(network, lambda: int((time.monotonic() - start) * 1000
                                                       * time_scale))
         self._master, self._slave = pty.openpty()

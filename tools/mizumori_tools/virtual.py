@@ -97,6 +97,9 @@ class VirtualStation:
         self.uarts: dict[str, str] = {}  # UART id -> a rig part's pseudo-terminal
         self.ext0 = False  # the next wake is a rain gauge's (ext0)
         self.wdt_resets = 0  # watchdog resets in a row
+        # the board's waits on the host's clock, this much faster (a part on a serial device
+        # sped up alike, e.g. netserver.ModemPty's time_scale); None: the board's default
+        self.realtime: float | None = None
         flash.mkdir(parents=True, exist_ok=True)
 
     def install_firmware(self) -> None:
@@ -173,7 +176,8 @@ class VirtualStation:
         spec = {"uarts": self.uarts, **world, "now": now, "rain_tips": rain_tips,
                 "reset_cause": reset_cause, "ext0": self.ext0 and reset_cause == "deepsleep",
                 "seed": self.seed, "hardware_id": self.hardware_id,
-                "cut_after_writes": cut_after_writes}
+                "cut_after_writes": cut_after_writes,
+                **({"realtime": self.realtime} if self.realtime else {})}
         (self.flash / "sim.json").write_text(json.dumps(spec))
 
     def took_sleep(self) -> tuple[int, int] | None:

@@ -108,7 +108,8 @@ def from_spec(path):
     world's values, "faults", "reset_cause", "seed", "hardware_id", "uarts" (UART id -> a host
     serial device where a simulated part streams its bytes), "realtime" (waits also pass on
     the host, as they must when a part on a serial device or mpremote is at the other end;
-    the default when there are "uarts") and "clock_drift_ppm". Its RTC memory
+    the default when there are "uarts"; a number: the host's time runs that much faster, as
+    a part on a serial device sped up by the same factor does) and "clock_drift_ppm". Its RTC memory
     lives in rtc.bin and its RTC clock in rtc.clock; deep sleep writes the duration to
     sleep.ms and ends the process."""
     with open(path) as f:
@@ -675,7 +676,8 @@ class Board:
         self.pins = pins or PINS
         self.wdt = None
         self.exit_on_sleep = exit_on_sleep
-        self.realtime = realtime
+        # waits pass on the host too: realtime x faster than the board's time (True: 1)
+        self.realtime = 1 if realtime is True else (realtime or 0)
         self.hardware_id = "sim-000000000000"
         self.uart_ports = {}
         self.flash_limit = None  # bytes free to pretend (a small flash), else the host's
@@ -706,7 +708,7 @@ class Board:
 
     def sleep_ms(self, ms):
         if self.realtime:
-            _time.sleep(ms / 1000)
+            _time.sleep(ms / 1000 / self.realtime)
         self.advance(ms)
 
     def sleep_us(self, us):
@@ -733,7 +735,7 @@ class Board:
         the UARTs' clock is gated, so whatever arrives on them meanwhile is lost (esp-idf
         issue 8098, Espressif's answer); ticks_ms runs on (esp_timer is compensated)."""
         if self.realtime:
-            _time.sleep(ms / 1000)
+            _time.sleep(ms / 1000 / self.realtime)
         self.advance(ms, "light_sleep")
         for u in self.uarts_made:
             u.read()
