@@ -73,16 +73,24 @@ def readiness(app: FastAPI) -> tuple[list[str], list[str]]:
     return problems, detail or problems
 
 
+PROBE_EVERY_S = 10  # /readyz needs no login: at most one write per worker this often
+
+
 def write_probe(app: FastAPI) -> None:
+    """A real write (the database takes writes), at most every PROBE_EVERY_S per worker: a
+    flood of probes must not compete with ingest for SQLite's write lock."""
+    last = getattr(app.state, "probe_written", 0.0)
+    if time.monotonic() - last < PROBE_EVERY_S:
+        return
     now = int(time.time())
     with db.transaction(app.state.sessions) as session:
         n = db.rowcount(session.execute(
             update(ServerMeta).where(ServerMeta.name == PROBE)
             .values(value=str(now), updated_at=now)))
-        if n:
-            return
-    try:
-        with db.transaction(app.state.sessions) as session:
-            session.add(ServerMeta(name=PROBE, value=str(now), updated_at=now))
-    except IntegrityError:
-        pass  # another worker wrote it first: that was a write too
+    if not n:
+        try:
+            with db.transaction(app.state.sessions) as session:
+                session.add(ServerMeta(name=PROBE, value=str(now), updated_at=now))
+        except IntegrityError:
+            pass  # another worker wrote it first: that was a write too
+    app.state.probe_written = time.monotonic()

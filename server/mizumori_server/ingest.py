@@ -166,8 +166,10 @@ def store(session: Session, settings: Settings, device_id: int, device: Any,
 def resend_from(before: int, rows: list[dict[str, Any]]) -> int | None:
     """The first reading to send again when an upload starts above the newest one held
     (`before`) + 1: the server was restored from a backup, or lost a transaction, and the
-    station still keeps acknowledged readings for a while (docs/protocol.md)."""
-    if rows and min(r["seq"] for r in rows) > before + 1:
+    station still keeps acknowledged readings for a while (docs/protocol.md). Not for a
+    device the server holds nothing from (`before` 0): a board provisioned anew may keep
+    readings from an earlier life that are not this station's."""
+    if before and rows and min(r["seq"] for r in rows) > before + 1:
         return before + 1
     return None
 

@@ -78,8 +78,11 @@ def prepare_multiprocess(workers: int) -> str | None:
         return folder
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    for f in path.glob("*.db"):
-        f.unlink(missing_ok=True)
+    # the client's own files only (counter_*.db, gauge_*.db, histogram_*.db…): a folder
+    # pointed at by mistake (the data folder) keeps everything else, mizumori.db first
+    for prefix in ("counter_", "gauge_", "histogram_", "summary_"):
+        for f in path.glob(prefix + "*.db"):
+            f.unlink(missing_ok=True)
     return folder
 
 

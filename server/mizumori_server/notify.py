@@ -19,6 +19,7 @@ the reply's body: the deliveries list is no port scanner."""
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -74,6 +75,7 @@ def claim(factory: sessionmaker[Session], settings: Settings, now: int,
             .where(Delivery.id.in_(mine)).order_by(Delivery.id)).all())
 
 
+log = logging.getLogger("mizumori.notify")
 REFUSED = "destination refused"
 FAILED = "connection failed"
 
@@ -127,8 +129,17 @@ def deliver(factory: sessionmaker[Session], box: security.SecretBox, settings: S
             client: httpx.Client, d: Any, allow: tuple[destinations.Allowed, ...] = (),
             now: Callable[[], int] = clock.now,
             resolve: destinations.Resolver | None = None) -> str:
-    """Send one claimed delivery and record the outcome; returns its new state."""
-    status, error = post(client, box, d, now(), allow, resolve)
+    """Send one claimed delivery and record the outcome; returns its new state. A delivery
+    that cannot even be built (its webhook's secret opens with no configured key, a body
+    without its event) is an attempt that failed like any other: it backs off and expires,
+    never retried for ever."""
+    try:
+        status, error = post(client, box, d, now(), allow, resolve)
+    except security.SecretUnreadable:
+        status, error = None, "webhook secret unreadable with the configured keys"
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("webhook delivery %s cannot be built: %s", d.id, type(e).__name__)
+        status, error = None, "delivery cannot be built"
     return finish(factory, settings, d, status, error, now())
 
 

@@ -10,7 +10,7 @@ prune at once (a row deleted by another is simply not counted twice).
   owner sees they expired);
 - failed-login records older than a minute (the rate limit's window);
 - webhook deliveries delivered or expired more than delivery_retention_days ago;
-- raw readings measured more than reading_retention_days ago, when it is set (0, the
+- raw readings received more than reading_retention_days ago, when it is set (0, the
   default: readings are kept for ever). A station's latest state (`station_latest`) is
   kept whatever its age.
 """
@@ -84,7 +84,7 @@ def prune_readings(sessions: sessionmaker[Session], before: int) -> int:
         while True:
             with sessions() as session, session.begin():
                 ids = (select(readings.c.id)
-                       .where(readings.c.station_id == sid, readings.c.t < before)
+                       .where(readings.c.station_id == sid, readings.c.received < before)
                        .limit(BATCH).scalar_subquery())
                 n = rowcount(session.execute(delete(readings).where(readings.c.id.in_(ids))))
             total += n

@@ -6,8 +6,9 @@ import time
 import pytest
 from device import Device, codec, reading
 from fastapi.testclient import TestClient
+from mizumori_server.models import Device as DeviceRow
 from mizumori_server.models import Reading
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 
 
 @pytest.fixture
@@ -178,6 +179,11 @@ def test_overload_answers_503_with_retry_after(dev: Device, app_client: TestClie
 
 
 def test_an_upload_above_a_gap_asks_for_the_range_again(dev: Device, engine: Engine) -> None:
+    reply = dev.send(reading(7)).json()  # a board provisioned anew with an earlier life
+    assert "resend_from" not in reply  # nothing held from it yet: its old readings stay away
+    with engine.begin() as c:
+        c.execute(delete(Reading))
+        c.execute(update(DeviceRow).values(last_seq=0))
     reply = dev.send(reading(1) + reading(2)).json()
     assert "resend_from" not in reply  # no gap: nothing asked
     assert "resend_from" not in dev.send(reading(3)).json()
@@ -191,9 +197,6 @@ def test_an_upload_above_a_gap_asks_for_the_range_again(dev: Device, engine: Eng
 
 def test_after_a_restore_the_station_counter_above_the_old_one_is_taken(
         dev: Device, engine: Engine) -> None:
-    from mizumori_server.models import Device as DeviceRow
-    from sqlalchemy import delete, update
-
     assert dev.send(reading(1)).status_code == 200
     with engine.begin() as c:  # the backup's row: an older counter and last seq
         c.execute(update(DeviceRow).where(DeviceRow.id == dev.id)

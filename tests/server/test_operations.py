@@ -59,6 +59,7 @@ def test_healthz_is_liveness_and_readyz_needs_a_writable_database(
                          if settings.database_url.startswith("postgresql")
                          else "sqlite:////nonexistent-mizumori-dir/x.db")
     app.state.sessions = db.sessions(dead)  # type: ignore[attr-defined]
+    app.state.probe_written = 0.0  # type: ignore[attr-defined]  # the next probe writes
     try:
         r = app_client.get("/readyz")
         assert r.status_code == 503, r.text
@@ -277,7 +278,10 @@ def test_pruning_deletes_only_what_is_past_its_time(
         s.add(LoginAttempt(key="someone", at=now - 120))
         s.add(LoginAttempt(key="someone", at=now))
         # readings measured long ago (a station's old history)
-        s.execute(update(Reading).where(Reading.seq == 1).values(t=now - 400 * day))
+        # received 400 days ago; seq 2 arrived now with a bogus age of 400 days: kept
+        s.execute(update(Reading).where(Reading.seq == 1).values(t=now - 400 * day,
+                                                                 received=now - 400 * day))
+        s.execute(update(Reading).where(Reading.seq == 2).values(t=now - 400 * day))
     kept = prune.prune(sessions, settings, now)
     assert kept["sessions"] >= 1 and kept["api_tokens"] == 1
     assert "readings" not in kept  # readings are kept for ever by default
