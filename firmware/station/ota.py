@@ -200,7 +200,11 @@ def work(board, creds, battery_mv, now=0, feed=None, mpy=None):
     if fsutil.exists(TRUST_NEW):  # a confirmed release's CA bundle, not yet in use
         from station import trust
 
-        trust.adopt(board, creds, now, feed)
+        try:
+            trust.adopt(board, creds, now, feed)
+        except Exception as e:  # noqa: BLE001 - never in the way of the next update
+            fsutil.remove(TRUST_NEW)  # (a MemoryError would come back every wake)
+            record(running_version(), "failed", "trust bundle not used: %r" % e, now)
     o = load_offer()
     if o is None or in_trial():
         return False

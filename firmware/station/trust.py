@@ -9,7 +9,7 @@
 # confirms, so it keeps the old trust; a release without a bundle leaves it as it is.
 # Imported only by the wakes that check or adopt a bundle.
 from station import fsutil, http
-from station.ota import TRUST, TRUST_NEW, Refused, record, running_version
+from station.ota import TRUST, TRUST_NEW, Refused, read_pointer, record, running_version
 
 MAX_BYTES = 16384  # a bundle: a few CA certificates of 0.5-2 KB each
 MAX_CERTS = 8
@@ -85,10 +85,16 @@ def adopt(board, creds, now=0, feed=None):
         fsutil.remove(TRUST_NEW)
         return False
     why = None
+    p = read_pointer()
+    good = p.get("good") if p else None
+    if good and fsutil.read_bytes(good + "/" + TRUST) != data:
+        # set aside at confirm, then a power cut and a rollback: the good release is not the
+        # one that carried it, and its trust is not this one's
+        why = "the release that carried it is not the one running"
     ders = []
-    if not ca or not creds.get("server", "").startswith("https://"):
+    if why is None and (not ca or not creds.get("server", "").startswith("https://")):
         why = "the server is not reached over https with a CA file"
-    else:
+    elif why is None:
         try:
             ders = certs(data)
         except ValueError as e:
@@ -96,6 +102,8 @@ def adopt(board, creds, now=0, feed=None):
     if why is None:
         try:
             http.check_server(board, creds["server"], TRUST_NEW, feed=feed)
+        except http.CertTimeError:
+            return False  # the station's clock or the dates: not the bundle's fault, later
         except http.HTTPError as e:  # the new CAs refuse the server it reports to now
             why = "it does not verify the server (%s)" % str(e).strip()
         except OSError:

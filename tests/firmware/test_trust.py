@@ -239,3 +239,42 @@ def test_a_plain_http_station_ignores_a_bundle_and_says_so():
         assert "not reached over https" in _events()[-1][1]
 
     _in_flash(go)
+
+
+def test_a_bundle_set_aside_before_a_rollback_is_not_used():
+    ca1 = http.pem_certs(CA1)[0]
+
+    def go():  # confirmed and set aside, then a cut before the pointer, and a rollback
+        os.mkdir("b")
+        with open("b/trust.pem", "wb") as f:
+            f.write(CA1 + CA2)
+        with open("ca.pem", "wb") as f:
+            f.write(CA1)
+        fsutil.makedirs("ota")
+        with open(ota.TRUST_NEW, "wb") as f:
+            f.write(CA1 + CA2)
+        ota.write_pointer({"good": "a", "max_boots": 3})
+        n = Net(ca1)
+        assert not trust.adopt(n, CREDS, 6)
+        assert _ca() == CA1 and not fsutil.exists(ota.TRUST_NEW) and n.given == []
+        assert "not the one running" in _events()[-1][1]
+
+    _in_flash(go)
+
+
+def test_an_adoption_that_fails_unexpectedly_never_stands_in_the_way_of_updates():
+    def go():
+        _trial(CA1 + CA2)
+        real = trust.adopt
+
+        def boom(*a, **k):
+            raise MemoryError("no room for the bundle")
+        trust.adopt = boom
+        try:
+            assert ota.work(Net(None), CREDS, 3900, 6) is False
+        finally:
+            trust.adopt = real
+        assert not fsutil.exists(ota.TRUST_NEW) and _ca() == CA1
+        assert "MemoryError" in _events()[-1][1]
+
+    _in_flash(go)
