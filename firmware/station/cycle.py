@@ -7,17 +7,24 @@ from station import clock, codec, processing, schedule, sensors
 from station.drivers import SensorFault
 
 
+def _attempt(sensor, good, faults):
+    """One reading into good, or its fault counted; False when the sensor is gone."""
+    try:
+        good.append(sensor.read_mm())
+    except SensorFault as e:
+        faults[e.flag] = faults.get(e.flag, 0) + 1
+        if e.flag == codec.SENSOR_MISSING:
+            return False
+    return True
+
+
 def sample(sensor, n, wdt=None):
     """(good samples, {fault flag: count}) from n attempts; stops early if the sensor is gone."""
     good = []
     faults = {}
     for _ in range(n):
-        try:
-            good.append(sensor.read_mm())
-        except SensorFault as e:
-            faults[e.flag] = faults.get(e.flag, 0) + 1
-            if e.flag == codec.SENSOR_MISSING:
-                break
+        if not _attempt(sensor, good, faults):
+            break
         if wdt:
             wdt.feed()
     return good, faults
@@ -45,12 +52,8 @@ def sample_window(board, sensor, wdt=None, times=None):
     n = 0
     while True:
         t0 = board.ticks_ms()
-        try:
-            good.append(sensor.read_mm())
-        except SensorFault as e:
-            faults[e.flag] = faults.get(e.flag, 0) + 1
-            if e.flag == codec.SENSOR_MISSING:
-                break
+        if not _attempt(sensor, good, faults):
+            break
         t1 = board.ticks_ms()
         if wdt:
             wdt.feed()

@@ -449,11 +449,27 @@ def keys_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_token(args: argparse.Namespace) -> str:
+    """An API token for the fleet server: a login with --user (the password from
+    MIZUMORI_PASSWORD or asked), else --token or MIZUMORI_TOKEN."""
+    import getpass
+    import os
+
+    from mizumori_tools import device
+
+    token: str = args.token or os.environ.get("MIZUMORI_TOKEN", "")
+    if args.user:
+        token = device.login(args.server, args.user, os.environ.get(
+            "MIZUMORI_PASSWORD") or getpass.getpass(f"password for {args.user}: "), args.ca)
+    if not token:
+        raise device.DeviceError("log in with --user NAME, or give an API token: --token or "
+                                 "MIZUMORI_TOKEN")
+    return token
+
+
 def device_cmd(args: argparse.Namespace) -> int:
     """The technician's commands; errors are one clear line, exit status 2."""
-    import getpass
     import json
-    import os
 
     from mizumori_tools import device
 
@@ -466,14 +482,7 @@ def device_cmd(args: argparse.Namespace) -> int:
         elif args.device_command == "provision":
             if args.wait_report is not None and not 0 < args.wait_report <= MAX_WAIT_S:
                 raise device.DeviceError(f"--wait-report takes 1 to {MAX_WAIT_S} seconds")
-            token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
-            if args.user:
-                token = device.login(args.server, args.user, os.environ.get(
-                    "MIZUMORI_PASSWORD") or getpass.getpass(f"password for {args.user}: "),
-                    args.ca)
-            if not token:
-                raise device.DeviceError("log in with --user NAME, or give an API token: "
-                                         "--token or MIZUMORI_TOKEN")
+            token = _server_token(args)
             wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} \
                 if args.wifi_ssid else None
             result = device.provision(args.port, args.server, token, args.station,
@@ -502,18 +511,9 @@ def device_cmd(args: argparse.Namespace) -> int:
             if staff is not None and not report["staff_gauge"]["passed"]:
                 return 1
         elif args.device_command == "calibrate":
-            token = None
-            if args.server:
-                token = args.token or os.environ.get("MIZUMORI_TOKEN", "")
-                if args.user:
-                    token = device.login(args.server, args.user, os.environ.get(
-                        "MIZUMORI_PASSWORD") or getpass.getpass(f"password for {args.user}: "),
-                        args.ca)
-                if not token:
-                    raise device.DeviceError("log in with --user NAME, or give an API token: "
-                                             "--token or MIZUMORI_TOKEN")
             kind = "scale" if args.scale else "check" if args.check_only else "offset"
-            done = device.calibrate(args.port, args.staff_gauge, kind, args.server, token,
+            done = device.calibrate(args.port, args.staff_gauge, kind, args.server,
+                                    _server_token(args) if args.server else None,
                                     args.station, args.ca)
             print(json.dumps(done) if args.json
                   else device.calibrate_sentence(args.port, done, args.station))
