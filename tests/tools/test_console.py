@@ -172,6 +172,8 @@ def test_console_on_the_rig(tmp_path: Path) -> None:
         assert all(flags.startswith("clock_unsynced (") for _, flags in readings), text
         assert "MicroPython" not in text and ">>>" not in text and "help()" not in text
         raw = outputs[("--raw",)]
-        assert "mizumori: seq" in raw and "MicroPython" in raw and ">>> " in raw, raw
+        # --raw shows the banner too (cut short when the board sleeps mid-line, on a busy
+        # host before its ">>> ")
+        assert "mizumori: seq" in raw and "MicroPython" in raw, raw
     finally:
         rig.stop()
