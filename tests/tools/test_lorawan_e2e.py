@@ -104,8 +104,8 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         missing = sorted(set(range(1, held + 1)) - set(seqs))
         # ... and sent again. Known gap (issue 19 note): at this timing one reading lost in
         # the air early on (seq 68) stays missing after 9 h; undiagnosed, so at most one
-        # such reading is tolerated here, and the newest sent may still be in the air.
-        assert len([m for m in missing if m < held]) <= 1, (missing, held)
+        # such reading is tolerated here; the last wake's uplinks (4) may still be unheard.
+        assert len([m for m in missing if m <= held - 4]) <= 1, (missing, held)
     finally:
         server.stop()
         if modem:
