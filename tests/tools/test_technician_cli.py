@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import one_clear_line
 from mizumori_tools import device
 from mizumori_tools.fleet import Api, ServerProcess, free_port
 from mizumori_tools.virtual import ESP32_EPOCH, CPythonStation
@@ -26,14 +27,6 @@ def mizumori(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
     return subprocess.run([sys.executable, "-m", "mizumori_tools.cli", *args],
                           capture_output=True, text=True, timeout=120, cwd=cwd,
                           input=stdin, env={**base, **(env or {})})
-
-
-def one_clear_line(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    lines = [x for x in done.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1, done.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
