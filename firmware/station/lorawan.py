@@ -41,6 +41,7 @@ NO_VALUE = -(1 << 23)
 # margin, gateways) once a day only.
 REPORT_EVERY_S = 6 * 3600
 REPORT_READINGS = 96
+REPORT_RETRIES = 3  # report requests in a row while none is answered
 PROBE_S = (6 * 3600, 1800)  # normal, flood
 LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
 # Sent readings kept for a resend at most this many (a network server that sends no
@@ -179,7 +180,7 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
         if not state["lora_report_at"]:  # the first report and probe after 6 hours
             state["lora_report_at"] = state["lora_probe_at"] = now
         want_link = state["wakes"] % LINK_CHECK_EVERY == 1
-        asked_time = probed = False  # once per wake each
+        asked_time = probed = reported = False  # once per wake each
         sent = False
         downlinks = []
         for _ in range(cfg["lora_uplinks"]):
@@ -193,7 +194,7 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             probe = not probed and (state["lora_unanswered"] > 0 or (
                 board.time() - state["lora_probe_at"] >= PROBE_S[1 if state["flood"] else 0]))
             want_time = probe or not (state["synced"] or asked_time)
-            report = _report_due(state, queue, board.time())
+            report = not reported and _report_due(state, queue, board.time())
             # MAC requests ride in FOpts and take a byte each: never into a full frame. A
             # report uplink starts with the oldest seq held and the newest sent (6 bytes).
             room = limit - want_time - want_link - (6 if report else 0)
@@ -231,6 +232,9 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if seqs:
                 state["lora_sent"] = seqs[-1]
             if report:
+                reported = True
+                w = state["lora_report_wait"]
+                state["lora_report_wait"] = [w[0] + 1 if w else 1, 0]
                 state["lora_report_at"] = board.time()
                 state["lora_report_seq"] = state["lora_sent"]
             if probe:
@@ -244,6 +248,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if state["lora_unanswered"] >= REJOIN_UNANSWERED:
                 state["lora_rejoin"] = True  # the network may have lost the session
             cfg = _apply_all(cfg, cfg_path, downlinks, state, queue)
+            if state["lora_report_wait"] and not report:
+                state["lora_report_wait"][1] += 1  # its answer did not come with this one
             _keep_window(state, queue)
             if with_status and not downlinks:
                 state["lora_status"] = False
@@ -273,9 +279,14 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
 
 def _report_due(state, queue, now):
     """Ask for a delivery report: sent readings wait for one, and the last ask is 6 hours
-    old or many readings were sent since."""
+    old, or many readings were sent since, or the last ask was not answered. The answer
+    comes with the next uplink (class A); when that brought none, the ask or its answer was
+    lost: ask again now, not 6 hours later (a server that cannot send downlinks never
+    answers, so at most REPORT_RETRIES asks in a row)."""
+    w = state["lora_report_wait"]
     return state["lora_sent"] > queue.acked and (
-        now - state["lora_report_at"] >= REPORT_EVERY_S
+        (w and w[1] and w[0] < REPORT_RETRIES)
+        or now - state["lora_report_at"] >= REPORT_EVERY_S
         or state["lora_sent"] - state["lora_report_seq"] >= REPORT_READINGS)
 
 
@@ -302,7 +313,8 @@ def apply_delivery(data, state, queue):
     if kind not in (HAVE, RESEND, MISSING) or seq < 1:
         state["err"] = "lorawan: bad delivery report"
         return
-    if kind != RESEND:
+    if kind != RESEND:  # the answer to a report request
+        state["lora_report_wait"] = None
         queue.ack(seq - 1)
     if kind == HAVE:
         return

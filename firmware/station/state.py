@@ -53,6 +53,7 @@ def defaults():
         "lora_sent": 0,  # the newest reading sent in an uplink (kept until reported stored)
         "lora_report_at": 0,  # when the last uplink asking for a delivery report went out
         "lora_report_seq": 0,  # the newest reading sent by then
+        "lora_report_wait": None,  # [asks in a row, uplinks since] while no answer came
         "lora_probe_at": 0,  # when the last session probe (network time request) went out
         "lora_unanswered": 0,  # probes in a row nothing came down for
         "lora_rewind": None,  # [seq, times] the server asked to send again

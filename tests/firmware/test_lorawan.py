@@ -384,6 +384,72 @@ def test_a_report_asking_for_what_was_lost_sends_it_again():
     assert net.stored == set(range(1, 6)) and st["lora_sent"] == 5
 
 
+def test_a_report_request_lost_in_the_air_is_asked_again_at_the_next_wake():
+    # Found on the rig: a reading lost in the air whose RESEND went into a session the
+    # network server had forgotten stayed missing for hours when the report request was
+    # lost too (the next one was due 96 readings later).
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(3, lora_dr=5)
+    net.reports = False
+    net.lose = {1}  # seq 1..3 in one frame: lost, and no RESEND (nothing stored above)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    net.reports = True
+    report_due(board, st)
+    add_reading(board, q)
+    net.lose = {2}  # the report request
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.frames == []  # none heard
+    assert st["lora_report_wait"] == [1, 0] and net.stored == set()
+    board.world.now += 600  # the next wake asks again, not six hours later
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # its first uplink brought no answer: the second asks again
+    assert [f[0] for f in net.frames] == [lorawan.READINGS_PORT, lorawan.REPORT_PORT]
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # MISSING 1 came down: 1..4 went again; the answer ended the wait
+    assert net.stored == set(range(1, 7)) and st["lora_report_wait"] is None
+
+
+def test_a_report_request_nobody_answers_goes_three_times_then_every_six_hours():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(1, lora_dr=5)
+    net.reports = False  # a network server without api_url: no downlinks, ever
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    report_due(board, st)
+    ports = []
+    for _ in range(6):
+        board.world.now += 600
+        add_reading(board, q)
+        net.frames = []
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+        ports.append([f[0] for f in net.frames])
+    # the first ask; then again after each uplink that brought no answer, twice; then no more
+    # until six hours after the last
+    rep, read = lorawan.REPORT_PORT, lorawan.READINGS_PORT
+    assert ports == [[rep], [read, rep], [read, rep], [read], [read], [read]]
+    assert st["lora_report_wait"][0] == 3
+    board.world.now += lorawan.REPORT_EVERY_S
+    add_reading(board, q)
+    net.frames = []
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert [f[0] for f in net.frames] == [rep]
+
+
+def test_a_report_answered_with_the_next_uplink_is_not_asked_twice():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2, lora_dr=5)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    report_due(board, st)
+    net.frames = []
+    for _ in range(3):
+        board.world.now += 600
+        add_reading(board, q)
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert [f[0] for f in net.frames] == [lorawan.REPORT_PORT] + [lorawan.READINGS_PORT] * 2
+    assert st["lora_report_wait"] is None and q.acked == 3
+
+
 def test_in_flood_the_session_is_probed_every_half_hour_without_wearing_the_modules_flash():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(1)
