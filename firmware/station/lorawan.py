@@ -42,6 +42,7 @@ NO_VALUE = -(1 << 23)
 REPORT_EVERY_S = 6 * 3600
 REPORT_READINGS = 96
 REPORT_RETRIES = 3  # report requests in a row while none is answered
+MAX_FETCHES = 8  # downlinks RUI3 fetches by itself (FPending) that a wake waits for
 PROBE_S = (6 * 3600, 1800)  # normal, flood
 LINK_CHECK_EVERY = 144  # wakes: about once a day at the normal 10-minute interval
 # Sent readings kept for a resend at most this many (a network server that sends no
@@ -256,10 +257,16 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             state["lora_backoff_s"] = 0
             state["since_upload"] = 0
             state["uplink"] = ""
-        if downlinks:
-            # More may wait (FPending): RUI3 fetches it with an uplink of its own right
-            # after this one (McpsIndication); take what it brings before sleeping.
-            cfg = _apply_all(cfg, cfg_path, modem.collect(), state, queue)
+        # More may wait (FPending): RUI3 fetches each with an uplink of its own right after
+        # the one before (McpsIndication); take them all before sleeping (a five-frame
+        # config would otherwise come down while the ESP32 sleeps: lost, and AT+RECV keeps
+        # only the last frame).
+        for _ in range(MAX_FETCHES):
+            if not downlinks or (deadline is not None and
+                                 time.ticks_diff(deadline, board.ticks_ms()) <= 0):
+                break
+            downlinks = modem.collect()
+            cfg = _apply_all(cfg, cfg_path, downlinks, state, queue)
         if sent:  # a downlink whose event was lost (RUI3 keeps the last one: AT+RECV)
             last = modem.last_downlink()
             if last and last[0] == CONFIG_PORT and _version(last[1]) != cfg["config_version"]:

@@ -63,6 +63,7 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
                            end=START + 86400, max_points=100000)["points"]
 
         fleet.run_until(START + 3 * 3600)
+        ns.settle()
         assert station.state()["uplink"] == "", station.state()
         assert ns.refused == []
         got = readings()
@@ -77,6 +78,7 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         r = api.http.patch("/api/stations/ogi-paddy-01", json={"caution_mm": 1800})
         r.raise_for_status()
         fleet.run_until(START + 4 * 3600)
+        ns.settle()
         cfg = json.loads((station.flash / "config.json").read_text())
         assert cfg["thresholds_mm"][1] == 1800
         dev = api.get(f"/api/devices/{device['device_id']}")
@@ -88,11 +90,13 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         assert station.state()["flood"]
         ns.forget(EUI)
         fleet.run_until(START + 5 * 3600 + 600)
+        ns.settle()
         assert ns.joins == 2 and station.state()["uplink"] == "", station.state()
         # nothing measured is lost: what the air and the dead session swallowed was asked
         # for again (RESEND at a hole; a resend lost again is caught by the next delivery
         # report, every 96 readings: 3.2 h in flood) and stored once
         fleet.run_until(START + 9 * 3600)
+        ns.settle()
         after = readings()
         assert len(after) >= len(got) + 20
         stored = [int(str(p["t"])) for p in after]

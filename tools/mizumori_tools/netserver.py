@@ -10,6 +10,9 @@ Like a real network server it asks for MAC answers (LinkADRReq after a join, Dev
 and then), sets FPending while more downlinks wait, answers DeviceTimeReq with its clock,
 can lose an acknowledgement (`lose_ack_every`) or a whole frame (`lose_every`), and can
 forget a device's session (`forget`): then nothing is heard until the device joins again.
+Like a real one it posts to the integration from a queue of its own, in order: the radio
+never waits for the fleet server (a busy host once made the module's uplink time out while
+the webhook was being answered). `settle()` waits until everything heard was posted.
 """
 
 import base64
@@ -17,6 +20,7 @@ import datetime as dt
 import json
 import os
 import pty
+import queue
 import threading
 import time
 import tty
@@ -56,6 +60,8 @@ class NetworkServer:
         self._api = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.api_url = f"http://127.0.0.1:{self._api.server_address[1]}"
         threading.Thread(target=self._api.serve_forever, daemon=True).start()
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._post_events, daemon=True).start()
 
     def register(self, dev_eui: str) -> None:
         self.devices.add(dev_eui.lower())
@@ -122,12 +128,25 @@ class NetworkServer:
                 "txInfo": {"frequency": 923200000, "modulation": {"lora": {
                     "bandwidth": 125000, "spreadingFactor": 12 - dr,
                     "codeRate": "CR_4_5"}}}}
-            r = self.http.post(self.webhook_url, params={"event": "up"}, json=event,
-                               headers={"X-Mizumori-Secret": self.secret})
-            self.posts += 1
-            if r.status_code != 200:
-                self.refused.append(f"{r.status_code} {r.text}")
+            self._events.put(event)
         return not lost, downlinks
+
+    def _post_events(self) -> None:
+        while (event := self._events.get()) is not None:
+            try:
+                r = self.http.post(self.webhook_url, params={"event": "up"}, json=event,
+                                   headers={"X-Mizumori-Secret": self.secret})
+                self.posts += 1
+                if r.status_code != 200:
+                    self.refused.append(f"{r.status_code} {r.text}")
+            except httpx.HTTPError as e:
+                self.refused.append(f"no answer: {e}")
+            finally:
+                self._events.task_done()
+
+    def settle(self) -> None:
+        """Wait until every frame heard so far was posted to the integration."""
+        self._events.join()
 
     # --- ChirpStack's queue API ----------------------------------------------------------
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -164,6 +183,7 @@ class NetworkServer:
         return Handler
 
     def close(self) -> None:
+        self._events.put(None)
         self._api.shutdown()
         self._api.server_close()
         self.http.close()
