@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-from station import codec, config, lorawan  # noqa: E402
+from station import codec, config, lorawan, schedule  # noqa: E402
 
 DAY = 86400
 FULL, LEVEL, STATUS = codec.FULL_LEN, codec.LEVEL_LEN, codec.STATUS_LEN
@@ -54,6 +54,17 @@ def day(dr: int, interval_s: int, per_upload: int) -> tuple[int, float]:
     return uplinks, uplinks * lorawan.airtime_ms(size, dr) / 1000
 
 
+def watch_day(dr: int) -> tuple[int, float, float]:
+    """A day of the MLIT profile's watch mode (a reading every WATCH_MAX_S, one heartbeat):
+    (uplinks and seconds on air when the day's readings went, seconds on air of the daily
+    digest and the delivery-report request its readings call for, REPORT_READINGS)."""
+    readings = DAY // schedule.WATCH_MAX_S
+    uplinks, before = day(dr, schedule.WATCH_MAX_S, readings)
+    ask = readings >= lorawan.REPORT_READINGS
+    after = lorawan.airtime_ms(codec.DIGEST_LEN, dr) + ask * lorawan.airtime_ms(6, dr)
+    return uplinks, before, after / 1000
+
+
 def main() -> None:
     cfg = config.DEFAULTS
     print("LoRaWAN airtime, AS923 with dwell time (LoRa formula, coding rate 4/5)")
@@ -86,6 +97,12 @@ def main() -> None:
               f"delivery reports; + 1 per frame lost in the air) = "
               f"{total / TTN_DOWNLINKS:.0%} of TTN's {TTN_DOWNLINKS} (confirmed uplinks cost "
               "one acknowledgement per uplink)")
+    for dr in (2, 3, 5):
+        uplinks, before, after = watch_day(dr)
+        print(f"  MLIT watch mode (a reading every 10 min, a heartbeat a day), DR{dr}: one "
+              f"{codec.DIGEST_LEN} B digest and a report request, {after:.2f} s on air per day "
+              f"({after / BUDGETS[0][1]:.0%} of TTN fair use; the day's readings: {uplinks} "
+              f"uplinks, {before:.1f} s)")
     print("  Japan (ARIB STD-T108): carrier sense before each transmission and at most 4 s "
           "per transmission; AS923's 400 ms dwell time caps a DR2 uplink at 11 bytes")
 

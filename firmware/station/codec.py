@@ -9,19 +9,28 @@
 #                            (0.5 %), pressure u16 (0.1 hPa), rain u16 (0.1 mm since last)
 #   status (0x13,  9 bytes): hdr, queue depth u16, dropped u16, config version u16,
 #                            reset cause u8, rssi i8 (dBm)
+#   quality (0x14, 5 bytes): hdr, quality flags u8, spread u8 (mm), calibration version u16;
+#                            only right after the level or full record it qualifies
+#   digest (0x15, 11 bytes): hdr, seq u24, readings u8, lowest and highest level i16 mm,
+#                            battery u8 (20 mV), flags u8: readings seq-n+1..seq in summary
 #
 # Absent values use sentinels: level/temperature -32768, battery 0, humidity 255,
-# pressure 0, rain 65535, rssi -128.
+# pressure 0, rain 65535, rssi -128, spread 255.
 import struct
 
 VERSION = 1
 LEVEL = 0x11
 FULL = 0x12
 STATUS = 0x13
+QUALITY = 0x14
+DIGEST = 0x15
 
 LEVEL_LEN = 11
 FULL_LEN = 18
 STATUS_LEN = 9
+QUALITY_LEN = 5
+DIGEST_LEN = 11
+DIGEST_MAX = 255  # readings one digest stands for at most
 AGE_OFFSET = 4  # bytes 4..6 of level and full records hold the age
 
 SEQ_MASK = 0xFFFFFF
@@ -42,10 +51,18 @@ FLAG_NAMES = (
 )
 FAULTS = NO_ECHO | OUT_OF_RANGE | STUCK | JUMP | SENSOR_MISSING
 
+# Quality flag bits (the quality record's); bits 4-7 are sent as 0 and ignored when read.
+NO_TEMP_CORRECTION = 0x01  # an ultrasonic level not corrected for the speed of sound
+TEMP_HELD = 0x02  # corrected with the last good temperature (the BME280 gave none)
+NOISY = 0x04  # spread over max_dev_mm, or over a quarter of the samples dropped
+LOOP_OVER_RANGE = 0x08  # a 4-20 mA sample above 20.5 mA (NAMUR NE 43)
+QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range")
+
 RESET_CAUSES = ("unknown", "power_on", "hard", "wdt", "deepsleep", "soft", "brownout")
 
 _NO_I16 = -32768
-_LEN = {LEVEL: LEVEL_LEN, FULL: FULL_LEN, STATUS: STATUS_LEN}
+_LEN = {LEVEL: LEVEL_LEN, FULL: FULL_LEN, STATUS: STATUS_LEN, QUALITY: QUALITY_LEN,
+        DIGEST: DIGEST_LEN}
 _TYPE_NAMES = {LEVEL: "level", FULL: "full", STATUS: "status"}
 
 
@@ -64,14 +81,14 @@ def _opt(value, scale, lo, hi, absent):
     return _clamp(int(round(value * scale)), lo, hi)
 
 
-def flags_to_names(flags):
-    return [FLAG_NAMES[i] for i in range(8) if flags & (1 << i)]
+def flags_to_names(flags, names=FLAG_NAMES):
+    return [names[i] for i in range(len(names)) if flags & (1 << i)]
 
 
-def flags_from_names(names):
+def flags_from_names(names, table=FLAG_NAMES):
     flags = 0
     for n in names:
-        flags |= 1 << FLAG_NAMES.index(n)
+        flags |= 1 << table.index(n)
     return flags
 
 
@@ -106,8 +123,63 @@ def encode_status(queue_depth, dropped, config_version, reset_cause, rssi_dbm):
                                                   -128, 127))
 
 
+def encode_quality(quality, spread_mm, cal_version):
+    """The 5-byte quality record that follows a reading's: QUALITY_NAMES bits, the burst's
+    spread (1.4826 x MAD, mm; None: no level) and the calibration version (low 16 bits)."""
+    spread = 255 if spread_mm is None else _clamp(spread_mm, 0, 254)
+    return struct.pack(">BBBH", QUALITY, quality & 0x0F, spread, cal_version & 0xFFFF)
+
+
+def encode_digest(seq, n, low_mm, high_mm, battery_mv, flags):
+    """The 11-byte digest of readings seq-n+1..seq: their lowest and highest level (None
+    when none had one), the newest battery and every flag any of them had."""
+    lo = _NO_I16 if low_mm is None else _clamp(low_mm, -32767, 32767)
+    hi = _NO_I16 if high_mm is None else _clamp(high_mm, -32767, 32767)
+    return struct.pack(">BHBBhhBB", DIGEST, (seq >> 8) & 0xFFFF, seq & 0xFF,
+                       _clamp(n, 1, DIGEST_MAX), lo, hi, _opt(battery_mv, 0.05, 1, 255, 0),
+                       flags & 0xFF)
+
+
+def digest(seq, n, records):
+    """The digest standing for readings seq-n+1..seq, from their level or full records
+    (oldest first, each maybe followed by its quality record)."""
+    lo = hi = None
+    bat = flags = 0
+    for rec in records:
+        lv, b, f = struct.unpack_from(">hBB", rec, 7)
+        flags |= f
+        bat = b or bat
+        if lv != _NO_I16:
+            lo = lv if lo is None or lv < lo else lo
+            hi = lv if hi is None or lv > hi else hi
+    return encode_digest(seq, n, lo, hi, bat * 20 or None, flags)
+
+
+def lean(record):
+    """A stored reading as LoRaWAN sends it: its quality record only when a quality flag
+    is set (the spread and calibration version alone do not earn the airtime)."""
+    n = _LEN[record[0]]
+    if len(record) > n and not record[n + 1]:
+        return bytes(record[:n])
+    return bytes(record)
+
+
+def reading_at(batch, index):
+    """Which reading (0 = the first level or full record) record `index` of a batch is, or
+    qualifies: what a server's 422 names is a record, what a station gives up is a reading."""
+    i = k = 0
+    n = -1
+    while i < len(batch) and k <= index:
+        if batch[i] in (LEVEL, FULL):
+            n += 1
+        i += _LEN.get(batch[i], len(batch))
+        k += 1
+    return max(n, 0)
+
+
 def with_age(record, age_s):
-    """A copy of a level or full record with its age set (done at transmission)."""
+    """A copy of a level or full record (and the quality record after it) with its age set
+    (done at transmission)."""
     age = _clamp(age_s, 0, AGE_MAX)
     out = bytearray(record)
     out[AGE_OFFSET] = age >> 16
@@ -117,9 +189,10 @@ def with_age(record, age_s):
 
 
 def to_level(record):
-    """The 11-byte level record for a full record (for small LoRaWAN payloads)."""
+    """The 11-byte level record for a full record, its quality record dropped (for small
+    LoRaWAN payloads)."""
     if record[0] == LEVEL:
-        return bytes(record)
+        return bytes(record[:LEVEL_LEN])
     if record[0] != FULL:
         raise CodecError("not a reading record")
     return bytes([LEVEL]) + bytes(record[1:LEVEL_LEN])
@@ -138,6 +211,20 @@ def _decode_one(b, i):
         raise CodecError("record %d: unknown record type 0x%02x" % (i, hdr))
     if i + n > len(b):
         raise CodecError("record %d: truncated (%d of %d bytes)" % (i, len(b) - i, n))
+    if hdr == QUALITY:
+        q, spread, cal = struct.unpack_from(">BBH", b, i + 1)
+        return n, {"type": "quality", "flags": flags_to_names(q, QUALITY_NAMES),
+                   "spread_mm": None if spread == 255 else spread, "calibration_version": cal}
+    if hdr == DIGEST:
+        count, lo, hi, bat, flags = struct.unpack_from(">BhhBB", b, i + 4)
+        if count == 0 or (lo == _NO_I16) != (hi == _NO_I16) or lo > hi:
+            raise CodecError("record %d: digest of %d readings, levels %d..%d out of range" % (
+                i, count, lo, hi))
+        return n, {"type": "digest", "seq": _u24(b, i + 1), "readings": count,
+                   "level_min_mm": None if lo == _NO_I16 else lo,
+                   "level_max_mm": None if hi == _NO_I16 else hi,
+                   "battery_mv": None if bat == 0 else bat * 20,
+                   "flags": flags_to_names(flags)}
     if hdr == STATUS:
         depth, dropped, cfg, cause, rssi = struct.unpack_from(">HHHBb", b, i + 1)
         return n, {
@@ -173,6 +260,9 @@ def decode(data):
     i = 0
     while i < len(b):
         n, rec = _decode_one(b, i)
+        if rec["type"] == "quality" and (not out or out[-1]["type"] not in ("level", "full")):
+            raise CodecError("record %d: record type 0x14 (quality) must follow a level or "
+                             "full record" % i)
         out.append(rec)
         i += n
     return out

@@ -84,22 +84,21 @@ def read_env(board, cfg, pins, notes):
 
 
 def level_temperature(cfg, state, temp_c, now, notes):
-    """The air temperature to correct an ultrasonic distance with, or None; remembers a good
-    one in state["temp"]. When the BME280 gives none, its last good temperature serves for
-    cfg["temp_hold_s"]; after that the level goes uncorrected. Either way the wake's notes
-    (state["err"], reported to the server) say so: the record itself has no flag for it (a
-    new flag bit is a wire-format change)."""
+    """(the air temperature to correct an ultrasonic distance with, or None; quality flags).
+    Remembers a good one in state["temp"]. When the BME280 gives none, its last good
+    temperature serves for cfg["temp_hold_s"] (TEMP_HELD); after that the level goes
+    uncorrected (NO_TEMP_CORRECTION). The wake's notes (state["err"]) say so too."""
     if temp_c is not None:
         state["temp"] = [now, int(temp_c * 100 + (0.5 if temp_c >= 0 else -0.5))]
-        return temp_c
+        return temp_c, 0
     if cfg["level_sensor"] == "current_loop" or cfg["us_compensation"] != "firmware":
-        return None  # nothing to correct
+        return None, 0  # nothing to correct
     last = state["temp"]
     if isinstance(last, list) and len(last) == 2 and 0 <= now - last[0] <= cfg["temp_hold_s"]:
         notes.append("level corrected with the temperature from %s ago" % _age(now - last[0]))
-        return last[1] / 100
+        return last[1] / 100, codec.TEMP_HELD
     notes.append("no temperature: level not corrected for the speed of sound")
-    return None
+    return None, codec.NO_TEMP_CORRECTION
 
 
 def _age(s):
@@ -108,7 +107,8 @@ def _age(s):
 
 
 def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
-    """(level mm or None, fault flags, spread mm or None); updates state["stuck"]."""
+    """(level mm or None, fault flags, spread mm or None, quality flags: NOISY,
+    LOOP_OVER_RANGE); updates state["stuck"]."""
     try:
         kind, sensor = sensors.level_sensor(board, cfg, pins)
         if cfg["profile"] == "mlit":
@@ -122,13 +122,18 @@ def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
         kind, good, faults, temp_c, cfg, state["level"], state["stuck"], now)
     if flags & codec.FAULTS:
         notes.append("level flags: %s" % ",".join(codec.flags_to_names(flags)))
+    # A loop sample above 20.5 mA is an OUT_OF_RANGE fault of its own; with a level from the
+    # others only the quality record tells.
+    quality = codec.LOOP_OVER_RANGE if kind == "depth" and faults.get(codec.OUT_OF_RANGE) \
+        else 0
     spread = None
     if level is not None:
         spread, dropped, noisy = processing.quality(good, cfg)
-        if noisy:  # no flag bit fits: said in the notes (the server gets state["err"])
+        if noisy:
+            quality |= codec.NOISY
             notes.append("level noisy: spread %d mm, %d of %d samples dropped" % (
                 spread, dropped, len(good)))
-    return level, flags, spread
+    return level, flags, spread, quality
 
 
 def read_battery(board, cfg, pins, notes):
@@ -159,8 +164,9 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     sensors.rail_on(board, cfg, pins)
     try:
         temp_c, hum, pres = read_env(board, cfg, pins, notes)
-        level_temp = level_temperature(cfg, state, temp_c, now, notes)
-        level, flags, spread = read_level(board, cfg, pins, state, level_temp, notes, wdt, now)
+        level_temp, temp_quality = level_temperature(cfg, state, temp_c, now, notes)
+        level, flags, spread, quality = read_level(board, cfg, pins, state, level_temp, notes,
+                                                   wdt, now)
     finally:
         sensors.rail_off(board, pins)  # never left on: it would drain the battery asleep
     battery_mv = read_battery(board, cfg, pins, notes)
@@ -174,8 +180,14 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         flags |= codec.QUEUE_DROPPED
     if not state["synced"]:
         flags |= codec.CLOCK_UNSYNCED
+    if level is not None:  # the temperature flags describe a level's correction
+        quality |= temp_quality
+    # Every reading is stored with its quality record (5 bytes): over Wi-Fi each reading
+    # carries its spread and calibration version; LoRaWAN sends it only with a flag set
+    # (codec.lean). docs/protocol.md, "quality".
     record = codec.encode_full(queue.next_seq, 0, level, battery_mv, flags,
-                               temp_c, hum, pres, rain_mm)
+                               temp_c, hum, pres, rain_mm) + \
+        codec.encode_quality(quality, spread, cfg["cal_version"])
     try:
         seq = queue.append(struct.pack(">I", now) + record)
     except OSError:  # flash full: make room the counted way, then store
@@ -198,6 +210,7 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         "seq": seq, "t": now, "level_mm": level, "flags": flags, "battery_mv": battery_mv,
         "temperature_c": temp_c, "humidity_pct": hum, "pressure_hpa": pres,
         "rain_mm": rain_mm, "notes": notes, "record": record, "spread_mm": spread,
+        "quality": quality,
         "alert": decision["alert"], "flood": decision["flood"], "mode": decision["mode"],
         "rate_mm_h": decision["rate_mm_h"], "interval_s": decision["interval_s"],
         "upload": decision["upload"],

@@ -25,7 +25,8 @@ _HEAD = 6  # magic, length, seq
 _META_MAGIC = b"MQ1\x00"
 _META = ">4sIII"  # magic, acked, next_seq, dropped; followed by its CRC-32
 # Acknowledged readings kept for a resend: 7 days at the 2-minute flood interval (35 days at
-# the normal 10 minutes); 32-byte frames, so about 160 KB of flash.
+# the normal 10 minutes); 37-byte frames (a full record and its quality record), so about
+# 186 KB of flash.
 KEEP = 5040
 
 
@@ -151,6 +152,19 @@ class FlashQueue:
                 out.append((seq, payload))
                 size += len(payload)
         return out
+
+    def each(self, after, upto, acked_too=False):
+        """(seq, payload) of the records above seq `after` up to `upto`, oldest first, read a
+        few at a time (a day of readings summed up for a digest never sits in RAM at once)."""
+        while after < upto:
+            got = self.peek(16, 4096, after, acked_too)
+            for seq, payload in got:
+                if seq > upto:
+                    return
+                yield seq, payload
+            if not got:
+                return
+            after = got[-1][0]
 
     def ack(self, upto_seq):
         """Everything up to and including upto_seq has reached the server."""

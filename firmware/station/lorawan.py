@@ -87,24 +87,32 @@ def airtime_ms(payload_len, dr):
     return int((8 + 4.25) * t_sym + n * t_sym + 0.999)
 
 
-def pack(queue, state, now, limit, after=0):
+def pack(queue, state, now, limit, after=0, digest_upto=0):
     """(payload, seqs): the oldest readings above seq `after` that fit in limit bytes, each
     with its age at sending; full records when they fit, else the 11-byte level record.
     While the server wants acknowledged readings again (state["lora_resend"]: it was
     restored from a backup), they go first, from lora_sent on: oldest first, so no uplink
-    starts above a hole the server would ask about again."""
+    starts above a hole the server would ask about again. Readings up to digest_upto (watch
+    mode: watch_upto) go as one 11-byte digest instead (codec.digest, DIGEST_MAX at most)."""
     acked_too = bool(state["lora_resend"])
     if acked_too:
         after = state["lora_sent"]
         if after + 1 < queue.oldest():  # let go meanwhile (the retention window moved on)
             _gone(state, after + 1, min(queue.oldest(), queue.acked + 1))
             after = state["lora_sent"] = queue.oldest() - 1
+    if digest_upto > after:
+        if limit < codec.DIGEST_LEN:
+            return b"", []
+        upto = min(digest_upto, after + codec.DIGEST_MAX)
+        return codec.digest(upto, upto - after, (p[4:] for _, p in queue.each(
+            after, upto, acked_too))), [upto]
     parts = []
     seqs = []
     size = 0
     for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN), after=after,
                                   acked_too=acked_too):
-        rec = codec.with_age(stored[4:], now - reading_time(stored, seq, state["adj"]))
+        rec = codec.with_age(codec.lean(stored[4:]),
+                             now - reading_time(stored, seq, state["adj"]))
         if size + len(rec) > limit:
             rec = codec.to_level(rec)
         if size + len(rec) > limit:
@@ -200,7 +208,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             # report uplink starts with the oldest seq held and the newest sent (6 bytes).
             room = limit - want_time - want_link - (6 if report else 0)
             after = max(queue.acked, state["lora_sent"])
-            payload, seqs = pack(queue, state, board.time(), room, after)
+            payload, seqs = pack(queue, state, board.time(), room, after,
+                                 watch_upto(cfg, state, queue))
             # The status record (queue depth, config version) rides along when it fits;
             # alone when the server must learn of an applied config, or to ask the time.
             status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
@@ -282,6 +291,16 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
         if e.status not in ("AT_BUSY_ERROR", "AT_ERROR"):
             state["lora_setup"] = 0  # check the module's settings again next time
         return _fail(state, now, "lorawan: %s" % e)
+
+
+def watch_upto(cfg, state, queue):
+    """Profile "mlit" in watch mode: the readings up to this seq go as one digest
+    (docs/protocol.md) - all of them for the daily heartbeat (until its reading is out), all
+    but the newest for the news of a change (the newest goes as itself); 0 otherwise."""
+    if cfg["profile"] != "mlit" or state["obs"] or state["flood"]:
+        return 0
+    newest = queue.next_seq - 1
+    return newest if max(queue.acked, state["lora_sent"]) < state["beat_seq"] else newest - 1
 
 
 def _report_due(state, queue, now):

@@ -225,7 +225,8 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
             limit //= 2
             continue
         if code == 422 and "record" in reply:
-            bad = _int(reply["record"])
+            # The server names a record; a quality record's fault is its reading's.
+            bad = codec.reading_at(body, _int(reply["record"]))
             if bad == 0 and seqs:
                 # A reading the server cannot decode can never be delivered: give it up,
                 # counted and reported, so the queue behind it moves (one sent again was

@@ -72,7 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     security.dummy_hash()  # made now, not during the first login of an unknown user
     app.state.ingest_gate = asyncio.Semaphore(settings.max_inflight_ingest)
     app.state.ingest_threads = anyio.CapacityLimiter(settings.ingest_threads)
-    app.state.deliveries = {}  # the last LoRaWAN delivery report queued per device
     for router in (people.router, stations.router, devices.router, devicetime.router,
                    ingest.router,
                    ota.router, alerts.router, ogc.router, opendata.router, lorawan.router,

@@ -1,6 +1,7 @@
 """Decoder for reading codec v1 (docs/protocol.md), the server's implementation.
 
-Independent of the firmware's; both are held to tests/vectors/codec-v1.json.
+Independent of the firmware's; both are held to tests/vectors/codec-v1.json and
+codec-v1-quality-digest.json.
 """
 
 import struct
@@ -9,9 +10,12 @@ from dataclasses import dataclass, field
 FLAG_NAMES = ("no_echo", "out_of_range", "stuck", "jump",
               "sensor_missing", "flood_mode", "queue_dropped", "clock_unsynced")
 FAULT_MASK = 0x1F
+# The quality record's flags (bits 4-7 reserved: ignored).
+QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range")
 RESET_CAUSES = ("unknown", "power_on", "hard", "wdt", "deepsleep", "soft", "brownout")
-_LENGTHS = {0x11: 11, 0x12: 18, 0x13: 9}
-_NAMES = {0x11: "level", 0x12: "full", 0x13: "status"}
+QUALITY, DIGEST = 0x14, 0x15
+_LENGTHS = {0x11: 11, 0x12: 18, 0x13: 9, QUALITY: 5, DIGEST: 11}
+_NAMES = {0x11: "level", 0x12: "full", 0x13: "status", QUALITY: "quality", DIGEST: "digest"}
 
 
 class CodecError(ValueError):
@@ -22,8 +26,16 @@ class CodecError(ValueError):
         self.reason = reason
 
 
+def names(bits: int, table: tuple[str, ...] = FLAG_NAMES) -> list[str]:
+    return [n for i, n in enumerate(table) if bits >> i & 1]
+
+
 @dataclass
 class Record:
+    """A decoded record. level/full: a reading; quality: the one before it (`quality` its
+    flags, `spread_mm`, `calibration_version`); digest: readings seq - readings + 1 .. seq
+    in summary (`level_min_mm` .. `level_max_mm`, the newest `battery_mv`, every `flags`)."""
+
     type: str
     seq: int = 0  # as sent (24 bits)
     age_s: int = 0
@@ -35,15 +47,29 @@ class Record:
     pressure_hpa: float | None = None
     rain_mm: float | None = None
     status: dict[str, int | str | None] = field(default_factory=dict)
+    quality: int = 0
+    spread_mm: int | None = None
+    calibration_version: int = 0
+    readings: int = 0
+    level_min_mm: int | None = None
+    level_max_mm: int | None = None
 
     def fields(self) -> dict[str, object]:
         """The language-neutral form used by the test vectors."""
         if self.type == "status":
             return {"type": "status", **self.status}
+        if self.type == "quality":
+            return {"type": "quality", "flags": names(self.quality, QUALITY_NAMES),
+                    "spread_mm": self.spread_mm,
+                    "calibration_version": self.calibration_version}
+        if self.type == "digest":
+            return {"type": "digest", "seq": self.seq, "readings": self.readings,
+                    "level_min_mm": self.level_min_mm, "level_max_mm": self.level_max_mm,
+                    "battery_mv": self.battery_mv, "flags": names(self.flags)}
         out: dict[str, object] = {
             "type": self.type, "seq": self.seq, "age_s": self.age_s,
             "level_mm": self.level_mm, "battery_mv": self.battery_mv,
-            "flags": [n for i, n in enumerate(FLAG_NAMES) if self.flags >> i & 1],
+            "flags": names(self.flags),
         }
         if self.type == "full":
             out.update(temperature_c=self.temperature_c, humidity_pct=self.humidity_pct,
@@ -66,12 +92,31 @@ def decode(data: bytes) -> list[Record]:
             raise CodecError(index, i, f"unknown record type 0x{header:02x}")
         if i + n > len(data):
             raise CodecError(index, i, f"truncated: {len(data) - i} of {n} bytes")
+        if header == QUALITY and (not out or out[-1].type not in ("level", "full")):
+            raise CodecError(index, i, "record type 0x14 (quality) must follow a level or "
+                                       "full record")
         out.append(_record(header, data[i:i + n], index, i))
         i += n
     return out
 
 
+def _i16(v: int) -> int | None:
+    return None if v == -32768 else v
+
+
 def _record(header: int, b: bytes, index: int, offset: int) -> Record:
+    if header == QUALITY:
+        quality, spread, cal = struct.unpack(">xBBH", b)
+        return Record("quality", quality=quality & (1 << len(QUALITY_NAMES)) - 1,
+                      spread_mm=None if spread == 255 else spread, calibration_version=cal)
+    if header == DIGEST:
+        count, low, high, battery, flags = struct.unpack(">BhhBB", b[4:])
+        if count == 0 or (low == -32768) != (high == -32768) or low > high:
+            raise CodecError(index, offset, f"digest of {count} readings with levels "
+                                            f"{low}..{high}: out of range")
+        return Record("digest", seq=int.from_bytes(b[1:4], "big"), readings=count,
+                      level_min_mm=_i16(low), level_max_mm=_i16(high),
+                      battery_mv=None if battery == 0 else battery * 20, flags=flags)
     if header == 0x13:
         depth, dropped, cfg, cause, rssi = struct.unpack(">xHHHBb", b)
         return Record("status", status={
@@ -81,8 +126,7 @@ def _record(header: int, b: bytes, index: int, offset: int) -> Record:
     seq = int.from_bytes(b[1:4], "big")
     age = int.from_bytes(b[4:7], "big")
     level, battery, flags = struct.unpack(">hBB", b[7:11])
-    rec = Record(_NAMES[header], seq=seq, age_s=age,
-                 level_mm=None if level == -32768 else level,
+    rec = Record(_NAMES[header], seq=seq, age_s=age, level_mm=_i16(level),
                  battery_mv=None if battery == 0 else battery * 20, flags=flags)
     if header == 0x12:
         t, h, p, r = struct.unpack(">hBHH", b[11:18])

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mizumori_server.alerts import LEVELS
 from mizumori_server.models import Reading, Station
-from mizumori_server.queries import AnySelect, flag_names, iso
+from mizumori_server.queries import AnySelect, flag_names, iso, quality_names
 
 
 def _m(mm: float | None) -> float | None:
@@ -42,7 +42,8 @@ def station_feature(st: dict[str, Any]) -> dict[str, Any]:
 def observations_query() -> AnySelect:
     return (select(Reading.id, Reading.seq, Reading.t, Reading.level_mm, Reading.battery_mv,
                    Reading.temperature_c, Reading.humidity_pct, Reading.pressure_hpa,
-                   Reading.rain_mm, Reading.flags, Station.code, Station.longitude,
+                   Reading.rain_mm, Reading.flags, Reading.quality, Reading.spread_mm,
+                   Reading.calibration_version, Station.code, Station.longitude,
                    Station.latitude)
             .join(Station, Station.id == Reading.station_id))
 
@@ -57,11 +58,19 @@ def observation_feature(r: Any) -> dict[str, Any]:
                 "battery_v": _m(r.battery_mv), "temperature_c": r.temperature_c,
                 "humidity_pct": r.humidity_pct, "pressure_hpa": r.pressure_hpa,
                 "rain_mm": r.rain_mm, "flags": "|".join(flag_names(r.flags)),
+                "quality": _joined(quality_names(r.quality)), "spread_mm": r.spread_mm,
+                "calibration_version": r.calibration_version,
             }}
 
 
+def _joined(names: list[str] | None) -> str | None:
+    """Flags by name, |-separated; None (no quality record came) stays None."""
+    return None if names is None else "|".join(names)
+
+
 CSV_HEADER = ["station", "time_utc", "level_m", "flags", "battery_v", "temperature_c",
-              "humidity_pct", "pressure_hpa", "rain_mm", "seq"]
+              "humidity_pct", "pressure_hpa", "rain_mm", "seq", "quality", "spread_mm",
+              "calibration_version"]
 
 
 class CSVResponse(StreamingResponse):
@@ -81,7 +90,9 @@ def csv_chunks(sessions: sessionmaker[Session], query: AnySelect) -> Iterator[st
             w.writerow([r.code, iso(r._mapping["t"]), _blank(_m(r.level_mm)),
                         "|".join(flag_names(r.flags)), _blank(_m(r.battery_mv)),
                         _blank(r.temperature_c), _blank(r.humidity_pct),
-                        _blank(r.pressure_hpa), _blank(r.rain_mm), r.seq])
+                        _blank(r.pressure_hpa), _blank(r.rain_mm), r.seq,
+                        _blank(_joined(quality_names(r.quality))), _blank(r.spread_mm),
+                        _blank(r.calibration_version)])
             if buf.tell() > 65536:
                 yield buf.getvalue()
                 buf.seek(0)

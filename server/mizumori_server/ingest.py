@@ -4,8 +4,10 @@ number of workers store exactly what one would.
 
 This is the hot path: four prebuilt Core statements per upload (read the device, claim the
 counter, insert the readings, upsert the latest state), no ORM objects, then the alert
-evaluation (alerts.py: one or two indexed queries while all is well)."""
+evaluation (alerts.py: one or two indexed queries while all is well). A daily digest
+(codec 0x15) costs two more: its insert and the latest battery."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -16,11 +18,12 @@ from sqlalchemy.orm import Session
 
 from mizumori_server import alerts, codec, rollouts, security
 from mizumori_server.devices import STATION_SETTINGS, merged_config
-from mizumori_server.models import Device, Reading, Station, StationLatest
+from mizumori_server.models import Device, Digest, Reading, Station, StationLatest
 from mizumori_server.settings import Settings
 
 DEVICES = cast(Table, Device.__table__)
 READINGS = cast(Table, Reading.__table__)
+DIGESTS = cast(Table, Digest.__table__)
 LATEST = cast(Table, StationLatest.__table__)
 STATIONS = cast(Table, Station.__table__)
 
@@ -46,7 +49,7 @@ def read_device(where: Any) -> Any:
     """The device and, in the same round trip, its station's settings for a config reply."""
     return (select(DEVICES.c.id, DEVICES.c.secret_enc, DEVICES.c.station_id,
                    DEVICES.c.last_seq, DEVICES.c.desired_version, DEVICES.c.desired_config,
-                   DEVICES.c.downlink_version, DEVICES.c.ns_device_id,
+                   DEVICES.c.downlink_version, DEVICES.c.downlink_at, DEVICES.c.ns_device_id,
                    *(STATIONS.c[c] for c in STATION_SETTINGS))
             .outerjoin(STATIONS, STATIONS.c.id == DEVICES.c.station_id).where(where))
 
@@ -68,16 +71,18 @@ CLAIM = (ADVANCE.where(DEVICES.c.last_counter < bindparam("c"))
          .values(last_counter=bindparam("c")))
 READING_COLUMNS = ("station_id", "device_id", "seq", "t", "received", "level_mm", "battery_mv",
                    "flags", "temperature_c", "humidity_pct", "pressure_hpa", "rain_mm")
+QUALITY_COLUMNS = ("quality", "spread_mm", "calibration_version")  # from a quality record
 LINK_COLUMNS = ("link_rssi", "link_snr", "link_gateways", "link_dr")
 STATUS_COLUMNS = ("rssi_dbm", "queue_depth", "dropped", "reset_cause")
 READING_LATEST = ("t", "level_mm", "flags", "battery_mv", "temperature_c")
 
 
 @lru_cache
-def statements(dialect: str) -> tuple[Insert, Insert]:
-    """(insert readings, upsert latest state) for this database."""
+def statements(dialect: str) -> tuple[Insert, Insert, Insert]:
+    """(insert readings, upsert latest state, insert digests) for this database."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     readings = insert(READINGS).on_conflict_do_nothing(index_elements=["device_id", "seq"])
+    digests = insert(DIGESTS).on_conflict_do_nothing(index_elements=["device_id", "seq"])
     up = insert(LATEST)
     new = up.excluded
     newer = (new.t.is_not(None)) & ((LATEST.c.t.is_(None)) | (LATEST.c.t <= new.t))
@@ -87,7 +92,7 @@ def statements(dialect: str) -> tuple[Insert, Insert]:
     for c in READING_LATEST:  # only a newer reading replaces the latest one
         sets[c] = case((newer, getattr(new, c)), else_=LATEST.c[c])
     return readings, (up.on_conflict_do_update(index_elements=["station_id"], set_=sets)
-                      .returning(*(LATEST.c[c] for c in READING_LATEST)))
+                      .returning(*(LATEST.c[c] for c in READING_LATEST))), digests
 
 
 def ingest(session: Session, box: security.SecretBox, settings: Settings, up: Upload,
@@ -115,20 +120,33 @@ def store(session: Session, settings: Settings, device_id: int, device: Any,
         raise IngestError(409, "not_installed", "device is not installed at a station")
 
     rows: list[dict[str, Any]] = []
+    digests: list[dict[str, Any]] = []
     last = device.last_seq
     status: dict[str, Any] | None = None
     for rec in records:
         if rec.type == "status":
             status = rec.status
             continue
+        if rec.type == "quality":  # the decoder saw to it that a reading comes right before
+            rows[-1].update(quality=rec.quality, spread_mm=rec.spread_mm,
+                            calibration_version=rec.calibration_version)
+            continue
         seq = codec.extend_seq(rec.seq, last)
         last = max(last, seq)
+        if rec.type == "digest":  # no age: dated at its arrival
+            digests.append({
+                "station_id": device.station_id, "device_id": device_id, "seq": seq,
+                "first_seq": seq - rec.readings + 1, "t": now, "readings": rec.readings,
+                "level_min_mm": rec.level_min_mm, "level_max_mm": rec.level_max_mm,
+                "battery_mv": rec.battery_mv, "flags": rec.flags})
+            continue
         rows.append({
             "station_id": device.station_id, "device_id": device_id, "seq": seq,
             "t": now - rec.age_s, "received": now, "level_mm": rec.level_mm,
             "battery_mv": rec.battery_mv, "flags": rec.flags,
             "temperature_c": rec.temperature_c, "humidity_pct": rec.humidity_pct,
             "pressure_hpa": rec.pressure_hpa, "rain_mm": rec.rain_mm,
+            **dict.fromkeys(QUALITY_COLUMNS),
             **{c: (link or {}).get(c) for c in LINK_COLUMNS},
         })
     reported = conn.execute(ADVANCE if counter is None else CLAIM, {
@@ -136,28 +154,36 @@ def store(session: Session, settings: Settings, device_id: int, device: Any,
         "rv": None if status is None else int(status["config_version"] or 0)}).first()
     if reported is None:
         raise stale_counter(conn, device_id)
-    insert_readings, upsert_latest = statements(conn.dialect.name)
+    insert_readings, upsert_latest, insert_digests = statements(conn.dialect.name)
     if rows:
         conn.execute(insert_readings, rows)  # executemany: one cached statement
+    if digests:
+        conn.execute(insert_digests, digests)
     newest = max(rows, key=lambda r: (r["t"], r["seq"])) if rows else {}
-    latest = conn.execute(upsert_latest, {
+    latest: Mapping[Any, Any] = conn.execute(upsert_latest, {
         "station_id": device.station_id, "device_id": device_id, "last_seen": now,
         **{c: newest.get(c) for c in READING_LATEST}, "flags": newest.get("flags", 0),
         **{c: None if status is None else status[c] for c in STATUS_COLUMNS},
     }).one()._mapping
+    battery = next((d["battery_mv"] for d in reversed(digests) if d["battery_mv"]), None)
+    if battery is not None:  # a digest is dated now: its battery is the newest one known
+        conn.execute(update(LATEST).where(LATEST.c.station_id == device.station_id)
+                     .values(battery_mv=battery))
+        latest = {**latest, "battery_mv": battery}
     alerts.on_ingest(session, settings, device.station_id, device, latest, rows, now)
     config = None
     if device.desired_version != reported.reported_version:
         config = merged_config(device, device.desired_config, device.desired_version)
+    seqs = [r["seq"] for r in rows + digests]
     reply = {
-        "acked": [r["seq"] for r in rows],
-        "ack_upto": max((r["seq"] for r in rows), default=None),
+        "acked": seqs,
+        "ack_upto": max(seqs, default=None),
         "server_time": now,
         "config_version": device.desired_version,
         "config": config,
         "ota": rollouts.offer_for(session, device_id, now),
     }
-    gap = resend_from(device.last_seq, rows)
+    gap = resend_from(device.last_seq, rows + [{"seq": d["first_seq"]} for d in digests])
     if gap is not None and counter is not None:  # LoRaWAN asks with a delivery report
         reply["resend_from"] = gap
     return reply
@@ -172,6 +198,35 @@ def resend_from(before: int, rows: list[dict[str, Any]]) -> int | None:
     if before and rows and min(r["seq"] for r in rows) > before + 1:
         return before + 1
     return None
+
+
+# What the server holds of a device, for delivery reports (api/lorawan.py): its readings
+# and the readings its digests stand for (those stay on the station).
+
+def held_seqs(session: Session, device_id: int, start: int, limit: int) -> list[int]:
+    """The device's sequence numbers from `start` on that the server holds, ascending, at
+    most `limit`."""
+    held = set(session.scalars(select(READINGS.c.seq).where(
+        READINGS.c.device_id == device_id, READINGS.c.seq >= start)
+        .order_by(READINGS.c.seq).limit(limit)))
+    for first, last in session.execute(select(DIGESTS.c.first_seq, DIGESTS.c.seq).where(
+            DIGESTS.c.device_id == device_id, DIGESTS.c.seq >= start,
+            DIGESTS.c.first_seq < start + limit)):
+        held.update(range(max(first, start), min(last, start + limit - 1) + 1))
+    return sorted(held)[:limit]
+
+
+def held_below(session: Session, device_id: int, seqs: list[int]) -> tuple[int, int | None]:
+    """(the oldest reading these stored records deliver, a digest counting for the readings
+    it stands for; the newest sequence number held below that, or None)."""
+    first = min(seqs)
+    covered = session.scalar(select(func.min(DIGESTS.c.first_seq)).where(
+        DIGESTS.c.device_id == device_id, DIGESTS.c.seq.in_(seqs)))
+    if covered is not None:
+        first = min(first, covered)
+    below = [session.scalar(select(func.max(t.c.seq)).where(
+        t.c.device_id == device_id, t.c.seq < first)) for t in (READINGS, DIGESTS)]
+    return first, max((b for b in below if b is not None), default=None)
 
 
 def check_signature(box: security.SecretBox, up: Upload, device: Any) -> Any:

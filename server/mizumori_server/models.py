@@ -105,6 +105,11 @@ class Device(Base):
     # downlinks) and the config version last queued as a downlink (docs/lorawan.md).
     ns_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     downlink_version: Mapped[int] = mapped_column(Integer, default=0)
+    downlink_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # queued when
+    # The last delivery report queued for it (kind:seq:hash of the uplink that asked): the
+    # copies of one uplink (one per gateway, a retried webhook) reach any worker; the one
+    # that claims this queues the report, the others see it claimed.
+    delivery_key: Mapped[str | None] = mapped_column(String(48), nullable=True)
     # What the station itself reported about its health (POST /api/ota/report): its last
     # error (kept after the station reports it gone: error_cleared_at says when) and its
     # last reset other than a wake from deep sleep; reset_reported is the cause its last
@@ -172,9 +177,39 @@ class Reading(Base):
     link_snr: Mapped[float | None] = mapped_column(Float, nullable=True)
     link_gateways: Mapped[int | None] = mapped_column(Integer, nullable=True)
     link_dr: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The quality record that came with it (docs/protocol.md; None: none came): its flags
+    # (codec.QUALITY_NAMES), the burst's spread (1.4826 x MAD, mm) and the calibration
+    # version the station measured with (the low 16 bits of its cal_version).
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    spread_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    calibration_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     __table_args__ = (
         UniqueConstraint("device_id", "seq", name="uq_readings_device_seq"),
         Index("ix_readings_station_t", "station_id", "t"),
+    )
+
+
+class Digest(Base):
+    """A daily digest (docs/protocol.md): what a station of the MLIT profile sends over
+    LoRaWAN in watch mode instead of the day's readings, which stay on the station. It stands
+    for readings first_seq..seq: no level reading of its own, but it proves the station alive
+    and counts as holding those readings when the station asks what the server has."""
+
+    __tablename__ = "digests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)  # the newest reading it stands for
+    first_seq: Mapped[int] = mapped_column(BigInteger)  # the oldest
+    t: Mapped[int] = mapped_column(BigInteger)  # received (it carries no age), Unix s
+    readings: Mapped[int] = mapped_column(Integer)  # seq - first_seq + 1
+    level_min_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    level_max_mm: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    battery_mv: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the newest
+    flags: Mapped[int] = mapped_column(Integer, default=0)  # every flag of those readings
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_digests_device_seq"),
+        Index("ix_digests_station_t", "station_id", "t"),
     )
 
 
@@ -425,10 +460,10 @@ class Calibration(Base):
     """A station's calibration against its staff gauge (量水標), or a check of it: who
     entered it and when, the staff gauge and the station's reading, the offset and scale it
     set (firmware/station/calibration.py), and the residual found (docs/operator.md,
-    "Calibration"). The wire format has no room for a calibration version per reading:
-    this history says which version was active from when instead (active_from; for a
+    "Calibration"). It says which version was active from when (active_from; for a
     calibration sent as config, the config version that carries it and the time the
-    station was first seen to have reported it)."""
+    station was first seen to have reported it); a reading's quality record names the
+    version it was measured with (readings.calibration_version)."""
 
     __tablename__ = "calibrations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

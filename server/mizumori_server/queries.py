@@ -8,23 +8,41 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from mizumori_server import profile
-from mizumori_server.codec import FLAG_NAMES
-from mizumori_server.models import Alert, Device, Reading, Station, StationLatest
+from mizumori_server.codec import FLAG_NAMES, QUALITY_NAMES, names
+from mizumori_server.models import Alert, Device, Digest, Reading, Station, StationLatest
 
 AnySelect = Select[*tuple[Any, ...]]  # any select()
 FLOOD_MODE = 1 << FLAG_NAMES.index("flood_mode")
 SERIES_COLUMNS = ("t", "level_mm", "battery_mv", "flags", "temperature_c", "humidity_pct",
-                  "pressure_hpa", "rain_mm")
+                  "pressure_hpa", "rain_mm", "quality", "spread_mm", "calibration_version")
+DIGEST_COLUMNS = ("t", "seq", "first_seq", "readings", "level_min_mm", "level_max_mm",
+                  "battery_mv", "flags")
 
 
 def flag_names(flags: int) -> list[str]:
-    return [n for i, n in enumerate(FLAG_NAMES) if flags >> i & 1]
+    return names(flags)
+
+
+def quality_names(quality: int | None) -> list[str] | None:
+    """A reading's quality flags by name; None when it came without a quality record."""
+    return None if quality is None else names(quality, QUALITY_NAMES)
 
 
 def series(session: Session, station_id: int, start: int, end: int,
            max_points: int) -> dict[str, Any]:
     """Readings in [start, end). Over max_points, fixed buckets with min/max/mean level
-    (so peaks survive), computed by the database."""
+    (so peaks survive), computed by the database. With them the daily digests received in
+    the range (a station in watch mode over LoRaWAN: docs/protocol.md), never downsampled."""
+    out = _series(session, station_id, start, end, max_points)
+    out["digests"] = [dict(zip(DIGEST_COLUMNS, r, strict=True)) for r in session.execute(
+        select(*(getattr(Digest, c) for c in DIGEST_COLUMNS))
+        .where(Digest.station_id == station_id, Digest.t >= start, Digest.t < end)
+        .order_by(Digest.t, Digest.seq))]
+    return out
+
+
+def _series(session: Session, station_id: int, start: int, end: int,
+            max_points: int) -> dict[str, Any]:
     in_range = (Reading.station_id == station_id, Reading.t >= start, Reading.t < end)
     count = session.scalar(select(func.count()).where(*in_range)) or 0
     if count <= max_points:

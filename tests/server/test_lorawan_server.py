@@ -15,6 +15,8 @@ from conftest import make_user
 from device import codec
 from fastapi.testclient import TestClient
 from mizumori_server import clock, lorawan
+from mizumori_server.app import create_app
+from mizumori_server.settings import Settings
 from receiver import receiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -243,6 +245,31 @@ def test_config_changes_go_out_as_downlinks_once(app_client: TestClient,
         assert version2 == version + 1 and items2[5] == 2600
 
 
+
+def test_a_config_downlink_the_device_never_applied_goes_again_an_hour_later(
+        app_client: TestClient, admin: dict[str, str], lora_device: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with receiver() as ns:
+        integ = integration(app_client, admin, "chirpstack",
+                            api_url=ns.url.removesuffix("/hook"), api_token="ns-api-token-1")
+        seq = iter(range(1, 100))
+
+        def uplink(at: int) -> int:
+            monkeypatch.setattr(clock, "now", lambda: SENT + at)
+            payload = codec.encode_level(next(seq), 0, 1200, 3700, 0) + status_record(0)
+            assert post(app_client, integ, chirpstack(payload)).status_code == 200
+            return len(frames_of("chirpstack", ns.requests))
+
+        queued = uplink(3)  # the device runs config 0; the server wants 1: queued
+        assert queued and ns.wait_for(1, 5)
+        # the downlink was lost: the device keeps reporting config 0
+        assert uplink(600) == uplink(1800) == uplink(3600 + 2) == queued
+        assert uplink(3600 + 3) == 2 * queued  # an hour on: queued again, once
+        assert uplink(3600 + 600) == 2 * queued
+        version, items, complete = decode_frames(frames_of("chirpstack",
+                                                           ns.requests)[queued:])
+        assert complete and version >= 1
+
 def frames_of(kind: str, requests: list[dict[str, Any]]) -> list[bytes]:
     out = []
     for r in requests:
@@ -305,6 +332,30 @@ def test_delivery_reports_answer_requests_and_gaps(app_client: TestClient,
             assert r.status_code == 400 and why in r.json()["detail"], r.text
         assert len(reports()) == 5 and len(stored_links(app_client)) == 9  # nothing changed
 
+
+
+def test_copies_of_one_uplink_in_two_workers_ask_once(app_client: TestClient,
+                                                       settings: Settings,
+                                                       admin: dict[str, str],
+                                                       lora_device: dict[str, Any]) -> None:
+    """Two gateways' copies of a frame reach two workers (two apps on one database): the
+    station gets one RESEND, not two (each would count towards its give-up rule)."""
+    with receiver() as ns:
+        integ = integration(app_client, admin, "chirpstack",
+                            api_url=ns.url.removesuffix("/hook"), api_token="ns-api-token-1")
+        with TestClient(create_app(settings)) as worker2:
+            def uplink(client: TestClient, seq: int) -> None:
+                body = chirpstack(codec.encode_level(seq, 0, 1200, 3700, 0), fPort=1)
+                assert post(client, integ, body).status_code == 200
+
+            uplink(app_client, 1)
+            uplink(app_client, 3)  # 2 was lost in the air
+            uplink(worker2, 3)  # the second gateway's copy, in the other worker
+            assert ns.wait_for(1, 5)
+            uplink(worker2, 4)
+            reports = [json.loads(r["body"])["queueItem"] for r in ns.requests]
+            assert [base64.b64decode(i["data"]) for i in reports
+                    if i["fPort"] == lorawan.DELIVERY_PORT] == [b"\x02\x00\x00\x02"]
 
 def test_data_rates_from_modulation() -> None:
     assert lorawan.as923_dr(10, 125000) == 2

@@ -6,7 +6,6 @@ import hmac
 import importlib
 import logging
 import secrets
-import threading
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -14,23 +13,24 @@ import httpx
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, HttpUrl, UrlConstraints
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from mizumori_server import background, clock, codec, ingest, jsonlimits, lorawan, metrics, security
 from mizumori_server.api.ingest import read_body
 from mizumori_server.deps import DB, Admin
 from mizumori_server.inputs import CODE_PATTERN, Input, bounded_router
-from mizumori_server.models import Device, LorawanIntegration, Reading
+from mizumori_server.models import Device, LorawanIntegration
 
 router = bounded_router("/api/lorawan", "LoRaWAN")
 Name = Annotated[str, Path(min_length=1, max_length=64, pattern=CODE_PATTERN)]
 log = logging.getLogger("mizumori.lorawan")
 SECRET_HEADER = "X-Mizumori-Secret"
-DELIVERIES_LOCK = threading.Lock()  # app.state.deliveries: see send_delivery
 MAX_REPORT_SPAN = 5000  # readings looked at for one report (a station holds fewer)
 RESEND_WINDOW: int = importlib.import_module("station.lorawan").RESEND_WINDOW  # the
 # sent readings a station keeps for a resend (devices.py put the firmware on the path)
 # The device's row for the store, found by its DevEUI.
+# A config the device still does not report this long after it was queued goes again.
+CONFIG_REQUEUE_S = 3600
 READ_BY_EUI = ingest.read_device(ingest.DEVICES.c.dev_eui == bindparam("eui"))
 
 
@@ -204,12 +204,14 @@ def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
             raise
     if not integration["api_url"]:
         return reply, None, None  # no way to send anything down
-    behind = reply["config"] is not None and device.downlink_version < reply["config_version"]
+    behind = reply["config"] is not None and (
+        device.downlink_version < reply["config_version"]
+        or (device.downlink_at or 0) <= now - CONFIG_REQUEUE_S)
     ns_device_id = up.ns_device_id or device.ns_device_id
     config = None
     if behind:
         frames = lorawan.encode_config(reply["config_version"], reply["config"])
-        config = (device.id, up.dev_eui, ns_device_id, reply["config_version"], frames)
+        config = (device.id, up.dev_eui, ns_device_id, reply["config_version"], frames, now)
     return reply, config, delivery and (device.id, ns_device_id, *delivery)
 
 
@@ -225,16 +227,13 @@ def delivery_report(session: Any, device: Any, new: list[int],
     if asked is not None:
         start = codec.extend_seq(asked[0], max([before, *new]))
         newest = codec.extend_seq(asked[1], start)
-        stored = session.scalars(select(Reading.seq).where(
-            Reading.device_id == device.id, Reading.seq >= start)
-            .order_by(Reading.seq).limit(MAX_REPORT_SPAN)).all()
-        first = lorawan.first_missing(list(stored), start)
+        stored = ingest.held_seqs(session, device.id, start, MAX_REPORT_SPAN)
+        first = lorawan.first_missing(stored, start)
         return (lorawan.HAVE if first > newest else lorawan.MISSING), first
     if not new:
         return None
-    below = session.scalar(select(func.max(Reading.seq)).where(
-        Reading.device_id == device.id, Reading.seq < min(new)))
-    if below is not None and below < min(new) - 1 and below >= before - RESEND_WINDOW:
+    first, below = ingest.held_below(session, device.id, new)  # a digest's readings count
+    if below is not None and below < first - 1 and below >= before - RESEND_WINDOW:
         return lorawan.RESEND, below + 1
     return None
 
@@ -242,18 +241,23 @@ def delivery_report(session: Any, device: Any, new: list[int],
 def send_delivery(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
                   device_id: int, ns_device_id: str | None, kind: int, seq: int) -> None:
     """Queue a delivery report, once per uplink: copies of the same frame (one per gateway
-    from a network server that does not deduplicate, a retried webhook) ask once."""
-    sent: dict[int, tuple[int, int, bytes]] = app.state.deliveries
-    key = (kind, seq, hashlib.sha256(up.payload).digest())
-    with DELIVERIES_LOCK:
-        if sent.get(device_id) == key:
+    from a network server that does not deduplicate, a retried webhook), in any worker, ask
+    once. The report is claimed in the database first (a conditional UPDATE, as
+    send_config claims a version) and released if queueing fails."""
+    key = f"{kind}:{seq}:{hashlib.sha256(up.payload).hexdigest()[:32]}"
+    mine = (Device.id == device_id) & ((Device.delivery_key != key)
+                                       | Device.delivery_key.is_(None))
+    with app.state.sessions() as session:
+        claimed = session.execute(update(Device).where(mine).values(delivery_key=key)).rowcount
+        session.commit()
+        if not claimed:
             return
-        sent[device_id] = key
-    ok = _queue(app, integration, up.dev_eui, ns_device_id, lorawan.DELIVERY_PORT,
-                [lorawan.encode_delivery(kind, seq)], f"delivery report {kind}:{seq}")
-    if not ok:
-        with DELIVERIES_LOCK:
-            sent.pop(device_id, None)
+        if not _queue(app, integration, up.dev_eui, ns_device_id, lorawan.DELIVERY_PORT,
+                      [lorawan.encode_delivery(kind, seq)], f"delivery report {kind}:{seq}"):
+            session.execute(update(Device).where(Device.id == device_id,
+                                                 Device.delivery_key == key)
+                            .values(delivery_key=None))
+            session.commit()
 
 
 def _queue(app: FastAPI, integration: dict[str, Any], dev_eui: str, ns_device_id: str | None,
@@ -276,14 +280,19 @@ def _queue(app: FastAPI, integration: dict[str, Any], dev_eui: str, ns_device_id
 
 
 def send_config(app: FastAPI, integration: dict[str, Any], device_id: int, dev_eui: str,
-                ns_device_id: str | None, version: int, frames: list[bytes]) -> None:
-    """Queue the config downlinks on the network server, once per version: the version is
-    claimed first (so concurrent uplinks queue it once) and released if queueing fails, to
-    be tried again at the next uplink."""
+                ns_device_id: str | None, version: int, frames: list[bytes],
+                now: int) -> None:
+    """Queue the config downlinks on the network server, once per version, and again when
+    the device still reports an older one CONFIG_REQUEUE_S later (the downlink was lost, or
+    the event and AT+RECV both missed it). The version is claimed first (so concurrent
+    uplinks queue it once) and released if queueing fails, to be tried again at the next
+    uplink."""
     with app.state.sessions() as session:
         claimed = session.execute(update(Device).where(
-            Device.id == device_id, Device.downlink_version < version)
-            .values(downlink_version=version)).rowcount
+            Device.id == device_id,
+            (Device.downlink_version < version) | Device.downlink_at.is_(None)
+            | (Device.downlink_at <= now - CONFIG_REQUEUE_S))
+            .values(downlink_version=version, downlink_at=now)).rowcount
         session.commit()
         if not claimed:
             return
@@ -291,5 +300,5 @@ def send_config(app: FastAPI, integration: dict[str, Any], device_id: int, dev_e
                       f"config {version}"):
             session.execute(update(Device).where(Device.id == device_id,
                                                  Device.downlink_version == version)
-                            .values(downlink_version=0))
+                            .values(downlink_version=0, downlink_at=None))
             session.commit()
