@@ -3,17 +3,24 @@ mAh per day per profile and years on each battery, from the simulated board's ow
 
 Wi-Fi: the real firmware under MicroPython wakes on the rig's schedule and reports over
 HTTPS to a live server; the sim board counts the ms it spends in each state (boot, CPU
-awake, Wi-Fi on, each part on the sensor rail, deep sleep: firmware/station/hw/sim.py) and
-hardware/energy.json holds the current of each. LoRaWAN: the same wakes without Wi-Fi,
-plus each uplink as the firmware sends it through the simulated RAK3172 (its airtime,
-receive windows and the ESP32 awake until RUI3's TX_DONE, in the driver's own waits), times
-the uplinks a day the station's packing sends (bench/lorawan.py). Nothing here is measured
+awake, Wi-Fi on, each part on the sensor rail, light and deep sleep:
+firmware/station/hw/sim.py) and hardware/energy.json holds the current of each. The first
+wake (a power-on) is left out: the figures are a station's steady days. LoRaWAN: the same
+wakes without Wi-Fi, plus each uplink as the firmware sends it through the simulated RAK3172
+(receive windows and the ESP32 awake until RUI3's TX_DONE, in the driver's own waits) times
+the uplinks a day the station's packing sends, and their time on air (bench/lorawan.py).
+
+Profiles: the standard one (normal and flood days) and MLIT's crisis-gauge profile (a watch
+day: a 20 s window every 10 min, stored, sent in one daily heartbeat; observation days at
+600, 300 and 120 s: a 20 s window and an upload each), then a year of it with 10 flood
+days in observation mode at 120 s against the targets of issue 17. Nothing here is measured
 on a built station: the figures are as good as the table's currents."""
 
 import json
 import struct
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +32,39 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLE = json.loads((ROOT / "hardware" / "energy.json").read_text())
 MA = {k: v["ma"] for k, v in TABLE["states_ma"].items()}
 DAY_MS = 86400 * 1000
-START = 1_790_000_000
-PROFILES = {  # name: (reading interval s, readings per upload, simulated hours run)
-    "normal": (600, 3, 6),
-    "flood": (120, 1, 2),
+# The simulated days start now: the server's test certificates are valid from a day ago,
+# and a fixed date in the past had every upload fail TLS ("validity starts in the future").
+START = int(time.time())
+WATCH = {"profile": "mlit", "obs_start_mm": 2000}  # the calm scenario's ~0.6 m: watch mode
+OBSERVE = {"profile": "mlit", "obs_start_mm": 100}  # always at or above the start level
+# name: (station columns, device settings, hours simulated after the first wake (None: from
+# one daily heartbeat to the next), and for LoRaWAN: reading interval s, readings per upload)
+PROFILES: dict[str, tuple[dict[str, int], dict[str, Any], int | None, int, int]] = {
+    "normal": ({"interval_normal_s": 600, "upload_every": 3}, {}, 6, 600, 3),
+    "flood": ({"interval_normal_s": 120, "upload_every": 1}, {}, 2, 120, 1),
+    # a watch day: its one heartbeat carries the day's 144 readings
+    "mlit watch": ({}, WATCH, None, 600, 144),
+    "mlit observation 600 s": ({}, {**OBSERVE, "obs_interval_s": 600}, 6, 600, 1),
+    "mlit observation 300 s": ({}, {**OBSERVE, "obs_interval_s": 300}, 3, 300, 1),
+    "mlit observation 120 s": ({}, {**OBSERVE, "obs_interval_s": 120}, 2, 120, 1),
 }
+FLOOD_DAYS = 10  # a year of the MLIT profile: these days in observation mode at 120 s
+# Issue 17's targets for that year on one Li-SOCl2 D cell (MLIT's crisis gauge promises 5
+# years without a battery change), and MLIT's 9 sunless days of observation mode.
+TARGET_YEARS = {"wifi": 5, "lora": 10}
+SUNLESS_DAYS = 9
 
 
 def mah(spent: dict[str, float]) -> float:
     return sum(ms * MA[state] for state, ms in spent.items() if state in MA) / 3.6e6
 
 
-def wifi_day(tmp: Path, interval: int, per_upload: int, hours: int) -> dict[str, float]:
-    """ms per state over a day of wakes reporting over HTTPS (scaled from `hours`)."""
+def wifi_day(tmp: Path, columns: dict[str, int], settings: dict[str, Any],
+             hours: int | None) -> dict[str, float]:
+    """ms per state over a day of wakes reporting over HTTPS (scaled from `hours` after
+    the first wake; None: up to the next daily heartbeat, when the station's clock, which
+    drifts, says a day has passed), for a station with these columns and its device these
+    settings."""
     pki = certs.make(tmp / "pki")
     clock = tmp / "clock"
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
@@ -50,17 +77,42 @@ def wifi_day(tmp: Path, interval: int, per_upload: int, hours: int) -> dict[str,
         api = Api.login(server.url, "admin", "bench-pass-1", str(pki["ca"]))
         api.station({"code": "energy-01", "name": "energy", "site_type": "river",
                      "latitude": 33.28, "longitude": 130.11, "mount_height_mm": 5000,
-                     "interval_normal_s": interval, "upload_every": per_upload})
+                     **columns})
         p = api.provision("esp32-energy-01", "energy-01")
+        if settings:
+            api.http.patch(f"/api/devices/{p['device_id']}/config",
+                           json={"settings": settings}).raise_for_status()
         station = VirtualStation(tmp / "flash")
-        station.provision(p, server.url, p["config"], ca=pki["ca"])
+        station.provision(p, server.url, {**p["config"], **settings}, ca=pki["ca"])
         fleet.add(station, "energy-01")
-        fleet.run_until(START + hours * 3600)
+        ledger = tmp / "flash" / "energy.json"
+        fleet.run_until(START)  # the first wake: a power-on, provisioning's clock
+        ledger.unlink()
+        beat = station.state()["beat_t"]
+        to_beat: list[dict[str, int]] = []  # the ledger at the next heartbeat
+
+        def heartbeat(m: Any, result: Any) -> None:
+            if not to_beat and station.state()["beat_t"] != beat:
+                to_beat.append(json.loads(ledger.read_text()))
+
+        fleet.run_until(START + (hours or 25) * 3600, None if hours else heartbeat)
+        spent = to_beat[0] if to_beat else json.loads(ledger.read_text())
+        if hours is None and not to_beat:
+            raise SystemExit(f"{settings}: no daily heartbeat in 25 hours")
+        # the figures are for a station whose uploads work: most readings arrived (the
+        # last few may wait for the next upload)
+        api = Api.login(server.url, "admin", "bench-pass-1", str(pki["ca"]))  # a new day
+        stored = api.get("/api/stations/energy-01/readings", start=START - 3600,
+                         end=fleet.now + 1, max_points=100000)["count"]
+        if stored < spent["wakes"] // 2:
+            st = station.state()
+            raise SystemExit(f"{settings or columns}: only {stored} of {spent['wakes'] + 1} "
+                             f"readings reached the server ({st.get('uplink') or st.get('err')})")
     finally:
         server.stop()
-    spent = json.loads((tmp / "flash" / "energy.json").read_text())
     wakes = spent.pop("wakes")
-    awake = sum(v for k, v in spent.items() if k != "deep_sleep")
+    # the board's own time: the rail's parts draw alongside the CPU, not after it
+    awake = sum(v for k, v in spent.items() if k != "deep_sleep" and not k.startswith("rail_"))
     scale = DAY_MS / (awake + spent["deep_sleep"])
     day = {k: v * scale for k, v in spent.items()}
     day["wakes"] = wakes * scale
@@ -120,14 +172,16 @@ def lora_uplink() -> dict[str, float]:
     return spent
 
 
-def uplinks_per_day(interval: int, per_upload: int) -> float:
+def uplinks_per_day(interval: int, per_upload: int) -> tuple[int, float]:
+    """(uplinks, seconds on air) a day at the default data rate (bench/lorawan.py)."""
     sys.path.insert(0, str(ROOT / "bench"))
     import lorawan as bench_lorawan
 
     paths.import_firmware()
     from station import config
 
-    return bench_lorawan.day(config.DEFAULTS["lora_dr"], interval, per_upload)[0]
+    n, air_s = bench_lorawan.day(config.DEFAULTS["lora_dr"], interval, per_upload)
+    return n, air_s
 
 
 def years(mah_day: float, battery: dict[str, Any]) -> float:
@@ -139,16 +193,20 @@ def years(mah_day: float, battery: dict[str, Any]) -> float:
 def figures() -> list[dict[str, Any]]:
     rows = []
     uplink = lora_uplink()
-    for name, (interval, per, hours) in PROFILES.items():
+    for name, (columns, settings, hours, interval, per) in PROFILES.items():
         with tempfile.TemporaryDirectory(prefix="mizumori-energy-") as tmp:
-            day = wifi_day(Path(tmp), interval, per, hours)
+            day = wifi_day(Path(tmp), columns, settings, hours)
+        if not day.get("wifi"):
+            raise SystemExit(f"{name}: no upload in the simulated day (the heartbeat?)")
         wakes = day.pop("wakes")
         wifi = mah(day)
         no_radio = {k: v for k, v in day.items() if k != "wifi"}
-        n = uplinks_per_day(interval, per)
+        n, air_s = uplinks_per_day(interval, per)
         lora_day = dict(no_radio)
-        for state_, ms in uplink.items():
-            lora_day[state_] = lora_day.get(state_, 0) + ms * n
+        for state_, ms in uplink.items():  # each uplink's waits; its airtime as packed
+            if state_ != "lora_tx":
+                lora_day[state_] = lora_day.get(state_, 0) + ms * n
+        lora_day["lora_tx"] = air_s * 1000
         lora_day["lora_sleep"] = DAY_MS
         rows.append({"profile": name, "wakes": wakes, "uplinks": n,
                      "wifi_mah": wifi, "lora_mah": mah(lora_day),
@@ -170,12 +228,35 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
             uplinks = "" if kind == "wifi" else f", {r['uplinks']:.0f} uplinks"
             out.append(f"  {r['profile']}, {label}: {r[f'{kind}_mah']:.1f} mAh/day "
                        f"({r['wakes']:.0f} wakes{uplinks}; {parts}); {life}")
-    flood = {r["profile"]: r for r in rows}["flood"]
+    by = {r["profile"]: r for r in rows}
     pack = batteries["2x18650"]
     for kind in ("wifi", "lora"):
-        days = pack["mah"] * pack["usable"] / flood[f"{kind}_mah"]
+        days = pack["mah"] * pack["usable"] / by["flood"][f"{kind}_mah"]
         out.append(f"  flood reporting without sun on 2x18650, {kind}: {days:.0f} days "
                    f"(a 2 W panel gives ~{TABLE['solar_2w_mah_per_day']['mah']} mAh/day)")
+    out += mlit_year(by, batteries)
+    return out
+
+
+def mlit_year(by: dict[str, dict[str, Any]], batteries: dict[str, Any]) -> list[str]:
+    """A year of the MLIT profile (FLOOD_DAYS in observation mode at 120 s, the rest watch
+    days) on each battery, against issue 17's targets."""
+    out = []
+    watch, flood = by["mlit watch"], by["mlit observation 120 s"]
+    cell, pack = batteries["LiSOCl2_D"], batteries["2x18650"]
+    for kind, label in (("wifi", "Wi-Fi"), ("lora", "LoRaWAN")):
+        avg = ((365 - FLOOD_DAYS) * watch[f"{kind}_mah"] + FLOOD_DAYS * flood[f"{kind}_mah"]
+               ) / 365
+        life = "; ".join(f"{name}: {years(avg, b):.1f} years" for name, b in batteries.items())
+        got = years(avg, cell)
+        verdict = "met" if got >= TARGET_YEARS[kind] else "NOT met"
+        out.append(f"  MLIT year ({365 - FLOOD_DAYS} watch days, {FLOOD_DAYS} observation days "
+                   f"at 120 s), {label}: {avg:.1f} mAh/day; {life}; target >= "
+                   f"{TARGET_YEARS[kind]} years on LiSOCl2_D: {verdict}")
+        days = pack["mah"] * pack["usable"] / flood[f"{kind}_mah"]
+        verdict = "met" if days >= SUNLESS_DAYS else "NOT met"
+        out.append(f"  MLIT observation at 120 s without sun on 2x18650, {label}: {days:.0f} "
+                   f"days (MLIT asks {SUNLESS_DAYS}: {verdict})")
     return out
 
 
@@ -191,6 +272,9 @@ def main() -> None:
 def write_budget(lines: list[str]) -> None:
     rows = "\n".join(f"| {k} | {v['ma']} mA | {v['source']} |"
                      for k, v in TABLE["states_ma"].items())
+    watch_days, flood_days = 365 - FLOOD_DAYS, FLOOD_DAYS
+    wifi_years, lora_years, sunless = TARGET_YEARS["wifi"], TARGET_YEARS["lora"], SUNLESS_DAYS
+    beat_uplinks = uplinks_per_day(*PROFILES["mlit watch"][3:])[0]
     text = f"""# Power budget
 
 Generated by `python bench/energy.py --write` from the energy ledger: the currents in
@@ -201,6 +285,23 @@ RAK3172). Design figures from datasheets, not a measurement on a built station.
 | state | current | source |
 |---|---|---|
 {rows}
+
+The days, each the steady state after the first wake (a power-on) of a station on the
+calm scenario (the level near 0.6 m):
+
+- **normal** and **flood**: the standard profile, a reading every 10 min sent every third,
+  and a reading every 2 min sent at once.
+- **mlit watch**: the MLIT profile below its observation-start level: a 20 s window every
+  10 min (the sensor rail on through it, the ESP32 in light sleep between samples), stored,
+  and one heartbeat a day with the day's readings (over LoRaWAN: as many uplinks as they
+  need, {beat_uplinks} at the default data rate). Measured from one heartbeat to the next.
+- **mlit observation 600 / 300 / 120 s**: at or above the start level, a 20 s window and an
+  upload at each interval.
+- **MLIT year**: {watch_days} watch days and {flood_days} observation days at 120 s (issue
+  17's scenario), averaged, against its targets on one Li-SOCl2 D cell: at least
+  {wifi_years} years over Wi-Fi and {lora_years} over LoRaWAN (MLIT's crisis gauge promises
+  five years without a battery change), and {sunless} sunless days of observation mode at
+  120 s on 2x18650.
 
 Per day (mAh by state, then years on each battery with its self-discharge):
 

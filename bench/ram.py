@@ -32,21 +32,53 @@ RELEASE = "9.9.9"
 OFFER = {"release": RELEASE, "rollout": 1, "token": "ram-bench", "url": "/ota/"}
 
 # Runs under MicroPython, in the station's flash folder: one wake, as main.py runs it after
-# boot.py put slot a/ on sys.path. "stages" also records the live heap after gc.collect()
-# at each stage (hooked in as each module is imported, so nothing is imported early). Prints
-# "wake ok" when the wake did its work: readings acknowledged, no error, and in the OTA wake
-# the update installed as a trial.
+# boot.py put slot a/ on sys.path (as small as main.py: its own code sits in the same heap).
+# Prints "wake ok" when the wake did its work: its state saved, its reading stored and
+# acknowledged, no error, and in the OTA wake the update installed as a trial. (A wake that
+# runs out of heap in its cycle may fail to save its state too, and then leaves no error
+# behind and an empty queue: only the saved state and the stored reading tell it from a
+# good wake.)
 WAKE = """
-import builtins, gc, json, sys
-MODE, WANT_OTA = sys.argv[1], sys.argv[2] == "ota"
+import sys
 sys.path.insert(0, "a")
+from station import app  # noqa
+mark("after imports")
+from station.hw import sim  # noqa
+board = sim.Board(sim.World())
+mark("with the sim board")
+try:
+    app.main(board, "config.json", "queue")
+except sim.DeepSleep:
+    pass
+mark("end of wake")
+from station import state  # noqa
+from station.flashqueue import FlashQueue  # noqa
+st = state.load(board)
+q = FlashQueue("queue")
+ok = (st["wakes"] == 1 and not st["err"] and not st["uplink"] and q.next_seq == 2
+      and q.acked == 1 and q.depth() == 0)
+if sys.argv[1] == "ota":
+    import json
+    with open("slot.json") as f:
+        ok = ok and json.loads(f.read()).get("trial") == "b"
+for label, n in marks:
+    print("mark", n, label)
+print("sim", " ".join(sorted(k for k in sys.modules if k.startswith("station.hw.sim"))))
+print("wake ok" if ok else "wake incomplete: wakes %d, err=%r uplink=%r, queue %d..%d acked" % (
+    st["wakes"], st["err"], st["uplink"], q.acked, q.next_seq - 1))
+"""
+NO_STAGES = "marks = []\n\n\ndef mark(label):\n    pass\n"
+# Put before WAKE for the "stages" run: records the live heap after gc.collect() at each
+# stage, hooked in as each module is imported (so nothing is imported early).
+STAGES = """
+import builtins, gc, sys
 marks = []
 gc.collect()
 base = gc.mem_alloc()
 
 
 def mark(label):
-    if MODE == "stages" and not [m for m in marks if m[0] == label]:
+    if not [m for m in marks if m[0] == label]:
         gc.collect()
         marks.append((label, gc.mem_alloc() - base))
 
@@ -94,28 +126,22 @@ def hooked(name, *a):
     return m
 
 
-if MODE == "stages":
-    builtins.__import__ = hooked
+builtins.__import__ = hooked
+"""
+# The sim board's share of the heap: its modules that a wake loaded (argv), with its World
+# and Board, over the imported application (whose names it shares).
+SIM_SHARE = """
+import gc, sys
+sys.path.insert(0, "a")
 from station import app  # noqa
-mark("after imports")
+gc.collect()
+before = gc.mem_alloc()
 from station.hw import sim  # noqa
 board = sim.Board(sim.World())
-mark("with the sim board")
-try:
-    app.main(board, "config.json", "queue")
-except sim.DeepSleep:
-    pass
-mark("end of wake")
-from station import state  # noqa
-from station.flashqueue import FlashQueue  # noqa
-st = state.load(board)
-ok = not st["err"] and not st["uplink"] and FlashQueue("queue").depth() == 0
-if WANT_OTA:
-    with open("slot.json") as f:
-        ok = ok and json.loads(f.read()).get("trial") == "b"
-for label, n in marks:
-    print("mark", n, label)
-print("wake ok" if ok else "wake incomplete: err=%r uplink=%r" % (st["err"], st["uplink"]))
+for name in sys.argv[1:]:
+    __import__(name)
+gc.collect()
+print(gc.mem_alloc() - before)
 """
 
 
@@ -140,8 +166,10 @@ class Releases:
 
 
 def install(flash: Path, rel: Releases, server: str) -> None:
-    """A provisioned board's flash: the running release in slot a/ (plus the sim board, which
-    a release leaves out), the release key, credentials and configuration."""
+    """A provisioned board's flash: the running release in slot a/ (plus the sim board's
+    modules, which a release leaves out, compiled like the application: a real board's
+    hardware is C code that costs the heap nothing), the release key, credentials and
+    configuration."""
     for name, data in rel.running.items():
         if name.startswith("files/"):
             dest = flash / "a" / name[len("files/"):]
@@ -150,9 +178,10 @@ def install(flash: Path, rel: Releases, server: str) -> None:
     (flash / "a" / "manifest.json").write_bytes(rel.running["manifest.json"])
     (flash / "a" / "confirmed").write_text("1")
     (flash / "slot.json").write_text(json.dumps({"good": "a"}))
-    sim = flash / "a" / "station" / "hw" / "sim.mpy"
-    subprocess.run([release.mpy_cross(), "-s", "station/hw/sim.py", "-o", str(sim),
-                    str(paths.FIRMWARE / "station" / "hw" / "sim.py")], check=True)
+    for module in sorted(paths.SIM_BOARD):
+        mpy = (flash / "a" / module).with_suffix(".mpy")
+        subprocess.run([release.mpy_cross(), "-s", module, "-o", str(mpy),
+                        str(paths.FIRMWARE / module)], check=True)
     (flash / "release.pub").write_text(rel.public_hex + "\n")
     (flash / "secrets.json").write_text(json.dumps({
         "device_id": 1, "secret": "11" * 32, "server": server, "ca": None,
@@ -217,10 +246,9 @@ def wake(rel: Releases, ota: bool, heap_kib: int | None = None,
         flash = Path(tmp)
         install(flash, rel, url)
         script = flash / "wake_script.py"
-        script.write_text(WAKE)
+        script.write_text((STAGES if stages else NO_STAGES) + WAKE)
         cmd = [MPY] + (["-X", f"heapsize={heap_kib}K"] if heap_kib else [])
-        return subprocess.run(cmd + [str(script), "stages" if stages else "wake",
-                                     "ota" if ota else "up"],
+        return subprocess.run(cmd + [str(script), "ota" if ota else "up"],
                               cwd=flash, capture_output=True, text=True, timeout=300)
 
 
@@ -239,18 +267,36 @@ def smallest_heap_kib(rel: Releases, ota: bool, lo: int = 16, hi: int = 512) -> 
     return lo
 
 
-def stages(rel: Releases, ota: bool) -> list[tuple[str, int]]:
+def stages_and_sim(rel: Releases, ota: bool) -> tuple[list[tuple[str, int]], list[str]]:
     """(stage, live heap in bytes after gc.collect()) through one wake, above what the
-    interpreter holds before the application is imported."""
+    interpreter holds before the application is imported; and the sim board's modules
+    that wake loaded."""
     proc = wake(rel, ota, stages=True)
     if "wake ok" not in proc.stdout:
         raise RuntimeError(proc.stdout + proc.stderr)
-    out = []
+    marks, sims = [], []
     for line in proc.stdout.splitlines():
         if line.startswith("mark "):
             _, n, label = line.split(" ", 2)
-            out.append((label, int(n)))
-    return out
+            marks.append((label, int(n)))
+        elif line.startswith("sim "):
+            sims = line.split()[1:]
+    return marks, sims
+
+
+def stages(rel: Releases, ota: bool) -> list[tuple[str, int]]:
+    return stages_and_sim(rel, ota)[0]
+
+
+def sim_share(rel: Releases, modules: list[str]) -> int:
+    """Live heap (bytes) of the sim board in a wake that loaded these of its modules."""
+    with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp:
+        flash = Path(tmp)
+        install(flash, rel, "http://127.0.0.1:9")
+        (flash / "sim_share.py").write_text(SIM_SHARE)
+        proc = subprocess.run([MPY, "sim_share.py", *modules], cwd=flash, capture_output=True,
+                              text=True, timeout=60, check=True)
+        return int(proc.stdout.split()[-1])
 
 
 def main() -> None:
@@ -263,13 +309,14 @@ def main() -> None:
         print(f"  smallest heap, wake with upload    {up:6d} KiB  (budget {BUDGET_WAKE_KIB} KiB)")
         print(f"  smallest heap, wake with OTA       {ota:6d} KiB  (budget {BUDGET_OTA_KIB} KiB:"
               " manifest, Ed25519 check, install)")
-        print("  live heap after gc.collect(), wake with upload:")
-        for label, n in stages(rel, False):
-            print(f"    {label:38s} {n:7d} B")
-        print("  live heap after gc.collect(), wake with OTA:")
-        for label, n in stages(rel, True):
-            if label.startswith("ota") or label == "end of wake":
-                print(f"    {label:38s} {n:7d} B")
+        for ota_wake in (False, True):
+            marks, sims = stages_and_sim(rel, ota_wake)
+            print(f"  live heap after gc.collect(), wake with {'OTA' if ota_wake else 'upload'}:")
+            for label, n in marks:
+                if not ota_wake or label.startswith("ota") or label == "end of wake":
+                    print(f"    {label:38s} {n:7d} B")
+            print(f"    {'of which the sim board (' + str(len(sims)) + ' modules)':38s}"
+                  f" {sim_share(rel, sims):7d} B  (a board's hardware is C: not in its heap)")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer mea
 CYCLE_CODE = ("station.config", "station.cycle", "station.schedule", "station.processing",
               "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
               "station.drivers.current_loop", "station.drivers.ads1115",
-              "station.drivers.bme280", "station.drivers.battery")
+              "station.drivers.bme280", "station.drivers.battery",
+              "station.drivers.pcf8583")  # the rain counter is read before the cycle
 # The upload's code that the update's installer does not use (it has its own HTTP GETs).
 UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync")
 
@@ -130,6 +131,32 @@ def rain_wake(board, pins, st):
     board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000), arm)
 
 
+def rain_counted(board, cfg, pins, st):
+    """(counted, note). counted: the PCF8583 (cfg rain_counter) was read and its tips since
+    the last wake are in st["rain"]; it counts while the board sleeps and while it is awake,
+    so no rain wake is armed and no IRQ counts. False without a counter, or when it did not
+    answer: ext0 and the IRQ count instead (as without one), and its count is used again
+    from the next reading on (the tips meanwhile are theirs). note: what went wrong."""
+    if cfg["rain_counter"] != "pcf8583":
+        return False, None
+    from station.drivers import SensorFault
+    from station.drivers.pcf8583 import since
+
+    board.pin_out(pins["sensor_power"], 1)  # the bus's pull-ups are on the sensor rail
+    try:
+        now, started = sensors.rain_counter(board, pins).count()
+    except SensorFault as e:
+        st["rain_count"] = None
+        return False, "%s: rain counted by wakes instead" % e
+    last, st["rain_count"] = st["rain_count"], now
+    if last is None:  # the first reading (after a power-on or a fallback): the base
+        return True, None
+    if started:
+        return True, "rain counter had restarted (lost power?): tips since the last wake lost"
+    st["rain"] += since(last, now)
+    return True, None
+
+
 def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path):
     """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
     installed and the board must reboot into it."""
@@ -202,7 +229,9 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         st["radio_at"] = 0
         uplink.back_off(st, board.time(), "radio work cut short by a %s reset" % cause)
     st["wakes"] += 1
-    gauge = sensors.rain_gauge(board, pins)  # tips while awake (an IRQ on the real board)
+    counted, rain_note = rain_counted(board, cfg, pins, st)
+    # tips while awake: the counter's, else an IRQ's (on the real board)
+    gauge = None if counted else sensors.rain_gauge(board, pins)
     result = None
     reboot = False
     try:
@@ -217,8 +246,9 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
         cycle = None
         release(CYCLE_CODE)  # the radio's code comes in next
-        if cfg_errors:  # with the cycle's own notes (a stale temperature, a noisy burst)
-            st["err"] = "; ".join(cfg_errors + ([st["err"]] if st["err"] else []))
+        notes = cfg_errors + ([rain_note] if rain_note else [])
+        if notes:  # with the cycle's own notes (a stale temperature, a noisy burst)
+            st["err"] = "; ".join(notes + ([st["err"]] if st["err"] else []))
         reformatted = fsutil.read_bytes(_beside(cfg_path, FS_MARKER))
         if reformatted:  # told to the server until a report with it gets through
             st["err"] = "filesystem reformatted %s; %s" % (_text(reformatted[:60]), st["err"])
@@ -238,10 +268,13 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]
     sensors.rail_off(board, pins)
-    st["rain"] += gauge.take()
+    if gauge is not None:
+        st["rain"] += gauge.take()
     st["crashes"] = 0
     wdt.feed()
-    arm = rain_pin(board, pins, st)
+    arm = rain_pin(board, pins, st)  # a switch held closed is reported either way
+    if counted:
+        arm = None  # no wake per tip: the counter has them
     state_mod.save(board, st)
     if reboot:  # into the trial of the update just installed (boot.py picks its slot)
         print("mizumori: update installed, rebooting into its trial")

@@ -65,6 +65,10 @@ DEFAULTS = {
     "obs_interval_s": 600,      # observation mode: 600, 300 or 120 s
     "battery_ratio": [2, 1],
     "rain_mm_per_tip": 0.2,
+    # What counts the rain gauge's tips: "none" (each tip wakes the board from deep sleep,
+    # an IRQ counts while awake) or "pcf8583" (a counter on the I2C bus counts them, read at
+    # each wake: no wake per tip; hardware/wiring.md).
+    "rain_counter": "none",
     "queue_max": 20000,
     # Acknowledged readings kept for a resend (a server restored from a backup): 7 days at
     # the flood interval, ~160 KB; within queue_max (unsent readings take precedence).
@@ -121,7 +125,7 @@ RANGES = {
     "obs_interval_s": (120, 600),        # and one of OBS_INTERVALS (NOTES)
     "battery_ratio": (1, 1000),          # divider numerator and denominator
     "rain_mm_per_tip": (0.1, 1.0),       # tipping buckets from 0.1 to 1 mm
-    "queue_max": (100, 50000),           # 32-byte frames: 1.6 MB of the ~2 MB filesystem
+    "queue_max": (100, 50000),           # 37-byte frames: 1.85 MB of the ~2 MB filesystem
     "queue_keep": (0, 20000),            # counted within queue_max; 0: none kept
     "batch_records": (1, 40),            # within the server's 64 KiB body limit
     "batches_per_wake": (1, 8),          # bounded awake time draining a backlog
@@ -139,6 +143,7 @@ NOTES = {"lora_dr": "AS923 data rates 2 to 5 (DR0 and DR1 carry nothing under dw
          "obs_interval_s": "one of 600, 300, 120"}
 CHOICES = {"level_sensor": ("a02yyuw", "jsnsr04t", "current_loop"),
            "loop_converter": ("internal", "ads1115"),
+           "rain_counter": ("none", "pcf8583"),
            "us_compensation": ("firmware", "internal"),
            "transport": ("wifi", "lorawan", "wifi,lorawan", "lorawan,wifi"),
            "profile": ("standard", "mlit")}

@@ -67,3 +67,11 @@ def rain_gauge(board, pins):
     from station.drivers.rain import RainGauge
 
     return RainGauge(board.pin_in(pins["rain"], pull_up=True), board.IRQ_FALLING)
+
+
+def rain_counter(board, pins):
+    """The PCF8583 that counts the tips on the always-on rail (config rain_counter). The bus's
+    pull-ups are on the switched rail: it must be on to read it."""
+    from station.drivers.pcf8583 import PCF8583
+
+    return PCF8583(board.i2c(pins["i2c_scl"], pins["i2c_sda"]))

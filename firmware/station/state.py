@@ -23,6 +23,7 @@ def defaults():
         "rain": 0,          # rain tips not yet reported
         "rain_off": False,  # the reed switch stayed closed: rain wake disarmed until the
                             # next scheduled wake
+        "rain_count": None,  # the rain counter's reading at the last wake (None: no base)
         "next_wake": 0,     # when the scheduled wake is due (rain wakes sleep on to it)
         "dropped_seen": 0,  # queue drops already flagged on a reading
         "synced": False,    # clock set from the server since power-on

@@ -25,7 +25,17 @@ import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 
-from mizumori_server import alerts, clock, db, destinations, metrics, notify, prune, queries
+from mizumori_server import (
+    alerts,
+    clock,
+    db,
+    destinations,
+    metrics,
+    notify,
+    profile,
+    prune,
+    queries,
+)
 
 log = logging.getLogger("mizumori.background")
 POLL_S = 2.0  # retries fall due without a wake-up: the sender looks at least this often
@@ -144,15 +154,12 @@ class OfflineCheck:
 
 
 def max_expected_interval(session: Any) -> int:
-    from sqlalchemy import select
+    """The longest a station that has reported may now stay silent between uploads, in the
+    mode it is in (a day for a station of the MLIT profile in watch mode)."""
+    from mizumori_server.models import StationLatest
 
-    from mizumori_server.models import Station, StationLatest
-
-    rows = session.execute(
-        select(Station.interval_normal_s, Station.upload_every, Station.interval_flood_s,
-               StationLatest.flags)
-        .join(StationLatest, StationLatest.station_id == Station.id)).all()
-    return max((queries.expected_interval(r) for r in rows), default=0)
+    rows = session.execute(queries.latest_query(StationLatest.last_seen.is_not(None))).all()
+    return max((profile.expected_now(session, r) for r in rows), default=0)
 
 
 async def prune_loop(app: FastAPI) -> None:

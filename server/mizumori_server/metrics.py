@@ -115,17 +115,17 @@ class FleetCollector(Collector):
         yield from self._disk()
 
     def _fleet(self) -> Iterator[Metric]:
-        from mizumori_server import queries
-        from mizumori_server.models import Alert, Delivery, Station, StationLatest
+        from mizumori_server import profile, queries
+        from mizumori_server.models import Alert, Delivery, StationLatest
 
         now = self.now()
         s = self.settings
         with self.sessions() as session:
             rows = session.execute(
-                select(Station.code, Station.interval_normal_s, Station.upload_every,
-                       Station.interval_flood_s, StationLatest.last_seen, StationLatest.flags,
-                       StationLatest.queue_depth)
-                .outerjoin(StationLatest, StationLatest.station_id == Station.id)).all()
+                queries.latest_query().add_columns(StationLatest.queue_depth)).all()
+            # each station against what its mode expects (a heartbeat a day in MLIT watch mode)
+            expected = [None if r.last_seen is None else profile.expected_now(session, r)
+                        for r in rows]
             pending, oldest = session.execute(
                 select(func.count(), func.min(Delivery.created_at))
                 .where(Delivery.state == "pending")).one()
@@ -138,12 +138,11 @@ class FleetCollector(Collector):
                                   labels=["station"])
         queued = 0
         last = None
-        for r in rows:
-            if r.last_seen is None:
+        for r, every in zip(rows, expected, strict=True):
+            if every is None:
                 counts["unseen"] += 1
                 continue
-            expected = queries.expected_interval(r)
-            counts[queries.status_of(now - r.last_seen, expected, s.late_after_intervals,
+            counts[queries.status_of(now - r.last_seen, every, s.late_after_intervals,
                                      s.offline_after_intervals)] += 1
             last = r.last_seen if last is None else max(last, r.last_seen)
             if r.queue_depth is not None:

@@ -73,3 +73,14 @@ def expected_interval(station: Any, flood: bool, cfg: dict[str, Any], mode_: str
     if mode_ == "watch":
         return DAY_S
     return int(station.interval_normal_s * station.upload_every)
+
+
+def expected_now(session: Session | None, r: Any) -> int:
+    """Seconds between a station's uploads in the mode it is in now, for a
+    queries.latest_query() row (its schedule and river levels, its latest flags and level,
+    its device's settings): what the offline check, the fleet gauges and the clock-jump hold
+    expect of it."""
+    from mizumori_server import queries  # it imports this module
+
+    mode_, cfg = queries.observation_mode(r, session)
+    return expected_interval(r, bool((r.flags or 0) & queries.FLOOD_MODE), cfg, mode_)

@@ -5,7 +5,7 @@ from station.drivers.battery import Battery
 from station.drivers.current_loop import CurrentLoop, span_from_point
 from station.drivers.jsnsr04t import JSNSR04T
 from station.drivers.rain import RainGauge
-from station.hw import sim
+from station.hw import sim, sim_bme280
 from support import raises
 
 
@@ -149,7 +149,7 @@ def test_rain_gauge_counts_debounced_tips():
 # -- BME280 -------------------------------------------------------------------------------
 
 def datasheet_cal():
-    tp, h = sim.calibration_bytes()
+    tp, h = sim_bme280.calibration_bytes()
     return bme280.Calibration(tp, h)
 
 
@@ -168,7 +168,7 @@ def test_bme280_temperature_and_pressure_match_the_datasheet_example():
 
 def test_bme280_calibration_unpacks_the_split_humidity_nibbles():
     c = datasheet_cal()
-    assert (c.H1, c.H2, c.H3, c.H4, c.H5, c.H6) == sim.HUMIDITY_CAL
+    assert (c.H1, c.H2, c.H3, c.H4, c.H5, c.H6) == sim_bme280.HUMIDITY_CAL
     neg = bme280.Calibration(bytes(26), bytes([0, 0, 0, 0xF0, 0x3F, 0xFF, 0xF6]))
     assert neg.H4 == -256 + 0xF and neg.H5 == -16 + 3 and neg.H6 == -10
 
@@ -195,7 +195,7 @@ def test_bme280_integer_humidity_agrees_with_the_float_formula():
 def test_bme280_driver_over_i2c_against_the_simulated_part():
     w = sim.World()
     w.air_temp_c, w.humidity_pct, w.pressure_hpa = -3.25, 81.0, 995.4
-    t, h, p = bme280.BME280(sim.SimBME280I2C(w)).read()
+    t, h, p = bme280.BME280(sim_bme280.SimBME280I2C(w)).read()
     assert abs(t - -3.25) <= 0.011
     assert abs(h - 81.0) < 0.05
     assert abs(p - 995.4) < 0.02
@@ -204,8 +204,9 @@ def test_bme280_driver_over_i2c_against_the_simulated_part():
 def test_bme280_missing_or_wrong_chip():
     w = sim.World()
     w.faults.add("env_missing")
-    assert raises(SensorFault, bme280.BME280, sim.SimBME280I2C(w)).flag == codec.SENSOR_MISSING
+    bus = sim_bme280.SimBME280I2C(w)
+    assert raises(SensorFault, bme280.BME280, bus).flag == codec.SENSOR_MISSING
     w.faults.clear()
-    i2c = sim.SimBME280I2C(w)
+    i2c = sim_bme280.SimBME280I2C(w)
     i2c.regs[bme280.REG_ID] = 0x58  # a BMP280: no humidity
     assert "0x58" in str(raises(SensorFault, bme280.BME280, i2c))

@@ -28,12 +28,12 @@ def test_pin_choices_respect_the_esp32():
 
 def test_i2c_parts_have_distinct_addresses_that_the_firmware_uses():
     from station.drivers import ads1115
-    from station.hw import sim
+    from station.hw import sim, sim_bme280
 
     i2c = load_json("hardware/pinmap.json")["i2c"]
     assert i2c["ads1115"] != i2c["bme280"]
     assert i2c["ads1115"] == ads1115.ADDR_GND == sim.ADS1115_ADDR
-    assert i2c["bme280"] == sim.SimBME280I2C(sim.World()).addr
+    assert i2c["bme280"] == sim_bme280.SimBME280I2C(sim.World()).addr
 
 
 def test_the_jsn_sr04t_echo_reaches_the_esp32s_input_high_threshold():

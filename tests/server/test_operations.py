@@ -259,6 +259,43 @@ def test_a_forward_clock_jump_raises_no_fleet_wide_offline_alerts(
     assert abs(scrape(app_client)["mizumori_clock_offset_seconds"] - 86400) < 1
 
 
+def test_fleet_gauges_and_the_jump_hold_follow_the_mlit_mode(
+        dev: Device, app_client: TestClient, admin: dict[str, str]) -> None:
+    """A station of the MLIT profile in watch mode sends a heartbeat a day: the fleet gauges
+    count it online for hours of silence, and a forward clock jump holds the offline check
+    for a day and a half of it; in observation mode it is expected every obs_interval_s."""
+    app = app_client.app
+    sessions = app.state.sessions  # type: ignore[attr-defined]
+    settings = app.state.settings  # type: ignore[attr-defined]
+    r = app_client.patch(f"/api/devices/{dev.id}/config", headers=admin, json={"settings": {
+        "profile": "mlit", "obs_start_mm": 800, "obs_stop_mm": 700, "obs_interval_s": 300}})
+    assert r.status_code == 200, r.text
+    sent = dev.send(reading(1, level_mm=500))  # below the start level: watch mode
+    assert sent.status_code == 200, sent.text
+    seen = sent.json()["server_time"]
+
+    def status_at(t: int) -> str:
+        fleet = metrics.FleetCollector(sessions, settings, lambda: t)
+        family = next(f for f in fleet.collect() if f.name == "mizumori_stations")
+        return next(s.labels["status"] for s in family.samples if s.value == 1)
+
+    def longest() -> int:
+        with sessions() as s:
+            return background.max_expected_interval(s)
+
+    # 3 h silent: offline under the standard schedule (3 x 600 s x 3), not in watch mode
+    assert status_at(seen + 3 * 3600) == "online"
+    assert status_at(seen + 2 * 86400) == "late"
+    assert status_at(seen + 3 * 86400 + 1) == "offline"
+    assert longest() == 86400
+    hold = background.OfflineCheck(app).hold_after(3600)  # type: ignore[arg-type]
+    assert hold == settings.late_after_intervals * 86400
+    assert dev.send(reading(2, level_mm=820)).status_code == 200  # observation mode
+    seen = dev.send(reading(3, level_mm=820)).json()["server_time"]
+    assert longest() == 300
+    assert status_at(seen + 450) == "online" and status_at(seen + 901) == "offline"
+
+
 # --- pruning --------------------------------------------------------------------------------
 
 def test_pruning_deletes_only_what_is_past_its_time(

@@ -7,6 +7,7 @@ how much, and passes after the calibration. Bad input is one clear line."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -69,6 +70,11 @@ def test_calibrate_on_the_rig_reaches_the_server_history(
     assert report["staff_gauge"]["passed"] is False
     assert -60 <= report["staff_gauge"]["difference_mm"] <= -40
     assert any("mm low (tolerance 20 mm)" in p for p in report["problems"])
+    # measured as the MLIT standard defines the level, not from the short burst: samples at
+    # most 1 s apart over at least 20 s (on the board's own clock)
+    window = report["window"]
+    assert window["attempts"] >= 21 and window["span_ms"] >= 20000, window
+    assert window["max_gap_ms"] <= 1000 and len(report["samples_mm"]) == window["good"] >= 21
 
     done = mizumori("device", "calibrate", "--port", port, "--staff-gauge", "1.05",
                     "--server", url, "--station", "taku-30", "--user", "tech", env=TECH)
@@ -89,13 +95,16 @@ def test_calibrate_on_the_rig_reaches_the_server_history(
                     "--check-only", "--server", url, "--station", "taku-30", "--user", "tech",
                     "--json", env=TECH)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert abs(json.loads(done.stdout)["residual_mm"]) <= 5
+    checked = json.loads(done.stdout)
+    assert abs(checked["residual_mm"]) <= 5 and checked["window"]["span_ms"] >= 20000
     last = admin.get("/api/stations/taku-30/calibrations")["last_check"]
     assert last["kind"] == "check" and last["version"] == 1 and abs(last["residual_mm"]) <= 5
 
     rows = {r.check: r for r in check.run(port, [], staff_mm=1200)}
     assert rows["staff gauge"].status == "FAIL" and "mm low (tolerance 20 mm)" in \
         rows["staff gauge"].result and "mizumori device calibrate" in rows["staff gauge"].advice
+    assert re.search(r"^level 1\.0\d\d m over 2\d\.\d s \((2\d|3\d) samples\)",
+                     rows["staff gauge"].result), rows["staff gauge"].result
 
 
 def test_bad_input_is_one_clear_line(rig: tuple[SerialRig, Api, str]) -> None:

@@ -17,7 +17,7 @@ from mizumori_tools.peripherals import UltrasonicSensorPty
 from mizumori_tools.rig import RigBusy, SerialRig
 from mizumori_tools.virtual import VirtualStation
 from station.drivers.a02yyuw import FrameParser
-from station.hw.sim import SerialPortUART
+from station.hw.sim_serial import SerialPortUART
 
 
 def read_for(path: str, seconds: float) -> bytes:

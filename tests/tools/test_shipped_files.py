@@ -13,7 +13,7 @@ import pytest
 from mizumori_tools import device, paths, release
 from mizumori_tools.virtual import VirtualStation
 
-SIM_MODULES = ("station/hw/sim", "station/hw/rak3172_sim")
+SIM_MODULES = tuple(sorted(rel[:-len(".py")] for rel in paths.HOST_ONLY))
 
 
 def is_sim(path: str) -> bool:
@@ -73,7 +73,7 @@ for mod in MODULES:
         __import__(mod)
     except Exception as e:
         failed.append("%s: %r" % (mod, e))
-for sim in ("station.hw.sim", "station.hw.rak3172_sim"):
+for sim in SIMS:
     try:
         __import__(sim)
         failed.append(sim + " is on the board")
@@ -91,7 +91,9 @@ def test_firmware_imports_on_the_board_without_the_simulators(built: dict[str, P
     modules = [m[:-len(".__init__")] if m.endswith(".__init__") else m for m in modules]
     assert "station.hw.esp32" in modules and len(modules) > 20
     script = tmp_path / "import_all.py"
-    script.write_text(f"SLOT = {str(slot)!r}\nMODULES = {modules!r}\n" + IMPORT_ALL)
+    sims = [m.replace("/", ".") for m in SIM_MODULES]
+    script.write_text(f"SLOT = {str(slot)!r}\nMODULES = {modules!r}\nSIMS = {sims!r}\n"
+                      + IMPORT_ALL)
     done = subprocess.run([paths.micropython(), str(script)], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.startswith("OK"), done.stdout + done.stderr

@@ -56,11 +56,12 @@ def _mz_mem():
 
 # The REPL a technician reaches has run main.py, which imported part of the station package
 # (its guard and the board): unload it to see the heap as at boot (the names it interned
-# stay, so a little is counted as used). The virtual board's hardware (station.hw.sim) is its
-# ROM, not the flash's (virtual_station.py): it stays.
+# stay, so a little is counted as used). The virtual board's hardware (station.hw.sim and
+# its part models, station.hw.sim_*) is its ROM, not the flash's (virtual_station.py): it
+# stays.
 _START = _MEM + """
 for _k in [k for k in sys.modules if k == 'station' or k.startswith('station.')]:
-    if _k != 'station.hw.sim':
+    if not _k.startswith('station.hw.sim'):
         del sys.modules[_k]
 globals().pop('app', None)
 out = {'heap_boot': _mz_mem(), 'machine': getattr(sys.implementation, '_machine', '?'),
@@ -427,13 +428,14 @@ def staff_row(level: dict[str, Any], staff: int, tolerance_mm: int) -> Row:
     against the staff gauge reading the technician entered."""
     from mizumori_tools.device import staff_check
 
-    ok, said = staff_check(level.get("level_mm"), staff, tolerance_mm)
+    ok, said = staff_check(level.get("level_mm"), staff, tolerance_mm, level.get("window"))
     if ok:
         return Row("staff gauge", said, "PASS")
     return Row("staff gauge", said, "FAIL",
                "Read the staff gauge again (to the cm, at the same moment); if it holds, "
                f"calibrate: mizumori device calibrate --port … --staff-gauge {staff / 1000:.2f}"
-               " (and check mount_mm, and that the beam sees only water)")
+               " (and check mount_mm, and that the beam sees only water: "
+               "hardware/installation.md)")
 
 
 def run(port: str, loop_points: list[float] | None = None,
@@ -465,9 +467,9 @@ def run(port: str, loop_points: list[float] | None = None,
         return rows
     rows += sensor_rows(sensors, info)
     if staff_mm is not None:
-        from mizumori_tools.device import _SELFTEST
+        from mizumori_tools.device import selftest_code
 
-        level = step("staff gauge", _SELFTEST)
+        level = step("staff gauge", selftest_code(True))  # the MLIT 20 s window
         if level is None:
             return rows
         rows.append(staff_row(level, staff_mm, staff_tolerance_mm))

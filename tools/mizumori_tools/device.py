@@ -528,8 +528,12 @@ def info_lines(state: dict[str, Any]) -> list[str]:
         lines.append(f"  {k:18s} {_printable(v)}")  # no control characters from the board
     return lines
 
+# The sensors once, and the level the firmware computes. WINDOW (set by selftest_code): the
+# level over the MLIT window (the firmware's own cycle.sample_window: 20 s of samples at most
+# 1 s apart, light sleep between), as a station of the mlit profile measures it; else the
+# short burst of `samples` attempts.
 _SELFTEST = """
-import json
+import json, time
 from station import codec, config, cycle, processing, sensors, state
 from station.hw import default_board
 b = default_board()
@@ -545,9 +549,18 @@ sensors.rail_on(b, cfg, pins)
 try:
     t, h, p = cycle.read_env(b, cfg, pins, notes)
     kind, level = sensors.level_sensor(b, cfg, pins)
-    good, faults = cycle.sample(level, cfg['samples'])
+    ends = []
+    if WINDOW:
+        good, faults = cycle.sample_window(b, level, None, ends)
+    else:
+        good, faults = cycle.sample(level, cfg['samples'])
 finally:
     sensors.rail_off(b, pins)
+window = None
+if WINDOW:
+    gaps = [time.ticks_diff(y, x) for x, y in zip(ends, ends[1:])]
+    window = {'attempts': len(ends), 'good': len(good), 'span_ms': sum(gaps),
+              'max_gap_ms': max(gaps or [0])}
 lv, flags, _ = processing.level_from_samples(kind, good, faults, t, cfg, None, 0)
 raw = dict(cfg)
 raw.update({'cal_offset_mm': 0, 'cal_scale': 1.0})
@@ -558,7 +571,8 @@ for k in ('cal_offset_mm', 'cal_scale', 'cal_version', 'cal_staff_mm', 'cal_raw_
 print(json.dumps({'provisioned': provisioned, 'level_sensor': cfg['level_sensor'],
     'raw_level_mm': raw_lv, 'calibration': cal,
     'kind': kind, 'mount_mm': cfg['mount_mm'], 'sensor_offset_mm': cfg['sensor_offset_mm'],
-    'samples_mm': good, 'level_mm': lv, 'flags': codec.flags_to_names(flags),
+    'samples_mm': good, 'window': window, 'level_mm': lv,
+    'flags': codec.flags_to_names(flags),
     'faults': [[codec.flags_to_names(k)[0] if k else str(k), v] for k, v in faults.items()],
     'temperature_c': t, 'humidity_pct': h,
     'pressure_hpa': p, 'battery_mv': cycle.read_battery(b, cfg, pins, notes),
@@ -578,17 +592,29 @@ FLAG_WORDS = {
 }
 
 
+WINDOW_TIMEOUT_S = 120  # a 20 s window (30 s at most: cycle.WINDOW_SLACK_MS) and the rest
+
+
+def selftest_code(window: bool) -> str:
+    """The selftest script for the board: the level over the MLIT 20 s window, or from the
+    short burst."""
+    return f"WINDOW = {window!r}\n{_SELFTEST}"
+
+
 def selftest(port: str, staff: int | None = None,
              tolerance_mm: int = STAFF_TOLERANCE_MM) -> dict[str, Any]:
     """One reading of every sensor, the water level the firmware computes from it, and the
     problems found ("not provisioned" first on a board without credentials). staff: a staff
-    gauge reading (mm) to compare the level with (the commissioning check): beyond
-    tolerance_mm it is a problem and `staff_gauge.passed` is false."""
-    out = dict(Board(port).exec_json(_SELFTEST))
+    gauge reading (mm) to compare the level with (the commissioning check): the level is
+    then measured over the MLIT 20 s window, not the short burst, and beyond tolerance_mm
+    it is a problem and `staff_gauge.passed` is false."""
+    window = staff is not None
+    out = dict(Board(port, WINDOW_TIMEOUT_S if window else 60).exec_json(
+        selftest_code(window)))
     problems = [] if out.get("provisioned", True) else [
         "not provisioned: run `mizumori device provision` (it will not report)"]
     if staff is not None:
-        ok, said = staff_check(out.get("level_mm"), staff, tolerance_mm)
+        ok, said = staff_check(out.get("level_mm"), staff, tolerance_mm, out.get("window"))
         out["staff_gauge"] = {"staff_mm": staff, "tolerance_mm": tolerance_mm, "passed": ok,
                               "difference_mm": None if out.get("level_mm") is None
                               else out["level_mm"] - staff}
@@ -621,17 +647,19 @@ def staff_mm(metres: str) -> int:
         raise DeviceError(str(e)) from None
 
 
-def staff_check(level_mm: int | None, staff: int, tolerance_mm: int = STAFF_TOLERANCE_MM
-                ) -> tuple[bool, str]:
-    """(passed, sentence): the station's level against the staff gauge."""
+def staff_check(level_mm: int | None, staff: int, tolerance_mm: int = STAFF_TOLERANCE_MM,
+                window: dict[str, int] | None = None) -> tuple[bool, str]:
+    """(passed, sentence): the station's level against the staff gauge; window: the
+    selftest's account of the MLIT window the level was measured over."""
     if level_mm is None:
         return False, (f"no level to compare with the staff gauge ({staff / 1000:.2f} m): "
                        "the level sensor gave no good sample")
     diff = level_mm - staff
     side = "high" if diff > 0 else "low"
-    said = (f"level {level_mm / 1000:.3f} m, staff gauge {staff / 1000:.2f} m: "
-            f"{abs(diff)} mm {side} (tolerance {tolerance_mm} mm)" if diff else
-            f"level {level_mm / 1000:.3f} m, staff gauge {staff / 1000:.2f} m: equal")
+    over = "" if not window else (f" over {window['span_ms'] / 1000:.1f} s "
+                                  f"({window['good']} samples)")
+    said = (f"level {level_mm / 1000:.3f} m{over}, staff gauge {staff / 1000:.2f} m: "
+            + (f"{abs(diff)} mm {side} (tolerance {tolerance_mm} mm)" if diff else "equal"))
     return abs(diff) <= tolerance_mm, said
 
 
@@ -656,14 +684,14 @@ CAL_KEYS = ("cal_offset_mm", "cal_scale", "cal_version", "cal_staff_mm", "cal_ra
 def calibrate(port: str, staff_m: str, kind: str = "offset", server: str | None = None,
               token: str | None = None, station: str | None = None,
               ca_file: str | None = None) -> dict[str, Any]:
-    """Calibrate the station against the staff gauge: its uncalibrated level now (one
-    selftest burst) and the staff gauge reading give the offset (kind "offset"), or with the
+    """Calibrate the station against the staff gauge: its uncalibrated level now (over the
+    MLIT 20 s window) and the staff gauge reading give the offset (kind "offset"), or with the
     last point the scale too ("scale"); "check" only compares. The result is written into
     the board's config.json (read back) and, with a server, recorded in the station's
     calibration history there (which then also sends it as config)."""
     staff = staff_mm(staff_m)
-    board = Board(port)
-    r = dict(board.exec_json(_SELFTEST))
+    board = Board(port, WINDOW_TIMEOUT_S)
+    r = dict(board.exec_json(selftest_code(True)))
     raw, on_board = r.get("raw_level_mm"), r.get("calibration") or {}
     if raw is None:
         flags = ", ".join(r.get("flags", [])) or "no good sample"
@@ -710,7 +738,7 @@ def calibrate(port: str, staff_m: str, kind: str = "offset", server: str | None 
                               f"({'; '.join(got['errors']) or got['cal']}): calibrate again")
     level = int(cal.apply(raw, settings))
     return {"kind": kind, "staff_mm": staff, "reading_mm": raw, "level_mm": level,
-            "residual_mm": cal.residual(level, staff), **settings,
+            "residual_mm": cal.residual(level, staff), "window": r.get("window"), **settings,
             "recorded": recorded is not None,
             "history_id": None if recorded is None else recorded["id"]}
 
@@ -720,7 +748,7 @@ def calibrate_sentence(port: str, r: dict[str, Any], station: str | None = None)
              if r["recorded"] else " (not recorded on a server: give --server, --station and "
              "--user to keep it in the station's history)")
     if r["kind"] == "check":
-        ok, said = staff_check(r["level_mm"], r["staff_mm"])
+        ok, said = staff_check(r["level_mm"], r["staff_mm"], window=r["window"])
         return (f"Checked {port} against the staff gauge: {said}" + ("" if r["recorded"] else
                 where) + ("." if ok else ": calibrate it (mizumori device calibrate)."))
     what = "offset" if r["kind"] == "offset" else "offset and scale"
@@ -751,7 +779,8 @@ def selftest_lines(r: dict[str, Any]) -> list[str]:
          f"{level / 1000:.3f} m above the station datum ({level} mm = {how}): "
          "compare with the staff gauge"),
         *([("staff gauge", ("PASS " if r["staff_gauge"]["passed"] else "FAIL ") + staff_check(
-            level, r["staff_gauge"]["staff_mm"], r["staff_gauge"]["tolerance_mm"])[1])]
+            level, r["staff_gauge"]["staff_mm"], r["staff_gauge"]["tolerance_mm"],
+            r.get("window"))[1])]
           if r.get("staff_gauge") else []),
         ("calibration", "none" if not (r.get("calibration") or {}).get("cal_version") else
          f"{r['calibration']['cal_version']}: offset {r['calibration']['cal_offset_mm']:+d} mm,"

@@ -7,9 +7,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 # Modules of firmware/ that never go onto a board (`mizumori device flash`, releases): the
-# simulated board and the simulated LoRa modem. Host tests import them from firmware/; the
-# virtual board's ROM (virtual_station.py) brings the simulated board itself.
-HOST_ONLY = frozenset({"station/hw/sim.py", "station/hw/rak3172_sim.py"})
+# simulated board (station/hw/sim.py and its part models, station/hw/sim_*.py) and the
+# simulated LoRa modem. Host tests import them from firmware/; the virtual board's ROM
+# (virtual_station.py) brings the simulated board itself.
+SIM_BOARD = frozenset(p.relative_to(FIRMWARE).as_posix()
+                      for p in (FIRMWARE / "station" / "hw").glob("sim*.py"))
+HOST_ONLY = SIM_BOARD | {"station/hw/rak3172_sim.py"}
 
 
 def ships(rel: Path) -> bool:

@@ -21,9 +21,10 @@ FRAME_PERIOD_S = 0.1  # the A02YYUW's processed-output rate
 class UltrasonicSensorPty:
     def __init__(self, world: Callable[[], dict[str, Any]], seed: int = 1):
         paths.import_firmware()
-        from station.hw import sim
+        from station.hw import sim, sim_ultrasonic
 
         self._sim = sim
+        self._part = sim_ultrasonic.SimUltrasonicUART
         self.world = world
         self.seed = seed
         self._master, self._slave = pty.openpty()
@@ -35,7 +36,7 @@ class UltrasonicSensorPty:
         self._thread.start()
 
     def _stream(self) -> None:
-        sensor = self._sim.SimUltrasonicUART(self._sim.world_from({"seed": self.seed}))
+        sensor = self._part(self._sim.world_from({"seed": self.seed}))
         while not self._stop.wait(FRAME_PERIOD_S):
             self._sim.world_from(self.world(), sensor.world)
             try:

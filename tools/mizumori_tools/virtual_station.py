@@ -310,9 +310,10 @@ class _RomModule:
 
 def _sim_board_in_rom():
     """The simulated board is this virtual board's hardware, not part of the firmware: builds
-    leave station/hw/sim.py out (paths.HOST_ONLY). When the station package the board will
-    import (the first on sys.path once boot.py has run) has none, the ROM provides it from
-    firmware/station/hw/sim.py, as an ESP32's own hardware needs nothing from the flash."""
+    leave station/hw/sim.py and its part models, sim_*.py, out (paths.HOST_ONLY). When the
+    station package the board will import (the first on sys.path once boot.py has run) has
+    none, the ROM provides them from firmware/station/hw/, as an ESP32's own hardware needs
+    nothing from the flash."""
     for root in sys.path:
         pkg = (root + "/" if root else "") + "station"
         try:
@@ -327,8 +328,11 @@ def _sim_board_in_rom():
             except OSError:
                 pass
         break
-    rom = _RomModule("station.hw.sim", FROZEN + "/station/hw/sim.py")
-    sys.modules["station.hw.sim"] = rom  # type: ignore
+    hw = FROZEN + "/station/hw/"
+    for name in os.listdir(hw):
+        if name.startswith("sim") and name.endswith(".py"):
+            mod = "station.hw." + name[:-3]
+            sys.modules[mod] = _RomModule(mod, hw + name)  # type: ignore
 
 
 def _hold_service_button():

@@ -1,6 +1,8 @@
 # Tipping-bucket rain gauge: a reed switch closing to ground once per tip.
-# While awake an IRQ counts tips; during deep sleep each tip wakes the board (ext0), the app
-# adds it to RTC memory and sleeps on, so the count survives deep sleep.
+# Without a counter (config rain_counter "none", or the PCF8583 not answering): while awake
+# an IRQ counts tips; during deep sleep each tip wakes the board (ext0), the app adds it to
+# RTC memory and sleeps on, so the count survives deep sleep. With the PCF8583 fitted it
+# counts both (drivers/pcf8583.py) and neither this nor the wake is used.
 import time
 
 
