@@ -31,4 +31,15 @@ module("_boot.py", base_path="$(BOARD_DIR)")
 # The station application, as fallback code: '.frozen' comes after the filesystem on
 # sys.path, and boot.py puts the application's slot (a/ or b/) first, so what was flashed or
 # updated over the air always wins; the frozen copy is imported only when no slot has one.
-package("station", base_path="$(BOARD_DIR)/..")
+# The simulated board and modem (hw/sim*.py, hw/rak3172_sim.py) run on the host only
+# (tools/mizumori_tools/paths.py HOST_ONLY): not frozen. This file runs with its own folder
+# as the current directory.
+import os  # noqa: E402
+
+_files = []
+for _dir, _, _names in os.walk("../station"):
+    for _name in _names:
+        _rel = os.path.relpath(os.path.join(_dir, _name), "../station").replace(os.sep, "/")
+        if _name.endswith(".py") and not _rel.startswith(("hw/sim", "hw/rak3172_sim")):
+            _files.append(_rel)
+package("station", files=sorted(_files), base_path="$(BOARD_DIR)/..")

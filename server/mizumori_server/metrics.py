@@ -52,7 +52,7 @@ PRUNED = Counter("mizumori_pruned_rows_total", "Rows deleted by pruning, by tabl
 # Labels known in advance, so that their series exist (at 0) before the first event.
 for _outcome in ("delivered", "failed", "expired"):
     DELIVERIES.labels(_outcome)
-for _table in ("sessions", "api_tokens", "login_attempts", "deliveries", "readings"):
+for _table in ("sessions", "api_tokens", "login_attempts", "deliveries", "readings", "digests"):
     PRUNED.labels(_table)
 
 STATUSES = ("online", "late", "offline", "unseen")

@@ -11,8 +11,8 @@ prune at once (a row deleted by another is simply not counted twice).
 - failed-login records older than a minute (the rate limit's window);
 - webhook deliveries delivered or expired more than delivery_retention_days ago;
 - raw readings received more than reading_retention_days ago, when it is set (0, the
-  default: readings are kept for ever). A station's latest state (`station_latest`) is
-  kept whatever its age.
+  default: readings are kept for ever), and LoRaWAN daily digests as old. A station's
+  latest state (`station_latest`) is kept whatever its age.
 """
 
 import logging
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mizumori_server import metrics
 from mizumori_server.db import rowcount
-from mizumori_server.models import ApiToken, Delivery, LoginAttempt, Reading, Station
+from mizumori_server.models import ApiToken, Delivery, Digest, LoginAttempt, Reading, Station
 from mizumori_server.settings import Settings
 
 log = logging.getLogger("mizumori.prune")
@@ -36,6 +36,7 @@ def rules(settings: Settings, now: int) -> list[tuple[str, Table, ColumnElement[
     tokens: Any = ApiToken.__table__
     attempts: Any = LoginAttempt.__table__
     deliveries: Any = Delivery.__table__
+    digests: Any = Digest.__table__
     out: list[tuple[str, Table, ColumnElement[bool]]] = [
         ("sessions", tokens, (tokens.c.kind == "session") & (tokens.c.expires_at < now)),
         ("api_tokens", tokens, (tokens.c.kind == "token")
@@ -47,6 +48,9 @@ def rules(settings: Settings, now: int) -> list[tuple[str, Table, ColumnElement[
         out.append(("deliveries", deliveries, (deliveries.c.state != "pending") & or_(
             deliveries.c.delivered_at < before,
             deliveries.c.delivered_at.is_(None) & (deliveries.c.created_at < before))))
+    if settings.reading_retention_days:
+        out.append(("digests", digests,
+                    digests.c.t < now - settings.reading_retention_days * DAY))
     return out
 
 

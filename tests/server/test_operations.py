@@ -18,6 +18,7 @@ from mizumori_server.models import (
     Alert,
     ApiToken,
     Delivery,
+    Digest,
     LoginAttempt,
     Reading,
     User,
@@ -319,6 +320,10 @@ def test_pruning_deletes_only_what_is_past_its_time(
         s.execute(update(Reading).where(Reading.seq == 1).values(t=now - 400 * day,
                                                                  received=now - 400 * day))
         s.execute(update(Reading).where(Reading.seq == 2).values(t=now - 400 * day))
+        station_id, device_id = s.execute(select(Reading.station_id, Reading.device_id)).first()
+        for seq, at in ((10, now - 400 * day), (20, now - day)):  # LoRaWAN watch-day digests
+            s.add(Digest(station_id=station_id, device_id=device_id, seq=seq, first_seq=seq - 9,
+                         t=at, readings=10))
     kept = prune.prune(sessions, settings, now)
     assert kept["sessions"] >= 1 and kept["api_tokens"] == 1
     assert "readings" not in kept  # readings are kept for ever by default
@@ -328,9 +333,11 @@ def test_pruning_deletes_only_what_is_past_its_time(
         assert s.scalar(select(func.count()).select_from(LoginAttempt)) == 1
         assert s.scalar(select(func.count()).select_from(Reading)) == 2
     keep_a_year = settings.model_copy(update={"reading_retention_days": 365})
-    assert prune.prune(sessions, keep_a_year, now)["readings"] == 1
+    pruned = prune.prune(sessions, keep_a_year, now)
+    assert pruned["readings"] == 1 and pruned["digests"] == 1
     with sessions() as s:
         assert list(s.scalars(select(Reading.seq))) == [2]
+        assert list(s.scalars(select(Digest.seq))) == [20]
     r = app_client.get("/api/stations/taku-01", headers=login_headers(app_client))
     assert r.status_code == 200  # the station's latest state stays
 

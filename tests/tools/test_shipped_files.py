@@ -5,6 +5,7 @@ virtual board brings its simulated hardware itself, and the release engineer's p
 and bundles are git-ignored where the tools write them."""
 
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -123,3 +124,31 @@ def test_keys_and_bundles_are_git_ignored(path: str) -> None:
     done = subprocess.run(["git", "-C", str(paths.REPO), "check-ignore", "--no-index", "-q",
                            path], capture_output=True, text=True)
     assert done.returncode == 0, f"{path} is not ignored: {done.stderr}"
+
+
+def test_the_board_image_freezes_the_station_without_the_sim() -> None:
+    """firmware/board/manifest.py, run as MicroPython's manifestfile.py runs it (in its own
+    folder, with package/module/freeze/include/require defined): the station package it
+    freezes is what ships to a board, no simulated part."""
+    board = paths.FIRMWARE / "board"
+    frozen: list[str] = []
+
+    def package(name: str, files: list[str] | None = None, base_path: str = ".") -> None:
+        assert files is not None  # an explicit list: everything would take the sim too
+        frozen.extend(f"{name}/{f}" for f in files)
+
+    def ignore(*args: object, **kwargs: object) -> None:
+        pass
+
+    cwd = os.getcwd()
+    os.chdir(board)
+    try:
+        exec((board / "manifest.py").read_text(), {  # noqa: S102 - the project's own file
+            "package": package, "module": ignore, "freeze": ignore, "include": ignore,
+            "require": ignore})
+    finally:
+        os.chdir(cwd)
+    station = sorted(p.relative_to(paths.FIRMWARE).as_posix()
+                     for p in (paths.FIRMWARE / "station").rglob("*.py"))
+    assert sorted(frozen) == [f for f in station if paths.ships(Path(f))]
+    assert not [f for f in frozen if "sim" in f]
