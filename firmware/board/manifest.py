@@ -1,5 +1,6 @@
 # ruff: noqa: F821
-# pyright: reportUndefinedVariable=false
+# pyright: reportUndefinedVariable=false, reportAttributeAccessIssue=false
+# (run by CPython at build time: its os, not MicroPython's)
 # What the Mizumori station image freezes (MicroPython's tools/manifestfile.py runs this file
 # with freeze, include, require, module and package defined). README.md: how to build it.
 #
