@@ -124,36 +124,48 @@ def pack(queue, state, now, limit, after=0, digest_upto=0):
 
 
 def apply_downlink(cfg, cfg_path, data, state):
-    """A config frame: header (0x80 = more frames follow), version u16, (key u8, value i24)
-    items. Values apply as they come, but the four river levels only together with the last
-    frame (moved one by one they need not rise); the version with the last frame."""
+    """A config frame: header (0x80 = more frames follow; the low 7 bits: its index in the
+    version's frames), version u16, (key u8, value i24) items. The frames are kept in RTC
+    state and applied together with the last one, the version with them: river levels
+    moved one by one need not rise, and a config missing a frame (lost while the ESP32
+    slept, or cut short) is never taken for the whole version; it is dropped, said, and the
+    server sends it again (docs/lorawan.md)."""
     if len(data) < 3 or (len(data) - 3) % 4:
         state["err"] = "lorawan: bad config downlink"
         return cfg
-    more = data[0] & 0x80
+    more, index = data[0] & 0x80, data[0] & 0x7F
     version = struct.unpack(">H", data[1:3])[0]
-    changes = {}
-    pending = state.get("lora_levels")  # [version, levels] of a config still arriving
-    levels = list(pending[1]) if pending and pending[0] == version else None
-    for i in range(3, len(data), 4):
-        key = CONFIG_KEYS.get(data[i])
-        raw = (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]
+    pending = state.get("lora_cfg")  # [version, next index, items] of a config still arriving
+    if index == 0:
+        pending = [version, 0, []]
+    elif not pending or pending[0] != version or pending[1] != index:
+        state["lora_cfg"] = None
+        state["err"] = "lorawan: config %d arrived without frame %d: waiting for it again" % (
+            version, (pending[1] if pending and pending[0] == version else 0) + 1)
+        return cfg
+    items = pending[2] + [[data[i], int.from_bytes(data[i + 1:i + 4], "big")]
+                          for i in range(3, len(data), 4)]
+    if more:
+        state["lora_cfg"] = [version, index + 1, items]
+        return cfg
+    state["lora_cfg"] = None
+    state["lora_status"] = True  # tell the server with the next uplink
+    if version == cfg["config_version"]:
+        return cfg  # sent again (our report of it was late or lost): nothing to write
+    changes = {"config_version": version}
+    levels = None
+    for key_id, raw in items:
+        key = CONFIG_KEYS.get(key_id)
         value = raw - (1 << 24) if raw & 0x800000 else raw
         if key is None:
-            state["err"] = "lorawan: unknown config key %d" % data[i]
+            state["err"] = "lorawan: unknown config key %d" % key_id
         elif isinstance(key, int):
             levels = levels or list(cfg["thresholds_mm"])
             levels[key] = None if value == NO_VALUE else value
         else:
             changes[key] = value
-    if more:
-        state["lora_levels"] = [version, levels] if levels else None
-    else:
-        if levels:
-            changes["thresholds_mm"] = levels
-        state["lora_levels"] = None
-        changes["config_version"] = version
-        state["lora_status"] = True  # tell the server with the next uplink
+    if levels:
+        changes["thresholds_mm"] = levels
     new, errors = config.merge(cfg, changes)
     config.save(new, cfg_path)
     if errors:
@@ -186,6 +198,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                 return _fail(state, now, "lorawan: join failed")
             state["lora_rejoin"] = False
             state["lora_unanswered"] = 0
+            if state["lora_sent"] > queue.acked:  # asks into the dead session went unheard
+                state["lora_report_wait"] = [0, 1]
         if not state["lora_report_at"]:  # the first report and probe after 6 hours
             state["lora_report_at"] = state["lora_probe_at"] = now
         want_link = state["wakes"] % LINK_CHECK_EVERY == 1
@@ -258,8 +272,9 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if state["lora_unanswered"] >= REJOIN_UNANSWERED:
                 state["lora_rejoin"] = True  # the network may have lost the session
             cfg = _apply_all(cfg, cfg_path, downlinks, state, queue)
-            if state["lora_report_wait"] and not report:
-                state["lora_report_wait"][1] += 1  # its answer did not come with this one
+            if state["lora_report_wait"] and not report and state["lora_report_at"] < now:
+                # an uplink of a later wake brought no answer: the ask or the answer was lost
+                state["lora_report_wait"][1] += 1
             _keep_window(state, queue)
             if with_status and not downlinks:
                 state["lora_status"] = False
@@ -270,12 +285,14 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
         # the one before (McpsIndication); take them all before sleeping (a five-frame
         # config would otherwise come down while the ESP32 sleeps: lost, and AT+RECV keeps
         # only the last frame).
+        fetching = bool(downlinks)
         for _ in range(MAX_FETCHES):
-            if not downlinks or (deadline is not None and
-                                 time.ticks_diff(deadline, board.ticks_ms()) <= 0):
+            if not fetching or (deadline is not None and
+                                time.ticks_diff(deadline, board.ticks_ms()) <= 0):
                 break
-            downlinks = modem.collect()
-            cfg = _apply_all(cfg, cfg_path, downlinks, state, queue)
+            downlinks = modem.collect()  # None: RUI3 sent no uplink of its own (no FPending)
+            fetching = downlinks is not None
+            cfg = _apply_all(cfg, cfg_path, downlinks or [], state, queue)
         if sent:  # a downlink whose event was lost (RUI3 keeps the last one: AT+RECV)
             last = modem.last_downlink()
             if last and last[0] == CONFIG_PORT and _version(last[1]) != cfg["config_version"]:
@@ -311,7 +328,7 @@ def _report_due(state, queue, now):
     answers, so at most REPORT_RETRIES asks in a row)."""
     w = state["lora_report_wait"]
     return state["lora_sent"] > queue.acked and (
-        (w and w[1] and w[0] < REPORT_RETRIES)
+        (w and len(w) == 2 and w[1] and w[0] < REPORT_RETRIES)
         or now - state["lora_report_at"] >= REPORT_EVERY_S
         or state["lora_sent"] - state["lora_report_seq"] >= REPORT_READINGS)
 
@@ -345,7 +362,11 @@ def apply_delivery(data, state, queue):
     if kind == HAVE:
         return
     last = state["lora_rewind"]
-    times = last[1] + 1 if last and last[0] == seq else 1
+    times = 1
+    if last and last[0] == seq:
+        # asked again: counts towards the give-up only once it was sent again since (a late
+        # answer and a repeated ask may both come down before the resend)
+        times = last[1] + (1 if state["lora_sent"] >= seq else 0)
     state["lora_rewind"] = [seq, times]  # kept after a give-up: asked again, still ignored
     if times > GIVE_UP:
         if seq == queue.acked + 1:

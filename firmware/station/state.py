@@ -60,7 +60,7 @@ def defaults():
         "lora_rewind": None,  # [seq, times] the server asked to send again
         "lora_resend": None,  # seq: sending again from lora_sent, below the acked
         "lora_silent": 0,  # wakes in a row the module did not answer (then: reset it)
-        "lora_levels": None,  # [version, river levels] of a config downlink still arriving
+        "lora_cfg": None,  # [version, next frame, items] of a config downlink still arriving
     }
 
 

@@ -36,6 +36,7 @@ class BadEvent(ValueError):
 
 EUI = re.compile(r"[0-9A-Fa-f]{16}")
 NS_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # The Things Stack's device_id
+MAX_FCNT = 0xFFFFFFFF  # FCnt up: 32 bits at the network server (16 of them on the air)
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -75,6 +76,9 @@ class Uplink:
     gateways: int
     dr: int | None
     ns_device_id: str | None  # The Things Stack's device_id (for downlinks)
+    # The frame counter (FCnt up), if the event has it: the copies of one frame share it, a
+    # frame sent again (a station asking again, byte for byte) has the next one.
+    f_cnt: int | None = None
 
     def link(self) -> dict[str, Any]:
         return {"link_rssi": self.rssi, "link_snr": self.snr,
@@ -139,7 +143,8 @@ def chirpstack_uplink(body: dict[str, Any]) -> Uplink:
     rssi, snr, gateways = _best(body.get("rxInfo"), "rssi", "snr")
     return Uplink(_eui(info.get("devEui")), _int(body.get("fPort"), "fPort", 0, 255) or 0,
                   _b64(body.get("data", "")), _time(body.get("time")), rssi, snr, gateways,
-                  _int(body.get("dr"), "dr", 0, 15), None)
+                  _int(body.get("dr"), "dr", 0, 15), None,
+                  _int(body.get("fCnt"), "fCnt", 0, MAX_FCNT))
 
 
 def tts_uplink(body: dict[str, Any]) -> Uplink:
@@ -158,7 +163,7 @@ def tts_uplink(body: dict[str, Any]) -> Uplink:
                   _b64(up.get("frm_payload", "")),
                   _time(up.get("received_at") or body.get("received_at")), rssi, snr,
                   gateways, as923_dr(lora.get("spreading_factor"), lora.get("bandwidth")),
-                  device_id)
+                  device_id, _int(up.get("f_cnt"), "f_cnt", 0, MAX_FCNT))
 
 
 # --- delivery reports --------------------------------------------------------------------
@@ -215,15 +220,16 @@ def config_items(cfg: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def encode_config(version: int, cfg: dict[str, Any]) -> list[bytes]:
-    """The config as downlinks of at most MAX_DOWNLINK bytes: header (0x80 = more follow),
-    version u16, then (key u8, value i24) items. The device applies the version with the
-    last frame (firmware/station/lorawan.py)."""
+    """The config as downlinks of at most MAX_DOWNLINK bytes: header (0x80 = more follow,
+    the low 7 bits the frame's index), version u16, then (key u8, value i24) items. The
+    device applies the version with the last frame, and only when it had every frame
+    before it (firmware/station/lorawan.py)."""
     items = config_items(cfg)
     per = (MAX_DOWNLINK - 3) // 4
     frames = []
     for i in range(0, len(items), per):
         more = MORE if i + per < len(items) else 0
-        frame = struct.pack(">BH", more, version & 0xFFFF)
+        frame = struct.pack(">BH", more | (i // per), version & 0xFFFF)
         for key, value in items[i:i + per]:
             frame += struct.pack(">B", key) + (value & 0xFFFFFF).to_bytes(3, "big")
         frames.append(frame)
@@ -235,15 +241,20 @@ def encode_config(version: int, cfg: dict[str, Any]) -> list[bytes]:
 def queue_downlinks(kind: str, api_url: str, token: str, dev_eui: str,
                     ns_device_id: str | None, application_id: str, webhook_id: str,
                     frames: list[bytes], client: httpx.Client,
-                    port: int = CONFIG_PORT) -> None:
-    """Queue frames on the network server for the device's next receive windows; raises
-    httpx.HTTPError. ChirpStack v4 REST API: POST /api/devices/{devEui}/queue. The Things
-    Stack: POST /api/v3/as/applications/{app}/webhooks/{webhook}/devices/{device}/down/push."""
+                    port: int = CONFIG_PORT, replace: bool = False) -> None:
+    """Queue frames on the network server for the device's next receive windows (`replace`:
+    instead of whatever waits there); raises httpx.HTTPError. ChirpStack v4 REST API:
+    POST /api/devices/{devEui}/queue, after DELETE on it (FlushQueue) to replace. The Things
+    Stack: POST /api/v3/as/applications/{app}/webhooks/{webhook}/devices/{device}/down/push
+    (down/replace to replace)."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     base = api_url.rstrip("/")
     if kind == "chirpstack":
+        queue = f"{base}/api/devices/{dev_eui}/queue"
+        if replace:
+            client.delete(queue, headers=headers).raise_for_status()
         for frame in frames:
-            r = client.post(f"{base}/api/devices/{dev_eui}/queue", headers=headers, json={
+            r = client.post(queue, headers=headers, json={
                 "queueItem": {"confirmed": False, "fPort": port,
                               "data": base64.b64encode(frame).decode()}})
             r.raise_for_status()
@@ -251,7 +262,8 @@ def queue_downlinks(kind: str, api_url: str, token: str, dev_eui: str,
     if not ns_device_id:
         raise httpx.HTTPError("no The Things Stack device_id seen yet for this device")
     r = client.post(f"{base}/api/v3/as/applications/{application_id}/webhooks/{webhook_id}"
-                    f"/devices/{ns_device_id}/down/push", headers=headers, json={
+                    f"/devices/{ns_device_id}/down/{'replace' if replace else 'push'}",
+                    headers=headers, json={
                         "downlinks": [{"f_port": port, "priority": "NORMAL",
                                        "frm_payload": base64.b64encode(f).decode()}
                                       for f in frames]})

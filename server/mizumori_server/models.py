@@ -105,11 +105,18 @@ class Device(Base):
     # downlinks) and the config version last queued as a downlink (docs/lorawan.md).
     ns_device_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     downlink_version: Mapped[int] = mapped_column(Integer, default=0)
-    downlink_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # queued when
-    # The last delivery report queued for it (kind:seq:hash of the uplink that asked): the
-    # copies of one uplink (one per gateway, a retried webhook) reach any worker; the one
+    # That version's downlinks: when last queued, how often, and the uplinks heard since
+    # while the device still reported an older version (uplink_fcnt: the frame counter of
+    # the last one counted, so copies of a frame count once). They go again only after two
+    # such uplinks and a wait doubling from an hour to a day (api/lorawan.py, send_config).
+    downlink_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    downlink_tries: Mapped[int] = mapped_column(Integer, default=0)
+    downlink_uplinks: Mapped[int] = mapped_column(Integer, default=0)
+    uplink_fcnt: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The last delivery report queued for it (kind:seq:FCnt:hash of the uplink that asked):
+    # the copies of one uplink (one per gateway, a retried webhook) reach any worker; the one
     # that claims this queues the report, the others see it claimed.
-    delivery_key: Mapped[str | None] = mapped_column(String(48), nullable=True)
+    delivery_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # What the station itself reported about its health (POST /api/ota/report): its last
     # error (kept after the station reports it gone: error_cleared_at says when) and its
     # last reset other than a wake from deep sleep; reset_reported is the cause its last

@@ -191,7 +191,7 @@ class Refusing:
         self.stored = []
         self.bodies = []
 
-    def post(self, board, creds, st, path, body, content_type=None, feed=None):
+    def post(self, board, creds, st, path, body, content_type=None, feed=None, conn=None):
         st["counter"] += 1
         self.bodies.append(body)
         recs = codec.decode(body)
@@ -326,7 +326,8 @@ def test_a_lost_digest_is_asked_for_and_sent_again_as_a_digest():
 
 def test_a_change_in_watch_mode_sends_the_backlog_as_a_digest_and_the_news_as_itself():
     net, modem, d, cfg, board, q, st = watch_station(30, lora_dr=3)
-    st["lora_sent"] = st["beat_seq"] = 10  # today's heartbeat went out at reading 10
+    st["lora_sent"] = st["beat_seq"] = 10  # today's heartbeat went out at reading 10 ...
+    q.ack(10)  # ... and the server reported it stored
     assert send(modem, d, cfg, board, q, st)
     recs = readings_sent(net)
     assert [(r["type"], r["seq"]) for r in recs] == [("digest", 29), ("full", 30)]

@@ -1,8 +1,9 @@
 # The LoRaWAN transport and the RAK3172 driver against the simulated module (its documented
 # AT dialogue, statuses and event delays) on a fake clock. Runs under CPython and MicroPython.
+import os
 import struct
 
-from station import codec, config, lorawan, state
+from station import codec, config, fsutil, lorawan, state
 from station.drivers.rak3172 import ModemError, Rak3172
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -282,8 +283,8 @@ def test_failed_join_backs_off_doubling():
     assert net.joins == 3 and q.depth() == 1
 
 
-def config_frame(more, version, items):
-    out = struct.pack(">BH", 0x80 if more else 0, version)
+def config_frame(more, version, items, index=0):
+    out = struct.pack(">BH", (0x80 if more else 0) | index, version)
     for key, value in items:
         out += struct.pack(">B", key) + struct.pack(">i", value)[1:]
     return out
@@ -293,7 +294,7 @@ def test_config_downlinks_apply_and_the_version_is_reported():
     clock, net, module, modem = rig()
     d, cfg, board, q, st = station(3, lora_dr=2)
     net.downlinks = [(10, config_frame(True, 7, [(3, 1600), (9, 60)])),
-                     (10, config_frame(False, 7, [(5, -(1 << 23)), (1, 4200)]))]
+                     (10, config_frame(False, 7, [(5, -(1 << 23)), (1, 4200)], 1))]
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     cfg, errors = config.load(d + "/config.json")
     assert errors == [] and cfg["config_version"] == 7
@@ -302,6 +303,31 @@ def test_config_downlinks_apply_and_the_version_is_reported():
     # the queue is empty after 3 uplinks; the 4th tells the server the version (DR2: alone)
     status = [codec.decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == codec.STATUS]
     assert [s["config_version"] for s in status] == [7] and not st["lora_status"]
+
+
+def test_a_config_missing_a_frame_is_not_taken_for_the_version_and_is_taken_when_resent():
+    cfg, errors = config.merge(config.DEFAULTS, {"transport": "lorawan"})
+    d = tempdir()
+    path = d + "/config.json"
+    config.save(cfg, path)
+    st = state.defaults()
+    frames = [config_frame(i < 2, 5, items, i) for i, items in enumerate(
+        [[(2, 3000), (3, 3500)], [(4, 4000), (5, 4500)], [(8, 900)]])]
+    for frame in (frames[0], frames[2]):  # frame 1 came down while the ESP32 slept
+        cfg = lorawan.apply_downlink(cfg, path, frame, st)
+    assert cfg["config_version"] == 0 and config.load(path)[0]["thresholds_mm"] == \
+        config.DEFAULTS["thresholds_mm"]  # nothing of version 5 applied
+    assert st["lora_cfg"] is None and "without frame 2" in st["err"] and not st["lora_status"]
+    for frame in frames:  # the server sends it again (an hour on)
+        cfg = lorawan.apply_downlink(cfg, path, frame, st)
+    assert cfg["config_version"] == 5 and cfg["thresholds_mm"] == [3000, 3500, 4000, 4500]
+    assert cfg["interval_normal_s"] == 900 and st["lora_status"]
+    # sent once more (the station's report of it was late): reported again, nothing written
+    st["lora_status"] = False
+    os.remove(path)
+    for frame in frames:
+        cfg = lorawan.apply_downlink(cfg, path, frame, st)
+    assert st["lora_status"] and not fsutil.exists(path)
 
 
 def report_due(board, st):
@@ -448,6 +474,60 @@ def test_a_report_answered_with_the_next_uplink_is_not_asked_twice():
         assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     assert [f[0] for f in net.frames] == [lorawan.REPORT_PORT] + [lorawan.READINGS_PORT] * 2
     assert st["lora_report_wait"] is None and q.acked == 3
+
+
+class LateNetwork(Network):
+    """A fleet server whose answers reach the network server's queue only after the next
+    uplink was heard (a webhook answered late): a report's answer misses that uplink."""
+
+    def __init__(self):
+        Network.__init__(self)
+        self.later = []
+        self.waiting = []
+
+    def uplink(self, *args):
+        heard, out = Network.uplink(self, *args)
+        self.downlinks += self.waiting
+        self.waiting, self.later = self.later, []
+        return heard, out
+
+    def report(self, kind, seq):
+        self.later.append((lorawan.DELIVERY_PORT, bytes([kind]) + seq.to_bytes(3, "big")))
+
+
+def test_a_late_answer_is_not_asked_for_again_in_the_same_wake():
+    clock = Clock()
+    net = LateNetwork()
+    module = Rak3172Sim(net, clock.ticks)
+    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
+    d, cfg, board, q, st = station(1, lora_dr=2, lora_uplinks=4)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    report_due(board, st)
+    for _ in range(3):
+        board.world.now += 600
+        add_reading(board, q)
+        assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    # asked once: the same wake's next uplink could not bring the answer yet; the next
+    # wake's first one brought it
+    assert [f[0] for f in net.frames].count(lorawan.REPORT_PORT) == 1
+    assert st["lora_report_wait"] is None and q.acked == 1
+
+
+def test_after_a_rejoin_the_new_session_asks_for_a_report_again():
+    clock, net, module, modem = rig()
+    d, cfg, board, q, st = station(2, lora_dr=5)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    report_due(board, st)
+    net.heard = False  # the network server lost the session: the ask goes nowhere
+    add_reading(board, q)
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    net.heard = True
+    st["lora_rejoin"] = True  # the probes went unanswered
+    board.world.now += 600
+    add_reading(board, q)
+    net.frames = []
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert net.frames[0][0] == lorawan.REPORT_PORT  # asked in the new session at once
 
 
 def test_in_flood_the_session_is_probed_every_half_hour_without_wearing_the_modules_flash():
@@ -659,7 +739,7 @@ def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
     d, cfg, board, q, st = station(3, lora_dr=3)
     # all four river levels move up: one by one they would not rise
     net.downlinks = [(10, config_frame(True, 7, [(2, 3000), (3, 3500)])),
-                     (10, config_frame(False, 7, [(4, 4000), (5, 4500)]))]
+                     (10, config_frame(False, 7, [(4, 4000), (5, 4500)], 1))]
     st["lora_uplinks"] = 4
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     cfg, errors = config.load(d + "/config.json")
@@ -697,12 +777,29 @@ def test_a_five_frame_config_after_the_last_uplink_is_fetched_whole_before_sleep
     d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
     items = [(1, 5000), (2, 3000), (3, 3500), (4, 4000), (5, 4500), (6, 60), (7, 250),
              (8, 900), (9, 180), (10, 2)]
-    net.downlinks = [(10, config_frame(i < 4, 9, items[2 * i:2 * i + 2])) for i in range(5)]
+    net.downlinks = [(10, config_frame(i < 4, 9, items[2 * i:2 * i + 2], i)) for i in range(5)]
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     assert [len(f[1]) > 0 for f in net.frames] == [True] + [False] * 4
     cfg, errors = config.load(d + "/config.json")
     assert errors == [] and cfg["config_version"] == 9
     assert cfg["thresholds_mm"] == [3000, 3500, 4000, 4500] and cfg["interval_normal_s"] == 900
+
+def test_on_a_network_with_a_5_s_rx1_delay_the_config_is_fetched_whole_too():
+    # The Things Stack's RX1 delay (5 s, in its join accept): RUI3's own uplinks end later
+    # than with 1 s, and the wait for each follows (AT+RX1DL).
+    clock = Clock()
+    net = FPendingNetwork()
+    net.reports = False
+    net.rx1_delay_s = 5
+    module = Rak3172Sim(net, clock.ticks)
+    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
+    d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
+    items = [(1, 5000), (2, 3000), (3, 3500), (4, 4000), (5, 4500), (6, 60)]
+    net.downlinks = [(10, config_frame(i < 2, 4, items[2 * i:2 * i + 2], i)) for i in range(3)]
+    assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
+    assert module.regs["RX1DL"] == "5000" and modem.rx1_ms() == 5000
+    assert config.load(d + "/config.json")[0]["config_version"] == 4
+    assert clock.napped > 3 * 4000  # light sleep through each RX1 delay
 
 def test_the_outcome_comes_first_and_what_came_down_after_it():
     clock, net, module, modem = rig()

@@ -7,6 +7,8 @@ import base64
 import copy
 import datetime as dt
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from fastapi.testclient import TestClient
 from mizumori_server import clock, lorawan
 from mizumori_server.app import create_app
 from mizumori_server.settings import Settings
+from mizumori_tools.netserver import NetworkServer
 from receiver import receiver
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -246,29 +249,142 @@ def test_config_changes_go_out_as_downlinks_once(app_client: TestClient,
 
 
 
-def test_a_config_downlink_the_device_never_applied_goes_again_an_hour_later(
+class Station:
+    """A LoRaWAN station as the rig's network server hears it (ChirpStack's queue API, one
+    downlink in each uplink's receive window, FPending while more wait). Each uplink: a level
+    reading and the status record of the config it runs, built before the uplink's downlinks
+    come; then the downlinks it fetches (FPending), unless `deaf` (its downlinks never
+    arrive, though the network server sends them)."""
+
+    def __init__(self, ns: NetworkServer, monkeypatch: pytest.MonkeyPatch):
+        self.ns, self.monkeypatch = ns, monkeypatch
+        self.version = self.seq = self.fcnt = 0
+        self.deaf = False
+        self.config_frames = 0  # config downlinks it received
+
+    def uplink(self, at: int) -> None:
+        """An uplink at SENT + at s, handled by the fleet server before it returns."""
+        self.monkeypatch.setattr(clock, "now", lambda: SENT + at)
+        self.seq += 1
+        got = self.send(lorawan.READINGS_PORT, codec.encode_level(self.seq, 0, 1200, 3700, 0)
+                        + status_record(self.version))
+        for _ in range(8):  # the firmware's MAX_FETCHES
+            for port, data in [] if self.deaf else got:
+                if port == lorawan.CONFIG_PORT:
+                    self.config_frames += 1
+                    if not data[0] & lorawan.MORE:
+                        self.version = int.from_bytes(data[1:3], "big")
+            if self.deaf or not self.ns.pending(EUI):
+                break
+            got = self.send(0, b"")  # RUI3 fetches the next one by itself
+        self.ns.settle()
+
+    def send(self, port: int, payload: bytes) -> list[tuple[int, bytes]]:
+        self.fcnt += 1
+        return self.ns.uplink(EUI, port, payload, False, 3, self.fcnt)[1]
+
+    def queued(self) -> list[tuple[int, bytes]]:
+        return list(self.ns.queues.get(EUI, []))
+
+
+@pytest.fixture
+def rig(app_client: TestClient, admin: dict[str, str], lora_device: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> Iterator[Station]:
+    """A station on the rig's network server, whose uplinks (each one twice: two gateways)
+    go to this app through a ChirpStack integration with downlinks."""
+    ns = NetworkServer("", "", "ns-api-token-1", now=lambda: clock.now())
+    integ = integration(app_client, admin, "chirpstack", api_url=ns.api_url,
+                        api_token="ns-api-token-1")
+    own, ns.http = ns.http, app_client
+    ns.webhook_url, ns.secret = integ["endpoint"], integ["secret"]
+    ns.register(EUI)
+    assert ns.join(EUI, "", "")
+    try:
+        yield Station(ns, monkeypatch)
+        assert ns.refused == []
+    finally:
+        ns.http = own
+        ns.close()
+
+
+def downlink_state(client: TestClient) -> tuple[Any, ...]:
+    from sqlalchemy import text
+
+    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+        return tuple(s.execute(text("SELECT downlink_version, downlink_at, downlink_tries "
+                                    "FROM devices WHERE dev_eui = :e"), {"e": EUI}).one())
+
+
+def test_a_station_uplinking_every_6_hours_gets_its_config_once(
+        app_client: TestClient, rig: Station) -> None:
+    """The MLIT watch mode: a daily digest and a probe every 6 hours. The uplink that
+    fetches the config reports the old version (built before); the next reports the new
+    one. Nothing is queued again (it was: every fetch queued a second copy)."""
+    rig.uplink(0)  # the device runs config 0; the server wants 1: queued
+    frames = len(rig.queued())
+    assert frames >= 2 and rig.config_frames == 0
+    for hours in range(6, 4 * 24, 6):
+        rig.uplink(hours * 3600)
+    assert rig.version == downlink_state(app_client)[0] >= 1
+    assert rig.config_frames == frames and rig.queued() == []
+    assert downlink_state(app_client)[1:] == (SENT, 1)  # queued once, at the first uplink
+
+
+def test_a_config_whose_downlinks_never_arrive_goes_again_bounded_and_backing_off(
+        app_client: TestClient, rig: Station) -> None:
+    """Hourly uplinks heard, their downlinks lost: the config goes again after two uplinks
+    and 1, 2, 4, 8, 16 hours, then daily, each time in place of the copy still queued (it
+    was added hourly: the queue grew by a config an hour against one frame sent an hour)."""
+    rig.deaf = True
+    rig.uplink(0)
+    frames = len(rig.queued())
+    times, longest = [downlink_state(app_client)[1]], 0  # when it was queued
+    for hours in range(1, 5 * 24):
+        rig.uplink(hours * 3600)
+        longest = max(longest, len(rig.queued()))
+        if (at := downlink_state(app_client)[1]) != times[-1]:
+            times.append(at)
+    gaps = [(b - a) // 3600 for a, b in zip(times, times[1:], strict=False)]
+    assert gaps == [2, 2, 4, 8, 16, 24, 24, 24]  # the first: two uplinks (1 h each)
+    assert longest == frames  # replaced: never more than one config waiting
+    assert downlink_state(app_client)[2] == 9
+    assert rig.queued() == []  # the last try went out in the hours after it
+    rig.deaf = False  # the downlinks come through again: the next try (a day after the
+    for hours in range(5 * 24, 8 * 24):  # last) is applied and reported; no more tries
+        rig.uplink(hours * 3600)
+    version, at, tries = downlink_state(app_client)
+    assert rig.version == version and tries == 10 and at == times[-1] + 24 * 3600
+
+
+def test_a_config_goes_again_on_the_things_stack_by_replacing_its_queue(
         app_client: TestClient, admin: dict[str, str], lora_device: dict[str, Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Things Stack: a second try is a down/replace (ChirpStack's flush: the rig test
+    above); a try that fails goes again at the next uplink."""
     with receiver() as ns:
-        integ = integration(app_client, admin, "chirpstack",
-                            api_url=ns.url.removesuffix("/hook"), api_token="ns-api-token-1")
+        integ = integration(app_client, admin, "tts", api_url=ns.url.removesuffix("/hook"),
+                            api_token="ns-api-token-1", application_id="taku-water-levels",
+                            webhook_id="mizumori")
         seq = iter(range(1, 100))
 
-        def uplink(at: int) -> int:
+        def uplink(at: int) -> list[str]:
             monkeypatch.setattr(clock, "now", lambda: SENT + at)
-            payload = codec.encode_level(next(seq), 0, 1200, 3700, 0) + status_record(0)
-            assert post(app_client, integ, chirpstack(payload)).status_code == 200
-            return len(frames_of("chirpstack", ns.requests))
+            n = len(ns.requests)
+            f_cnt = next(seq)
+            body = tts(codec.encode_level(f_cnt, 0, 1200, 3700, 0) + status_record(0))
+            body["uplink_message"]["f_cnt"] = f_cnt
+            assert post(app_client, integ, body).status_code == 200
+            return [r["path"].rsplit("/", 1)[1] for r in ns.requests[n:]]
 
-        queued = uplink(3)  # the device runs config 0; the server wants 1: queued
-        assert queued and ns.wait_for(1, 5)
-        # the downlink was lost: the device keeps reporting config 0
-        assert uplink(600) == uplink(1800) == uplink(3600 + 2) == queued
-        assert uplink(3600 + 3) == 2 * queued  # an hour on: queued again, once
-        assert uplink(3600 + 600) == 2 * queued
-        version, items, complete = decode_frames(frames_of("chirpstack",
-                                                           ns.requests)[queued:])
-        assert complete and version >= 1
+        assert uplink(0) == ["push"]
+        assert uplink(3600) == []  # one uplink since: it may have fetched it
+        ns.status = 500
+        assert uplink(3600 + 1) == [] and downlink_state(app_client)[2] == 1  # failed
+        ns.status = 200
+        assert uplink(3600 + 2) == ["replace"] and downlink_state(app_client)[2] == 2
+        assert frames_of("tts", ns.requests[1:]) == frames_of("tts", ns.requests[:1])
+        assert uplink(3 * 3600) == []  # the next try waits 2 hours
+
 
 def frames_of(kind: str, requests: list[dict[str, Any]]) -> list[bytes]:
     out = []
@@ -357,6 +473,69 @@ def test_copies_of_one_uplink_in_two_workers_ask_once(app_client: TestClient,
             assert [base64.b64decode(i["data"]) for i in reports
                     if i["fPort"] == lorawan.DELIVERY_PORT] == [b"\x02\x00\x00\x02"]
 
+def test_copies_posted_at_the_same_time_to_two_workers_ask_once(
+        app_client: TestClient, settings: Settings, admin: dict[str, str],
+        lora_device: dict[str, Any]) -> None:
+    """The two gateways' copies of a frame reach two workers (two apps on one database) at
+    the same moment, in two threads: one report is queued per frame, whichever claims it."""
+    with receiver() as ns:
+        integ = integration(app_client, admin, "chirpstack",
+                            api_url=ns.url.removesuffix("/hook"), api_token="ns-api-token-1")
+        with TestClient(create_app(settings)) as worker2:
+            body = chirpstack(codec.encode_level(1, 0, 1200, 3700, 0), fPort=1, fCnt=1)
+            assert post(app_client, integ, body).status_code == 200
+            for n in range(1, 6):  # each frame 2 above the last: a hole, RESEND
+                body = chirpstack(codec.encode_level(1 + 2 * n, 0, 1200, 3700, 0), fPort=1,
+                                  fCnt=1 + n)
+                start, answers = threading.Barrier(2), list[int]()
+
+                def copy(client: TestClient, body: dict[str, Any] = body,
+                         start: threading.Barrier = start, answers: list[int] = answers
+                         ) -> None:
+                    start.wait()
+                    answers.append(post(client, integ, body).status_code)
+
+                threads = [threading.Thread(target=copy, args=(c,))
+                           for c in (app_client, worker2)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(30)
+                assert answers == [200, 200]
+            reports = [json.loads(r["body"])["queueItem"] for r in ns.requests]
+            assert [base64.b64decode(i["data"]) for i in reports
+                    if i["fPort"] == lorawan.DELIVERY_PORT] == [
+                lorawan.encode_delivery(lorawan.RESEND, 2 * n) for n in range(1, 6)]
+
+
+def test_a_station_asking_again_byte_for_byte_is_answered_each_time(
+        app_client: TestClient, admin: dict[str, str], lora_device: dict[str, Any]) -> None:
+    """A report uplink at DR2 is often its 6-byte header alone: a station asking again
+    after a lost answer sends the same bytes in its next frame. Each frame (frame counter)
+    is answered, each once however many copies of it come (was: one answer for all)."""
+    with receiver() as ns:
+        integ = integration(app_client, admin, "chirpstack",
+                            api_url=ns.url.removesuffix("/hook"), api_token="ns-api-token-1")
+        body = chirpstack(codec.encode_level(1, 0, 1200, 3700, 0), fPort=1, fCnt=1)
+        assert post(app_client, integ, body).status_code == 200
+        ask = (1).to_bytes(3, "big") + (1).to_bytes(3, "big")  # "I hold 1 on, sent up to 1"
+        for f_cnt in (2, 2, 3, 4, 4):
+            body = chirpstack(ask, fPort=lorawan.REPORT_PORT, fCnt=f_cnt)
+            assert post(app_client, integ, body).status_code == 200
+        reports = [r["queueItem"] for r in ns.bodies()
+                   if r["queueItem"]["fPort"] == lorawan.DELIVERY_PORT]
+        assert [base64.b64decode(r["data"]) for r in reports] == [
+            lorawan.encode_delivery(lorawan.HAVE, 2)] * 3
+
+
+def test_frame_counters_are_read_when_the_event_has_them() -> None:
+    assert lorawan.chirpstack_uplink(CHIRPSTACK).f_cnt == 12
+    assert lorawan.tts_uplink(TTS).f_cnt == 12
+    # both leave a zero out of their JSON (protobuf's default): no counter, no refusal
+    assert lorawan.chirpstack_uplink({**CHIRPSTACK, "fCnt": None}).f_cnt is None
+    assert lorawan.tts_uplink(tts_with(["uplink_message", "f_cnt"], None)).f_cnt is None
+
+
 def test_data_rates_from_modulation() -> None:
     assert lorawan.as923_dr(10, 125000) == 2
     assert lorawan.as923_dr(7, 125000) == 5
@@ -378,11 +557,14 @@ WRONG_TYPES = [
     ("chirpstack", chirpstack(fPort="abc")), ("chirpstack", chirpstack(fPort=[1])),
     ("chirpstack", chirpstack(fPort=1.5)), ("chirpstack", chirpstack(fPort=2**70)),
     ("chirpstack", chirpstack(dr=2**40)), ("chirpstack", chirpstack(dr="5")),
+    ("chirpstack", chirpstack(fCnt="12")), ("chirpstack", chirpstack(fCnt=-1)),
+    ("chirpstack", chirpstack(fCnt=2**32)),
     ("chirpstack", chirpstack(deviceInfo={"devEui": "0x" + EUI[2:]})),
     ("tts", tts_with(["uplink_message", "settings"], "x")),
     ("tts", tts_with(["uplink_message", "settings", "data_rate"], [])),
     ("tts", tts_with(["uplink_message", "settings", "data_rate", "lora"], 7)),
     ("tts", tts_with(["uplink_message", "f_port"], "1")),
+    ("tts", tts_with(["uplink_message", "f_cnt"], 1.5)),
     ("tts", tts_with(["end_device_ids", "device_id"], "x" * 300)),
     ("tts", tts_with(["end_device_ids", "device_id"], {"id": 1})),
 ]

@@ -27,9 +27,9 @@ LPM = (("LPM", "1"), ("LPMLVL", "2"))
 IDENTITY = ("NWM", "NJM", "BAND", "DEVEUI", "APPEUI", "APPKEY")
 # How long the module is certainly silent after it took a send or a join, so the ESP32 may
 # light-sleep (its UART hears nothing then): RX1 opens the RX1 delay (1 s, service_nvm.c
-# rx1dl; up to 5 s on some networks) after the transmission ends, and nothing is printed
-# before it; a join's outcome comes after the join-accept delay (5 s, jn1dl).
-NAP_SEND_MS = 900
+# rx1dl; 5 s on The Things Stack: rx1_ms()) after the transmission ends, and nothing is
+# printed before it; a join's outcome comes after the join-accept delay (5 s, jn1dl).
+RX1_EARLY_MS = 100  # awake this long before RX1 opens
 # Then the outcome comes after RX1 when something came down in it (~1.1 s after the
 # transmission), else after RX2 a second later: awake for RX1's (this long), and if nothing
 # came, asleep again until just before RX2's.
@@ -61,6 +61,7 @@ class Rak3172:
         self.time_answered = False  # +EVT:TIMEREQ_OK seen since the last request_time()
         self.version = None
         self.nap = nap
+        self._rx1_ms = None  # the network's RX1 delay: rx1_ms()
 
     # --- lines ---------------------------------------------------------------------------
     def _line(self, deadline):
@@ -151,7 +152,13 @@ class Rak3172:
     # --- the module ----------------------------------------------------------------------
     def wake(self):
         """A bare AT until it answers: with LPM on, the byte that wakes the module from STOP
-        mode can be lost (the reply is then AT_COMMAND_NOT_FOUND). Turns echo off."""
+        mode can be lost (the reply is then AT_COMMAND_NOT_FOUND). Turns echo off. What the
+        module printed while the ESP32 slept (RUI3's own uplinks and their downlinks) never
+        reached a real board's UART: what a pty or the simulator kept is dropped."""
+        if self.uart.any():
+            self.uart.read()
+        self.buf = b""
+        self.events = []
         for _ in range(3):
             try:
                 if self._command("AT", 500)[0] == OK:
@@ -275,6 +282,7 @@ class Rak3172:
         windows, or in the module's own uplinks before it). Raises ModemError when the module
         refused to send."""
         cmd = "AT+SEND=%d:%s" % (port, payload.hex().upper())
+        rx1 = self.rx1_ms() if self.nap else 0  # asked before the module is busy sending
         status = ""
         for attempt in range(4):
             status, _ = self.command(cmd, 2000)
@@ -297,7 +305,7 @@ class Rak3172:
         else:
             raise ModemError(status, cmd)
         if self.nap:  # air_ms: the transmission's time on air, if known (never more)
-            self.nap(air_ms + NAP_SEND_MS)
+            self.nap(air_ms + rx1 - RX1_EARLY_MS)
             e = self.wait_event(OUTCOME, RX1_WAIT_MS)
             if e is None:
                 self.nap(RX2_NAP_MS)
@@ -307,11 +315,29 @@ class Rak3172:
         self._drain()  # what came down follows the outcome
         return e in ("+EVT:SEND_CONFIRMED_OK", "+EVT:TX_DONE"), self._take_events()
 
-    def collect(self, timeout_ms=3000):
+    def rx1_ms(self):
+        """The network's RX1 delay (its join accept sets it; 1 s by default, 5 s on The
+        Things Stack), read once per wake: RUI3 prints an uplink's outcome only after it."""
+        if self._rx1_ms is None:
+            value = self.get("RX1DL")
+            ms = int(value) if value.isdigit() else 1000
+            self._rx1_ms = ms * 1000 if ms <= 15 else ms  # seconds or milliseconds
+        return self._rx1_ms
+
+    def collect(self, timeout_ms=None):
         """Downlinks brought by the module's own uplink after a downlink with FPending (RUI3
-        sends it by itself, McpsIndication): [] when none went out within timeout_ms."""
+        sends it by itself, McpsIndication): None when none went out within timeout_ms (by
+        default the RX1 delay, RX2 a second later and 1 s of airtime and margin), [] when
+        one did and brought no application frame (MAC answers only, or nothing)."""
+        if timeout_ms is None:
+            timeout_ms = self.rx1_ms() + 2000
+        if self.nap and not self.events:
+            # it starts at once after the event that ended the last one, and prints nothing
+            # before its RX1 opens: light sleep until then
+            self.nap(self.rx1_ms() - RX1_EARLY_MS)
+            timeout_ms -= self.rx1_ms() - RX1_EARLY_MS
         if self.wait_event(("+EVT:TX_DONE",), timeout_ms) is None:
-            return []
+            return None
         self._drain()
         return self._take_events()
 

@@ -16,6 +16,9 @@ from station import lorawan
 
 JOIN_ACCEPT_DELAY_MS = 5000  # service_nvm.c jn1dl
 RX1_DELAY_MS = 1000  # service_nvm.c rx1dl; RX2 a second later (rx2dl)
+# The network server sets the RX1 delay in its join accept (RxDelay, LoRaWAN 1.0.4 §6.2.3):
+# network.rx1_delay_s (1 by default; The Things Stack recommends 5). RUI3 keeps it as
+# rx1dl and answers AT+RX1DL=? with it, in milliseconds here (the driver takes seconds too).
 ACK_TIMEOUT_MS = 2000  # LoRaWAN 1.0.4: 2 s +/- 1 s after RX2 before a confirmed retry
 REBOOT_MS = 1000  # a reboot until the banner
 SLEEP_AFTER_MS = 1000  # idle this long with LPM=1, the module is in STOP mode
@@ -53,7 +56,7 @@ class Rak3172Sim:
                      "APPEUI": "0" * 16, "APPKEY": "0" * 32, "ADR": "1", "DR": "2",
                      "CFM": "0", "RETY": "0", "CLASS": "A", "LINKCHECK": "0",
                      "TIMEREQ": "0", "LPM": "0", "LPMLVL": "2", "LBT": "0", "LBTRSSI": "-80",
-                     "LBTSCANTIME": "5"}
+                     "LBTSCANTIME": "5", "RX1DL": str(RX1_DELAY_MS)}
         self.echo = False
         self.ltime = None  # (Unix seconds, module ms) of the network's last time answer
         self.joined = False
@@ -238,6 +241,7 @@ class Rak3172Sim:
         def done():
             self.joined = ok
             if ok:
+                self.regs["RX1DL"] = str(1000 * getattr(self.network, "rx1_delay_s", 1))
                 self.fcnt = 0
                 self.mac_pending = 0
             if not ok and attempts > 1:
@@ -291,11 +295,11 @@ class Rak3172Sim:
         # after RX2, a second later (RegionAS923.h: RX2 = RX1 delay + 1 s).
         rx1 = heard and bool(downlinks or confirmed or self.regs["LINKCHECK"] != "0"
                              or self.regs["TIMEREQ"] == "1")
-        end = self.now_ms() + air + RX1_DELAY_MS + (100 if rx1 else 1100)
+        end = self.now_ms() + air + int(self.regs["RX1DL"]) + (100 if rx1 else 1100)
         self.spent["lora_tx"] += air
         self.spent["lora_rx"] += (1 if rx1 else 2) * RX_WINDOW_MS
         if confirmed and not heard:  # RX1, RX2, then the ack timeout before a retry
-            end = self.now_ms() + air + RX1_DELAY_MS + 1000 + ACK_TIMEOUT_MS
+            end = self.now_ms() + air + int(self.regs["RX1DL"]) + 1000 + ACK_TIMEOUT_MS
         self.busy_until = end
         # McpsConfirm prints the send's outcome first; McpsIndication then prints what came
         # down (+EVT:RX_1, +EVT:LINKCHECK) (service_lora.c; the published RUI3 log).

@@ -6,6 +6,7 @@ import hmac
 import importlib
 import logging
 import secrets
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import anyio.to_thread
@@ -13,7 +14,7 @@ import httpx
 from fastapi import FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field, HttpUrl, UrlConstraints
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, true, update
 
 from mizumori_server import background, clock, codec, ingest, jsonlimits, lorawan, metrics, security
 from mizumori_server.api.ingest import read_body
@@ -28,10 +29,29 @@ SECRET_HEADER = "X-Mizumori-Secret"
 MAX_REPORT_SPAN = 5000  # readings looked at for one report (a station holds fewer)
 RESEND_WINDOW: int = importlib.import_module("station.lorawan").RESEND_WINDOW  # the
 # sent readings a station keeps for a resend (devices.py put the firmware on the path)
-# The device's row for the store, found by its DevEUI.
-# A config the device still does not report this long after it was queued goes again.
+# A config the device still does not report goes again after this many of its uplinks (the
+# first fetches it, with a status record built before; the next reports it) and
+# CONFIG_REQUEUE_S, doubled with each try up to CONFIG_REQUEUE_MAX_S.
+REQUEUE_UPLINKS = 2
 CONFIG_REQUEUE_S = 3600
+CONFIG_REQUEUE_MAX_S = 86400
+# The device's row for the store, found by its DevEUI.
 READ_BY_EUI = ingest.read_device(ingest.DEVICES.c.dev_eui == bindparam("eui"))
+
+
+@dataclass
+class ConfigDownlink:
+    """What send_config queues, from the uplink (its frame counter: f_cnt) that found the
+    device behind."""
+
+    device_id: int
+    dev_eui: str
+    ns_device_id: str | None
+    version: int
+    frames: list[bytes]
+    now: int
+    f_cnt: int | None
+    again: Any  # None: the version's first queueing; else its last one (count_uplink)
 
 
 class NewIntegration(Input):
@@ -157,7 +177,7 @@ async def webhook(name: Name, request: Request,
     metrics.UPLOADS.inc()
     metrics.LORAWAN_EVENTS.labels("uplink").inc()
     if downlink:
-        await anyio.to_thread.run_sync(send_config, app, integration, *downlink)
+        await anyio.to_thread.run_sync(send_config, app, integration, downlink)
     if delivery:
         await anyio.to_thread.run_sync(send_delivery, app, integration, up, *delivery)
     return JSONResponse({"acked": reply["acked"], "config_version": reply["config_version"]})
@@ -175,11 +195,12 @@ def find(app: FastAPI, name: str) -> dict[str, Any]:
 
 def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
           asked: tuple[int, int] | None, payload: bytes,
-          now: int) -> tuple[dict[str, Any], tuple[Any, ...] | None, tuple[Any, ...] | None]:
-    """Store the uplink's records (arrived at `now`); returns the reply, what send_config
-    needs when the device's config is behind and not yet queued, and what send_delivery
-    needs for the delivery report the device should get: asked for (`asked`: the oldest
-    reading it holds and the newest it sent), or a hole below this uplink."""
+          now: int) -> tuple[dict[str, Any], ConfigDownlink | None, tuple[Any, ...] | None]:
+    """Store the uplink's records (arrived at `now`); returns the reply, the config
+    downlinks to queue when the device's config is behind and they are not queued yet or
+    due again, and what send_delivery needs for the delivery report the device should get:
+    asked for (`asked`: the oldest reading it holds and the newest it sent), or a hole below
+    this uplink."""
     # Ages count from transmission: the network server's receive time is nearer to it than
     # ours (a retried webhook arrives late), unless it is ahead of our clock.
     received = up.received if up.received is not None and up.received <= now + 60 else now
@@ -196,6 +217,11 @@ def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
                 session.execute(update(Device).where(Device.id == device.id)
                                 .values(ns_device_id=up.ns_device_id))
             delivery = delivery_report(session, device, reply["acked"], asked)
+            version = reply["config_version"]
+            last = None  # the version's last queueing, when it is queued and not reported
+            if (integration["api_url"] and reply["config"] is not None
+                    and device.downlink_version == version):
+                last = count_uplink(session, device.id, version, up.f_cnt)
             session.commit()
             if session.info.pop("deliveries", False):
                 background.wake_sender(app)
@@ -204,15 +230,37 @@ def store(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
             raise
     if not integration["api_url"]:
         return reply, None, None  # no way to send anything down
-    behind = reply["config"] is not None and (
-        device.downlink_version < reply["config_version"]
-        or (device.downlink_at or 0) <= now - CONFIG_REQUEUE_S)
+    due = reply["config"] is not None and (
+        device.downlink_version < version
+        or (last is not None and last.downlink_uplinks >= REQUEUE_UPLINKS
+            and now >= (last.downlink_at or 0) + requeue_wait(last.downlink_tries)))
     ns_device_id = up.ns_device_id or device.ns_device_id
     config = None
-    if behind:
-        frames = lorawan.encode_config(reply["config_version"], reply["config"])
-        config = (device.id, up.dev_eui, ns_device_id, reply["config_version"], frames, now)
+    if due:
+        config = ConfigDownlink(device.id, up.dev_eui, ns_device_id, version,
+                                lorawan.encode_config(version, reply["config"]), now,
+                                up.f_cnt, last)
     return reply, config, delivery and (device.id, ns_device_id, *delivery)
+
+
+def count_uplink(session: Any, device_id: int, version: int, f_cnt: int | None) -> Any:
+    """Count an uplink of a device that still reports an older config than the one queued
+    (`version`); copies of one frame (the same frame counter) count once. The device's
+    downlink_at, downlink_tries and downlink_uplinks after it, or None for a copy."""
+    new_frame = true() if f_cnt is None else (Device.uplink_fcnt.is_(None)
+                                              | (Device.uplink_fcnt != f_cnt))
+    return session.execute(
+        update(Device).where(Device.id == device_id, Device.downlink_version == version,
+                             new_frame)
+        .values(downlink_uplinks=Device.downlink_uplinks + 1, uplink_fcnt=f_cnt)
+        .returning(Device.downlink_at, Device.downlink_tries, Device.downlink_uplinks)
+        .execution_options(synchronize_session=False)).first()
+
+
+def requeue_wait(tries: int) -> int:
+    """How long a config queued `tries` times waits for the device to report it before it
+    goes again: 1, 2, 4, 8, 16 hours, then a day."""
+    return min(CONFIG_REQUEUE_S << min(max(tries - 1, 0), 5), CONFIG_REQUEUE_MAX_S)
 
 
 def delivery_report(session: Any, device: Any, new: list[int],
@@ -244,7 +292,10 @@ def send_delivery(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
     from a network server that does not deduplicate, a retried webhook), in any worker, ask
     once. The report is claimed in the database first (a conditional UPDATE, as
     send_config claims a version) and released if queueing fails."""
-    key = f"{kind}:{seq}:{hashlib.sha256(up.payload).hexdigest()[:32]}"
+    # The frame: its counter (a station asking again sends the same bytes in a new frame)
+    # and its payload (counters start again at a join).
+    frame = "-" if up.f_cnt is None else up.f_cnt
+    key = f"{kind}:{seq}:{frame}:{hashlib.sha256(up.payload).hexdigest()[:32]}"
     mine = (Device.id == device_id) & ((Device.delivery_key != key)
                                        | Device.delivery_key.is_(None))
     with app.state.sessions() as session:
@@ -261,15 +312,16 @@ def send_delivery(app: FastAPI, integration: dict[str, Any], up: lorawan.Uplink,
 
 
 def _queue(app: FastAPI, integration: dict[str, Any], dev_eui: str, ns_device_id: str | None,
-           port: int, frames: list[bytes], what: str) -> bool:
-    """Queue downlinks on the integration's network server; False (logged, counted) when it
-    failed."""
+           port: int, frames: list[bytes], what: str, replace: bool = False) -> bool:
+    """Queue downlinks on the integration's network server (`replace`: in place of the
+    device's queue); False (logged, counted) when it failed."""
     token = app.state.box.open(integration["api_token_enc"]).decode()
     try:
         with httpx.Client(timeout=app.state.settings.webhook_timeout_s) as client:
             lorawan.queue_downlinks(integration["kind"], integration["api_url"], token,
                                     dev_eui, ns_device_id, integration["application_id"],
-                                    integration["webhook_id"], frames, client, port)
+                                    integration["webhook_id"], frames, client, port,
+                                    replace)
     except httpx.HTTPError as e:
         log.warning("queueing %s for %s on %s failed: %s", what, dev_eui,
                     integration["name"], e)
@@ -279,26 +331,42 @@ def _queue(app: FastAPI, integration: dict[str, Any], dev_eui: str, ns_device_id
     return True
 
 
-def send_config(app: FastAPI, integration: dict[str, Any], device_id: int, dev_eui: str,
-                ns_device_id: str | None, version: int, frames: list[bytes],
-                now: int) -> None:
+def send_config(app: FastAPI, integration: dict[str, Any], c: ConfigDownlink) -> None:
     """Queue the config downlinks on the network server, once per version, and again when
-    the device still reports an older one CONFIG_REQUEUE_S later (the downlink was lost, or
-    the event and AT+RECV both missed it). The version is claimed first (so concurrent
-    uplinks queue it once) and released if queueing fails, to be tried again at the next
-    uplink."""
+    the device still reports an older one after REQUEUE_UPLINKS uplinks and requeue_wait
+    (the downlinks were lost, or the event and AT+RECV both missed them). The version, or
+    the try, is claimed first (so concurrent uplinks queue it once) and released if
+    queueing fails, to be tried again at the next uplink.
+
+    A try again replaces the device's queue on the network server (ChirpStack: flush, then
+    enqueue; The Things Stack: down/replace) instead of adding to it: for a device whose
+    downlinks never arrive, the queue would otherwise grow by a whole config at each try
+    while its uplinks take one frame each. Replacing also drops a delivery report still
+    waiting there (this uplink's own is queued after: send_delivery runs next); the station
+    survives that as it does a downlink lost in the air (an ask goes again at its next
+    wakes, a hole is found at the next report), and tries are hours apart."""
+    first = c.again is None
+    tries = 1 if first else c.again.downlink_tries + 1
+    mine = (Device.downlink_version < c.version) if first else (
+        (Device.downlink_version == c.version)
+        & (Device.downlink_tries == c.again.downlink_tries))
     with app.state.sessions() as session:
-        claimed = session.execute(update(Device).where(
-            Device.id == device_id,
-            (Device.downlink_version < version) | Device.downlink_at.is_(None)
-            | (Device.downlink_at <= now - CONFIG_REQUEUE_S))
-            .values(downlink_version=version, downlink_at=now)).rowcount
+        claimed = session.execute(update(Device).where(Device.id == c.device_id, mine).values(
+            downlink_version=c.version, downlink_at=c.now, downlink_tries=tries,
+            downlink_uplinks=0, uplink_fcnt=c.f_cnt)).rowcount
         session.commit()
         if not claimed:
             return
-        if not _queue(app, integration, dev_eui, ns_device_id, lorawan.CONFIG_PORT, frames,
-                      f"config {version}"):
-            session.execute(update(Device).where(Device.id == device_id,
-                                                 Device.downlink_version == version)
-                            .values(downlink_version=0, downlink_at=None))
-            session.commit()
+        if not first:
+            log.info("config %d for %s not reported after %d uplinks: queued again (try %d)",
+                     c.version, c.dev_eui, c.again.downlink_uplinks, tries)
+        if _queue(app, integration, c.dev_eui, c.ns_device_id, lorawan.CONFIG_PORT, c.frames,
+                  f"config {c.version}", replace=not first):
+            return
+        back = ({"downlink_version": 0, "downlink_at": None} if first else {
+            "downlink_at": c.again.downlink_at, "downlink_tries": c.again.downlink_tries,
+            "downlink_uplinks": c.again.downlink_uplinks})
+        session.execute(update(Device).where(Device.id == c.device_id,
+                                             Device.downlink_version == c.version,
+                                             Device.downlink_tries == tries).values(**back))
+        session.commit()
