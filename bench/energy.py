@@ -13,8 +13,9 @@ the uplinks a day the station's packing sends, and their time on air (bench/lora
 Profiles: the standard one (normal and flood days) and MLIT's crisis-gauge profile (a watch
 day: a 20 s window every 10 min, stored, sent in one daily heartbeat; observation days at
 600, 300 and 120 s: a 20 s window and an upload each), then a year of it with 10 flood
-days in observation mode at 120 s against the targets of issue 17. Nothing here is measured
-on a built station: the figures are as good as the table's currents."""
+days in observation mode at 120 s against the targets of issue 17. The normal and flood days
+again over Wi-Fi with a static address (no DHCP on each wake). Nothing here is measured on a
+built station: the figures are as good as the table's currents."""
 
 import json
 import struct
@@ -24,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mizumori_tools import certs, paths
+from mizumori_tools import certs, device, paths
 from mizumori_tools.fleet import Api, Fleet, ServerProcess
-from mizumori_tools.virtual import Scenario, VirtualStation
+from mizumori_tools.virtual import SIM_SSID, Scenario, VirtualStation
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = json.loads((ROOT / "hardware" / "energy.json").read_text())
@@ -53,6 +54,11 @@ FLOOD_DAYS = 10  # a year of the MLIT profile: these days in observation mode at
 # years without a battery change), and MLIT's 9 sunless days of observation mode.
 TARGET_YEARS = {"wifi": 5, "lora": 10}
 SUNLESS_DAYS = 9
+# These days again with a static address (`device provision --wifi-ip`) in the simulated
+# access point's network (firmware/station/hw/sim_net.py LAN)
+STATIC_DAYS = ("normal", "flood")
+STATIC_WIFI = device.wifi_settings(SIM_SSID, "virtual-station", "192.168.4.20", "24",
+                                   "192.168.4.1")
 
 
 def mah(spent: dict[str, float]) -> float:
@@ -60,11 +66,11 @@ def mah(spent: dict[str, float]) -> float:
 
 
 def wifi_day(tmp: Path, columns: dict[str, int], settings: dict[str, Any],
-             hours: int | None) -> dict[str, float]:
+             hours: int | None, wifi: dict[str, str] | None = None) -> dict[str, float]:
     """ms per state over a day of wakes reporting over HTTPS (scaled from `hours` after
     the first wake; None: up to the next daily heartbeat, when the station's clock, which
     drifts, says a day has passed), for a station with these columns and its device these
-    settings."""
+    settings (and these Wi-Fi credentials instead of the virtual station's)."""
     pki = certs.make(tmp / "pki")
     clock = tmp / "clock"
     server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
@@ -84,6 +90,9 @@ def wifi_day(tmp: Path, columns: dict[str, int], settings: dict[str, Any],
                            json={"settings": settings}).raise_for_status()
         station = VirtualStation(tmp / "flash")
         station.provision(p, server.url, {**p["config"], **settings}, ca=pki["ca"])
+        if wifi:
+            secrets = station.flash / "secrets.json"
+            secrets.write_text(json.dumps({**json.loads(secrets.read_text()), "wifi": wifi}))
         fleet.add(station, "energy-01")
         ledger = tmp / "flash" / "energy.json"
         fleet.run_until(START)  # the first wake: a power-on, provisioning's clock
@@ -208,10 +217,16 @@ def figures() -> list[dict[str, Any]]:
                 lora_day[state_] = lora_day.get(state_, 0) + ms * n
         lora_day["lora_tx"] = air_s * 1000
         lora_day["lora_sleep"] = DAY_MS
-        rows.append({"profile": name, "wakes": wakes, "uplinks": n,
-                     "wifi_mah": wifi, "lora_mah": mah(lora_day),
-                     "wifi_parts": {k: mah({k: v}) for k, v in day.items()},
-                     "lora_parts": {k: mah({k: v}) for k, v in lora_day.items()}})
+        row = {"profile": name, "wakes": wakes, "uplinks": n,
+               "wifi_mah": wifi, "lora_mah": mah(lora_day),
+               "wifi_parts": {k: mah({k: v}) for k, v in day.items()},
+               "lora_parts": {k: mah({k: v}) for k, v in lora_day.items()}}
+        if name in STATIC_DAYS:
+            with tempfile.TemporaryDirectory(prefix="mizumori-energy-") as tmp:
+                static = wifi_day(Path(tmp), columns, settings, hours, STATIC_WIFI)
+            static.pop("wakes")
+            row["static_mah"] = mah(static)
+        rows.append(row)
     return rows
 
 
@@ -228,6 +243,12 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
             uplinks = "" if kind == "wifi" else f", {r['uplinks']:.0f} uplinks"
             out.append(f"  {r['profile']}, {label}: {r[f'{kind}_mah']:.1f} mAh/day "
                        f"({r['wakes']:.0f} wakes{uplinks}; {parts}); {life}")
+            if kind == "wifi" and "static_mah" in r:
+                life = "; ".join(f"{name}: {years(r['static_mah'], b):.1f} years"
+                                 for name, b in batteries.items())
+                out.append(f"  {r['profile']}, {label} with a static address: "
+                           f"{r['wifi_mah']:.1f} -> {r['static_mah']:.1f} mAh/day (no DHCP "
+                           f"on each wake); {life}")
     by = {r["profile"]: r for r in rows}
     pack = batteries["2x18650"]
     for kind in ("wifi", "lora"):
@@ -297,6 +318,9 @@ calm scenario (the level near 0.6 m):
   need, {beat_uplinks} at the default data rate). Measured from one heartbeat to the next.
 - **mlit observation 600 / 300 / 120 s**: at or above the start level, a 20 s window and an
   upload at each interval.
+- **with a static address**: the normal and flood days over Wi-Fi again, the station
+  provisioned with its own address (`--wifi-ip`): no DHCP exchange on each wake (before ->
+  after).
 - **MLIT year**: {watch_days} watch days and {flood_days} observation days at 120 s (issue
   17's scenario), averaged, against its targets on one Li-SOCl2 D cell: at least
   {wifi_years} years over Wi-Fi and {lora_years} over LoRaWAN (MLIT's crisis gauge promises

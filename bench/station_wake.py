@@ -3,6 +3,7 @@ MicroPython unix port, one process per wake as on the rig, reporting to a live s
 loopback over HTTP and over HTTPS (CERT_REQUIRED). A counting TCP proxy between them gives
 the bytes on the air per reading."""
 
+import json
 import resource
 import socket
 import statistics
@@ -13,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mizumori_tools import certs
+from mizumori_tools import certs, paths
 from mizumori_tools.fleet import Api, Fleet, ServerProcess
-from mizumori_tools.virtual import Scenario, VirtualStation
+from mizumori_tools.virtual import ESP32_EPOCH, CPythonStation, Scenario, VirtualStation
 
 START = 1_790_000_000
 WAKES = 24
@@ -136,7 +137,81 @@ def main() -> None:
         print(f"    bytes sent per reading, backlog  {f['batch_up_per_reading']:8.0f} B  "
               f"({f['backlog']:.0f} readings in {f['batch_uploads']:.0f} uploads, "
               f"{f['batch_wall_ms']:.0f} ms)")
+    keepalive()
     sys.stdout.flush()
+
+
+def backlog_wake(tmp: Path, reuse: bool) -> tuple[float, float, int]:
+    """The board's awake time (s), charge (mAh) and TLS handshakes of a wake sending a
+    backlog of 4 batches of 10 readings over HTTPS; reuse False: a connection per request, as
+    the firmware did before keep-alive. The sim board's own ledger (its NET_MS and
+    hardware/energy.json), the firmware in this process against a live server."""
+    from energy import mah
+
+    paths.import_firmware()
+    from station import http
+    from station.hw import sim_tls
+
+    pki = certs.make(tmp / "pki", start=START)
+    server = ServerProcess({"MIZUMORI_DATABASE_URL": f"sqlite:///{tmp / 'm.db'}",
+                            "MIZUMORI_CLOCK_FILE": str(tmp / "clock"),
+                            "MIZUMORI_SECRET_KEY": "bench"}, cwd=tmp, tls=pki)
+    server.prepare({"admin": ("admin", "bench-pass-1")})
+    server.start()
+    real = http.Connection.request, sim_tls.wrap
+    handshakes: list[int] = []
+    try:
+        api = Api.login(server.url, "admin", "bench-pass-1", str(pki["ca"]))
+        api.station({"code": "bench-ka", "name": "bench", "site_type": "river",
+                     "latitude": 33.28, "longitude": 130.11, "mount_height_mm": 5000,
+                     "upload_every": 1})
+        p = api.provision("esp32-bench-ka", "bench-ka")
+        station = CPythonStation(tmp / "flash")
+        station.provision(p, server.url, {**p["config"], "batch_records": 10}, ca=pki["ca"],
+                          clock=START - ESP32_EPOCH)
+        calm = Scenario.load("calm")
+        t = START
+        for i in range(36):  # one wake that reports, 35 with no access point: 36 readings
+            (tmp / "clock").write_text(str(t))
+            station.wake({**calm.world(i / 6), "faults": ["link_down"] if i else []},
+                         t - ESP32_EPOCH)
+            t += 600
+        t += 3600  # past the uplink's backoff
+        (tmp / "clock").write_text(str(t))
+        if not reuse:
+            def one_each(self: Any, method: str, url: str, body: Any, headers: Any,
+                         verify: bool = True, last: bool = False) -> Any:
+                return real[0](self, method, url, body, headers, verify, True)
+
+            http.Connection.request = one_each
+
+        def counted(*args: Any) -> Any:
+            handshakes.append(1)
+            return real[1](*args)
+
+        sim_tls.wrap = counted
+        ledger = station.flash / "energy.json"
+        before = json.loads(ledger.read_text())
+        station.wake(calm.world((t - START) / 3600), t - ESP32_EPOCH)
+        after = json.loads(ledger.read_text())
+        assert station.state()["uplink"] == "", station.state()
+        spent = {k: after[k] - before.get(k, 0) for k in after if k not in ("wakes",
+                                                                           "deep_sleep")}
+        awake = sum(v for k, v in spent.items() if not k.startswith("rail_"))
+        return awake / 1000, mah(spent), len(handshakes)
+    finally:
+        http.Connection.request = real[0]
+        sim_tls.wrap = real[1]
+        server.stop()
+
+
+def keepalive() -> None:
+    print("A backlog wake (4 batches of 10 readings, HTTPS), sim board's ledger:")
+    for reuse, label in ((False, "a connection per request"), (True, "one kept connection")):
+        with tempfile.TemporaryDirectory(prefix="mizumori-ka-") as tmp:
+            s, charge, tls = backlog_wake(Path(tmp), reuse)
+        print(f"  {label:26s} awake {s:5.1f} s  {charge * 1000:6.1f} uAh  "
+              f"{tls} TLS handshakes")
 
 
 if __name__ == "__main__":

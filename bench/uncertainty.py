@@ -1,6 +1,7 @@
-"""The level uncertainty budget (part of `make bench`): for each level sensor and
-configuration, each error source in mm and their root sum of squares, so that the "±N cm" in
-docs/firmware.md is computed, not written.
+"""The level uncertainty budget (part of `make bench`; `--write` regenerates its table in
+docs/firmware.md, "Uncertainty"): for each level sensor and configuration, each error source
+in mm and their root sum of squares, so that the "±N cm" in docs/firmware.md is computed, not
+written.
 
 Method: every source is a bound (±) on the level error, taken as independent of the others
 and combined as the root of the sum of squares. The temperature term uses the firmware's own
@@ -9,14 +10,22 @@ or from a sibling part: shared/reviews/sensors-and-accuracy.md has the sources a
 arithmetic. Nothing here is measured on a built station.
 
 The example station: the ultrasonic face 5 m above the datum over water at 1 m (a 4 m path,
-the review's case); a 5 m-span 4-20 mA transducer under 4 m of water."""
+the review's case); a 5 m-span 4-20 mA transducer under 4 m of water (16.8 mA).
+
+Field calibration against the staff gauge (firmware/station/calibration.py: an offset from one
+point, the scale from two) removes the fixed errors: the mount or transducer survey and every
+scale error (the ultrasonic reference speed, the spec's 0.3 % of range, the loop's gain
+terms). What it cannot remove is its own reading: the staff gauge read to its 1 cm marks, and
+the station's reading at that moment, whose random terms the calibration inherits."""
 
 import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "firmware"))
 
+from station.cycle import STEP_MS, WINDOW_MS  # noqa: E402
 from station.processing import C_REF, speed_of_sound  # noqa: E402
 
 PATH_MM = 4000  # sensor face to water
@@ -24,6 +33,20 @@ DEPTH_MM = 4000  # water over the transducer
 SPAN_MM = 5000  # the transducer's 16 mA
 SHUNT_OHM = 100  # hardware/bom.md
 T_AIR = 20.0
+LOOP_UA = 4000 + DEPTH_MM * 16000 / SPAN_MM
+DOC = ROOT / "docs" / "firmware.md"
+BEGIN = "<!-- uncertainty table: bench/uncertainty.py --write -->"
+END = "<!-- end of the uncertainty table -->"
+
+
+def loop_mm(ua: float) -> float:
+    """Level error of a loop current error, mm (the span's 16 mA)."""
+    return ua * SPAN_MM / 16000
+
+
+def gain_mm(fraction: float) -> float:
+    """Level error of a gain error on the loop current at the example depth."""
+    return loop_mm(LOOP_UA * fraction)
 
 
 def per_kelvin_mm(path_mm: float, t: float = T_AIR) -> float:
@@ -64,37 +87,81 @@ S = {
     "waves_burst": (30.0, "±30 mm waves, 7 samples in ~1 s: one independent sample (review "
                           "§4.3)"),
     "waves_20s": (30.0 / math.sqrt(5),
-                  "±30 mm waves over 20 s at 1 Hz: ~5 independent wave periods (not built)"),
-    "adc_esp32": (0.060 / SHUNT_OHM * 1e6 / 16000 * SPAN_MM,
-                  "ESP32 ADC ±60 mV at 11 dB after eFuse calibration (ESP32 datasheet via "
-                  "the review, secondary) over the 100 ohm shunt"),
-    "adc_res": (0.0006 / SHUNT_OHM * 1e6 / 16000 * SPAN_MM / 2,
-                "12-bit ADC, 0.6 mV a step: half a step"),
+                  f"±30 mm waves over the MLIT profile's {WINDOW_MS // 1000} s window "
+                  f"(cycle.sample_window, a sample each {STEP_MS / 1000:.0f} s): ~5 independent "
+                  "wave periods"),
+    "adc_esp32": (loop_mm(60000 / SHUNT_OHM),
+                  "ESP32 ADC ±60 mV total error at 11 dB (150-2450 mV) after eFuse "
+                  "calibration (ESP32 datasheet, ADC calibration results), over the 100 ohm "
+                  "shunt; mostly the chip's own offset and gain, which averaging keeps "
+                  "(hw/sim.py)"),
+    "adc_res": (loop_mm(600 / SHUNT_OHM) / 2, "12-bit ADC, 0.6 mV a step: half a step"),
+    "ads_gain": (gain_mm(0.0025),
+                 "ADS1115 gain error 0.15 % max (±2.048 V) + 0.1 % PGA gain match at ±4.096 V "
+                 "(TI SBAS444, electrical characteristics) of 16.8 mA"),
+    "ads_offset": (loop_mm(3 * 125 / SHUNT_OHM),
+                   "ADS1115 offset ±3 LSB of 125 uV (SBAS444)"),
+    "ads_drift": (gain_mm(40e-6 * 20),
+                  "ADS1115 gain drift 40 ppm/K max (SBAS444), 20 K from the calibration's "
+                  "temperature"),
+    "shunt": (gain_mm(0.001), "100 ohm 0.1 % shunt (hardware/bom.md) of 16.8 mA"),
     "transducer": (0.0025 * SPAN_MM, "transducer ±0.25 % FS (vendor typical, unconfirmed)"),
     "density": (0.003 * DEPTH_MM, "fresh water 0-25 C: 0.3 % of the depth (review §5)"),
     "offset": (10.0, "sensor_offset_mm survey: 10 mm"),
+    # after a calibration against the staff gauge
+    "spec_fixed": (10.0, "the spec's 10 mm, kept whole: the calibration absorbs its 0.3 % of "
+                         "range (a scale) but the datasheet does not say what the 10 mm is"),
+    "staff": (5.0, "the staff gauge read to its 1 cm marks (MLIT: 1 cm resolution): ±5 mm"),
+    "cal_20s": (30.0 / math.sqrt(5),
+                "the station's level at calibration, over the 20 s window (`mizumori device "
+                "calibrate`, tools/mizumori_tools/device.py): its waves, which the offset keeps"),
 }
 
 CONFIGS = [
     ("A02YYUW as built: compensation undecided, BME280 in the box, 7-sample burst",
      ["spec", "resolution", "ref_speed", "temp_box", "humidity", "mount", "waves_burst"]),
-    ("A02YYUW, us_compensation/us_scale decided on the bench",
+    ("A02YYUW, `us_compensation`/`us_scale` decided on the bench",
      ["spec", "resolution", "ref_bench", "temp_box", "humidity", "mount", "waves_burst"]),
-    ("A02YYUW decided, BME280 failed, last temperature (within temp_hold_s)",
+    ("the same, BME280 failed, last temperature (within `temp_hold_s`)",
      ["spec", "resolution", "ref_bench", "temp_stale", "humidity", "mount", "waves_burst"]),
-    ("A02YYUW decided, no temperature for longer than temp_hold_s",
+    ("the same, no temperature for longer than `temp_hold_s`",
      ["spec", "resolution", "ref_bench", "no_temp", "humidity", "mount", "waves_burst"]),
-    ("A02YYUW decided, probe in the beam's shade, 20 s window (not built)",
+    ("A02YYUW decided, probe in the beam's shade, 20 s window (the mlit profile)",
      ["spec", "resolution", "ref_bench", "temp_probe", "humidity", "mount", "waves_20s"]),
-    ("JSN-SR04T (the firmware times the echo), BME280 in the box, 7-sample burst",
+    ("the same, calibrated against the staff gauge (each point over the 20 s window)",
+     ["spec_fixed", "resolution", "temp_probe", "humidity", "waves_20s", "staff", "cal_20s"]),
+    ("JSN-SR04T, BME280 in the box, 7-sample burst",
      ["spec", "jsn_timing", "temp_box", "humidity", "mount", "waves_burst"]),
-    ("4-20 mA on the ESP32 ADC (100 ohm shunt), 7-sample burst",
-     ["adc_esp32", "adc_res", "transducer", "density", "offset", "waves_burst"]),
+    ("4–20 mA on the ESP32 ADC (100 Ω shunt), 7-sample burst",
+     ["adc_esp32", "adc_res", "shunt", "transducer", "density", "offset", "waves_burst"]),
+    ("4–20 mA on the ADS1115 (`loop_converter` `ads1115`, recommended), 7-sample burst",
+     ["ads_gain", "ads_offset", "ads_drift", "shunt", "transducer", "density", "offset",
+      "waves_burst"]),
+    ("the same, calibrated against the staff gauge (each point over the 20 s window)",
+     ["ads_drift", "transducer", "density", "waves_burst", "staff", "cal_20s"]),
+    ("the same, calibrated, in the mlit profile (20 s window)",
+     ["ads_drift", "transducer", "density", "waves_20s", "staff", "cal_20s"]),
 ]
 
 
 def rss(names: list[str]) -> float:
     return math.sqrt(sum(S[n][0] ** 2 for n in names))
+
+
+def table() -> str:
+    """The markdown table docs/firmware.md carries between BEGIN and END."""
+    rows = ["| configuration | level uncertainty |", "|---|---|"]
+    rows += [f"| {title} | ±{rss(names):.0f} mm (±{math.ceil(rss(names) / 10)} cm) |"
+             for title, names in CONFIGS]
+    return "\n".join(rows) + "\n"
+
+
+def write_doc() -> None:
+    """Replace the table between the markers in docs/firmware.md."""
+    text = DOC.read_text()
+    head, rest = text.split(BEGIN + "\n", 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(head + BEGIN + "\n" + table() + END + tail)
 
 
 def main() -> None:
@@ -105,8 +172,10 @@ def main() -> None:
         print(f"  {title}: ±{rss(names):.0f} mm (±{math.ceil(rss(names) / 10)} cm)")
         for n in sorted(names, key=lambda k: -S[k][0]):
             print(f"      {S[n][0]:6.1f} mm  {n:12s} {S[n][1]}")
-    print("  MLIT crisis-gauge target: ±10 mm. Left after these: a field calibration against "
-          "the staff gauge (absorbs spec, mount and scale; not built) and averaging.")
+    print("  MLIT crisis-gauge target: ±10 mm.")
+    if "--write" in sys.argv:
+        write_doc()
+        print(f"  wrote the table in {DOC.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

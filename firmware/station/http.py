@@ -1,13 +1,18 @@
-# A minimal HTTP/1.1 client: one request, or one GET streamed into a file, per connection,
-# over the board's network stack (net: board.net_connect / net_tls). https:// verifies the
-# server's certificate against a CA file provisioned on the device (CERT_REQUIRED; it may hold
-# several CAs, any of which may sign the server's: docs/ota.md, "Changing the CA"):
-# micropython-lib's requests does not verify. http:// is for the test rig only.
-# feed() runs between every step that can wait (connect, handshake, each chunk): the watchdog.
+# A minimal HTTP/1.1 client over the board's network stack (net: board.net_connect /
+# net_tls). A Connection carries the requests of one wake to one server over one connection
+# (HTTP/1.1 persistent connections, RFC 9112 §9.3): one DNS lookup, TCP connect and TLS
+# handshake for all of them, not one each (seconds of radio time on the ESP32). request(),
+# post() and get_to_file() are one request on a connection of its own.
+# https:// verifies the server's certificate against a CA file provisioned on the device
+# (CERT_REQUIRED; it may hold several CAs, any of which may sign the server's: docs/ota.md,
+# "Changing the CA"): micropython-lib's requests does not verify. http:// is for the test rig
+# only. feed() runs between every step that can wait (connect, handshake, each chunk): the
+# watchdog.
 import binascii
 import json
 
 MAX_REPLY = 8192  # bytes: a reply is an ack, the time, a config or an offer
+TIMEOUTS = (110, 116)  # ETIMEDOUT: MicroPython's (py/mperrno.h), lwIP's on the ESP32
 
 
 class HTTPError(OSError):
@@ -17,6 +22,11 @@ class HTTPError(OSError):
 class CertTimeError(HTTPError):
     """The server's certificate is not valid at the station's clock (mbedTLS checks the
     dates on the ESP32): the clock is wrong, or the certificate really is out of date."""
+
+
+class Closed(HTTPError):
+    """The connection ended before any byte of the reply: on a connection kept open since an
+    earlier request, the server closed it meanwhile (its keep-alive timeout)."""
 
 
 def _split(url):
@@ -31,10 +41,9 @@ def _feed(feed):
         feed()
 
 
-def _connect(net, url, timeout_s, ca_file, feed, verify=True):
-    """(socket, host, path), TLS-wrapped and verified for https:// (verify=False only for a
-    reply that carries its own signature)."""
-    scheme, host, port, path = _split(url)
+def _connect(net, scheme, host, port, timeout_s, ca_file, feed, verify=True):
+    """A socket to host, TLS-wrapped and verified for https (verify=False only for a reply
+    that carries its own signature)."""
     if scheme == "https" and verify and not ca_file:
         raise HTTPError("https needs a CA certificate on the device")
     _feed(feed)  # DNS and connect may each wait up to ~15 s
@@ -58,28 +67,108 @@ def _connect(net, url, timeout_s, ca_file, feed, verify=True):
     except BaseException:
         sock.close()
         raise
-    return sock, host, path
+    return sock
 
 
-def _head(method, host, path, headers, length):
-    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path, host)
-    if length is not None:
-        head += "Content-Length: %d\r\n" % length
-    for k in headers:
-        head += "%s: %s\r\n" % (k, headers[k])
-    return head.encode() + b"\r\n"
+class Connection:
+    """Requests to one server over one connection, opened at the first and kept open for
+    the next (close() at the end of the wake). A kept connection the server has closed
+    meanwhile (uvicorn closes one idle for 5 s: docs/firmware.md, "Uplink") fails before any
+    byte of the reply comes: the request goes again once on a new connection. Safe for the
+    signed uploads too: a request the server did take is refused as a replayed counter, and
+    it stores each reading once (docs/protocol.md)."""
+
+    def __init__(self, net, ca_file=None, timeout_s=15, feed=None):
+        self.net = net
+        self.ca_file = ca_file
+        self.timeout_s = timeout_s
+        self.feed = feed
+        self.sock = None
+        self.to = None  # (scheme, host, port, verify) of the open connection
+        self.opened = 0  # connections (and so TLS handshakes) opened
+
+    def _open(self, url, verify):
+        """(host, path, reused): url's host and path, and whether the connection was open
+        already."""
+        scheme, host, port, path = _split(url)
+        to = (scheme, host, port, verify)
+        if self.sock is not None and self.to == to:
+            return host, path, True
+        self.close()
+        self.sock = _connect(self.net, scheme, host, port, self.timeout_s, self.ca_file,
+                             self.feed, verify)
+        self.to = to
+        self.opened += 1
+        return host, path, False
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _ask(self, method, url, body, headers, verify, last):
+        """Send a request, read the reply's status line and headers: (status, headers)."""
+        for _ in range(2):
+            host, path, reused = self._open(url, verify)
+            length = None if body is None else len(body)
+            try:
+                _send(self.sock, _head(method, host, path, headers, length, last) +
+                      (body or b""))
+                return _read_head(self.sock, self.feed)
+            except OSError as e:
+                self.close()
+                if not reused or (e.args and e.args[0] in TIMEOUTS):
+                    raise  # a new connection that fails, or a server that does not answer
+        raise Closed("connection closed before the reply")
+
+    def _body(self, hdrs, write, limit):
+        """Read the reply's body into write() (None: dropped), no more than limit bytes
+        (None: any). Closes the connection after a reply that ends only with it, or a
+        failure part-way."""
+        try:
+            if "chunked" in hdrs.get("transfer-encoding", ""):
+                # The fleet server never sends one to the station (every reply it gives a
+                # device is a whole body with its Content-Length).
+                raise HTTPError("chunked reply not supported")
+            n = hdrs.get("content-length", "")
+            want = int(n) if n.isdigit() else -1  # -1: to the end of the connection
+            if limit is not None and want > limit:
+                raise HTTPError("reply over %d bytes" % limit)
+            got = _read_body(self.sock, want, write, limit, self.feed)
+        except BaseException:
+            self.close()
+            raise
+        if want < 0 or hdrs.get("connection", "").lower() == "close":
+            self.close()
+        return got
+
+    def request(self, method, url, body, headers, verify=True, last=False):
+        """(status, headers dict with lower-case names, body bytes); body None for a GET.
+        last: no more requests follow (the server closes the connection after it)."""
+        status, hdrs = self._ask(method, url, body, headers, verify, last)
+        parts = []
+        self._body(hdrs, parts.append, MAX_REPLY)
+        if last:
+            self.close()
+        return status, hdrs, b"".join(parts)
+
+    def get_to_file(self, url, headers, f, last=False):
+        """GET url and append a 200/206 body to the open file f as it comes (a release file
+        does not fit in RAM twice), feed() after each chunk: (status, headers, bytes
+        written). Other replies' bodies are read, up to MAX_REPLY, and dropped."""
+        status, hdrs = self._ask("GET", url, None, headers, True, last)
+        ok = status in (200, 206)
+        n = self._body(hdrs, f.write if ok else None, None if ok else MAX_REPLY)
+        if last:
+            self.close()
+        return status, hdrs, n if ok else 0
 
 
 def request(net, method, url, body, headers, timeout_s=15, ca_file=None, feed=None,
             verify=True):
-    """(status, headers dict with lower-case names, body bytes); body None for a GET."""
-    sock, host, path = _connect(net, url, timeout_s, ca_file, feed, verify)
-    try:
-        length = None if body is None else len(body)
-        _send(sock, _head(method, host, path, headers, length) + (body or b""))
-        return _parse(_recv_all(sock, feed))
-    finally:
-        sock.close()
+    """One request on a connection of its own: (status, headers, body)."""
+    return Connection(net, ca_file, timeout_s, feed).request(method, url, body, headers,
+                                                             verify, last=True)
 
 
 def post(net, url, body, headers, timeout_s=15, ca_file=None, feed=None):
@@ -87,57 +176,16 @@ def post(net, url, body, headers, timeout_s=15, ca_file=None, feed=None):
 
 
 def get_to_file(net, url, headers, f, timeout_s=15, ca_file=None, on_chunk=None):
-    """GET url and append a 200/206 body to the open file f in small chunks (a release file
-    does not fit in RAM twice). (status, headers, bytes written); other replies' bodies are
-    not written. on_chunk() runs after each chunk (to feed the watchdog)."""
-    sock, host, path = _connect(net, url, timeout_s, ca_file, on_chunk)
-    try:
-        _send(sock, _head("GET", host, path, headers, None))
-        return _recv_to_file(sock, f, on_chunk)
-    finally:
-        sock.close()
-
-
-def _recv_to_file(sock, f, on_chunk=None):
-    read = _reader(sock)
-    raw = b""
-    while b"\r\n\r\n" not in raw:
-        chunk = read(512)
-        if not chunk:
-            raise HTTPError("connection closed before the headers")
-        raw += chunk
-        if len(raw) > MAX_REPLY:
-            raise HTTPError("reply headers over %d bytes" % MAX_REPLY)
-    head, _, rest = raw.partition(b"\r\n\r\n")
-    status, hdrs = _parse_head(head)
-    if status not in (200, 206):
-        return status, hdrs, 0
-    want = int(hdrs.get("content-length", "-1"))
-    written = 0
-    chunk = rest  # may be empty: the body can come in a later segment
-    while True:
-        if want >= 0:
-            chunk = chunk[:want - written]
-        if chunk:
-            f.write(chunk)
-            written += len(chunk)
-        if on_chunk:
-            on_chunk()
-        if 0 <= want <= written:
-            break
-        chunk = read(2048)
-        if not chunk:
-            break
-    if want >= 0 and written < want:
-        raise HTTPError("truncated download (%d of %d bytes)" % (written, want))
-    return status, hdrs, written
+    """One GET into the open file f on a connection of its own (Connection.get_to_file);
+    on_chunk() runs after each chunk (to feed the watchdog)."""
+    return Connection(net, ca_file, timeout_s, on_chunk).get_to_file(url, headers, f, True)
 
 
 def check_server(net, url, ca_file, timeout_s=15, feed=None):
     """Connect to url's server and verify its certificate against ca_file, nothing sent
     (docs/ota.md, "Changing the CA"); raises as a request would."""
-    sock, _, _ = _connect(net, url, timeout_s, ca_file, feed)
-    sock.close()
+    scheme, host, port, _ = _split(url)
+    _connect(net, scheme, host, port, timeout_s, ca_file, feed).close()
 
 
 def ca_der(path):
@@ -163,11 +211,15 @@ def pem_certs(data):
     return out
 
 
-def _reader(sock):
-    """recv (what has arrived, up to n) rather than read: on MicroPython a stream's read(n)
-    waits for all n bytes or the end of the connection, and a TLS end without close_notify
-    raises, losing what was read (py/stream.c)."""
-    return getattr(sock, "recv", None) or sock.read
+def _head(method, host, path, headers, length, last):
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, host)
+    if last:
+        head += "Connection: close\r\n"
+    if length is not None:
+        head += "Content-Length: %d\r\n" % length
+    for k in headers:
+        head += "%s: %s\r\n" % (k, headers[k])
+    return head.encode() + b"\r\n"
 
 
 def _send(sock, data):
@@ -180,34 +232,45 @@ def _send(sock, data):
         mv = mv[n:]
 
 
-def _recv_all(sock, feed=None):
-    """The response: up to Content-Length when given, else to the end of the connection,
-    never more than MAX_REPLY bytes. Stopping at Content-Length saves waiting on the close
-    (MicroPython's TLS does not always see the server's), and radio time."""
-    read = _reader(sock)
+def _read_head(sock, feed=None):
+    """The reply's status and headers, read line by line so that nothing after them is
+    taken: every MicroPython socket and TLS socket has readline(max) (extmod/modsocket.c,
+    extmod/modtls_mbedtls.c), while recv exists on a TLS socket only in a build with DTLS
+    and read(n) waits for all n bytes (py/stream.c): past the end of a reply on a kept
+    connection that is the socket's timeout."""
     raw = b""
-    want = -1
-    while want < 0 or len(raw) < want:
-        chunk = read(1024)
+    while True:
+        line = sock.readline(MAX_REPLY + 1 - len(raw))
+        _feed(feed)
+        if not line:
+            if raw:
+                raise HTTPError("connection closed in the reply's headers")
+            raise Closed("connection closed before the reply")
+        raw += line
+        if len(raw) > MAX_REPLY:
+            raise HTTPError("reply headers over %d bytes" % MAX_REPLY)
+        if line in (b"\r\n", b"\n"):
+            return _parse_head(raw.rstrip(b"\r\n"))
+
+
+def _read_body(sock, want, write, limit, feed=None):
+    """want bytes of body (-1: to the end of the connection) into write (None: dropped),
+    asking for no more than is left (read(n) waits for all n): the bytes read."""
+    read = getattr(sock, "recv", None) or sock.read
+    got = 0
+    while want < 0 or got < want:
+        chunk = read(2048 if want < 0 else min(2048, want - got))
         _feed(feed)
         if not chunk:
             break
-        raw += chunk
-        if len(raw) > MAX_REPLY:
-            raise HTTPError("reply over %d bytes" % MAX_REPLY)
-        if want < 0:
-            end = raw.find(b"\r\n\r\n")
-            if end >= 0:
-                want = end + 4 + _content_length(raw[:end])
-    return raw
-
-
-def _content_length(head):
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length" and v.strip().isdigit():
-            return int(v.strip())
-    return 1 << 30  # unknown: to the end of the connection
+        got += len(chunk)
+        if limit is not None and got > limit:
+            raise HTTPError("reply over %d bytes" % limit)
+        if write:
+            write(chunk)
+    if got < want:
+        raise HTTPError("truncated reply (%d of %d bytes)" % (got, want))
+    return got
 
 
 def _parse_head(head):
@@ -216,26 +279,13 @@ def _parse_head(head):
     except ValueError:  # UnicodeError: not HTTP
         raise HTTPError("malformed HTTP headers")
     parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
         raise HTTPError("malformed status line")
     headers = {}
     for line in lines[1:]:
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
     return int(parts[1]), headers
-
-
-def _parse(raw):
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep:
-        raise HTTPError("malformed HTTP response")
-    status, headers = _parse_head(head)
-    if "content-length" in headers:
-        n = int(headers["content-length"])
-        if len(body) < n:
-            raise HTTPError("truncated response")
-        body = body[:n]
-    return status, headers, body
 
 
 def json_body(body):

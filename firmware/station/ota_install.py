@@ -42,12 +42,21 @@ def _slot_version(slot):
 
 
 def advance(o, board, creds, battery_mv, now, feed, mpy):
+    """The offer's next steps; its downloads share one connection (one TLS handshake)."""
+    conn = http.Connection(board, creds.get("ca"), feed=feed)
+    try:
+        return _advance(o, board, conn, creds, battery_mv, now, mpy)
+    finally:
+        conn.close()
+
+
+def _advance(o, board, conn, creds, battery_mv, now, mpy):
     slot = running_slot()
     if slot is None:
         raise Refused("not installed in a slot (flash with `mizumori device flash`)")
     target = other(slot)
     if o["phase"] == "offered":
-        manifest = _fetch_manifest(board, o, creds, mpy)
+        manifest = _fetch_manifest(conn, o, creds, mpy)
         _check_resources(board, manifest, target, battery_mv)
         manifest = None
         # The target slot is incomplete from here on: its markers go first.
@@ -64,7 +73,7 @@ def advance(o, board, creds, battery_mv, now, feed, mpy):
     if o["phase"] == "downloading":
         got = local = 0
         for entry in manifest["files"]:
-            n = _fetch_file(board, o, creds, entry, slot, target, feed)
+            n = _fetch_file(conn, o, creds, entry, slot, target)
             if n is None:
                 local += 1
             else:
@@ -97,13 +106,12 @@ def advance(o, board, creds, battery_mv, now, feed, mpy):
     return False
 
 
-def _get(board, o, creds, name, f, offset=0, feed=None):
+def _get(conn, o, creds, name, f, offset=0):
     headers = {"X-Mizumori-Device": str(creds["device_id"]),
                "X-Mizumori-Ota-Token": o["token"]}
     if offset:
         headers["Range"] = "bytes=%d-" % offset
-    status, _, n = http.get_to_file(board, creds["server"] + o["base"] + name, headers, f,
-                                    ca_file=creds.get("ca"), on_chunk=feed)
+    status, _, n = conn.get_to_file(creds["server"] + o["base"] + name, headers, f)
     if status in (401, 403, 404, 410):
         raise Refused("download of %s refused (HTTP %d)" % (name, status))
     if status not in (200, 206):
@@ -113,7 +121,7 @@ def _get(board, o, creds, name, f, offset=0, feed=None):
     return n
 
 
-def _fetch_manifest(board, o, creds, mpy):
+def _fetch_manifest(conn, o, creds, mpy):
     """Download the manifest and its signature, check them against the provisioned key."""
     key = fsutil.read_bytes(KEY)
     if not key:
@@ -121,7 +129,7 @@ def _fetch_manifest(board, o, creds, mpy):
     fsutil.makedirs(DIR)
     for name in ("manifest.json", "manifest.sig"):
         with open(DIR + "/" + name, "wb") as f:
-            _get(board, o, creds, name, f)
+            _get(conn, o, creds, name, f)
     try:
         sig = binascii.unhexlify((fsutil.read_bytes(DIR + "/manifest.sig") or b"").strip())
         public = binascii.unhexlify(key.strip())
@@ -163,7 +171,7 @@ def _check_resources(board, manifest, target, battery_mv):
         raise Refused("not enough flash: %d bytes free, %d needed" % (free, need))
 
 
-def _fetch_file(board, o, creds, entry, slot, target, feed):
+def _fetch_file(conn, o, creds, entry, slot, target):
     """Put one file into the target slot, verified. The bytes downloaded, or None when it
     came from the flash (already there, or copied from the running slot)."""
     dest = target + "/" + entry["path"]
@@ -181,7 +189,7 @@ def _fetch_file(board, o, creds, entry, slot, target, feed):
             fsutil.remove(part)
             have = 0
         with open(part, "ab") as f:
-            got = _get(board, o, creds, "files/" + entry["path"], f, have, feed)
+            got = _get(conn, o, creds, "files/" + entry["path"], f, have)
     if file_sha256(part) != entry["sha256"]:
         fsutil.remove(part)
         raise Refused("sha256 mismatch for %s" % entry["path"])

@@ -127,14 +127,18 @@ def apply_config(cfg, cfg_path, changes, state):
 
 
 def post_signed(board, creds, state, path, body, content_type="application/octet-stream",
-                feed=None):
-    """POST body to the server, signed with the next counter: (status, reply dict)."""
+                feed=None, conn=None):
+    """POST body to the server, signed with the next counter: (status, reply dict). conn: an
+    http.Connection kept open for the wake's next requests, else one just for this one."""
     state["counter"] += 1
     state_mod.save(board, state)  # a counter is spent once, even if a reset follows
     headers = signed_headers(creds, state["counter"], body)
     headers["Content-Type"] = content_type
-    code, _, raw = http.post(board, creds["server"] + path, body, headers,
-                             ca_file=creds.get("ca"), feed=feed)
+    url = creds["server"] + path
+    if conn is None:
+        code, _, raw = http.post(board, url, body, headers, ca_file=creds.get("ca"), feed=feed)
+    else:
+        code, _, raw = conn.request("POST", url, body, headers)
     reply = http.json_body(raw)
     return code, reply if isinstance(reply, dict) else {}
 
@@ -167,12 +171,24 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
     """Drain up to cfg["batches_per_wake"] batches. Returns the server's last reply (a dict:
     ack, time, config, OTA offer), or None when no upload got through. Failures leave the
     queue untouched and back off exponentially. feed() runs through every wait (the
-    watchdog); no new request starts after deadline (board ticks, ms)."""
+    watchdog); no new request starts after deadline (board ticks, ms). The batches share one
+    connection (one TLS handshake), closed at the end."""
     now = board.time()
     if now < state["retry_at"]:
         return None
     if not wifi.connect(board.wifi(), creds.get("wifi"), state, board, feed=feed):
         return _fail(state, now, "wifi: no connection")
+    conn = http.Connection(board, creds.get("ca"), feed=feed)
+    try:
+        return _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadline,
+                      clock_path, conn, now)
+    finally:
+        conn.close()
+
+
+def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadline,
+           clock_path, conn, now):
+    """send()'s batches over conn."""
     rssi = board.rssi()
     last = None
     limit = cfg["batch_records"]
@@ -185,7 +201,8 @@ def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", fee
                                      cause_code(reset_cause), rssi)
         body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
         try:
-            code, reply = post_signed(board, creds, state, "/api/ingest", body, feed=feed)
+            code, reply = post_signed(board, creds, state, "/api/ingest", body, feed=feed,
+                                      conn=conn)
         except http.CertTimeError as e:
             # The clock is before (or after) the certificate's dates: learn the time from a
             # signed reply that needs no certificate, then try again.

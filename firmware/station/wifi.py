@@ -2,6 +2,9 @@
 # access point of the last connection is kept in RTC state, so later wakes skip our own scan
 # of every access point in range. (Its channel is kept too, but cannot be used: connect()
 # clears the station config, channel included, in ports/esp32/network_wlan.c.)
+# A station provisioned with its own address (wifi "ip", "netmask", "gateway", "dns") sets it
+# before connecting: the port then stops the DHCP client (ports/esp32/network_common.c
+# esp_ifconfig) and the link is up at association, without DHCP's exchange on every wake.
 import time
 
 
@@ -24,6 +27,8 @@ def connect(wlan, wifi, state, clock, timeout_ms=15000, feed=None):
         best = max(seen, key=lambda ap: ap[3])
         bssid = "".join("%02x" % b for b in best[1])
         state["bssid"], state["channel"] = bssid, best[2]
+    if wifi.get("ip"):
+        wlan.ifconfig((wifi["ip"], wifi["netmask"], wifi["gateway"], wifi["dns"]))
     wlan.connect(ssid, wifi["password"], bssid=bytes.fromhex(bssid))
     start = clock.ticks_ms()
     while not wlan.isconnected():

@@ -155,9 +155,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "cal_kind_check": ("確認のみ", "check only"),
     "cal_staff_m": ("量水標の読み (m)", "Staff gauge reading (m)"),
     "cal_submit": ("記録", "Record"),
-    "cal_hint": ("量水標を cm 単位で読み、観測局の最新の観測値 (1時間以内) と比べます",
+    "cal_hint": ("量水標を cm 単位で読み、観測局の最新の観測値 (15分以内) と比べます",
                  "Read the staff gauge to the cm; it is compared with the station's latest "
-                 "reading (within the hour)"),
+                 "reading (within 15 min)"),
+    "cal_check_again": ("取付高さを変えたため {station} の校正が合わなくなりました。量水標で"
+                        "確認し直してください (確認のみ、または現地で mizumori device calibrate "
+                        "--check-only)",
+                        "the mount height of {station} changed, so its calibration no longer "
+                        "fits: check it against the staff gauge again (check only, or on site "
+                        "mizumori device calibrate --check-only)"),
     "live": ("自動更新中", "live"),
     "error": ("エラー", "Error"),
     "no_tiles": ("地図タイルを読み込めません（観測局は表示されています）",
@@ -246,6 +252,25 @@ PROBLEMS: dict[str, tuple[str, str]] = {
                            "はん濫危険水位 の順にしてください",
                            "river levels must rise: standby <= caution <= evacuation <= "
                            "danger"),
+    # a calibration entered on the page (api/stations.py, fit_reading)
+    "cal_reading_stale": ("{station} の最新の観測値は {age} 分前のものです。画面からの校正には "
+                          "{limit} 分以内の観測値が必要です。観測局の送信 ({every} 分ごと) の"
+                          "直後に量水標を読んで入力するか、現地で mizumori device calibrate "
+                          "を使ってください",
+                          "the latest reading of {station} is {age} min old; the page calibrates "
+                          "only with a reading from the last {limit} min: read the staff gauge "
+                          "just after the station uploads (every {every} min) and enter it "
+                          "then, or calibrate on site with mizumori device calibrate"),
+    "cal_reading_no_temp": ("{station} の最新の観測値は気温による音速の補正がされていません "
+                            "(温度センサーが値を返していません)。観測局の BME280 を直し、"
+                            "その後の観測値で校正してください",
+                            "the latest reading of {station} is not corrected for the speed of "
+                            "sound (its temperature sensor gave none): fix the station's "
+                            "BME280, then calibrate with a reading taken after that"),
+    "cal_reading_noisy": ("{station} の最新の観測値は水面が荒れていました (ばらつき {spread} mm)。"
+                          "水面が落ち着いてからの観測値で校正してください",
+                          "the latest reading of {station} was noisy (spread {spread} mm): "
+                          "calibrate with a reading taken when the water is calm"),
     "cannot_be_null": ("{field} は空にできません", "{field} cannot be null"),
     "no_station": ("観測局 {code} はありません", "no station {code}"),
     "station_exists": ("観測局 {code} はすでにあります", "station {code} exists"),

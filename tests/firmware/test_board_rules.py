@@ -63,7 +63,7 @@ def test_adc_clips_at_the_11_db_range_and_adc2_fails_with_wifi_on():
     board = sim.Board(w)
     assert board.adc(PINS["battery_adc"]).read_uv() == sim.ADC_MAX_UV
     adc2 = sim.SimADC(board, 26, lambda: 1000000)  # GPIO 26 is an ADC2 channel
-    assert adc2.read_uv() == 1000000
+    assert abs(adc2.read_uv() - 1000000) <= sim.ADC_ERROR_UV  # the chip's calibrated error
     board.wifi().active(True)
     raises(OSError, adc2.read_uv)
 
@@ -81,7 +81,8 @@ def test_the_loop_shunt_keeps_4_to_21_5_ma_inside_the_adc_range():
     w.loop_shunt_ohm = config.DEFAULTS["loop_shunt_ohm"]
     new = CurrentLoop(board.adc(PINS["loop_adc"]), config.DEFAULTS["loop_shunt_ohm"],
                       samples=SAMPLES["internal"])
-    assert abs(new.read_mm() - 4687) <= 10  # averaged: the ADC's scatter (sim) mostly gone
+    # averaged, the noise is gone but not the chip's +-60 mV (600 uA, 187 mm of 5 m)
+    assert abs(new.read_mm() - 4687) <= sim.ADC_ERROR_UV // 100 * 5000 // 16000
     w.loop_ua = 21500  # a failed transmitter (NAMUR NE 43): now it can be seen
     assert raises(SensorFault, new.read_mm).flag == codec.OUT_OF_RANGE
 

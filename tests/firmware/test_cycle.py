@@ -41,7 +41,8 @@ def test_a_cycle_stores_one_reading_with_everything_measured():
     rec = codec.decode(q.peek(1)[0][1][4:])[0]
     assert rec["type"] == "full" and rec["seq"] == 1
     assert rec["level_mm"] == r["level_mm"]
-    assert abs(rec["battery_mv"] - 3710) <= 20
+    # through the 2:1 divider the ESP32 ADC's +-60 mV calibrated error is +-120 mV
+    assert abs(rec["battery_mv"] - 3710) <= 2 * sim.ADC_ERROR_UV // 1000
     assert abs(rec["temperature_c"] - 20.0) <= 0.02 and abs(rec["humidity_pct"] - 60) <= 0.5
     assert abs(rec["pressure_hpa"] - 1013.2) <= 0.1
     assert rec["rain_mm"] == 1.0
@@ -188,7 +189,11 @@ def test_jsnsr04t_and_pressure_transducer_stations():
     assert abs(r["level_mm"] - 2100) <= 3
     w.sensor_offset_mm = 300
     r, _, _ = one_cycle(w, level_sensor="current_loop", sensor_offset_mm=300)
-    assert abs(r["level_mm"] - 2100) <= 3
+    # the internal ADC's +-60 mV on the 100 ohm shunt: up to 187 mm (test_loop_adc.py)
+    assert abs(r["level_mm"] - 2100) <= sim.ADC_ERROR_UV // 100 * 5000 // 16000
+    r, _, _ = one_cycle(w, level_sensor="current_loop", loop_converter="ads1115",
+                        sensor_offset_mm=300)
+    assert abs(r["level_mm"] - 2100) <= 10  # the ADS1115's 0.25 % max gain error: 6 mm here
     w.faults.add("missing")
     r, _, _ = one_cycle(w, level_sensor="current_loop")
     assert r["level_mm"] is None and r["flags"] & codec.SENSOR_MISSING

@@ -27,15 +27,27 @@ class Net:
         self.sent += bytes(data)
         return len(data)
 
+    def _reply(self):
+        if self.sent:  # the request is in: the reply, read as a stream (read, readline)
+            line = self.sent.split(b"\r\n")[0].decode()
+            nonce = self.nonce or line.split("nonce=")[1].split(" ")[0]
+            sig = hmac_sha256.hexdigest(self.key, timesync.signed_message(7, nonce, self.t))
+            body = json.dumps({"server_time": self.t, "signature": sig}).encode()
+            self.sent = b""
+            self.out = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        return getattr(self, "out", b"")
+
     def read(self, n):
-        if not self.sent:
-            return b""
-        line = self.sent.split(b"\r\n")[0].decode()
-        nonce = self.nonce or line.split("nonce=")[1].split(" ")[0]
-        sig = hmac_sha256.hexdigest(self.key, timesync.signed_message(7, nonce, self.t))
-        body = json.dumps({"server_time": self.t, "signature": sig}).encode()
-        self.sent = b""
-        return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+        out = self._reply()
+        self.out = out[n:]
+        return out[:n]
+
+    def readline(self, limit=-1):
+        out = self._reply()
+        end = out.find(b"\n") + 1 or len(out)
+        end = end if limit < 0 else min(end, limit)
+        self.out = out[end:]
+        return out[:end]
 
     def close(self):
         pass

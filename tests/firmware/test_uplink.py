@@ -60,7 +60,7 @@ class Server:
         self.last_seq = upto
         self.last_counter = 1
 
-    def post(self, board, creds, state, path, body, content_type=None, feed=None):
+    def post(self, board, creds, state, path, body, content_type=None, feed=None, conn=None):
         state["counter"] += 1
         if state["counter"] <= self.last_counter:
             return 401, {"code": "stale_counter", "last_counter": self.last_counter}
@@ -152,3 +152,95 @@ def test_what_the_flash_no_longer_holds_is_counted_and_said_and_asked_once():
     add(q, 1)
     upload(server, cfg, q, board, creds, st)
     assert server.batches == [[42]] and st["gone"] == 20  # not asked again: no loop
+
+
+class IngestSocket:
+    """The fleet server's end of one TCP connection, under the sim board's SimSocket: each
+    whole POST gets an HTTP/1.1 reply acknowledging its readings, with its Content-Length,
+    and the connection stays open (as uvicorn keeps it)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.got = b""
+        self.out = b""
+        self.closed = False
+        server.connections.append(self)
+
+    def write(self, data):
+        self.got += bytes(data)
+        head, sep, body = self.got.partition(b"\r\n\r\n")
+        n = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) if sep else -1
+        if 0 <= n <= len(body):
+            self.got = b""
+            seqs = [r["seq"] for r in codec.decode(body[:n]) if r["type"] != "status"]
+            self.server.batches.append(seqs)
+            reply = b'{"ack_upto": %d}' % max(seqs)
+            self.out += b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (
+                len(reply), reply)
+        return len(data)
+
+    def recv(self, n):
+        assert self.out, "read past the end of the reply"
+        out, self.out = self.out[:n], self.out[n:]
+        return out
+
+    def close(self):
+        self.closed = True
+
+
+class Ingest:
+    def __init__(self):
+        self.connections = []
+        self.batches = []
+
+
+def wake_over_the_sim_network(keepalive_ms):
+    """One backlog wake of 4 batches through the sim board's sockets (station/net.py's
+    connect answered by an Ingest), with the server's keep-alive timeout set."""
+    from station import net
+    from station.hw import sim_net
+
+    server = Ingest()
+    cfg, q, board, creds, st = wifi_station(40, batch_records=10, batches_per_wake=4)
+    real = net.connect, sim_net.SERVER_KEEPALIVE_MS
+    net.connect = lambda host, port, timeout_s: IngestSocket(server)
+    sim_net.SERVER_KEEPALIVE_MS = keepalive_ms
+    try:
+        reply = uplink.send(board, cfg, tempdir() + "/c.json", creds, st, q)
+    finally:
+        net.connect, sim_net.SERVER_KEEPALIVE_MS = real
+    assert reply == {"ack_upto": 40} and q.depth() == 0 and st["uplink"] == ""
+    assert server.batches == [list(range(i, i + 10)) for i in (1, 11, 21, 31)]
+    assert all(c.closed for c in server.connections)
+    return server, board
+
+
+def test_the_batches_of_a_wake_share_one_connection():
+    server, board = wake_over_the_sim_network(5000)
+    assert len(server.connections) == 1
+
+
+def test_a_connection_the_server_closed_between_batches_is_opened_again():
+    # a server that closes a connection as soon as it is idle: every batch after the first
+    # finds it closed, and goes again on a new one
+    server, board = wake_over_the_sim_network(0)
+    assert len(server.connections) == 4
+
+
+def test_the_sim_server_closes_a_connection_idle_for_its_keep_alive_timeout():
+    from station.hw import sim, sim_net
+
+    board = sim.Board(sim.World())
+    server = Ingest()
+    body = codec.encode_full(1, 0, 1000, 3700, 0, 20.0, 50.0, 1000.0, 0.0)
+    post = b"POST /api/ingest HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    for idle_ms, answered in ((sim_net.SERVER_KEEPALIVE_MS - 1, True),
+                              (sim_net.SERVER_KEEPALIVE_MS, False)):
+        sock = sim_net.SimSocket(board, IngestSocket(server), 15)
+        sock.write(post)
+        assert sock.readline().startswith(b"HTTP/1.1 200")
+        assert sock.read(len(sock.sock.out)).endswith(b"}")
+        board.advance(idle_ms)
+        sock.write(post)
+        assert (sock.readline() != b"") == answered
+        assert sock.sock.closed != answered

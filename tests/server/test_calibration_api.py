@@ -118,3 +118,56 @@ def test_no_device_or_no_station(app_client: TestClient, admin: dict[str, str],
     assert r.status_code == 409 and "no device" in r.text
     assert app_client.get("/api/stations/nowhere/calibrations",
                           headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize("age_s, quality, spread, status, words", [
+    (840, 0, 5, 201, ""),
+    (840, codec.TEMP_HELD, 5, 201, ""),  # corrected with the held temperature: fine
+    (960, 0, 5, 422, "the latest reading of taku-01 is 16 min old; the page calibrates only "
+                     "with a reading from the last 15 min: read the staff gauge just after "
+                     "the station uploads (every 30 min)"),
+    (0, codec.NO_TEMP_CORRECTION, 5, 422, "not corrected for the speed of sound (its "
+                                          "temperature sensor gave none): fix the station's "
+                                          "BME280"),
+    (0, codec.NOISY, 45, 422, "was noisy (spread 45 mm): calibrate with a reading taken "
+                              "when the water is calm"),
+])
+def test_page_refuses_an_old_or_flagged_reading(
+        app_client: TestClient, admin: dict[str, str], dev: Device, age_s: int, quality: int,
+        spread: int, status: int, words: str) -> None:
+    # an older good reading does not stand in for the newest
+    r = dev.send(reading(1, 1250, age_s=age_s + 600) + reading(2, 1262, age_s=age_s)
+                 + codec.encode_quality(quality, spread, 0))
+    assert r.status_code == 200, r.text
+    r = app_client.post(URL, headers=admin, json={"staff_gauge_m": 1.23})
+    assert r.status_code == status and words in r.text, r.text
+    history = app_client.get(URL, headers=admin).json()["history"]
+    assert len(history) == (1 if status == 201 else 0)
+    if status == 201:
+        assert history[0]["reading_mm"] == 1262
+
+
+def test_page_refusal_in_japanese(app_client: TestClient, admin: dict[str, str],
+                                  dev: Device) -> None:
+    r = dev.send(reading(1, 1262) + codec.encode_quality(codec.NOISY, 45, 0))
+    assert r.status_code == 200, r.text
+    r = app_client.post(URL, headers={**admin, "Accept-Language": "ja"},
+                        json={"staff_gauge_m": 1.23})
+    assert r.status_code == 422 and "水面が荒れていました (ばらつき 45 mm)" in r.json()["detail"]
+
+
+def test_a_new_mount_height_asks_for_a_check(app_client: TestClient, admin: dict[str, str],
+                                             dev: Device) -> None:
+    station = "/api/stations/taku-01"
+    r = app_client.patch(station, headers=admin, json={"mount_height_mm": 5100})
+    assert r.status_code == 200 and "calibration_warning" not in r.json()  # none to spoil
+    r = app_client.post(URL, headers=admin, json={"staff_gauge_m": 0.5, "reading_mm": 520})
+    assert r.status_code == 201, r.text
+    r = app_client.patch(station, headers=admin, json={"rise_limit_mm_h": 400})
+    assert "calibration_warning" not in r.json()  # the mount height did not change
+    r = app_client.patch(station, headers={**admin, "Accept-Language": "en"},
+                         json={"mount_height_mm": 5200})
+    assert r.status_code == 200 and r.json()["calibration_warning"] == (
+        "the mount height of taku-01 changed, so its calibration no longer fits: check it "
+        "against the staff gauge again (check only, or on site mizumori device calibrate "
+        "--check-only)")

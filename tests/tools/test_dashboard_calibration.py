@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from device import Device, reading
+from device import Device, codec, reading
 from helpers import need
 from mizumori_server import i18n
 from mizumori_tools.fleet import Api, ServerProcess
@@ -95,6 +95,15 @@ def test_calibration_section(browser: Any, site: tuple[ServerProcess, Api], lang
     error = page.locator("#cal-form-error")
     error.wait_for()
     assert "0.3 m" in error.inner_text()
+    assert page.locator("#cal-history li[data-calibration]").count() == 2
+    # a reading from rough water is refused, in the page's language
+    noisy = reading(2, 1300) + codec.encode_quality(codec.NOISY, 45, 1)
+    assert dev.send(noisy).status_code == 200
+    page.select_option("#cal-form select[name=kind]", "offset")
+    page.fill("#cal-form input[name=staff_gauge_m]", "1.30")
+    page.click("#cal-form button[type=submit]")
+    said = i18n.text(i18n.PROBLEMS["cal_reading_noisy"], lang, station=code, spread=45)
+    error.filter(has_text=said).wait_for()
     assert page.locator("#cal-history li[data-calibration]").count() == 2
     assert page.evaluate("window.__xss") is None
     shot(page, f"station-calibration-{lang}")

@@ -136,6 +136,14 @@ def test_rows_a_real_board_can_fail() -> None:
     clipped = check.loop_row(20.0, {"ua": 16_333, "shunt_ohm": 150}, 0.2)
     assert clipped.status == "FAIL" and "2.45 V limit" in clipped.advice
     assert check.loop_row(12.0, {"ua": 12_150, "shunt_ohm": 100}, 0.2).status == "PASS"
+    # without --loop-tolerance: the converter's datasheet error (ESP32 ADC +-60 mV over the
+    # 100 ohm shunt = 0.6 mA; an ADS1115 about 0.05 mA at 12 mA)
+    assert check.loop_row(12.0, {"ua": 12_500, "shunt_ohm": 100}).status == "PASS"
+    assert check.loop_row(12.0, {"ua": 12_700, "shunt_ohm": 100}).status == "FAIL"
+    assert check.loop_row(12.0, {"ua": 12_150, "shunt_ohm": 100,
+                                 "converter": "ads1115"}).status == "FAIL"
+    assert check.loop_row(12.0, {"ua": 12_030, "shunt_ohm": 100,
+                                 "converter": "ads1115"}).status == "PASS"
     warm = check.upload_row({"reset_cause": "hard", "queue_before": 0, "queue_after": 0,
                              "uplink": "", "err": "", "slept_ms": 600_000,
                              "clock": 1_700_000_000})

@@ -3,6 +3,7 @@ back) and tell the server. Every station is the real firmware under MicroPython,
 from its flash slots through boot.py."""
 
 import json
+import re
 import shutil
 import sqlite3
 import tarfile
@@ -88,7 +89,9 @@ def test_refusals_are_reported_with_their_reason(rig: OtaRig) -> None:
     rounds(rig, rig.stations, 1)  # the next upload reports the refusal
     why = {st.hardware_id: [e for e in events(rig, st) if e["state"] == "failed"]
            for st in rig.stations}
-    assert "battery 3300 mV below" in why[low.hardware_id][0]["reason"]
+    # the station reads its 3300 mV through the ESP32 ADC: +-60 mV at the 2:1 divider's pin
+    m = re.match(r"battery (\d+) mV below", why[low.hardware_id][0]["reason"])
+    assert m and abs(int(m.group(1)) - 3300) <= 120, why[low.hardware_id]
     assert "not enough flash: 20000 bytes free" in why[small.hardware_id][0]["reason"]
     assert "bad signature" in why[other_key.hardware_id][0]["reason"]
     for st in rig.stations:

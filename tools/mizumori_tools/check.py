@@ -24,7 +24,18 @@ MIN_PY_FREE = 32 * 1024
 MIN_IDF_FREE = 20 * 1024
 BATTERY_MV = (3300, 4250)  # Li-ion: empty below ~3.3 V under load, full 4.2 V
 LOOP_POINTS_MA = (4.0, 12.0, 20.0)
-LOOP_TOLERANCE_MA = 0.2  # ~1 % of the 16 mA span: the ESP32 ADC after calibration, plus margin
+# How far a healthy loop reading may be off, per converter (firmware config loop_converter):
+# the ESP32 ADC's calibrated error, +-60 mV at 11 dB (ESP32 datasheet, ADC calibration
+# results; the sim board draws each board's error within it), across the shunt; the
+# ADS1115's gain error (0.15 % + 0.1 % between ranges, TI SBAS444) and the shunt's 0.1 %.
+ADC_ERROR_MV = 60
+ADS1115_ERROR = 0.0035
+
+
+def loop_tolerance_ma(got: dict[str, Any]) -> float:
+    if got.get("converter") == "ads1115":
+        return ADS1115_ERROR * got["ua"] / 1000 + 0.01
+    return ADC_ERROR_MV / got["shunt_ohm"]
 
 Ask = Callable[[str], None]  # shows a prompt and returns when the technician is ready
 
@@ -134,7 +145,6 @@ print(json.dumps(out))
 _LOOP = """
 import json
 from station import config, sensors
-from station.drivers.current_loop import CurrentLoop
 from station.hw import default_board
 b = default_board()
 cfg, _ = config.load()
@@ -143,10 +153,10 @@ on = getattr(sensors, 'rail_on', None)
 if on:
     on(b, dict(cfg, level_sensor='current_loop'), pins)  # the loop's boost and warm-up
 try:
-    loop = CurrentLoop(b.adc(pins['loop_adc']), cfg['loop_shunt_ohm'], cfg['loop_zero_ua'],
-                       cfg['loop_span_mm'])
-    r = sorted(loop.read_ua() for _ in range(5))
-    out = {'ua': r[2], 'shunt_ohm': cfg['loop_shunt_ohm']}
+    _, loop = sensors.level_sensor(b, dict(cfg, level_sensor='current_loop'), pins)
+    r = sorted(loop.read_ua() for _ in range(5))  # through the converter the station uses
+    out = {'ua': r[2], 'shunt_ohm': cfg['loop_shunt_ohm'],
+           'converter': cfg.get('loop_converter', 'internal')}
 except Exception as e:
     out = {'error': repr(e)}
 if on:
@@ -335,10 +345,13 @@ def sensor_rows(s: dict[str, Any], info: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def loop_row(ma: float, got: dict[str, Any], tolerance_ma: float) -> Row:
+def loop_row(ma: float, got: dict[str, Any], tolerance_ma: float | None = None) -> Row:
+    """tolerance_ma: the technician's, else the converter's datasheet error."""
     name = f"loop at {ma:.2f} mA"
     if "error" in got:
         return Row(name, got["error"], "FAIL", "The loop cannot be read: check the shunt input.")
+    if tolerance_ma is None:
+        tolerance_ma = loop_tolerance_ma(got)
     read = got["ua"] / 1000
     result = f"reads {read:.3f} mA ({read - ma:+.3f})"
     if abs(read - ma) <= tolerance_ma:
@@ -423,23 +436,28 @@ def firmware_rows(info: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def staff_row(level: dict[str, Any], staff: int, tolerance_mm: int) -> Row:
+def staff_rows(level: dict[str, Any], staff: int, tolerance_mm: int) -> list[Row]:
     """The commissioning check: the level the firmware computes (calibration applied)
-    against the staff gauge reading the technician entered."""
-    from mizumori_tools.device import staff_check
+    against the staff gauge reading the technician entered, and whether that level (over
+    the MLIT window) is fit to judge or calibrate with (device.window_problems)."""
+    from mizumori_tools.device import staff_check, window_problems
 
     ok, said = staff_check(level.get("level_mm"), staff, tolerance_mm, level.get("window"))
+    problems = window_problems(level) if level.get("level_mm") is not None else []
+    fit = [Row("staff gauge window", "; ".join(problems), "FAIL",
+               "Do not calibrate with this level: fix what it says, then check again")
+           ] if problems else []
     if ok:
-        return Row("staff gauge", said, "PASS")
-    return Row("staff gauge", said, "FAIL",
-               "Read the staff gauge again (to the cm, at the same moment); if it holds, "
-               f"calibrate: mizumori device calibrate --port … --staff-gauge {staff / 1000:.2f}"
-               " (and check mount_mm, and that the beam sees only water: "
-               "hardware/installation.md)")
+        return [Row("staff gauge", said, "PASS"), *fit]
+    return [Row("staff gauge", said, "FAIL",
+                "Read the staff gauge again (to the cm, at the same moment); if it holds, "
+                "calibrate: mizumori device calibrate --port … --staff-gauge "
+                f"{staff / 1000:.2f} (and check mount_mm, and that the beam sees only water: "
+                "hardware/installation.md)"), *fit]
 
 
 def run(port: str, loop_points: list[float] | None = None,
-        tolerance_ma: float = LOOP_TOLERANCE_MA, ask: Ask | None = None,
+        tolerance_ma: float | None = None, ask: Ask | None = None,
         staff_mm: int | None = None, staff_tolerance_mm: int = 20) -> list[Row]:
     """The table, for the board on port (in its maintenance window after a power-on).
     loop_points: mA to check the loop at (default 4, 12, 20 on a current_loop station);
@@ -472,7 +490,7 @@ def run(port: str, loop_points: list[float] | None = None,
         level = step("staff gauge", selftest_code(True))  # the MLIT 20 s window
         if level is None:
             return rows
-        rows.append(staff_row(level, staff_mm, staff_tolerance_mm))
+        rows += staff_rows(level, staff_mm, staff_tolerance_mm)
     if loop_points is None and info["level_sensor"] == "current_loop":
         loop_points = list(LOOP_POINTS_MA)
     for ma in loop_points or []:
@@ -503,7 +521,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def cli(port: str, loop_points: str | None, tolerance_ma: float, yes: bool,
+def cli(port: str, loop_points: str | None, tolerance_ma: float | None, yes: bool,
         as_json: bool, staff_mm: int | None = None, staff_tolerance_mm: int = 20) -> int:
     """`mizumori device check`: 0 when every check passed, 1 when one failed."""
     try:

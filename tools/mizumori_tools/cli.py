@@ -482,9 +482,9 @@ def device_cmd(args: argparse.Namespace) -> int:
         elif args.device_command == "provision":
             if args.wait_report is not None and not 0 < args.wait_report <= MAX_WAIT_S:
                 raise device.DeviceError(f"--wait-report takes 1 to {MAX_WAIT_S} seconds")
+            wifi = device.wifi_settings(args.wifi_ssid, args.wifi_password, args.wifi_ip,
+                                        args.wifi_netmask, args.wifi_gateway, args.wifi_dns)
             token = _server_token(args)
-            wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} \
-                if args.wifi_ssid else None
             result = device.provision(args.port, args.server, token, args.station,
                                       args.device_server, args.hardware_id, wifi, args.ca,
                                       args.release_key, args.lorawan, args.transport,
@@ -514,7 +514,7 @@ def device_cmd(args: argparse.Namespace) -> int:
             kind = "scale" if args.scale else "check" if args.check_only else "offset"
             done = device.calibrate(args.port, args.staff_gauge, kind, args.server,
                                     _server_token(args) if args.server else None,
-                                    args.station, args.ca)
+                                    args.station, args.ca, args.force)
             print(json.dumps(done) if args.json
                   else device.calibrate_sentence(args.port, done, args.station))
             if kind == "check" and abs(done["residual_mm"]) > staff_tolerance(args):
@@ -750,8 +750,10 @@ def main(argv: list[str] | None = None) -> int:
             d.add_argument("--loop-points", metavar="MA,MA,...",
                            help="check the 4-20 mA input at these calibrator currents "
                                 "(default 4,12,20 on a current_loop station)")
-            d.add_argument("--loop-tolerance", type=float, default=0.2, metavar="MA",
-                           help="how far a loop reading may be off (default 0.2 mA)")
+            d.add_argument("--loop-tolerance", type=float, default=None, metavar="MA",
+                           help="how far a loop reading may be off (default: the converter's "
+                           "datasheet error, 0.6 mA on the ESP32 ADC with a 100 ohm shunt, "
+                           "about 0.08 mA on an ADS1115)")
             d.add_argument("--yes", action="store_true",
                            help="do not wait at prompts (the calibrator is already set)")
             d.add_argument("--json", action="store_true", help="one JSON object instead")
@@ -777,6 +779,9 @@ def main(argv: list[str] | None = None) -> int:
                                           "$MIZUMORI_PASSWORD)")
             d.add_argument("--token", help="or an API token (default: $MIZUMORI_TOKEN)")
             d.add_argument("--ca", help="CA certificate (PEM) of a server with a private CA")
+            d.add_argument("--force", metavar="REASON",
+                           help="calibrate even with a level unfit for it (no temperature "
+                                "correction, rough water, too few good samples), saying why")
             d.add_argument("--json", action="store_true", help="one JSON object instead")
         if name == "console":
             d.add_argument("--raw", action="store_true",
@@ -795,6 +800,16 @@ def main(argv: list[str] | None = None) -> int:
             d.add_argument("--hardware-id", help="default: the board's unique id")
             d.add_argument("--wifi-ssid")
             d.add_argument("--wifi-password")
+            d.add_argument("--wifi-ip", metavar="ADDRESS",
+                           help="a static address for the station (reserved for it on the "
+                                "network; default: DHCP). With --wifi-netmask and "
+                                "--wifi-gateway (docs/technician.md)")
+            d.add_argument("--wifi-netmask", metavar="MASK",
+                           help="with --wifi-ip: like 255.255.255.0, or the prefix length 24")
+            d.add_argument("--wifi-gateway", metavar="ADDRESS",
+                           help="with --wifi-ip: the router's address")
+            d.add_argument("--wifi-dns", metavar="ADDRESS",
+                           help="with --wifi-ip: the DNS server (default: the gateway)")
             d.add_argument("--ca", help="CA certificate (PEM) the board verifies HTTPS with "
                                         "(and this command, for a server with a private CA)")
             d.add_argument("--lorawan", metavar="DEVEUI:JOINEUI:APPKEY",

@@ -3,6 +3,7 @@ ESP32 on /dev/ttyUSB0 or a virtual station on the rig's pseudo-terminal. Everyth
 through the real mpremote (pinned in pyproject.toml), here behind one adapter."""
 
 import hashlib
+import ipaddress
 import json
 import os
 import subprocess
@@ -456,6 +457,70 @@ def parse_otaa(text: str) -> dict[str, str]:
     return dict(zip(("dev_eui", "app_eui", "app_key"), parts, strict=True))
 
 
+def wifi_settings(ssid: str | None, password: str | None, ip: str | None = None,
+                  netmask: str | None = None, gateway: str | None = None,
+                  dns: str | None = None) -> dict[str, str] | None:
+    """creds["wifi"] from the provisioning flags, None without an SSID. With --wifi-ip the
+    station keeps that address instead of asking DHCP (firmware/station/wifi.py). Checked
+    here, because the board's ifconfig takes most bad strings without a word (the port reads
+    "10.0.0.300" as 10.0.0.44: shared/netutils/netutils.c)."""
+    flags = {"--wifi-ip": ip, "--wifi-netmask": netmask, "--wifi-gateway": gateway,
+             "--wifi-dns": dns}
+    given = ", ".join(flag for flag, v in flags.items() if v)
+    if not ssid:
+        if given:
+            raise DeviceError(f"{given} without --wifi-ssid: give the network's name too")
+        return None
+    wifi = {"ssid": ssid, "password": password or ""}
+    if not given:
+        return wifi
+    if not (ip and netmask and gateway):
+        raise DeviceError("a static address takes --wifi-ip, --wifi-netmask (like "
+                          "255.255.255.0 or 24) and --wifi-gateway (the router's address); "
+                          f"only {given} given")
+    address = _ipv4("--wifi-ip", ip)
+    subnet = ipaddress.IPv4Network(f"{address}/{_prefix(netmask)}", strict=False)
+    if address in (subnet.network_address, subnet.broadcast_address):
+        raise DeviceError(f"--wifi-ip {ip} is the subnet {subnet}'s own address or its "
+                          "broadcast, not a station's: check the address and the netmask")
+    if address.is_loopback or address.is_link_local or address.is_multicast \
+            or address.is_reserved or address.is_unspecified:
+        raise DeviceError(f"--wifi-ip {ip} cannot be a station's address on a network: use "
+                          "the one the network's administrator reserved for it")
+    router = _ipv4("--wifi-gateway", gateway)
+    if router not in subnet or router in (address, subnet.broadcast_address,
+                                          subnet.network_address):
+        raise DeviceError(f"--wifi-gateway {gateway} must be the router's address, another "
+                          f"host of the station's subnet {subnet}")
+    resolver = _ipv4("--wifi-dns", dns) if dns else router
+    if resolver.is_unspecified or resolver.is_multicast or resolver == subnet.broadcast_address:
+        raise DeviceError(f"--wifi-dns {dns} is not a DNS server's address")
+    return {**wifi, "ip": str(address), "netmask": str(subnet.netmask), "gateway": str(router),
+            "dns": str(resolver)}
+
+
+def _ipv4(flag: str, text: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text.strip())
+    except ValueError:
+        raise DeviceError(f"{flag} {text!r} is not an IPv4 address (four numbers 0-255 with "
+                          "dots, like 192.168.10.50)") from None
+
+
+# A station's netmask, written out or as its prefix length: 8 to 30 (a smaller subnet holds
+# no router beside the station).
+NETMASKS = {str(ipaddress.IPv4Network(f"0.0.0.0/{n}").netmask): n for n in range(8, 31)}
+
+
+def _prefix(netmask: str) -> int:
+    text = netmask.strip()
+    prefix = int(text) if text.isdigit() else NETMASKS.get(text, 0)
+    if prefix not in NETMASKS.values():
+        raise DeviceError(f"--wifi-netmask {netmask!r} is not a station's netmask: give it "
+                          "like 255.255.255.0, or as its prefix length 24 (8 to 30)")
+    return prefix
+
+
 def read_release_key(path: str) -> str:
     """The public key from a .pub file (64 hex digits), checked before it goes on a board."""
     try:
@@ -561,10 +626,15 @@ if WINDOW:
     gaps = [time.ticks_diff(y, x) for x, y in zip(ends, ends[1:])]
     window = {'attempts': len(ends), 'good': len(good), 'span_ms': sum(gaps),
               'max_gap_ms': max(gaps or [0])}
-lv, flags, _ = processing.level_from_samples(kind, good, faults, t, cfg, None, 0)
+# The firmware's own rules: the temperature the level is corrected with (nothing held
+# here: NO_TEMP_CORRECTION when the BME280 gave none) and when a level is noisy.
+lt, quality = cycle.level_temperature(cfg, {'temp': None}, t, 0, notes)
+lv, flags, _ = processing.level_from_samples(kind, good, faults, lt, cfg, None, 0)
 raw = dict(cfg)
 raw.update({'cal_offset_mm': 0, 'cal_scale': 1.0})
-raw_lv, _, _ = processing.level_from_samples(kind, good, faults, t, raw, None, 0)
+raw_lv, _, _ = processing.level_from_samples(kind, good, faults, lt, raw, None, 0)
+spread, dropped, noisy = processing.quality(good, cfg)
+quality = (quality | (codec.NOISY if noisy else 0)) if lv is not None else 0
 cal = {}
 for k in ('cal_offset_mm', 'cal_scale', 'cal_version', 'cal_staff_mm', 'cal_raw_mm'):
     cal[k] = cfg.get(k)
@@ -572,6 +642,8 @@ print(json.dumps({'provisioned': provisioned, 'level_sensor': cfg['level_sensor'
     'raw_level_mm': raw_lv, 'calibration': cal,
     'kind': kind, 'mount_mm': cfg['mount_mm'], 'sensor_offset_mm': cfg['sensor_offset_mm'],
     'samples_mm': good, 'window': window, 'level_mm': lv,
+    'quality': codec.flags_to_names(quality, codec.QUALITY_NAMES), 'spread_mm': spread,
+    'dropped': dropped, 'max_dev_mm': cfg['max_dev_mm'],
     'flags': codec.flags_to_names(flags),
     'faults': [[codec.flags_to_names(k)[0] if k else str(k), v] for k, v in faults.items()],
     'temperature_c': t, 'humidity_pct': h,
@@ -663,6 +735,35 @@ def staff_check(level_mm: int | None, staff: int, tolerance_mm: int = STAFF_TOLE
     return abs(diff) <= tolerance_mm, said
 
 
+# A calibration window must have a good sample from at least this share of its attempts: the
+# level is the mean over the 20 s the MLIT standard averages, and the noisy rule already
+# allows a quarter of the good samples to be outliers (processing.NOISY_REJECT_PCT).
+CAL_MIN_GOOD_PCT = 75
+
+
+def window_problems(r: dict[str, Any]) -> list[str]:
+    """Why the selftest's level r (over the MLIT window) must not set a calibration, each a
+    sentence saying what to do; empty when it may. The temperature and noise judgements are
+    the firmware's own (the selftest's "quality", as a reading's quality record has it)."""
+    out = []
+    quality = r.get("quality") or []
+    if "no_temp_correction" in quality:
+        out.append("the level is not corrected for the speed of sound (the BME280 gave no "
+                   "temperature: 17 mm per metre of distance for each 10 °C from 20 °C): fix "
+                   "the temperature sensor (mizumori device selftest shows it)")
+    if "noisy" in quality:
+        out.append(f"the water is too rough: spread {r.get('spread_mm')} mm (max_dev_mm "
+                   f"{r.get('max_dev_mm')}), {r.get('dropped')} of "
+                   f"{len(r.get('samples_mm') or [])} samples dropped as outliers: wait for "
+                   "calmer water (or fit a stilling pipe: hardware/installation.md)")
+    w = r.get("window")
+    if w and w["good"] * 100 < CAL_MIN_GOOD_PCT * w["attempts"]:
+        out.append(f"only {w['good']} of {w['attempts']} samples in the window were good (at "
+                   f"least {CAL_MIN_GOOD_PCT} % needed): check the level sensor's cable and "
+                   "that its beam sees only water (mizumori device selftest)")
+    return out
+
+
 _WRITE_CAL = """
 import json
 from station import config, fsutil
@@ -683,12 +784,14 @@ CAL_KEYS = ("cal_offset_mm", "cal_scale", "cal_version", "cal_staff_mm", "cal_ra
 
 def calibrate(port: str, staff_m: str, kind: str = "offset", server: str | None = None,
               token: str | None = None, station: str | None = None,
-              ca_file: str | None = None) -> dict[str, Any]:
+              ca_file: str | None = None, force: str | None = None) -> dict[str, Any]:
     """Calibrate the station against the staff gauge: its uncalibrated level now (over the
     MLIT 20 s window) and the staff gauge reading give the offset (kind "offset"), or with the
     last point the scale too ("scale"); "check" only compares. The result is written into
     the board's config.json (read back) and, with a server, recorded in the station's
-    calibration history there (which then also sends it as config)."""
+    calibration history there (which then also sends it as config). A window unfit to
+    calibrate with (window_problems) is refused unless force gives the reason; a check only
+    reports its problems."""
     staff = staff_mm(staff_m)
     board = Board(port, WINDOW_TIMEOUT_S)
     r = dict(board.exec_json(selftest_code(True)))
@@ -700,6 +803,11 @@ def calibrate(port: str, staff_m: str, kind: str = "offset", server: str | None 
     if any(on_board.get(k) is None for k in CAL_KEYS):
         raise DeviceError("this board's firmware does not know calibration: run "
                           "`mizumori device flash` first")
+    problems = window_problems(r)
+    if problems and kind != "check" and not (force or "").strip():
+        raise DeviceError("not calibrating: " + "; ".join(problems) + ". Calibrate again "
+                          "then, or give --force REASON to calibrate with this level anyway "
+                          "(the reason is printed with the result)")
     cal = _calibration()
     recorded = None
     if server:
@@ -740,23 +848,28 @@ def calibrate(port: str, staff_m: str, kind: str = "offset", server: str | None 
     return {"kind": kind, "staff_mm": staff, "reading_mm": raw, "level_mm": level,
             "residual_mm": cal.residual(level, staff), "window": r.get("window"), **settings,
             "recorded": recorded is not None,
-            "history_id": None if recorded is None else recorded["id"]}
+            "history_id": None if recorded is None else recorded["id"],
+            "problems": problems, "forced": force if problems and kind != "check" else None}
 
 
 def calibrate_sentence(port: str, r: dict[str, Any], station: str | None = None) -> str:
     where = (f" and recorded in {station}'s calibration history on the server"
              if r["recorded"] else " (not recorded on a server: give --server, --station and "
              "--user to keep it in the station's history)")
+    caveat = "" if not r.get("problems") else (
+        (" Forced (" + r["forced"] + ") although " if r.get("forced") else
+         " Take this level with care: ") + "; ".join(r["problems"]) + ".")
     if r["kind"] == "check":
         ok, said = staff_check(r["level_mm"], r["staff_mm"], window=r["window"])
         return (f"Checked {port} against the staff gauge: {said}" + ("" if r["recorded"] else
-                where) + ("." if ok else ": calibrate it (mizumori device calibrate)."))
+                where) + ("." if ok else ": calibrate it (mizumori device calibrate).")
+                + caveat)
     what = "offset" if r["kind"] == "offset" else "offset and scale"
     return (f"Calibrated the {what} of {port} (calibration {r['cal_version']}): offset "
             f"{r['cal_offset_mm']:+d} mm, scale {r['cal_scale']:.5f}; its level "
             f"{r['reading_mm'] / 1000:.3f} m reads {r['level_mm'] / 1000:.3f} m now, the staff "
-            f"gauge {r['staff_mm'] / 1000:.2f} m. Written on the board{where}. Press reset "
-            "to start it measuring.")
+            f"gauge {r['staff_mm'] / 1000:.2f} m. Written on the board{where}.{caveat} Press "
+            "reset to start it measuring.")
 
 
 def _num(v: Any, fmt: str, unit: str) -> str:

@@ -29,15 +29,30 @@ ADC_MAX_UV = 2450000
 # ADC2 is shared with the Wi-Fi driver: adc2 reads fail while Wi-Fi is on (ESP-IDF ADC docs,
 # "ADC2 ... cannot be used when Wi-Fi is in use"). GPIO numbers of ADC2's channels.
 ADC2_PINS = (0, 2, 4, 12, 13, 14, 15, 25, 26, 27)
-# One conversion of the ESP32's ADC scatters ("the ESP32 ADC can be sensitive to noise
-# leading to large discrepancies in ADC readings": ESP-IDF ADC docs, "Minimizing Noise", which
-# advise a 0.1 uF capacitor and multisampling). Modelled on the loop shunt as uniform
-# +-10 mV per conversion (+-100 uA, +-31 mm of a 5 m span at 100 ohm): an assumed figure,
-# below the review's +-60 mV calibrated error, to be replaced by a bench measurement.
-LOOP_ADC_NOISE_UV = 10000
+# The calibrated ADC's total error at 11 dB is +-60 mV over 150-2450 mV (Espressif ESP32
+# Series Datasheet, "ADC Characteristics", table "ADC Calibration Results": ATTEN3, total
+# error after calibration with the chip's eFuse values; +-23/30/40 mV at the lower
+# attenuations). Most of it is the chip's own: the eFuse Vref/two-point values correct a
+# 1000-1200 mV reference only to a line (ESP-IDF "ADC Calibration" docs), so the rest is an
+# offset and a gain error fixed per chip, which averaging does not remove. Modelled as a line
+# through a fixed error at each end of the range, each drawn once per board from the World's
+# seed within +-(60 - 10) mV, plus ADC_NOISE_UV of fresh noise per conversion.
+ADC_ERROR_UV = 60000
+# One conversion also scatters ("the ESP32 ADC can be sensitive to noise leading to large
+# discrepancies in ADC readings": ESP-IDF ADC docs, "Minimizing Noise", which advise a
+# 0.1 uF capacitor and multisampling): uniform +-10 mV (an assumed share of the +-60 mV),
+# drawn on the loop shunt's conversions (hw/sim_loop.py); the battery's median of eight
+# conversions is left without it.
+ADC_NOISE_UV = 10000
 # TI ADS1115 (SBAS444D): I2C address set by its ADDR pin (table 4; wired to GND: 0x48). Its
 # registers and conversions: hw/sim_loop.py.
 ADS1115_ADDR = 0x48
+# Its accuracy (SBAS444D, 6.5 Electrical Characteristics): gain error 0.15 % max at FSR
+# +-2.048 V (25 C), and between PGA gains a 0.1 % max match, so up to 0.25 % at the +-4.096 V
+# the driver uses; offset error +-3 LSB max (single-ended). Both fixed per chip: drawn once
+# per board from the World's seed (gain in ppm, offset in LSB).
+ADS1115_GAIN_ERROR_PPM = 2500
+ADS1115_OFFSET_LSB = 3
 # The RTC keeps time through deep sleep on the internal 150 kHz RC oscillator (no 32 kHz
 # crystal on the reference board): ESP-IDF calibrates it at sleep entry, but it drifts with
 # temperature. 1000 ppm (0.1 %, 86 s a day) is the low end of the review's 0.1-1 % estimate
@@ -154,7 +169,14 @@ class World:
         self.loop_span_mm = 5000
         self.loop_shunt_ohm = 100  # as built (hardware/bom.md)
         self.loop_ua = None  # a fixed loop current (a calibrator), else from the level
-        self.loop_adc_noise_uv = LOOP_ADC_NOISE_UV  # the ESP32 ADC's scatter per conversion
+        self.loop_adc_noise_uv = ADC_NOISE_UV  # the ESP32 ADC's scatter per conversion
+        # This chip's fixed ADC error at 150 mV and at 2450 mV, uV, within the datasheet's
+        # total less the noise (ADC_ERROR_UV); (0, 0): a perfect ADC.
+        bound = ADC_ERROR_UV - ADC_NOISE_UV
+        self.adc_error_uv = chip_error(seed, 0x2545F49, (bound, bound))
+        # The ADS1115's fixed gain (ppm) and offset (LSB) errors; (0, 0): a perfect one.
+        self.ads1115_error = chip_error(seed, 0x1B87359,
+                                        (ADS1115_GAIN_ERROR_PPM, ADS1115_OFFSET_LSB))
         self.ads1115_fitted = True  # an ADS1115 on the I2C bus (fault "ads_missing": silent)
         self.net_request_ms = None  # a request's round trip on a slow network, else sim_net's
         self.reed_closed_ms = 0  # a tip in progress: the reed is closed until then (board ms)
@@ -260,9 +282,20 @@ class SimI2C:
         return ads.read(reg, n)
 
 
+def chip_error(seed, salt, bounds):
+    """A part's fixed errors, one uniform in +-bound for each bound, drawn from the seed by a
+    generator of its own so that the World's sequence (sensor noise, waves) is unchanged."""
+    s = (seed or 1) ^ salt
+    out = []
+    for bound in bounds:
+        s = (s * 1103515245 + 12345) & 0x7FFFFFFF
+        out.append((s >> 8) % (2 * bound + 1) - bound)
+    return tuple(out)
+
+
 class SimADC:
-    """machine.ADC at 11 dB: read_uv() clips to the calibrated range; an ADC2 pin fails while
-    Wi-Fi is on (see ADC2_PINS)."""
+    """machine.ADC at 11 dB: read_uv() carries the chip's fixed error (World.adc_error_uv)
+    and clips to the calibrated range; an ADC2 pin fails while Wi-Fi is on (see ADC2_PINS)."""
 
     def __init__(self, board, pin, source):
         self.board = board
@@ -272,7 +305,10 @@ class SimADC:
     def read_uv(self):
         if self.pin in ADC2_PINS and self.board.wifi_on:
             raise OSError(ETIMEDOUT)  # adc2 read: ESP_ERR_TIMEOUT while Wi-Fi holds ADC2
-        return max(ADC_MIN_UV, min(ADC_MAX_UV, self.source()))
+        uv = self.source()
+        lo, hi = self.board.world.adc_error_uv
+        uv += lo + (hi - lo) * (uv - ADC_MIN_UV) // (ADC_MAX_UV - ADC_MIN_UV)
+        return max(ADC_MIN_UV, min(ADC_MAX_UV, uv))
 
 
 class SimPin:

@@ -7,6 +7,8 @@ from station.drivers.current_loop import FULL_SCALE_UA
 # (9.6.3); full-scale range per PGA setting; a single-shot conversion takes 1/DR and OS reads
 # 0 until it ends, the conversion register keeping the previous result meanwhile (9.4.2); a
 # 16-bit two's-complement code that saturates at 0x7FFF/0x8000 beyond the full scale (9.5.4).
+# Each code carries the chip's fixed gain and offset error (World.ads1115_error: sim.py
+# ADS1115_GAIN_ERROR_PPM, ADS1115_OFFSET_LSB).
 ADS1115_FSR_UV = (6144000, 4096000, 2048000, 1024000, 512000, 256000, 256000, 256000)
 ADS1115_SPS = (8, 16, 32, 64, 128, 250, 475, 860)
 
@@ -25,7 +27,8 @@ def shunt_uv(board):
 
 
 def esp32_adc_uv(board):
-    """One conversion of the ESP32's ADC on the shunt: noisy (sim.LOOP_ADC_NOISE_UV)."""
+    """One conversion of the ESP32's ADC on the shunt before the chip's fixed error (SimADC
+    adds it): the shunt's voltage and the conversion's noise (sim.ADC_NOISE_UV)."""
     w = board.world
     noise = w.loop_adc_noise_uv
     uv = shunt_uv(board)
@@ -65,7 +68,8 @@ class SimADS1115:
                 mux = (cfg >> 12) & 7
                 fsr = ADS1115_FSR_UV[(cfg >> 9) & 7]
                 uv = shunt_uv(self.board) if mux == 4 else 0  # only AIN0 is wired
-                code = (uv * 32768) // fsr
+                gain_ppm, offset = self.board.world.ads1115_error
+                code = (uv * (1000000 + gain_ppm) // 1000000 * 32768) // fsr + offset
                 self.pending = max(-32768, min(32767, code))
                 self.done_us = self._now_us() + (1000000 + ADS1115_SPS[(cfg >> 5) & 7] - 1) \
                     // ADS1115_SPS[(cfg >> 5) & 7]

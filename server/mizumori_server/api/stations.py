@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
-from mizumori_server import clock, devices, features, i18n, queries
+from mizumori_server import clock, codec, devices, features, i18n, queries
 from mizumori_server.deps import DB, Operator, Reader, Technician
 from mizumori_server.devices import bump_config
 from mizumori_server.inputs import CODE_PATTERN, Input, StationCode, UnixTime, bounded_router
@@ -147,6 +147,7 @@ def change_station(code: StationCode, body: StationFields, session: DB,
                    _: Operator, request: Request) -> dict[str, object]:
     s = get_station(session, code)
     lang = i18n.request_language(request)
+    mount = s.mount_height_mm
     for k, v in body.model_dump(exclude_unset=True).items():
         if v is None and k not in THRESHOLDS:  # only a river level may be unset
             raise i18n.problem(request, 422, "cannot_be_null", field=i18n.label(k, lang))
@@ -157,7 +158,13 @@ def change_station(code: StationCode, body: StationFields, session: DB,
     refuse_what_a_station_would(s)
     bump_config(session, s.id)  # its device gets the new settings in the next reply
     session.commit()
-    return station_json(s)
+    out = station_json(s)
+    # the calibration's offset was computed with the old mount height: it no longer fits
+    if s.mount_height_mm != mount and session.scalars(select(Calibration.id).where(
+            Calibration.station_id == s.id, Calibration.kind != "check").limit(1)).first():
+        out["calibration_warning"] = i18n.text(i18n.TEXT["cal_check_again"], lang,
+                                               station=code)
+    return out
 
 
 def time_range(start: int | None, end: int | None, default_s: int) -> tuple[int, int]:
@@ -223,8 +230,12 @@ def fleet(session: DB, _: Reader, request: Request) -> list[dict[str, object]]:
 
 calibration: Any = importlib.import_module("station.calibration")  # after devices: on sys.path
 CAL_KEYS = ("cal_offset_mm", "cal_scale", "cal_version", "cal_staff_mm", "cal_raw_mm")
-# The station's latest reading must be this recent for a calibration entered on the page.
-CAL_READING_MAX_AGE_S = 3600
+# A calibration entered on the page pairs the staff gauge read now with the station's latest
+# reading, so that reading must be recent: 15 min is the default 10 min reading interval and
+# the upload's delay; the water may move a centimetre in that time only when it is calm,
+# which the reading's noisy flag checks. Older, and the level the offset is computed from is
+# not the one the staff gauge showed.
+CAL_READING_MAX_AGE_S = 900
 
 
 class OnBoard(Input):
@@ -245,7 +256,8 @@ class NewCalibration(Input):
     reading_mm: int | None = Field(
         None, ge=-30000, le=30000, description="the station's uncalibrated level measured "
         "on site (the technician's tool, which writes the result on the board); without it "
-        "the station's latest reading (at most an hour old) and the result goes as config")
+        "the station's latest reading (at most 15 min old, corrected for the temperature, "
+        "not noisy) and the result goes as config")
     on_board: OnBoard | None = None
 
 
@@ -305,9 +317,30 @@ def calibrations(code: StationCode, session: DB, _: Reader) -> dict[str, object]
             "history": [calibration_json(c) for c in rows]}
 
 
+def fit_reading(session: DB, s: Station, now: int, request: Request) -> Reading:
+    """The station's latest reading with a level, when it may set a calibration: recent
+    (CAL_READING_MAX_AGE_S), corrected for the speed of sound and not noisy (its quality
+    record); else a 409/422 saying how to get one that is."""
+    r = session.scalars(select(Reading).where(Reading.station_id == s.id,
+                                              Reading.level_mm.is_not(None))
+                        .order_by(Reading.t.desc(), Reading.seq.desc()).limit(1)).first()
+    if r is None:
+        raise HTTPException(409, f"station {s.code} has no reading to calibrate with")
+    if now - r.t > CAL_READING_MAX_AGE_S:
+        raise i18n.problem(request, 422, "cal_reading_stale", station=s.code,
+                           age=(now - r.t) // 60, limit=CAL_READING_MAX_AGE_S // 60,
+                           every=s.interval_normal_s * s.upload_every // 60)
+    names = codec.names(r.quality or 0, codec.QUALITY_NAMES)
+    if "no_temp_correction" in names:
+        raise i18n.problem(request, 422, "cal_reading_no_temp", station=s.code)
+    if "noisy" in names:
+        raise i18n.problem(request, 422, "cal_reading_noisy", station=s.code, spread=r.spread_mm)
+    return r
+
+
 @router.post("/stations/{code}/calibrations", status_code=201)
 def calibrate(code: StationCode, body: NewCalibration, session: DB,
-              user: Technician) -> dict[str, object]:
+              user: Technician, request: Request) -> dict[str, object]:
     """Enter a staff gauge reading: calibrate the offset (one point), the offset and scale
     (this point and the last one), or check (the residual only)."""
     s = get_station(session, code)
@@ -328,14 +361,7 @@ def calibrate(code: StationCode, body: NewCalibration, session: DB,
     if body.reading_mm is not None:
         source, raw, reading_t = "technician", body.reading_mm, now
     else:
-        latest = session.get(StationLatest, s.id)
-        if latest is None or latest.level_mm is None or latest.t is None:
-            raise HTTPException(409, f"station {code} has no reading to calibrate with")
-        age = now - latest.t
-        if age > CAL_READING_MAX_AGE_S:
-            raise HTTPException(409, f"the latest reading of {code} is {age // 60} min old: "
-                                "calibrate with a reading from the last hour, or on site "
-                                "with `mizumori device calibrate`")
+        latest = fit_reading(session, s, now, request)
         was = _active_at(rows, latest.t)
         source, reading_t = "server", latest.t
         raw = round((latest.level_mm - was["cal_offset_mm"]) / was["cal_scale"])

@@ -460,9 +460,9 @@
         if (e.name) body[e.name] = stored(e); });
       $("#station-form-error").hidden = true;
       try {
-        await api("/api/stations/" + encodeURIComponent(code), { method: "PATCH",
+        var saved = await api("/api/stations/" + encodeURIComponent(code), { method: "PATCH",
           json: body });
-        toast(t("saved"));
+        toast(saved.calibration_warning || t("saved"));  // a calibration to check again
         load();
       } catch (e) { showError("#station-form-error", e); }
     });
