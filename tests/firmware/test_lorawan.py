@@ -91,9 +91,9 @@ class Network:
         self.downlinks.append((lorawan.DELIVERY_PORT, bytes([kind]) + seq.to_bytes(3, "big")))
 
 
-def rig(version="4.2.1", reset_pin=None):
+def rig(version="4.2.1", reset_pin=None, net=None):
     clock = Clock()
-    net = Network()
+    net = net or Network()
     module = Rak3172Sim(net, clock.ticks, version)
     return clock, net, module, Rak3172(module, clock.sleep, clock.ticks, reset_pin,
                                        light_sleep(clock, module))
@@ -496,10 +496,7 @@ class LateNetwork(Network):
 
 
 def test_a_late_answer_is_not_asked_for_again_in_the_same_wake():
-    clock = Clock()
-    net = LateNetwork()
-    module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
+    clock, net, module, modem = rig(net=LateNetwork())
     d, cfg, board, q, st = station(1, lora_dr=2, lora_uplinks=4)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     report_due(board, st)
@@ -732,10 +729,7 @@ class FPendingNetwork(Network):
 
 
 def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
-    clock = Clock()
-    net = FPendingNetwork()
-    module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
+    clock, net, module, modem = rig(net=FPendingNetwork())
     d, cfg, board, q, st = station(3, lora_dr=3)
     # all four river levels move up: one by one they would not rise
     net.downlinks = [(10, config_frame(True, 7, [(2, 3000), (3, 3500)])),
@@ -749,11 +743,8 @@ def test_a_two_frame_config_arrives_through_the_modules_own_uplink():
 
 
 def test_a_downlink_the_module_fetches_by_itself_after_the_last_uplink_is_not_lost():
-    clock = Clock()
-    net = FPendingNetwork()
+    clock, net, module, modem = rig(net=FPendingNetwork())
     net.reports = False
-    module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
     d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
     net.downlinks = [(10, config_frame(False, 8, [(2, 3000)])),
                      (lorawan.DELIVERY_PORT, bytes([lorawan.HAVE, 0, 0, 2]))]
@@ -765,15 +756,11 @@ def test_a_downlink_the_module_fetches_by_itself_after_the_last_uplink_is_not_lo
     assert q.acked == 1 and q.depth() == 0
 
 
-
 def test_a_five_frame_config_after_the_last_uplink_is_fetched_whole_before_sleeping():
     # Found on the rig: RUI3 fetched frames 3 and 4 while the ESP32 slept (lost; AT+RECV
     # gave back frame 5 only) and the config never applied.
-    clock = Clock()
-    net = FPendingNetwork()
+    clock, net, module, modem = rig(net=FPendingNetwork())
     net.reports = False
-    module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
     d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
     items = [(1, 5000), (2, 3000), (3, 3500), (4, 4000), (5, 4500), (6, 60), (7, 250),
              (8, 900), (9, 180), (10, 2)]
@@ -787,12 +774,9 @@ def test_a_five_frame_config_after_the_last_uplink_is_fetched_whole_before_sleep
 def test_on_a_network_with_a_5_s_rx1_delay_the_config_is_fetched_whole_too():
     # The Things Stack's RX1 delay (5 s, in its join accept): RUI3's own uplinks end later
     # than with 1 s, and the wait for each follows (AT+RX1DL).
-    clock = Clock()
-    net = FPendingNetwork()
+    clock, net, module, modem = rig(net=FPendingNetwork())
     net.reports = False
     net.rx1_delay_s = 5
-    module = Rak3172Sim(net, clock.ticks)
-    modem = Rak3172(module, clock.sleep, clock.ticks, None, light_sleep(clock, module))
     d, cfg, board, q, st = station(1, lora_dr=3, lora_uplinks=1)
     items = [(1, 5000), (2, 3000), (3, 3500), (4, 4000), (5, 4500), (6, 60)]
     net.downlinks = [(10, config_frame(i < 2, 4, items[2 * i:2 * i + 2], i)) for i in range(3)]

@@ -8,17 +8,10 @@ from station.drivers.pcf8583 import MODULUS, PCF8583, since
 from station.flashqueue import FlashQueue
 from station.hw import sim, sim_counter
 from station.pins import PINS
-from support import load_json, raises, tempdir
+from support import load_json, raises
+from test_cycle import setup
 
 TIP_MS = 3600000 // 500  # 500 tips/h: 100 mm/h at 0.2 mm a tip, one every 7.2 s
-
-
-def setup(**changes):
-    d = tempdir()
-    cfg, errors = config.merge(config.DEFAULTS, changes)
-    assert errors == []
-    config.save(cfg, d + "/config.json")
-    return d
 
 
 def bus_on(board):
