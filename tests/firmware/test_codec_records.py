@@ -3,7 +3,7 @@
 # Runs under CPython and MicroPython.
 import struct
 
-import test_codec
+import test_codec as codec_tests
 from station import codec, config, cycle, lorawan, state, uplink
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -22,14 +22,14 @@ def encode(f):
         return codec.encode_digest(f["seq"], f["readings"], f["level_min_mm"],
                                    f["level_max_mm"], f["battery_mv"],
                                    codec.flags_from_names(f.get("flags", [])))
-    return test_codec.encode(f)
+    return codec_tests.encode(f)
 
 
 def test_record_vectors_encode_and_decode():
     for v in VECTORS["records"]:
         assert encode(v["fields"]).hex() == v["hex"], v["name"]
         [got] = codec.decode(bytes.fromhex(v["hex"]))
-        test_codec.same_fields(got, v["fields"])
+        codec_tests.same_fields(got, v["fields"])
 
 
 def test_batch_vectors_encode_and_decode():
@@ -38,7 +38,7 @@ def test_batch_vectors_encode_and_decode():
         got = codec.decode(bytes.fromhex(v["hex"]))
         assert len(got) == len(v["records"]), v["name"]
         for g, w in zip(got, v["records"]):
-            test_codec.same_fields(g, w)
+            codec_tests.same_fields(g, w)
 
 
 def test_invalid_vectors_are_refused_with_their_reason():
