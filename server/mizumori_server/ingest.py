@@ -49,7 +49,7 @@ def read_device(where: Any) -> Any:
     """The device and, in the same round trip, its station's settings for a config reply."""
     return (select(DEVICES.c.id, DEVICES.c.secret_enc, DEVICES.c.station_id,
                    DEVICES.c.last_seq, DEVICES.c.desired_version, DEVICES.c.desired_config,
-                   DEVICES.c.downlink_version, DEVICES.c.downlink_at, DEVICES.c.ns_device_id,
+                   DEVICES.c.downlink_version, DEVICES.c.ns_device_id,
                    *(STATIONS.c[c] for c in STATION_SETTINGS))
             .outerjoin(STATIONS, STATIONS.c.id == DEVICES.c.station_id).where(where))
 
