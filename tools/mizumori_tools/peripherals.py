@@ -2,7 +2,9 @@
 
 The A02YYUW ultrasonic sensor streams a frame about every 100 ms whether anyone listens or
 not; the frames come from the firmware's own sim peripheral, so the PTY and the in-process
-sim board produce the same bytes for the same world.
+sim board produce the same bytes for the same world. A world whose "realtime" is a number
+(the board's waits pass that much faster on the host: hw/sim.py from_spec) speeds the stream
+up by the same factor, so the board sees a frame per 100 ms of its own time.
 """
 
 import os
@@ -37,8 +39,12 @@ class UltrasonicSensorPty:
 
     def _stream(self) -> None:
         sensor = self._part(self._sim.world_from({"seed": self.seed}))
-        while not self._stop.wait(FRAME_PERIOD_S):
-            self._sim.world_from(self.world(), sensor.world)
+        period = FRAME_PERIOD_S
+        while not self._stop.wait(period):
+            world = self.world()
+            speed = world.get("realtime")
+            period = FRAME_PERIOD_S / (speed if speed and speed is not True else 1)
+            self._sim.world_from(world, sensor.world)
             try:
                 os.write(self._master, sensor.frame())  # one frame per period
             except BlockingIOError:  # nobody reading and the line's buffer full: lost
