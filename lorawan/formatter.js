@@ -12,7 +12,8 @@ var MIZUMORI_QUALITY = 0x14, MIZUMORI_DIGEST = 0x15;
 var MIZUMORI_LENGTHS = { 17: 11, 18: 18, 19: 9, 20: 5, 21: 11 };  // by header byte
 var MIZUMORI_FLAGS = ["no_echo", "out_of_range", "stuck", "jump", "sensor_missing",
                       "flood_mode", "queue_dropped", "clock_unsynced"];
-var MIZUMORI_QUALITY_FLAGS = ["no_temp_correction", "temp_held", "noisy", "loop_over_range"];
+var MIZUMORI_QUALITY_FLAGS = ["no_temp_correction", "temp_held", "noisy", "loop_over_range",
+                              "short_window"];  // bits 5-7 reserved: ignored
 var MIZUMORI_RESETS = ["unknown", "power_on", "hard", "wdt", "deepsleep", "soft",
                        "brownout"];
 

@@ -51,12 +51,15 @@ FLAG_NAMES = (
 )
 FAULTS = NO_ECHO | OUT_OF_RANGE | STUCK | JUMP | SENSOR_MISSING
 
-# Quality flag bits (the quality record's); bits 4-7 are sent as 0 and ignored when read.
+# Quality flag bits (the quality record's); bits 5-7 are sent as 0 and ignored when read.
 NO_TEMP_CORRECTION = 0x01  # an ultrasonic level not corrected for the speed of sound
 TEMP_HELD = 0x02  # corrected with the last good temperature (the BME280 gave none)
 NOISY = 0x04  # spread over max_dev_mm, or over a quarter of the samples dropped
 LOOP_OVER_RANGE = 0x08  # a 4-20 mA sample above 20.5 mA (NAMUR NE 43)
-QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range")
+SHORT_WINDOW = 0x10  # profile "mlit", watch mode: a short burst, not the 20 s window
+QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range",
+                 "short_window")
+QUALITY_MASK = 0x1F
 
 RESET_CAUSES = ("unknown", "power_on", "hard", "wdt", "deepsleep", "soft", "brownout")
 
@@ -127,7 +130,7 @@ def encode_quality(quality, spread_mm, cal_version):
     """The 5-byte quality record that follows a reading's: QUALITY_NAMES bits, the burst's
     spread (1.4826 x MAD, mm; None: no level) and the calibration version (low 16 bits)."""
     spread = 255 if spread_mm is None else _clamp(spread_mm, 0, 254)
-    return struct.pack(">BBBH", QUALITY, quality & 0x0F, spread, cal_version & 0xFFFF)
+    return struct.pack(">BBBH", QUALITY, quality & QUALITY_MASK, spread, cal_version & 0xFFFF)
 
 
 def encode_digest(seq, n, low_mm, high_mm, battery_mv, flags):

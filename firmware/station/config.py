@@ -58,11 +58,13 @@ DEFAULTS = {
     # standard (docs/firmware.md, "Schedule"): watch mode below obs_start_mm (a reading every
     # 10 min at most, stored, sent in a daily heartbeat), observation mode from it up (a
     # reading sent every obs_interval_s) until the level falls below obs_stop_mm; each level
-    # the mean of a 20 s window of samples 1 s apart.
+    # the mean of a 20 s window of samples 1 s apart, except a watch-mode wake's: a burst of
+    # watch_window_s that goes on to the full window whenever it could decide anything.
     "profile": "standard",
     "obs_start_mm": None,       # 観測開始水位; None: the standby river level (thresholds_mm[0])
     "obs_stop_mm": None,        # back to watch mode below it; None: obs_start_mm - hysteresis_mm
     "obs_interval_s": 600,      # observation mode: 600, 300 or 120 s
+    "watch_window_s": 3,        # watch mode: a burst this long (20: the full window every wake)
     "battery_ratio": [2, 1],
     "rain_mm_per_tip": 0.2,
     # What counts the rain gauge's tips: "none" (each tip wakes the board from deep sleep,
@@ -123,6 +125,7 @@ RANGES = {
     "interval_flood_s": (60, 3600),      # a flood is reported at least hourly
     "upload_every": (1, 144),            # a day of readings at the normal interval
     "obs_interval_s": (120, 600),        # and one of OBS_INTERVALS (NOTES)
+    "watch_window_s": (1, 20),           # 20: the standard's full window on every wake
     "battery_ratio": (1, 1000),          # divider numerator and denominator
     "rain_mm_per_tip": (0.1, 1.0),       # tipping buckets from 0.1 to 1 mm
     "queue_max": (100, 50000),           # 37-byte frames: 1.85 MB of the ~2 MB filesystem

@@ -33,17 +33,22 @@ def sample(sensor, n, wdt=None):
 # Profile "mlit": the level is the mean of at least WINDOW_MS of samples at most STEP_MS
 # apart (MLIT crisis-gauge standard), the CPU in light sleep between them and the sensor
 # rail on. A read is started READ_MS (or the longest read so far) before its second is up:
-# the A02YYUW's processed frames take 100-300 ms (DFRobot SEN0311 wiki).
+# the A02YYUW's processed frames take 100-300 ms (DFRobot SEN0311 wiki). In watch mode a
+# wake may stop at a short burst (cfg["watch_window_s"]) when its level decides nothing
+# (schedule.burst_stands); its reading is flagged SHORT_WINDOW.
 WINDOW_MS = 20000
 STEP_MS = 1000
 READ_MS = 300
 WINDOW_SLACK_MS = 10000  # a sensor that keeps failing ends the window this much later
 
 
-def sample_window(board, sensor, wdt=None, times=None):
+def sample_window(board, sensor, wdt=None, times=None, burst=None):
     """(good samples, {fault flag: count}) over WINDOW_MS: at least WINDOW_MS // STEP_MS + 1
     attempts, each within STEP_MS of the last, light sleep in between; stops early if the
-    sensor is gone. times: a list to get each attempt's end (board ticks, ms)."""
+    sensor is gone. times: a list to get each attempt's end (board ticks, ms).
+    burst: (ms, stands) to stop at a short burst: once the attempts cover ms as they cover
+    WINDOW_MS, stands(good, faults) is asked, once: True ends the window there; False goes
+    on to the full window, the burst's samples part of it (one window, not two)."""
     good = []
     faults = {}
     start = board.ticks_ms()
@@ -66,10 +71,41 @@ def sample_window(board, sensor, wdt=None, times=None):
         if ((n > WINDOW_MS // STEP_MS and time.ticks_diff(t1, first) >= WINDOW_MS)
                 or time.ticks_diff(t1, start) >= WINDOW_MS + WINDOW_SLACK_MS):
             break
+        if burst is not None and n > burst[0] // STEP_MS \
+                and time.ticks_diff(t1, first) >= burst[0]:
+            if burst[1](good, faults):
+                break
+            burst = None
         rest = STEP_MS - longest
         if rest > 0:
             board.lightsleep(rest)
     return good, faults
+
+
+def _burst(kind, cfg, state, temp_c, now, short):
+    """(ms, stands) for sample_window: this wake's short burst, or None for the full window
+    (schedule.watch_burst). The burst is watch_window_s long and has at least min_valid
+    samples; it stands when it gave a level with no failed attempt, no fault flag and no
+    noise, and that level decides nothing (schedule.burst_stands); short gets a True then."""
+    if not schedule.watch_burst(cfg, state, now):
+        return None
+    ms = max(cfg["watch_window_s"], cfg["min_valid"] - 1) * STEP_MS
+    if ms >= WINDOW_MS:
+        return None
+
+    def stands(good, faults):
+        if faults:
+            return False
+        level, flags, _ = processing.level_from_samples(
+            kind, good, faults, temp_c, cfg, state["level"], state["stuck"], now)
+        if level is None or flags & codec.FAULTS or processing.quality(good, cfg)[2]:
+            return False
+        ok = schedule.burst_stands(cfg, state, level, now)
+        if ok:
+            short.append(True)
+        return ok
+
+    return ms, stands
 
 
 def read_env(board, cfg, pins, notes):
@@ -108,11 +144,13 @@ def _age(s):
 
 def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
     """(level mm or None, fault flags, spread mm or None, quality flags: NOISY,
-    LOOP_OVER_RANGE); updates state["stuck"]."""
+    LOOP_OVER_RANGE, SHORT_WINDOW); updates state["stuck"]."""
+    short = []
     try:
         kind, sensor = sensors.level_sensor(board, cfg, pins)
         if cfg["profile"] == "mlit":
-            good, faults = sample_window(board, sensor, wdt)
+            good, faults = sample_window(board, sensor, wdt, None,
+                                         _burst(kind, cfg, state, temp_c, now, short))
         else:
             good, faults = sample(sensor, cfg["samples"], wdt)
     except (OSError, ValueError) as e:  # the bus itself could not be opened
@@ -126,6 +164,8 @@ def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
     # others only the quality record tells.
     quality = codec.LOOP_OVER_RANGE if kind == "depth" and faults.get(codec.OUT_OF_RANGE) \
         else 0
+    if short:  # a watch-mode burst, not the standard's 20 s window
+        quality |= codec.SHORT_WINDOW
     spread = None
     if level is not None:
         spread, dropped, noisy = processing.quality(good, cfg)

@@ -59,6 +59,60 @@ def observing(cfg, level_mm, was):
     return level_mm >= start or (was and level_mm >= stop)
 
 
+def heartbeat_due(state, now):
+    """Profile "mlit", watch mode: a day since the last daily heartbeat, or the clock went
+    back before it."""
+    return now - state["beat_t"] >= DAY_S or now < state["beat_t"]
+
+
+# Profile "mlit", watch mode: a wake may take its level from a short burst of
+# cfg["watch_window_s"] (cycle.read_level) instead of the standard's 20 s window, but only
+# when that level could not have decided anything: it is at least the margin below the
+# observation-start level and the next river level up, and as far above where the current
+# river level is left. A burst of a few samples does not average the waves (+-30 mm in
+# bench/uncertainty.py; the 20 s window brings them to 13 mm), so a burst and a full window
+# may fall on either side of a level only when it is within about that of it: the margin is
+# BURST_MARGIN_MM, or the hysteresis, or max_dev_mm (the spread a burst may have and not be
+# noisy) when that is more.
+BURST_MARGIN_MM = 50
+
+
+def watch_burst(cfg, state, now):
+    """Whether this wake may stop at a short burst: profile "mlit" in watch mode (neither
+    observing nor in flood mode) and not the daily heartbeat's wake (its reading is a full
+    window's). The burst must still stand (burst_stands)."""
+    return (cfg["profile"] == "mlit" and not state["obs"] and not state["flood"]
+            and not heartbeat_due(state, now))
+
+
+def burst_stands(cfg, state, level_mm, now):
+    """Whether a watch-mode burst's level may be the wake's reading: clear of every level
+    at which the schedule would change the station's mode or river level by the margin
+    (BURST_MARGIN_MM), and the schedule's decision on it changes nothing (no river level,
+    flood mode from the rate of rise, or observation mode). Else the wake measures the full
+    window: a mode is always entered on the standard's level."""
+    if level_mm is None:
+        return False
+    hyst = cfg["hysteresis_mm"]
+    margin = max(BURST_MARGIN_MM, hyst, cfg["max_dev_mm"])
+    alert = state["alert"]
+    levels = cfg["thresholds_mm"]
+    up = [obs_levels(cfg)[0]]
+    for t in levels[alert:]:
+        if t is not None:
+            up.append(t)  # the next river level up
+            break
+    for t in up:
+        if t is not None and level_mm >= t - margin:
+            return False
+    if alert and levels[alert - 1] is not None:
+        leave = levels[alert - 1] - hyst  # the current river level ends below it
+        if level_mm <= leave + margin:
+            return False
+    d = decide(cfg, state, level_mm, now)
+    return d["alert"] == alert and not d["flood"] and not d["obs"]
+
+
 def decide(cfg, state, level_mm, now, sent=0):
     """The next interval and whether to upload now. Returns a dict; state is not changed.
     sent: the newest reading sent (acknowledged, or gone out over LoRaWAN): in watch mode
@@ -89,7 +143,7 @@ def decide(cfg, state, level_mm, now, sent=0):
             # Watch mode: store, send nothing but the daily heartbeat (the day's readings,
             # over as many wakes as the transport needs) and the news of a change.
             interval = min(cfg["interval_normal_s"], WATCH_MAX_S)
-            beat = now - state["beat_t"] >= DAY_S or now < state["beat_t"]
+            beat = heartbeat_due(state, now)
             upload = beat or changed or sent < state["beat_seq"]
     else:
         interval = cfg["interval_flood_s"] if flood else cfg["interval_normal_s"]

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 FLAG_NAMES = ("no_echo", "out_of_range", "stuck", "jump",
               "sensor_missing", "flood_mode", "queue_dropped", "clock_unsynced")
 FAULT_MASK = 0x1F
-# The quality record's flags (bits 4-7 reserved: ignored).
-QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range")
+# The quality record's flags (bits 5-7 reserved: ignored).
+QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range",
+                 "short_window")
 RESET_CAUSES = ("unknown", "power_on", "hard", "wdt", "deepsleep", "soft", "brownout")
 QUALITY, DIGEST = 0x14, 0x15
 _LENGTHS = {0x11: 11, 0x12: 18, 0x13: 9, QUALITY: 5, DIGEST: 11}

@@ -283,8 +283,9 @@ OVERRIDABLE = (
     "rise_limit_mm_h", "flood_alert", "interval_normal_s", "interval_flood_s", "upload_every",
     "rain_mm_per_tip", "queue_max", "queue_keep", "batch_records", "batches_per_wake", "lora_dr",
     "lora_uplinks", "radio_min_mv", "radio_budget_s", "wdt_ms",
-    # The observation profile (MLIT crisis gauge: profile.py, docs/firmware.md "Schedule").
-    "profile", "obs_start_mm", "obs_stop_mm", "obs_interval_s",
+    # The observation profile (MLIT crisis gauge: profile.py, docs/firmware.md "Schedule"),
+    # and its watch-mode burst (20 s: the standard's full window on every wake).
+    "profile", "obs_start_mm", "obs_stop_mm", "obs_interval_s", "watch_window_s",
 )
 
 

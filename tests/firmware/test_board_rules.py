@@ -5,6 +5,7 @@
 from station import app, codec, config, cycle, lorawan, sensors, state, uplink, wifi
 from station.drivers import SensorFault
 from station.drivers.a02yyuw import A02YYUW
+from station.drivers.bme280 import BME280
 from station.drivers.current_loop import SAMPLES, CurrentLoop
 from station.drivers.jsnsr04t import JSNSR04T
 from station.flashqueue import FlashQueue
@@ -407,7 +408,8 @@ def test_the_board_charges_every_state_it_passes_through_to_its_ledger():
     board.sleep_ms(100)  # the CPU awake
     board.i2c(22, 21)  # the BME280 is wired to the switched rail
     board.drive(board.pins["sensor_power"], 1)
-    board.sleep_ms(50)  # awake with the rail on
+    board.sleep_ms(50)  # awake with the rail on: the BME280 asleep
+    BME280(board.i2c(22, 21), clock=board).read()  # one forced measurement
     board.drive(board.pins["sensor_power"], 0)
     board.wifi().active(True)
     board.sleep_ms(200)  # Wi-Fi on
@@ -416,8 +418,29 @@ def test_the_board_charges_every_state_it_passes_through_to_its_ledger():
         board.deepsleep(60000)
     except sim.DeepSleep:
         pass
-    assert board.spent == {"boot": sim.BOOT_MS, "cpu": 150, "rail_bme280": 50, "wifi": 200,
-                           "deep_sleep": 60000}
+    # the BME280 sleeps while the rail is on, but for its one measurement's t_measure,max
+    assert board.spent == {"boot": sim.BOOT_MS, "cpu": 150, "rail_bme280_sleep": 50,
+                           "rail_bme280": 9.3, "wifi": 200, "deep_sleep": 60000}
+
+
+def test_the_bme280_is_charged_per_forced_measurement_not_per_rail_second():
+    from station.hw import sim_bme280
+
+    # Bosch BST-BME280-DS002 section 9.1: t_measure,max; the datasheet's example (T x1,
+    # P x4, no humidity: 11.5 ms typical) and the driver's x1/x1/x1
+    assert sim_bme280.t_measure_us(0x00, 0b00101101) == 1250 + 2300 + 2300 * 4 + 575
+    assert sim_bme280.t_measure_us(0x01, 0x25) == 9300
+    board = sim.Board(sim.World())
+    cfg, _ = config.merge(config.DEFAULTS, {"profile": "mlit"})
+    st = state.defaults()
+    cycle.run(board, cfg, config.pins(cfg), st, FlashQueue(tempdir()))  # a 20 s window
+    assert board.spent["rail_bme280"] == 9.3  # the one forced measurement of the wake
+    assert board.spent["rail_bme280_sleep"] >= 20000  # asleep through the window
+    assert board.spent["rail_bme280_sleep"] == board.spent["rail_a02yyuw"]
+    # the rail is off: the part is unpowered, nothing measured
+    assert raises(SensorFault, BME280, board.i2c(22, 21), 0x76, board).flag == \
+        codec.SENSOR_MISSING
+    assert board.spent["rail_bme280"] == 9.3
 
 
 def test_light_sleep_loses_what_the_uarts_receive_and_is_charged_as_such():

@@ -49,9 +49,12 @@ def test_invalid_vectors_are_refused_with_their_reason():
 
 def test_quality_reserved_bits_are_not_sent_and_not_read():
     rec = codec.encode_quality(0xFF, 12, 0x12345)
-    assert rec == bytes([0x14, 0x0F, 12, 0x23, 0x45])
-    body = codec.encode_level(1, 0, 100, 3700, 0) + bytes([0x14, 0xF4, 3, 0, 1])
+    assert rec == bytes([0x14, 0x1F, 12, 0x23, 0x45])
+    body = codec.encode_level(1, 0, 100, 3700, 0) + bytes([0x14, 0xE4, 3, 0, 1])
     assert codec.decode(body)[1]["flags"] == ["noisy"]
+    body = codec.encode_level(1, 0, 100, 3700, 0) + bytes([0x14, 0xF4, 3, 0, 1])
+    assert codec.decode(body)[1]["flags"] == ["noisy", "short_window"]
+    assert codec.QUALITY_NAMES[4] == "short_window" and codec.SHORT_WINDOW == 0x10
 
 
 def test_levels_and_spread_clamp_instead_of_wrapping():

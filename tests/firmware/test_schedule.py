@@ -184,3 +184,63 @@ def test_profile_settings_are_checked():
     cfg2, errors = config.merge(good, {"obs_stop_mm": 900})
     assert errors == ["obs_stop_mm: above obs_start_mm"] and cfg2["obs_stop_mm"] is None
     assert config.merge(good, {"obs_start_mm": None})[1] == []
+
+
+# --- profile "mlit", watch mode: a short burst stands only when it decides nothing ---------
+
+def test_a_short_burst_only_in_watch_mode_and_not_on_the_heartbeat():
+    c = mlit()
+    day = schedule.DAY_S
+    assert schedule.watch_burst(c, st(beat_t=1000), 1000 + 600)
+    assert not schedule.watch_burst(c, st(beat_t=1000), 1000 + day)  # the heartbeat's wake
+    assert not schedule.watch_burst(c, st(beat_t=1000), 999)  # the clock went back
+    assert not schedule.watch_burst(c, st(beat_t=1000, obs=True), 1600)  # observing
+    assert not schedule.watch_burst(c, st(beat_t=1000, flood=True), 1600)
+    assert not schedule.watch_burst(cfg(), st(beat_t=1000), 1600)  # the standard profile
+
+
+def test_a_burst_stands_only_clear_of_every_level_that_switches_something():
+    c = mlit(rise_limit_mm_h=10000)  # start 800; river levels 1000, 1500, 2000, 2500
+    s = st(beat_t=0, level=600, t=1000)
+    margin = max(schedule.BURST_MARGIN_MM, c["hysteresis_mm"], c["max_dev_mm"])
+    assert margin == 50
+    assert schedule.burst_stands(c, s, 800 - margin - 1, 1600)
+    for level in (800 - margin, 790, 800, 900, None):  # near or past the start, or none
+        assert not schedule.burst_stands(c, s, level, 1600), level
+    # a wider hysteresis or a noisier site widens the margin
+    assert not schedule.burst_stands(mlit(hysteresis_mm=200), s, 650, 1600)
+    assert not schedule.burst_stands(mlit(max_dev_mm=120), s, 700, 1600)
+    # no start level: the next river level up still counts
+    c2 = cfg(profile="mlit", thresholds_mm=[None, 1500, None, None], rise_limit_mm_h=10000)
+    assert schedule.obs_levels(c2) == (None, None)
+    assert schedule.burst_stands(c2, s, 1400, 1600)
+    assert not schedule.burst_stands(c2, s, 1460, 1600)
+
+
+def test_a_burst_near_where_the_river_level_is_left_does_not_stand():
+    # start 1800 above the standby level 1000: watch mode with river level 1 reached
+    c = cfg(profile="mlit", obs_start_mm=1800, rise_limit_mm_h=10000, flood_alert=2)
+    s = st(beat_t=0, level=1200, t=1000, alert=1)
+    assert schedule.burst_stands(c, s, 1200, 1600)
+    # river level 1 is left at 1000 - 50 (hysteresis): within 50 mm above it, or below
+    for level in (999, 960, 940):
+        assert not schedule.burst_stands(c, s, level, 1600), level
+    assert schedule.burst_stands(c, s, 1001, 1600)
+    assert not schedule.burst_stands(c, s, 1460, 1600)  # near the next river level up
+
+
+def test_a_burst_that_would_switch_flood_mode_on_does_not_stand():
+    c = mlit()  # rise_limit_mm_h 300
+    s = st(beat_t=0, level=400, t=1000)
+    assert schedule.burst_stands(c, s, 420, 1600)  # 120 mm/h
+    assert not schedule.burst_stands(c, s, 460, 1600)  # 360 mm/h: flood mode
+
+
+def test_watch_window_s_is_checked():
+    good, errors = config.merge(config.DEFAULTS, {"watch_window_s": 20})
+    assert errors == [] and good["watch_window_s"] == 20
+    assert config.DEFAULTS["watch_window_s"] == 3 and config.RANGES["watch_window_s"] == (1, 20)
+    for bad, why in ((0, "1..20"), (21, "1..20"), (3.0, "expected integer"),
+                     (True, "expected integer")):
+        cfg2, errors = config.merge(good, {"watch_window_s": bad})
+        assert errors == ["watch_window_s: " + why] and cfg2["watch_window_s"] == 20, bad

@@ -56,7 +56,8 @@ def probes(key: str) -> list[Any]:
 
 
 def test_every_setting_the_server_sends_is_checked_as_the_station_checks_it() -> None:
-    assert {"wdt_ms", "interval_flood_s", "radio_min_mv", "radio_budget_s"} <= PUSHED
+    assert {"wdt_ms", "interval_flood_s", "radio_min_mv", "radio_budget_s",
+            "watch_window_s"} <= PUSHED
     for key in sorted(PUSHED):
         assert key in config.DEFAULTS, key
         default = config.DEFAULTS[key]
@@ -94,6 +95,9 @@ def dev(app_client: TestClient, admin: dict[str, str], station: dict[str, object
     ({"loop_shunt_ohm": 1000}, "loop_shunt_ohm: 47..110"),
     ({"rain_mm_per_tip": 0}, "rain_mm_per_tip: 0.1..1.0"),
     ({"lora_dr": 1}, "lora_dr: AS923 data rates 2 to 5"),
+    ({"watch_window_s": 0}, "watch_window_s: 1..20"),
+    ({"watch_window_s": 21}, "watch_window_s: 1..20"),
+    ({"watch_window_s": 2.5}, "watch_window_s: expected integer"),
     ({"thresholds_mm": [1000, 1500, 2000, 40000]}, "thresholds_mm: levels within"),
     ({"level_sensor": "laser"}, "level_sensor: one of"),
     ({"min_valid": 9}, "min_valid: more than samples"),  # over the default 7 samples
@@ -112,7 +116,8 @@ def test_a_device_setting_out_of_range_is_a_422_and_changes_nothing(
 def test_a_device_setting_at_its_limits_is_taken(app_client: TestClient,
                                                  admin: dict[str, str], dev: Device) -> None:
     edge = {"wdt_ms": 30000, "interval_flood_s": 3600, "radio_budget_s": 300,
-            "radio_min_mv": 4200, "rain_mm_per_tip": 1, "samples": 32, "min_valid": 32}
+            "radio_min_mv": 4200, "rain_mm_per_tip": 1, "samples": 32, "min_valid": 32,
+            "watch_window_s": 20}
     r = app_client.patch(f"/api/devices/{dev.id}/config", headers=admin,
                          json={"settings": edge})
     assert r.status_code == 200, r.text

@@ -113,21 +113,23 @@ def test_each_readings_quality_is_stored_and_served(dev: Device, app_client: Tes
                                                     admin: dict[str, str]) -> None:
     body = (reading(1, 1100, age_s=1200) + quality([], 3, 7)
             + reading(2, 1180, age_s=600) + quality(["noisy", "temp_held"], 41, 7)
-            + reading(3, 1250))  # from a station without quality records
+            + reading(3, 1250, age_s=300)  # from a station without quality records
+            + reading(4, 1240) + quality(["short_window"], 2, 7))  # an MLIT watch burst
     r = dev.send(body)
-    assert r.status_code == 200 and r.json()["acked"] == [1, 2, 3], r.text
+    assert r.status_code == 200 and r.json()["acked"] == [1, 2, 3, 4], r.text
     pts = app_client.get("/api/stations/taku-01/readings", headers=admin).json()["points"]
     assert [(p["quality"], p["spread_mm"], p["calibration_version"]) for p in pts] == [
-        (0, 3, 7), (codec.NOISY | codec.TEMP_HELD, 41, 7), (None, None, None)]
+        (0, 3, 7), (codec.NOISY | codec.TEMP_HELD, 41, 7), (None, None, None),
+        (codec.SHORT_WINDOW, 2, 7)]
     rows = list(csv.DictReader(io.StringIO(app_client.get(
         "/api/stations/taku-01/readings.csv", headers=admin).text)))
     assert [(x["seq"], x["quality"], x["spread_mm"], x["calibration_version"])
             for x in rows] == [("1", "", "3", "7"), ("2", "temp_held|noisy", "41", "7"),
-                               ("3", "", "", "")]
+                               ("3", "", "", ""), ("4", "short_window", "2", "7")]
     items = app_client.get("/ogc/collections/observations/items", headers=admin).json()
     props = sorted((f["properties"] for f in items["features"]), key=lambda p: p["time"])
     assert [(p["quality"], p["spread_mm"], p["calibration_version"]) for p in props] == [
-        ("", 3, 7), ("temp_held|noisy", 41, 7), (None, None, None)]
+        ("", 3, 7), ("temp_held|noisy", 41, 7), (None, None, None), ("short_window", 2, 7)]
 
 
 def test_malformed_quality_and_digest_records_are_a_clear_422(dev: Device,

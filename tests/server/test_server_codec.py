@@ -48,3 +48,15 @@ def test_sequence_extension_across_the_24_bit_wrap() -> None:
     assert codec.extend_seq(3, 0xFFFFF0) == 0x1000003  # wrapped forward
     assert codec.extend_seq(0xFFFFF8, 0x1000002) == 0xFFFFF8  # a late older one
     assert codec.extend_seq(7, 0x5000010) == 0x5000007
+
+
+def test_the_quality_flags_are_named_as_the_firmware_names_them() -> None:
+    from station import codec as fw  # the firmware's (firmware/ is on the path)
+
+    assert codec.QUALITY_NAMES == fw.QUALITY_NAMES
+    level = bytes.fromhex("1100000100000004d2b900")
+    # bit 4: a short watch-mode burst (MLIT profile); bits 5-7 reserved, ignored
+    (_, q) = codec.decode(level + bytes([0x14, 0xF4, 3, 0, 1]))
+    assert q.fields()["flags"] == ["noisy", "short_window"] and q.quality == 0x14
+    (_, q) = codec.decode(level + bytes([0x14, 0xE0, 3, 0, 1]))
+    assert q.fields()["flags"] == [] and q.quality == 0

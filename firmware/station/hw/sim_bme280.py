@@ -21,6 +21,26 @@ def calibration_bytes():
     return tp, h
 
 
+# Oversampling settings (osrs_h in ctrl_hum, osrs_t and osrs_p in ctrl_meas) -> samples;
+# 0: skipped (BST-BME280-DS002, sections 5.4.3 and 5.4.5).
+OVERSAMPLING = (0, 1, 2, 4, 8, 16, 16, 16)
+
+
+def t_measure_us(ctrl_hum, ctrl_meas):
+    """A forced measurement's maximum time, us (BST-BME280-DS002, section 9.1, appendix B:
+    t_measure,max = 1.25 + [2.3 * osrs_t] + [2.3 * osrs_p + 0.575] + [2.3 * osrs_h + 0.575]
+    ms, a bracket only for a measurement that is not skipped)."""
+    t = OVERSAMPLING[ctrl_meas >> 5]
+    p = OVERSAMPLING[(ctrl_meas >> 2) & 0x07]
+    h = OVERSAMPLING[ctrl_hum & 0x07]
+    us = 1250 + 2300 * t
+    if p:
+        us += 2300 * p + 575
+    if h:
+        us += 2300 * h + 575
+    return us
+
+
 def _search(f, target, bits, rising):
     """The raw value whose compensated output f(raw) is nearest target (f monotonic)."""
     lo, hi = 0, (1 << bits) - 1
@@ -34,12 +54,14 @@ def _search(f, target, bits, rising):
 
 
 class SimBME280I2C:
-    """A BME280 at 0x76 with registers, as the driver sees it over I2C."""
+    """A BME280 at 0x76 with registers, as the driver sees it over I2C. board: the sim board
+    whose energy ledger each forced measurement is charged to (hw/sim.py Board.spent)."""
 
-    def __init__(self, world, addr=0x76, powered=_always):
+    def __init__(self, world, addr=0x76, powered=_always, board=None):
         self.world = world
         self.addr = addr
         self.powered = powered
+        self.board = board
         from station.drivers import bme280
 
         tp, h = calibration_bytes()
@@ -60,8 +82,25 @@ class SimBME280I2C:
         self._check(addr)
         from station.drivers import bme280
 
-        if reg == bme280.REG_CTRL_MEAS and data[0] & 0x03:
-            self._measure()
+        if reg in (bme280.REG_CTRL_HUM, bme280.REG_CTRL_MEAS):
+            self.regs[reg] = data[0]
+        mode = data[0] & 0x03
+        if reg != bme280.REG_CTRL_MEAS or not mode:
+            return
+        self._measure()
+        if mode == 0x03:
+            return  # normal mode: not modelled beyond a first measurement (the driver forces)
+        # Forced mode: one measurement, then back to sleep (mode 00; section 3.3.3).
+        self.regs[reg] = data[0] & 0xFC
+        if self.board is not None:
+            # Energy: the measurement current for t_measure (ctrl_hum takes effect at this
+            # write, section 5.4.3); the rest of the time the rail is on the part sleeps
+            # (hw/sim.py charges rail_bme280_sleep). BST-BME280-DS002 table 1: 714 uA during
+            # the pressure measurement, the largest of the three (humidity 340 uA,
+            # temperature 350 uA), charged for the whole of t_measure,max (section 9.1): an
+            # upper bound.
+            self.board._spend("rail_bme280", t_measure_us(self.regs[bme280.REG_CTRL_HUM],
+                                                          data[0]) / 1000)
 
     def readfrom_mem(self, addr, reg, n):
         self._check(addr)
