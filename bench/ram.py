@@ -43,6 +43,7 @@ import sys
 sys.path.insert(0, "a")
 from station import app  # noqa
 mark("after imports")
+hook(app)
 from station.hw import sim  # noqa
 board = sim.Board(sim.World())
 mark("with the sim board")
@@ -67,14 +68,15 @@ print("sim", " ".join(sorted(k for k in sys.modules if k.startswith("station.hw.
 print("wake ok" if ok else "wake incomplete: wakes %d, err=%r uplink=%r, queue %d..%d acked" % (
     st["wakes"], st["err"], st["uplink"], q.acked, q.next_seq - 1))
 """
-NO_STAGES = "marks = []\n\n\ndef mark(label):\n    pass\n"
+NO_STAGES = "marks = []\n\n\ndef mark(label):\n    pass\n\n\ndef hook(app):\n    pass\n"
 # Put before WAKE for the "stages" run: records the live heap after gc.collect() at each
-# stage, hooked in as each module is imported (so nothing is imported early).
+# stage. A stage is marked by wrapping a function that stays in the heap anyway: app's, and
+# http's, SHA-512's and Ed25519's as they are imported (an __import__ hook, so nothing is
+# imported early). Never a function of a module the wake lets go before its end (cycle,
+# uplink): a wrapper, or a hook that ran while it was imported, could keep it in the heap.
 STAGES = """
 import builtins, gc, sys
 marks = []
-gc.collect()
-base = gc.mem_alloc()
 
 
 def mark(label):
@@ -83,31 +85,30 @@ def mark(label):
         marks.append((label, gc.mem_alloc() - base))
 
 
-def after(mod, name, label):
-    fn = getattr(mod, name)
+def after(owner, name, label):
+    fn = getattr(owner, name)
 
     def wrapped(*a, **k):
         r = fn(*a, **k)
         mark(label)
         return r
-    setattr(mod, name, wrapped)
+    setattr(owner, name, wrapped)
 
 
-def before(mod, name, label):
-    fn = getattr(mod, name)
+def before(owner, name, label):
+    fn = getattr(owner, name)
 
     def wrapped(*a, **k):
         mark(label)
         return fn(*a, **k)
-    setattr(mod, name, wrapped)
+    setattr(owner, name, wrapped)
 
 
 # module: (a name it defines last, so that the hook waits until it is loaded; the hook)
 HOOKS = {
-    "station.cycle": ("run", lambda m: after(m, "run", "after sampling")),
-    "station.http": ("json_body", lambda m: (before(m, "post", "upload built"),
-                                             after(m, "post", "reply received"))),
-    "station.uplink": ("_fail", lambda m: after(m, "send", "upload done")),
+    "station.http": ("json_body", lambda m: (
+        before(m.Connection, "request", "upload built"),
+        after(m.Connection, "request", "reply received"))),
     "station.ed25519": ("verify", lambda m: (
         before(m, "verify", "ota: manifest and signature read"),
         after(m, "verify", "ota: signature checked"))),
@@ -123,10 +124,19 @@ def hooked(name, *a):
         mod = sys.modules.get(key)
         if mod is not None and hasattr(mod, HOOKS[key][0]):
             HOOKS.pop(key)[1](mod)
+    if not HOOKS:
+        builtins.__import__ = _import
     return m
 
 
-builtins.__import__ = hooked
+def hook(app):
+    after(app, "_cycle", "after sampling")
+    after(app, "deliver", "upload done")
+    builtins.__import__ = hooked
+
+
+gc.collect()
+base = gc.mem_alloc()  # the heap above what the interpreter and these hooks hold
 """
 # The sim board's share of the heap: its modules that a wake loaded (argv), with its World
 # and Board, over the imported application (whose names it shares).

@@ -22,16 +22,19 @@ CREDENTIALS = "secrets.json"  # = uplink.CREDENTIALS, without importing the upli
 CONFIG = "config.json"  # = config.PATH: the settings module is released after the cycle
 FS_MARKER = "fs_reformatted"  # written by the firmware image's _boot.py (firmware/board/)
 RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
-# The code only the cycle runs, and the settings' defaults and checks (config.py; an upload
-# that brings a config change imports it again): released before the radio work (the rain
-# gauge's driver and station.drivers, with SensorFault, stay).
-CYCLE_CODE = ("station.config", "station.cycle", "station.schedule", "station.processing",
+# The code only the cycle runs: released before the radio work (the rain gauge's driver and
+# station.drivers, with SensorFault, stay). The settings' defaults and checks (config.py)
+# go as soon as the settings are read (an upload that brings a config change imports it
+# again).
+CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing",
               "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
               "station.drivers.current_loop", "station.drivers.ads1115",
               "station.drivers.bme280", "station.drivers.battery",
               "station.drivers.pcf8583")  # the rain counter is read before the cycle
-# The upload's code that the update's installer does not use (it has its own HTTP GETs).
-UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync")
+# The upload's code that the update's installer does not use (it has its own HTTP GETs; a
+# config change in the reply imported config again).
+UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync",
+               "station.config", "station.codec")
 
 
 def release(names):
@@ -55,26 +58,32 @@ def release(names):
 def update(board, creds, st, reply, result, wdt, deadline):
     """After a successful upload: confirm a trial, take an offer, report what changed, and
     advance a pending update (not during a flood: the station's job comes first).
-    True when an update was installed and the station must reboot."""
-    from station import ota, uplink
-
+    True when an update was installed and the station must reboot.
+    The upload's code and ota's bookkeeping are never in the heap together (each is let go
+    before the other comes in): the report needs the upload's, the installer neither."""
+    release(UPLOAD_CODE)
     now = board.time()
-    ota.accept(reply.get("ota"), now)
-    ota.confirm(now)
+    _call("ota", "accept", reply.get("ota"), now)
+    _call("ota", "confirm", now)
     if time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False  # the radio time is used up: report and update at a later wake
-    events = ota.pending_events()
+    events = _call("ota", "pending_events")
     if events or st["fw_reported"] != VERSION or st["err_reported"] != st["err"]:
-        if uplink.report_ota(board, creds, st, VERSION, ota.running_slot(), events, wdt.feed):
-            ota.events_sent(len(events))
+        slot = _call("ota", "running_slot")
+        release(("station.ota",))
+        sent = _call("uplink", "report_ota", board, creds, st, VERSION, slot, events,
+                     wdt.feed)
+        release(UPLOAD_CODE)
+        if sent:
+            _call("ota", "events_sent", len(events))
             st["fw_reported"] = VERSION
             st["err_reported"] = st["err"]
             st["reset"] = ""  # told: the next report says "deepsleep" until another reset
+    events = None
     if result["flood"] or time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False
-    uplink = events = None
-    release(UPLOAD_CODE)  # the installer, SHA-512 and Ed25519 come in next
-    return ota.work(board, creds, result["battery_mv"], now, wdt.feed)
+    # the installer, SHA-512 and Ed25519 come in here
+    return _call("ota", "work", board, creds, result["battery_mv"], now, wdt.feed)
 
 
 def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, clock_path):
@@ -160,9 +169,7 @@ def rain_counted(board, cfg, pins, st):
 def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path):
     """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
     installed and the board must reboot into it."""
-    from station import uplink
-
-    creds = uplink.load_credentials(creds_path)
+    creds = _call("uplink", "load_credentials", creds_path)
     if creds is None:
         return False
     battery = result["battery_mv"]
@@ -200,6 +207,20 @@ def _beside(path, name):
     return path.rsplit("/", 1)[0] + "/" + name if "/" in path else name
 
 
+# A module imported in a function that runs on (main, radio) stays in the heap whatever
+# release() does: the function's frame holds it (a name set to None may linger in the VM's
+# value stack, which the GC scans whole). So they call a module they let go through _call(),
+# whose frame is gone when it returns.
+
+def _call(module, name, *args):
+    """station.<module>.<name>(*args), the module imported (again) here."""
+    return getattr(__import__("station." + module, None, None, (name,)), name)(*args)
+
+
+def _cycle(board, cfg, pins, st, queue, wdt):
+    return _call("cycle", "run", board, cfg, pins, st, queue, wdt, board.sleep_tips())
+
+
 def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
          creds_path=CREDENTIALS):
     """One wake. Ends in board.deepsleep() (in the sim: raises or exits). Uploads go through
@@ -209,11 +230,9 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         from station.hw import default_board
 
         board = default_board()
-    from station import config
-
-    cfg, cfg_errors = config.load(cfg_path)
-    pins = config.pins(cfg)
-    config = None
+    cfg, cfg_errors = _call("config", "load", cfg_path)
+    pins = _call("config", "pins", cfg)
+    release(("station.config",))  # its checks and defaults: done with before the cycle
     st = state_mod.load(board)
     if board.woke_by_rain():
         return rain_wake(board, pins, st)
@@ -224,10 +243,9 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         st["reset"] = cause
         st["err_reported"] = None  # tell the server why the board reset
     if st["radio_at"]:  # the last wake was reset in the middle of its radio work
-        from station import uplink
-
         st["radio_at"] = 0
-        uplink.back_off(st, board.time(), "radio work cut short by a %s reset" % cause)
+        _call("uplink", "back_off", st, board.time(),
+              "radio work cut short by a %s reset" % cause)
     st["wakes"] += 1
     counted, rain_note = rain_counted(board, cfg, pins, st)
     # tips while awake: the counter's, else an IRQ's (on the real board)
@@ -235,16 +253,16 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
     result = None
     reboot = False
     try:
-        from station import ota  # its bookkeeping only: the installer is ota_install
-
-        ota.after_boot(board.time())
+        # ota's bookkeeping only (the installer is ota_install): report a rollback boot.py
+        # made; busy: an update is in progress or has news (upload this wake). The cycle
+        # changes neither.
+        _call("ota", "after_boot", board.time())
+        busy = _call("ota", "busy")
+        release(("station.ota",))  # out of the cycle's and the upload's heap: update() again
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"], keep=cfg["queue_keep"])
         if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)
             clock.after_power_loss(board, st, queue, clock_path)
-        from station import cycle
-
-        result = cycle.run(board, cfg, pins, st, queue, wdt, board.sleep_tips())
-        cycle = None
+        result = _cycle(board, cfg, pins, st, queue, wdt)
         release(CYCLE_CODE)  # the radio's code comes in next
         notes = cfg_errors + ([rain_note] if rain_note else [])
         if notes:  # with the cycle's own notes (a stale temperature, a noisy burst)
@@ -259,7 +277,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         if uploader is not None:
             if result["upload"] and uploader(queue, result):
                 st["since_upload"] = 0
-        elif result["upload"] or ota.busy():
+        elif result["upload"] or busy:
             reboot = radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt,
                            creds_path, clock_path)
         if reformatted and st["err_reported"] == st["err"]:

@@ -95,8 +95,8 @@ def verify(public, message, signature):
         return False
     h = sha512.SHA512(signature[:32])
     h.update(public)
-    if hasattr(message, "read"):  # a file: hashed 512 bytes at a time, never whole in RAM
-        buf = bytearray(512)
+    if hasattr(message, "read"):  # a file: hashed a block at a time, never whole in RAM
+        buf = bytearray(128)  # SHA-512's block: no large allocation late in the wake
         while True:
             n = message.readinto(buf)
             if not n:

@@ -12,6 +12,13 @@ import binascii
 import json
 
 MAX_REPLY = 8192  # bytes: a reply is an ack, the time, a config or an offer
+# RAM (docs/firmware.md, RAM budget): every read allocates its whole size at once, and late in
+# a wake the heap has few large holes. A socket's read(n) allocates n bytes before it reads
+# (py/stream.c, stream_read: vstr_init_len), its readline(max) max bytes (py/stream.c,
+# stream_unbuffered_readline: vstr_init(&vstr, max_size)): a body is read CHUNK bytes at a
+# time and a header line LINE bytes at a time, not up to MAX_REPLY.
+CHUNK = 512
+LINE = 256
 TIMEOUTS = (110, 116)  # ETIMEDOUT: MicroPython's (py/mperrno.h), lwIP's on the ESP32
 
 
@@ -240,16 +247,17 @@ def _read_head(sock, feed=None):
     connection that is the socket's timeout."""
     raw = b""
     while True:
-        line = sock.readline(MAX_REPLY + 1 - len(raw))
+        line = sock.readline(min(LINE, MAX_REPLY + 1 - len(raw)))
         _feed(feed)
         if not line:
             if raw:
                 raise HTTPError("connection closed in the reply's headers")
             raise Closed("connection closed before the reply")
+        whole = not raw or raw[-1] == 10  # line starts a line (a long one comes in pieces)
         raw += line
         if len(raw) > MAX_REPLY:
             raise HTTPError("reply headers over %d bytes" % MAX_REPLY)
-        if line in (b"\r\n", b"\n"):
+        if whole and line in (b"\r\n", b"\n"):
             return _parse_head(raw.rstrip(b"\r\n"))
 
 
@@ -259,7 +267,7 @@ def _read_body(sock, want, write, limit, feed=None):
     read = getattr(sock, "recv", None) or sock.read
     got = 0
     while want < 0 or got < want:
-        chunk = read(2048 if want < 0 else min(2048, want - got))
+        chunk = read(CHUNK if want < 0 else min(CHUNK, want - got))
         _feed(feed)
         if not chunk:
             break

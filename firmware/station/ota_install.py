@@ -3,12 +3,17 @@
 # into the other slot, verify it and commit the slot as a trial. Imported by ota.work() only
 # on a wake that advances an offer: SHA-512, Ed25519 and this module stay out of RAM on every
 # other wake (docs/firmware.md, RAM budget). Each step is persisted in the offer (ota.py).
+#
+# RAM: the manifest (about 4.7 KB, 39 files) parsed whole is about 12 KB of dicts and strings
+# on the 64-bit unix port, more than any other object of the wake: it is never parsed whole.
+# _entries() reads it from its file in small pieces and parses one file's entry at a time;
+# Ed25519 and SHA-512 are imported for the signature check and let go after it.
 import binascii
 import hashlib
 import json
 import os
 
-from station import ed25519, fsutil, http
+from station import fsutil, http
 from station.ota import (
     CRASH,
     DIR,
@@ -26,19 +31,96 @@ from station.ota import (
 FLASH_MARGIN = 16384  # left free for the queue and config after an update
 
 
-def _load(path):
-    """The JSON in a file, parsed as it is read (a manifest is never whole in RAM as text),
-    or None when the file is missing or damaged."""
+MANIFEST = DIR + "/manifest.json"  # the verified manifest of the offer being installed
+_BLANK = b" \t\r\n,"  # what may stand between the entries of "files"
+
+
+def _entries(path, top=None):
+    """Each entry (a dict) of the manifest's "files" array, parsed one at a time as the file
+    is read 256 bytes at a time (JSON strings and their escapes are followed, so a path may
+    hold any character). With top (a dict): filled at the end with the manifest's other
+    fields ("files" as []). ValueError when the file is not such a manifest: not JSON, cut
+    short, or "files" holding anything but objects."""
+    rest = []  # the document without the entries
+    stack = b""  # the brackets open around this point, outside strings
+    quoted = escaped = False
+    entry = None  # the entry being read (bytes), or None
+    inside = False  # in the "files" array
+    with open(path, "rb") as f:
+        while True:
+            buf = f.read(256)
+            if not buf:
+                break
+            start = 0  # what of buf is not yet in rest or entry
+            for i, c in enumerate(buf):
+                if quoted:
+                    if escaped:
+                        escaped = False
+                    elif c == 92:  # a backslash
+                        escaped = True
+                    elif c == 34:  # the closing quote
+                        quoted = False
+                    continue
+                if inside and entry is None and c not in _BLANK:
+                    if c == 93:  # "]": the end of "files", kept in rest
+                        inside = False
+                        start = i
+                    elif c != 123:  # not "{"
+                        raise ValueError("a file entry is not an object")
+                    else:
+                        entry = b""
+                        start = i
+                if c == 34:
+                    quoted = True
+                elif c == 123 or c == 91:  # "{" or "["
+                    if c == 91 and stack == b"{" and _files_key(rest, buf[start:i]):
+                        inside = True
+                        rest.append(buf[start:i + 1])
+                        start = i + 1
+                    stack += bytes((c,))
+                elif c == 125 or c == 93:  # "}" or "]"
+                    if not stack or stack[-1] != c - 2:
+                        raise ValueError("unbalanced brackets")
+                    stack = stack[:-1]
+                    if entry is not None and len(stack) == 2:
+                        entry += buf[start:i + 1]
+                        start = i + 1
+                        yield json.loads(entry)
+                        entry = None
+            if entry is not None:
+                entry += buf[start:]
+            elif not inside:
+                rest.append(buf[start:])
+    if stack or quoted:
+        raise ValueError("cut short")
+    head = json.loads(b"".join(rest))
+    if not isinstance(head, dict) or head.get("files") != []:
+        raise ValueError("no files array")
+    if top is not None:
+        top.update(head)
+
+
+def _files_key(rest, tail):
+    """True when the top-level text before an array ends with the key "files"."""
+    text = (b"".join(rest) + tail).rstrip()
+    return text.endswith(b":") and text[:-1].rstrip().endswith(b'"files"')
+
+
+def _top(path):
+    """The manifest's fields but its entries ({"files": [], "version": ...}), or None when
+    the file is missing or damaged."""
+    top = {}
     try:
-        with open(path) as f:
-            return json.load(f)
+        for _ in _entries(path, top):
+            pass
     except (OSError, ValueError):
         return None
+    return top
 
 
 def _slot_version(slot):
-    m = _load(slot + "/manifest.json")
-    return m.get("version") if isinstance(m, dict) else None
+    m = _top(slot + "/manifest.json")
+    return m.get("version") if m else None
 
 
 def advance(o, board, creds, battery_mv, now, feed, mpy):
@@ -56,24 +138,22 @@ def _advance(o, board, conn, creds, battery_mv, now, mpy):
         raise Refused("not installed in a slot (flash with `mizumori device flash`)")
     target = other(slot)
     if o["phase"] == "offered":
-        manifest = _fetch_manifest(conn, o, creds, mpy)
-        _check_resources(board, manifest, target, battery_mv)
-        manifest = None
+        _check_resources(board, _fetch_manifest(conn, o, creds, mpy), target, battery_mv)
         # The target slot is incomplete from here on: its markers go first.
         fsutil.remove(target + "/manifest.json")
         fsutil.remove(target + "/confirmed")
         o["phase"] = "downloading"
         save_offer(o)
         record(o["release"], "downloading", "", now)
-    manifest = _load(DIR + "/manifest.json")
-    if manifest is None:  # lost from the flash: start this offer over
+    if _top(MANIFEST) is None:  # lost from the flash, or damaged: start this offer over
         o["phase"] = "offered"
         save_offer(o)
         raise OSError("verified manifest missing, starting over")
     if o["phase"] == "downloading":
-        got = local = 0
-        for entry in manifest["files"]:
+        got = local = files = 0
+        for entry in _entries(MANIFEST):
             n = _fetch_file(conn, o, creds, entry, slot, target)
+            files += 1
             if n is None:
                 local += 1
             else:
@@ -81,15 +161,18 @@ def _advance(o, board, conn, creds, battery_mv, now, mpy):
         o["phase"] = "downloaded"
         save_offer(o)
         record(o["release"], "downloaded", "%d bytes downloaded, %d of %d files copied or "
-               "present" % (got, local, len(manifest["files"])), now)
+               "present" % (got, local, files), now)
     if o["phase"] == "downloaded":
-        if any(e["path"] == TRUST for e in manifest["files"]):  # a new CA bundle
+        bundle = False
+        for e in _entries(MANIFEST):  # read to its end: the file is closed
+            bundle = bundle or e["path"] == TRUST
+        if bundle:  # a new CA bundle
             from station import trust
 
             trust.check_file(target + "/" + TRUST)  # refused here: the slot is never booted
-        _remove_stale(target, manifest)
+        _remove_stale(target)
         # Written last: a slot with manifest.json is complete (boot.py checks for it).
-        _copy(DIR + "/manifest.json", target + "/manifest.json.tmp")
+        _copy(MANIFEST, target + "/manifest.json.tmp")
         _replace(target + "/manifest.json.tmp", target + "/manifest.json")
         o["phase"] = "installed"
         save_offer(o)
@@ -121,8 +204,18 @@ def _get(conn, o, creds, name, f, offset=0):
     return n
 
 
+def _verify(public, sig):
+    """The signature check (Ed25519 over SHA-512) of the downloaded manifest, read from its
+    file in small pieces."""
+    from station import ed25519
+
+    with open(MANIFEST, "rb") as f:
+        return ed25519.verify(public, f, sig)
+
+
 def _fetch_manifest(conn, o, creds, mpy):
-    """Download the manifest and its signature, check them against the provisioned key."""
+    """Download the manifest and its signature, check them against the provisioned key:
+    the manifest's fields but its entries, which stay in its file (_entries)."""
     key = fsutil.read_bytes(KEY)
     if not key:
         raise Refused("no release key provisioned")
@@ -135,16 +228,18 @@ def _fetch_manifest(conn, o, creds, mpy):
         public = binascii.unhexlify(key.strip())
     except ValueError:
         raise Refused("signature or release key is not hex")
-    with open(DIR + "/manifest.json", "rb") as f:  # checked as it is read, in small pieces
-        good = ed25519.verify(public, f, sig)
+    good = _verify(public, sig)
+    # Ed25519 and SHA-512 are done with: let go (app.release) before the downloads.
+    from station.app import release
+
+    release(("station.ed25519", "station.sha512"))
     if not good:
         raise Refused("bad signature: manifest not signed by the provisioned release key")
+    manifest = {}
     try:
-        with open(DIR + "/manifest.json") as f:
-            manifest = json.load(f)
-        files = manifest["files"]
-        for e in files:
-            if ".." in e["path"] or e["path"].startswith("/") or len(e["sha256"]) != 64:
+        for e in _entries(MANIFEST, manifest):
+            if (".." in e["path"] or e["path"].startswith("/") or len(e["sha256"]) != 64
+                    or e["size"] < 0):
                 raise ValueError(e["path"])
     except (ValueError, KeyError, TypeError) as e:
         raise Refused("malformed manifest: %r" % e)
@@ -158,13 +253,14 @@ def _fetch_manifest(conn, o, creds, mpy):
 
 
 def _check_resources(board, manifest, target, battery_mv):
+    """manifest: its fields but its entries (_fetch_manifest)."""
     need_mv = int(manifest.get("min_battery_mv") or 0)
     if battery_mv is None or battery_mv < need_mv:
         raise Refused("battery %s mV below the release's minimum %d mV" % (battery_mv, need_mv))
     # The new slot is a full copy (unchanged files are copied, not downloaded); what the
     # target slot holds now is replaced.
     need = FLASH_MARGIN
-    for e in manifest["files"]:
+    for e in _entries(MANIFEST):
         need += e["size"] - _size(target + "/" + e["path"])
     free = board.flash_free()
     if free < need:
@@ -198,8 +294,8 @@ def _fetch_file(conn, o, creds, entry, slot, target):
     return got
 
 
-def _remove_stale(target, manifest):
-    keep = {target + "/" + e["path"] for e in manifest["files"]}
+def _remove_stale(target):
+    keep = {target + "/" + e["path"] for e in _entries(MANIFEST)}
     keep.add(target + "/confirmed")
 
     def walk(d):

@@ -6,7 +6,9 @@
 # not kept as 80 literal integers in the module (each a long integer on a 32-bit build); and
 # the message is hashed as it comes (update()), 128 bytes at a time, so a
 # signed manifest is never copied or padded in one piece (ed25519.verify reads it from its
-# file in small chunks).
+# file in small chunks). No list grows while it hashes: a list that grows to 80 items doubles
+# its storage to 128 slots (1 KiB contiguous on a 64-bit build), and late in an OTA wake the
+# heap may have no such hole: the message schedule is one list of 80 made with the hasher.
 import struct
 
 M64 = 0xFFFFFFFFFFFFFFFF
@@ -14,11 +16,13 @@ _K = []  # the round constants, 640 bytes, made at the first digest
 
 
 def _primes(n):
-    out = []
+    out = [0] * n
     c = 2
-    while len(out) < n:
-        if all(c % p for p in out):
-            out.append(c)
+    k = 0
+    while k < n:
+        if all(c % out[i] for i in range(k)):
+            out[k] = c
+            k += 1
         c += 1
     return out
 
@@ -50,14 +54,17 @@ def _rotr(x, n):
     return ((x >> n) | (x << (64 - n))) & M64
 
 
-def _compress(h, k, block, at):
-    w = list(struct.unpack_from(">16Q", block, at))
+def _compress(h, k, w, block, at):
+    """h after one 128-byte block of block at `at`; w: the message schedule's 80 slots."""
+    first = struct.unpack_from(">16Q", block, at)
+    for i in range(16):
+        w[i] = first[i]
     for i in range(16, 80):
         a = w[i - 15]
         b = w[i - 2]
         s0 = _rotr(a, 1) ^ _rotr(a, 8) ^ (a >> 7)
         s1 = _rotr(b, 19) ^ _rotr(b, 61) ^ (b >> 6)
-        w.append((w[i - 16] + s0 + w[i - 7] + s1) & M64)
+        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) & M64
     a, b, c, d, e, f, g, hh = h
     for i in range(80):
         t1 = (hh + (_rotr(e, 14) ^ _rotr(e, 18) ^ _rotr(e, 41)) + ((e & f) ^ (~e & g))
@@ -79,6 +86,7 @@ class SHA512:
 
     def __init__(self, data=b""):
         self._k, self._h = _constants()
+        self._w = [0] * 80  # the message schedule, reused for every block
         self._buf = b""  # under 128 bytes: the start of the next block
         self._n = 0  # bytes hashed so far
         if data:
@@ -93,10 +101,10 @@ class SHA512:
             self._buf += bytes(data[:at])
             if len(self._buf) < 128:
                 return
-            self._h = _compress(self._h, self._k, self._buf, 0)
+            self._h = _compress(self._h, self._k, self._w, self._buf, 0)
             self._buf = b""
         while n - at >= 128:
-            self._h = _compress(self._h, self._k, data, at)
+            self._h = _compress(self._h, self._k, self._w, data, at)
             at += 128
         if at < n:
             self._buf = bytes(data[at:])
