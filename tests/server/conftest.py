@@ -1,14 +1,17 @@
 """Server test fixtures: every test runs on SQLite and on PostgreSQL."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from helpers import need
+from mizumori_server import security
 from mizumori_server.app import create_app
 from mizumori_server.settings import Settings
 from sqlalchemy import Engine
@@ -18,6 +21,19 @@ PG_ADMIN = os.environ.get("MIZUMORI_TEST_DATABASE_URL",
 # Passwords the policy takes (security.password_problem): none holds its user's name.
 ADMIN_PASSWORD = "kawa-kanri-2026"
 USER_PASSWORD = "ryuiki-suii-77"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2id with its cheapest parameters for the in-process servers of these tests: the
+    production hasher (argon2-cffi's RFC 9106 profile, 64 MiB and 3 passes) takes ~0.2-0.4 s
+    a hash or check here, paid for every test's admin and login. Hashes carry their own
+    parameters, so storing and checking work the same; servers started as processes
+    (tests/tools) keep the production hasher, and test_people.py checks it is argon2id."""
+    production = security._hasher
+    security._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    security._hasher = production
 
 
 def _pg_reachable() -> bool:
@@ -52,8 +68,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database the server's own migrations brought to the newest schema, once a
+    session: each test's starts as a copy of it (the same file the migrations would leave;
+    the server still checks its revision at start). Migrating each test's anew took ~0.5 s."""
+    path = tmp_path_factory.mktemp("migrated") / "mizumori.db"
+    app = create_app(Settings(database_url=f"sqlite:///{path}", data_dir=path.parent,
+                              auto_migrate=True, secret_key="test-secret-key",
+                              background=False))
+    app.state.engine.dispose()
+    return path
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, migrated_sqlite: Path) -> Settings:
+    db = tmp_path / "mizumori.db"
+    if database_url == f"sqlite:///{db}" and not db.exists():
+        shutil.copyfile(migrated_sqlite, db)
     # background=False: tests run the offline check and the webhook sender themselves
     # (test_alerts.py has one test with the workers' own background loop).
     return Settings(database_url=database_url, data_dir=tmp_path, auto_migrate=True,
