@@ -443,6 +443,23 @@ def test_the_bme280_is_charged_per_forced_measurement_not_per_rail_second():
     assert board.spent["rail_bme280"] == 9.3
 
 
+def test_a_fitted_part_draws_from_the_moment_the_rail_comes_on():
+    # The board learns a part is fitted when the firmware first reaches it; it drew since
+    # the rail came on all the same: its warm-up (which the firmware sleeps through) too.
+    for sensor, part in (("a02yyuw", "a02yyuw"), ("current_loop", "current_loop"),
+                         ("jsnsr04t", "jsnsr04t")):
+        board = sim.Board(sim.World())
+        cfg, _ = config.merge(config.DEFAULTS, {"level_sensor": sensor, "env_sensor": False})
+        cycle.run(board, cfg, config.pins(cfg), state.defaults(), FlashQueue(tempdir()))
+        rail = board.spent["rail_" + part]
+        assert rail >= sim.WARMUP_MS[part], (sensor, board.spent)
+        # the warm-up in light sleep: the CPU is not charged for it
+        assert board.spent.get("light_sleep", 0) >= sim.WARMUP_MS[part], board.spent
+        # it drew for as long as the rail was on: everything since the boot but the boot
+        awake = sum(v for k, v in board.spent.items() if k in ("cpu", "light_sleep"))
+        assert rail <= awake, (sensor, board.spent)
+
+
 def test_light_sleep_loses_what_the_uarts_receive_and_is_charged_as_such():
     from station.hw import sim
 

@@ -30,8 +30,8 @@ def watch_wake(world, st=None, **changes):
 
 
 def sensor_ms(board):
-    """How long the level sensor was read (the ledger's rail time from its first read)."""
-    return board.spent["rail_a02yyuw"]
+    """How long the level sensor was read: the ledger's rail time, less its warm-up."""
+    return board.spent["rail_a02yyuw"] - sim.WARMUP_MS["a02yyuw"]
 
 
 def test_a_burst_far_below_the_start_level_stops_at_watch_window_s_and_is_flagged():

@@ -65,6 +65,10 @@ CLOCK_DRIFT_PPM = 1000
 # assumed); 4-20 mA loop: boost converter plus transmitter start-up, 500 ms (a typical
 # pressure transmitter's "power-up time < 500 ms").
 WARMUP_MS = {"bme280": 2, "a02yyuw": 300, "jsnsr04t": 100, "current_loop": 500}
+# What a fitted part draws while the rail is on (its ledger state, "rail_" + this; default
+# its name): the BME280 sleeps between forced measurements (0.1 uA, Bosch BST-BME280-DS002
+# table 1), each of which hw/sim_bme280.py charges as "rail_bme280" for its t_measure.
+RAIL_DRAW = {"bme280": "bme280_sleep"}
 # The JSN-SR04T's timing: hw/sim_ultrasonic.py. The network's delays: hw/sim_net.py.
 # The energy ledger (hardware/energy.json holds the currents): the board counts the ms it
 # spends in each state in its own time. Boot: the ROM bootloader, the app image check and
@@ -460,15 +464,22 @@ class Board:
 
     def powered(self, part):
         """A part on the switched rail answers only while the rail is on and it has warmed up
-        (the load switch's EN has a 100 k pull-down: off unless driven, hardware/wiring.md)."""
+        (the load switch's EN has a 100 k pull-down: off unless driven, hardware/wiring.md).
+        The board learns that the part is fitted when the firmware first reaches it: from
+        then on it draws all the time the rail is on, and already drew since the rail came on
+        (its warm-up included)."""
         if part not in SWITCHED:
             return True
+        self._draws(RAIL_DRAW.get(part, part))
         return self.rail_on() and self.ms - self.rail_since >= WARMUP_MS[part]
 
-    def _powered(self, part, draws=None):
-        """The part's powered() check; the part draws (ledger state "rail_" + draws, default
-        its name) all the time the rail is on."""
-        self.rail_parts.add(draws or part)
+    def _draws(self, state):
+        if state not in self.rail_parts:
+            self.rail_parts.add(state)
+            if self.rail_on():
+                self._spend("rail_" + state, self.ms - self.rail_since)
+
+    def _powered(self, part):
         return lambda: self.powered(part)
 
     def _spend(self, state, ms):
@@ -494,7 +505,7 @@ class Board:
         # The BME280 sleeps while the rail is on (0.1 uA, Bosch BST-BME280-DS002 table 1,
         # "rail_bme280_sleep") but for each forced measurement the firmware triggers, which
         # hw/sim_bme280.py charges as "rail_bme280" for its t_measure.
-        return SimI2C(self, self._powered("bme280", "bme280_sleep"))
+        return SimI2C(self, self._powered("bme280"))
 
     def adc(self, pin):
         w = self.world
