@@ -141,7 +141,17 @@ def test_the_manifest_is_read_one_entry_at_a_time(tmp_path: Path) -> None:
             assert top == {**manifest, "files": []}
     for bad in ('{"files": [1]}', '{"files": ["station/app.mpy"]}', '{"files": [{"a": 1}',
                 '{"files": {"a": 1}}', '{"version": "1"}', '{"files": [{"a": 1}]]}', "[]",
-                'not json'):
+                'not json',
+                # one "files" array (json.loads would keep the last), no empty elements
+                '{"files": [{"a": 1}], "files": [{"b": 2}]}',
+                '{"files": [,{"a": 1}]}', '{"files": [{"a": 1},,{"b": 2}]}',
+                '{"files": [{"a": 1},]}', '{"files": [{"a": 1} {"b": 2}]}'):
         path.write_text(bad)
         with pytest.raises(ValueError):
             list(ota_install._entries(str(path), {}))
+    # a key is its decoded string, as json.loads (and so the server) reads it
+    text = '{"a\\"files": [{"a": 1}], "files": [{"b": 2}]}'
+    path.write_text(text)
+    top = {}
+    assert list(ota_install._entries(str(path), top)) == json.loads(text)["files"]
+    assert top == {**json.loads(text), "files": []}

@@ -160,9 +160,10 @@ def digest(seq, n, records):
 
 def lean(record):
     """A stored reading as LoRaWAN sends it: its quality record only when a quality flag
-    is set (the spread and calibration version alone do not earn the airtime)."""
+    is set (the spread and calibration version alone do not earn the airtime, nor does
+    short_window alone: watch-mode readings go up one by one only as a backlog)."""
     n = _LEN[record[0]]
-    if len(record) > n and not record[n + 1]:
+    if len(record) > n and not record[n + 1] & ~SHORT_WINDOW:
         return bytes(record[:n])
     return bytes(record)
 

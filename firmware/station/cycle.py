@@ -40,6 +40,7 @@ WINDOW_MS = 20000
 STEP_MS = 1000
 READ_MS = 300
 WINDOW_SLACK_MS = 10000  # a sensor that keeps failing ends the window this much later
+BURST_SIGMAS = 3  # a burst stands only if its mean 3 standard errors higher decides the same
 
 
 def sample_window(board, sensor, wdt=None, times=None, burst=None):
@@ -98,9 +99,13 @@ def _burst(kind, cfg, state, temp_c, now, short):
             return False
         level, flags, _ = processing.level_from_samples(
             kind, good, faults, temp_c, cfg, state["level"], state["stuck"], now)
-        if level is None or flags & codec.FAULTS or processing.quality(good, cfg)[2]:
+        spread, _, noisy = processing.quality(good, cfg)
+        if level is None or flags & codec.FAULTS or noisy:
             return False
-        ok = schedule.burst_stands(cfg, state, level, now)
+        # The burst's mean is uncertain by about spread / sqrt(n): the rate of rise must stay
+        # under its limit at three times that above it too (BURST_SIGMAS).
+        ok = schedule.burst_stands(cfg, state, level, now,
+                                   BURST_SIGMAS * spread / len(good) ** 0.5)
         if ok:
             short.append(True)
         return ok

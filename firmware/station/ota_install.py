@@ -32,7 +32,7 @@ FLASH_MARGIN = 16384  # left free for the queue and config after an update
 
 
 MANIFEST = DIR + "/manifest.json"  # the verified manifest of the offer being installed
-_BLANK = b" \t\r\n,"  # what may stand between the entries of "files"
+_BLANK = b" \t\r\n"  # JSON's whitespace
 
 
 def _entries(path, top=None):
@@ -46,6 +46,8 @@ def _entries(path, top=None):
     quoted = escaped = False
     entry = None  # the entry being read (bytes), or None
     inside = False  # in the "files" array
+    seen = False  # a "files" array was found (a second one is refused)
+    expect = b""  # inside, between entries: the characters that may come next
     with open(path, "rb") as f:
         while True:
             buf = f.read(256)
@@ -62,19 +64,24 @@ def _entries(path, top=None):
                         quoted = False
                     continue
                 if inside and entry is None and c not in _BLANK:
-                    if c == 93:  # "]": the end of "files", kept in rest
+                    if c not in expect:
+                        raise ValueError("\"files\" is not an array of objects")
+                    if c == 44:  # ","
+                        expect = b"{"
+                    elif c == 93:  # "]": the end of "files", kept in rest
                         inside = False
                         start = i
-                    elif c != 123:  # not "{"
-                        raise ValueError("a file entry is not an object")
-                    else:
+                    else:  # "{"
                         entry = b""
                         start = i
                 if c == 34:
                     quoted = True
                 elif c == 123 or c == 91:  # "{" or "["
                     if c == 91 and stack == b"{" and _files_key(rest, buf[start:i]):
-                        inside = True
+                        if seen:
+                            raise ValueError("two \"files\" arrays")
+                        inside = seen = True
+                        expect = b"{]"
                         rest.append(buf[start:i + 1])
                         start = i + 1
                     stack += bytes((c,))
@@ -87,6 +94,7 @@ def _entries(path, top=None):
                         start = i + 1
                         yield json.loads(entry)
                         entry = None
+                        expect = b",]"
             if entry is not None:
                 entry += buf[start:]
             elif not inside:
@@ -101,9 +109,22 @@ def _entries(path, top=None):
 
 
 def _files_key(rest, tail):
-    """True when the top-level text before an array ends with the key "files"."""
+    """True when the top-level text before an array ends with the key "files" (the key's
+    string decoded: "a\\"files" is another key)."""
     text = (b"".join(rest) + tail).rstrip()
-    return text.endswith(b":") and text[:-1].rstrip().endswith(b'"files"')
+    if not text.endswith(b":"):
+        return False
+    text = text[:-1].rstrip()
+    i = len(text) - 2  # the key's opening quote: one not escaped by an odd run of "\\"
+    while i >= 0:
+        if text[i] == 34:
+            k = i
+            while k > 0 and text[k - 1] == 92:
+                k -= 1
+            if (i - k) % 2 == 0:
+                break
+        i -= 1
+    return i >= 0 and text.endswith(b'"') and json.loads(text[i:]) == "files"
 
 
 def _top(path):

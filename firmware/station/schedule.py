@@ -85,12 +85,13 @@ def watch_burst(cfg, state, now):
             and not heartbeat_due(state, now))
 
 
-def burst_stands(cfg, state, level_mm, now):
+def burst_stands(cfg, state, level_mm, now, error_mm=0):
     """Whether a watch-mode burst's level may be the wake's reading: clear of every level
     at which the schedule would change the station's mode or river level by the margin
-    (BURST_MARGIN_MM), and the schedule's decision on it changes nothing (no river level,
-    flood mode from the rate of rise, or observation mode). Else the wake measures the full
-    window: a mode is always entered on the standard's level."""
+    (BURST_MARGIN_MM), and the schedule's decision on it, and on it error_mm higher (the
+    burst mean's uncertainty: a rate of rise just under its limit), changes nothing (no
+    river level, flood mode from the rate of rise, or observation mode). Else the wake
+    measures the full window: a mode is always entered on the standard's level."""
     if level_mm is None:
         return False
     hyst = cfg["hysteresis_mm"]
@@ -109,8 +110,11 @@ def burst_stands(cfg, state, level_mm, now):
         leave = levels[alert - 1] - hyst  # the current river level ends below it
         if level_mm <= leave + margin:
             return False
-    d = decide(cfg, state, level_mm, now)
-    return d["alert"] == alert and not d["flood"] and not d["obs"]
+    for level in (level_mm, level_mm + int(error_mm + 0.5)):
+        d = decide(cfg, state, level, now)
+        if d["alert"] != alert or d["flood"] or d["obs"]:
+            return False
+    return True
 
 
 def decide(cfg, state, level_mm, now, sent=0):

@@ -271,6 +271,12 @@ PROBLEMS: dict[str, tuple[str, str]] = {
                           "水面が落ち着いてからの観測値で校正してください",
                           "the latest reading of {station} was noisy (spread {spread} mm): "
                           "calibrate with a reading taken when the water is calm"),
+    "cal_reading_short": ("{station} の最新の観測値は監視モードの短い計測です (20 秒の観測窓では"
+                          "ありません)。観測局の毎日の定時送信の後、または現地で mizumori device "
+                          "calibrate で校正してください",
+                          "the latest reading of {station} is a watch-mode burst, not the 20 s "
+                          "window: calibrate with the reading of its daily heartbeat, or on site "
+                          "with mizumori device calibrate"),
     "cannot_be_null": ("{field} は空にできません", "{field} cannot be null"),
     "no_station": ("観測局 {code} はありません", "no station {code}"),
     "station_exists": ("観測局 {code} はすでにあります", "station {code} exists"),

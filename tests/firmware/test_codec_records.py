@@ -82,8 +82,12 @@ def test_a_digest_sums_up_stored_readings():
 def test_lorawan_sends_a_quality_record_only_with_a_flag_and_never_at_dr2():
     full = codec.encode_full(7, 0, 1500, 3700, 0, 21.5, 40.0, 1000.1, 0.2)
     assert codec.lean(full + codec.encode_quality(0, 3, 9)) == full
+    # a watch-mode burst's flag alone does not earn the airtime either
+    assert codec.lean(full + codec.encode_quality(codec.SHORT_WINDOW, 3, 9)) == full
     flagged = full + codec.encode_quality(codec.TEMP_HELD, 3, 9)
     assert codec.lean(flagged) == flagged
+    both = full + codec.encode_quality(codec.TEMP_HELD | codec.SHORT_WINDOW, 3, 9)
+    assert codec.lean(both) == both
     assert codec.to_level(flagged) == codec.encode_level(7, 0, 1500, 3700, 0)
     aged = codec.with_age(flagged, 600)
     assert codec.decode(aged)[0]["age_s"] == 600 and aged[18:] == flagged[18:]

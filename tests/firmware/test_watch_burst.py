@@ -209,3 +209,20 @@ def test_watch_wakes_through_app_main_burst_then_escalate_as_the_water_rises():
     q = FlashQueue(d + "/queue")
     flags = [codec.decode(p[4:])[1]["flags"] for _, p in q.peek(100, 100000, 0, True)]
     assert flags == [[], ["short_window"], ["short_window"], [], [], []]
+
+
+def test_a_burst_near_the_rise_limit_goes_on_to_the_full_window():
+    # The default rise limit (300 mm/h), waves of +-25 mm (not noisy): a rise of 240 mm/h
+    # is under the limit, but not by three standard errors of a 4-sample burst's mean, so
+    # the standard's window decides whether flood mode starts. Calm water still takes bursts.
+    for noise, rise, short in ((25, 40, False), (3, 0, True)):
+        w = sim.World()
+        w.level_mm = FAR
+        w.noise_mm = noise
+        st = state.defaults()
+        st["beat_t"] = w.now - 3600
+        st["level"], st["t"] = FAR - rise, w.now - 600
+        r, board, quality, _ = watch_wake(w, st, rise_limit_mm_h=300)
+        assert ("short_window" in quality["flags"]) == short, (noise, quality)
+        assert (sensor_ms(board) < 4000) == short, (noise, sensor_ms(board))
+        assert not r["flood"], r

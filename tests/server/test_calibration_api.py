@@ -131,6 +131,8 @@ def test_no_device_or_no_station(app_client: TestClient, admin: dict[str, str],
                                           "BME280"),
     (0, codec.NOISY, 45, 422, "was noisy (spread 45 mm): calibrate with a reading taken "
                               "when the water is calm"),
+    (0, codec.SHORT_WINDOW, 5, 422, "is a watch-mode burst, not the 20 s window: calibrate "
+                                    "with the reading of its daily heartbeat"),
 ])
 def test_page_refuses_an_old_or_flagged_reading(
         app_client: TestClient, admin: dict[str, str], dev: Device, age_s: int, quality: int,

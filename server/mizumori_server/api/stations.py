@@ -319,8 +319,8 @@ def calibrations(code: StationCode, session: DB, _: Reader) -> dict[str, object]
 
 def fit_reading(session: DB, s: Station, now: int, request: Request) -> Reading:
     """The station's latest reading with a level, when it may set a calibration: recent
-    (CAL_READING_MAX_AGE_S), corrected for the speed of sound and not noisy (its quality
-    record); else a 409/422 saying how to get one that is."""
+    (CAL_READING_MAX_AGE_S), corrected for the speed of sound, not noisy and from a full
+    window (its quality record); else a 409/422 saying how to get one that is."""
     r = session.scalars(select(Reading).where(Reading.station_id == s.id,
                                               Reading.level_mm.is_not(None))
                         .order_by(Reading.t.desc(), Reading.seq.desc()).limit(1)).first()
@@ -335,6 +335,8 @@ def fit_reading(session: DB, s: Station, now: int, request: Request) -> Reading:
         raise i18n.problem(request, 422, "cal_reading_no_temp", station=s.code)
     if "noisy" in names:
         raise i18n.problem(request, 422, "cal_reading_noisy", station=s.code, spread=r.spread_mm)
+    if "short_window" in names:  # ±30 mm waves the 20 s window would have averaged out
+        raise i18n.problem(request, 422, "cal_reading_short", station=s.code)
     return r
 
 
