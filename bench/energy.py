@@ -46,8 +46,9 @@ OBSERVE = {"profile": "mlit", "obs_start_mm": 100}  # always at or above the sta
 PROFILES: dict[str, tuple[dict[str, int], dict[str, Any], int | None, int, int]] = {
     "normal": ({"interval_normal_s": 600, "upload_every": 3}, {}, 6, 600, 3),
     "flood": ({"interval_normal_s": 120, "upload_every": 1}, {}, 2, 120, 1),
-    # a watch day: its one heartbeat carries the day's 144 readings; the wakes between
-    # heartbeats take a short burst (watch_window_s, default 3 s) where it decides nothing
+    # a watch day: its one heartbeat carries the day's 144 readings (over LoRaWAN a digest
+    # of them); the wakes between heartbeats take a short burst (watch_window_s, default
+    # 3 s) where it decides nothing
     "mlit watch": ({}, WATCH, None, 600, 144),
     # the same with the standard's full 20 s window on every wake (strict compliance)
     "mlit watch, 20 s window": ({}, {**WATCH, "watch_window_s": 20}, None, 600, 144),
@@ -187,16 +188,22 @@ def lora_uplink() -> dict[str, float]:
     return spent
 
 
-def uplinks_per_day(interval: int, per_upload: int) -> tuple[int, float]:
-    """(uplinks, seconds on air) a day at the default data rate (bench/lorawan.py)."""
+def uplinks_per_day(interval: int, per_upload: int, watch: bool = False
+                    ) -> tuple[int, float]:
+    """(uplinks, seconds on air) a day at the default data rate (bench/lorawan.py). watch:
+    an MLIT watch day, whose readings stay on the station and go up as one daily digest,
+    with the delivery-report request they call for (firmware/station/lorawan.py pack)."""
     sys.path.insert(0, str(ROOT / "bench"))
     import lorawan as bench_lorawan
 
     paths.import_firmware()
-    from station import config
+    from station import config, lorawan
 
-    n, air_s = bench_lorawan.day(config.DEFAULTS["lora_dr"], interval, per_upload)
-    return n, air_s
+    dr = config.DEFAULTS["lora_dr"]
+    if watch:
+        air_s = bench_lorawan.watch_day(dr)[2]
+        return 1 + (DAY_MS // 1000 // interval >= lorawan.REPORT_READINGS), air_s
+    return bench_lorawan.day(dr, interval, per_upload)
 
 
 def years(mah_day: float, battery: dict[str, Any]) -> float:
@@ -216,7 +223,7 @@ def figures() -> list[dict[str, Any]]:
         wakes = day.pop("wakes")
         wifi = mah(day)
         no_radio = {k: v for k, v in day.items() if k != "wifi"}
-        n, air_s = uplinks_per_day(interval, per)
+        n, air_s = uplinks_per_day(interval, per, name.startswith("mlit watch"))
         lora_day = dict(no_radio)
         for state_, ms in uplink.items():  # each uplink's waits; its airtime as packed
             if state_ != "lora_tx":
@@ -304,7 +311,7 @@ def write_budget(lines: list[str]) -> None:
                      for k, v in TABLE["states_ma"].items())
     watch_days, flood_days = 365 - FLOOD_DAYS, FLOOD_DAYS
     wifi_years, lora_years, sunless = TARGET_YEARS["wifi"], TARGET_YEARS["lora"], SUNLESS_DAYS
-    beat_uplinks = uplinks_per_day(*PROFILES["mlit watch"][3:])[0]
+    beat_uplinks = uplinks_per_day(*PROFILES["mlit watch"][3:], watch=True)[0]
     paths.import_firmware()
     from station import config
 
@@ -326,13 +333,13 @@ calm scenario (the level near 0.6 m):
 - **normal** and **flood**: the standard profile, a reading every 10 min sent every third,
   and a reading every 2 min sent at once.
 - **mlit watch**: the MLIT profile below its observation-start level: a reading every
-  10 min, stored, and one heartbeat a day with the day's readings (over LoRaWAN: as many
-  uplinks as they need, {beat_uplinks} at the default data rate). Each wake samples a short
-  burst (`watch_window_s`, {burst_s} s by default; the sensor rail on through it, the ESP32
-  in light sleep between samples) and goes on to the standard's full 20 s window on the
-  heartbeat's wake and whenever the burst could decide a mode (docs/firmware.md,
-  "Schedule"); the calm scenario's level is far below the start level, so the other wakes
-  stop at the burst. Measured from one heartbeat to the next.
+  10 min, stored, and one heartbeat a day with the day's readings (over LoRaWAN: an 11-byte
+  digest of them and the delivery-report request they call for, {beat_uplinks} uplinks).
+  Each wake samples a short burst (`watch_window_s`, {burst_s} s by default; the sensor rail
+  on through it, the ESP32 in light sleep between samples) and goes on to the standard's
+  full 20 s window on the heartbeat's wake and whenever the burst could decide a mode
+  (docs/firmware.md, "Schedule"); the calm scenario's level is far below the start level,
+  so the other wakes stop at the burst. Measured from one heartbeat to the next.
 - **mlit watch, 20 s window**: the same with `watch_window_s` 20: the full window on every
   wake (strict compliance with the standard's wording).
 - **mlit observation 600 / 300 / 120 s**: at or above the start level, a 20 s window and an
