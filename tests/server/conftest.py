@@ -68,24 +68,47 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+def _migrate(url: str, folder: Path) -> None:
+    app = create_app(Settings(database_url=url, data_dir=folder, auto_migrate=True,
+                              secret_key="test-secret-key", background=False))
+    app.state.engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database the server's own migrations brought to the newest schema, once a
     session: each test's starts as a copy of it (the same file the migrations would leave;
     the server still checks its revision at start). Migrating each test's anew took ~0.5 s."""
     path = tmp_path_factory.mktemp("migrated") / "mizumori.db"
-    app = create_app(Settings(database_url=f"sqlite:///{path}", data_dir=path.parent,
-                              auto_migrate=True, secret_key="test-secret-key",
-                              background=False))
-    app.state.engine.dispose()
+    _migrate(f"sqlite:///{path}", path.parent)
     return path
 
 
+@pytest.fixture(scope="session")
+def migrated_pg(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same on PostgreSQL: a database migrated once a session, the template each test's
+    database is created from (CREATE DATABASE ... TEMPLATE: ~0.2 s against ~0.5 s)."""
+    name = pg_server.rsplit("/", 1)[1] + "_migrated"
+    plain = PG_ADMIN.replace("+psycopg", "")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    _migrate(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, tmp_path_factory.mktemp("migrated"))
+    yield name
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, migrated_sqlite: Path) -> Settings:
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     db = tmp_path / "mizumori.db"
     if database_url == f"sqlite:///{db}" and not db.exists():
-        shutil.copyfile(migrated_sqlite, db)
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), db)
+    elif database_url.startswith("postgresql"):  # this test's database, made anew from it
+        template = request.getfixturevalue("migrated_pg")
+        name = database_url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     # background=False: tests run the offline check and the webhook sender themselves
     # (test_alerts.py has one test with the workers' own background loop).
     return Settings(database_url=database_url, data_dir=tmp_path, auto_migrate=True,

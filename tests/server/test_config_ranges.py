@@ -2,6 +2,7 @@
 server reads it, checks every value it could send exactly as a station checks it, refuses
 the rest with a 422, and never sends a value a station would refuse."""
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -193,3 +194,11 @@ def test_lorawan_downlinks_carry_only_what_the_station_takes(tmp_path: Path) -> 
             fw_cfg = fw_lorawan.apply_downlink(fw_cfg, path, frame, st)
         assert st["err"] is None, st["err"]
         assert {k: fw_cfg[k] for k in taken} == taken and fw_cfg["config_version"] == 7
+
+
+def test_the_docs_list_every_setting_an_operator_may_override() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
+    bullet = text[text.index("`PATCH /api/devices/{id}/config`"):]
+    bullet = bullet[:bullet.index("Not the wiring")]
+    named = re.findall(r"`([a-z0-9_]+)`", bullet)
+    assert sorted(named) == sorted(devices.OVERRIDABLE)

@@ -3,12 +3,16 @@ keepalives and a connect timeout (a server that failed over is noticed in about 
 
 from pathlib import Path
 
+import psycopg
 from mizumori_server import db
 from mizumori_server.app import create_app
 from mizumori_server.settings import Settings
 
 
 def test_pool_from_settings_and_keepalives_on_every_connection(pg_server: str) -> None:
+    with psycopg.connect(pg_server.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")  # what earlier tests left, sealed under
+        conn.execute("CREATE SCHEMA public")  # their secret key
     settings = Settings(database_url=pg_server, secret_key="pool-test-key-0123456789abcdef",
                         auto_migrate=True, background=False, db_pool_size=3,
                         db_max_overflow=2)
