@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import update
 
-FUZZ_EXAMPLES = int(os.environ.get("MIZUMORI_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("MIZUMORI_FUZZ_EXAMPLES", "10"))
 TOKEN = "fuzz-admin-token-0123456789"
 PASSWORD = "kawa-fuzz-2026-q"
 

@@ -235,7 +235,9 @@ class SimSocket:
     def read(self, n):
         """A MicroPython stream's read(n): waits for n bytes or the end of the connection
         (py/stream.c, mp_stream_rw without MP_STREAM_RW_ONCE); an open connection that has
-        sent less makes it wait out the socket timeout."""
+        sent less makes it wait out the socket timeout. Its n bytes are set aside first
+        (stream_read_generic: vstr_init_len(&vstr, sz)), as much heap as the port takes."""
+        room = bytearray(n)  # noqa: F841 - held through the read, as the port holds its vstr
         out = b""
         while len(out) < n:
             chunk = self.recv(n - len(out))
@@ -246,7 +248,9 @@ class SimSocket:
 
     def readline(self, limit=-1):
         """A MicroPython stream's readline(max): byte by byte up to a newline, the limit or
-        the end of the connection (py/stream.c, mp_stream_unbuffered_readline)."""
+        the end of the connection (py/stream.c, mp_stream_unbuffered_readline), max bytes
+        set aside first (vstr_init(&vstr, max_size)), as much heap as the port takes."""
+        room = bytearray(max(limit, 16))  # noqa: F841 - held through the read, as the vstr
         out = b""
         while limit < 0 or len(out) < limit:
             b = self.recv(1)
