@@ -425,7 +425,10 @@ class Board:
     def lightsleep(self, ms):
         """machine.lightsleep(ms): the CPU stops (ESP32 datasheet: light sleep 0.8 mA) and
         the UARTs' clock is gated, so whatever arrives on them meanwhile is lost (esp-idf
-        issue 8098, Espressif's answer); ticks_ms runs on (esp_timer is compensated)."""
+        issue 8098, Espressif's answer); ticks_ms runs on (esp_timer is compensated). Pins
+        driven as outputs keep their level (the sensor rail stays on): in light sleep "the
+        digital peripherals ... are clock-gated" and keep their state (ESP-IDF, Sleep
+        Modes). An edge IRQ does not fire meanwhile (docs/firmware.md, "Rain": not modelled)."""
         if self.realtime:
             _time.sleep(ms / 1000 / self.realtime)
         self.advance(ms, "light_sleep")
