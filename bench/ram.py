@@ -10,7 +10,12 @@ manifest and its signature, checks them (Ed25519 over SHA-512) and installs the 
 
 The unix port is 64-bit (objects about 1.4x an ESP32's): the budgets, 56 KiB for a wake with
 an upload and 72 KiB for the OTA check on a 32-bit build, are enforced here as 80 and 100 KiB
-of `-X heapsize`."""
+of `-X heapsize` for the firmware. The sim board shares that heap (its modules, World and
+Board: ~33 KB of Python that on a real board is C code outside the heap, `machine` and
+`network`), so a wake is given the budget plus the sim board's own live heap, measured in
+the same run of the bench (`sim_share`). What the sim allocates while the wake runs (its
+sockets' read buffers, as py/stream.c allocates them on a board, and its own bookkeeping)
+stays on the firmware's side of the account."""
 
 import json
 import subprocess
@@ -309,16 +314,22 @@ def sim_share(rel: Releases, modules: list[str]) -> int:
         return int(proc.stdout.split()[-1])
 
 
+def sim_kib(rel: Releases, ota: bool) -> int:
+    """The sim board's live heap in a wake, whole KiB (rounded down: any part of a KiB left
+    over counts against the firmware)."""
+    return sim_share(rel, stages_and_sim(rel, ota)[1]) // 1024
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp:
         rel = Releases(Path(tmp))
         print("Firmware RAM under the MicroPython unix port (64-bit: an ESP32's objects are"
               " about 0.7x; docs/firmware.md, RAM budget)")
-        up = smallest_heap_kib(rel, False)
-        ota = smallest_heap_kib(rel, True)
-        print(f"  smallest heap, wake with upload    {up:6d} KiB  (budget {BUDGET_WAKE_KIB} KiB)")
-        print(f"  smallest heap, wake with OTA       {ota:6d} KiB  (budget {BUDGET_OTA_KIB} KiB:"
-              " manifest, Ed25519 check, install)")
+        for ota_wake, budget, what in ((False, BUDGET_WAKE_KIB, "wake with upload"),
+                                       (True, BUDGET_OTA_KIB, "wake with OTA")):
+            whole, sim = smallest_heap_kib(rel, ota_wake), sim_kib(rel, ota_wake)
+            print(f"  smallest heap, {what:16s}     {whole:4d} KiB, of which the sim board"
+                  f" {sim} KiB: firmware {whole - sim} KiB (budget {budget} KiB)")
         for ota_wake in (False, True):
             marks, sims = stages_and_sim(rel, ota_wake)
             print(f"  live heap after gc.collect(), wake with {'OTA' if ota_wake else 'upload'}:")

@@ -13,7 +13,7 @@
 import sys
 import time
 
-from station import VERSION, clock, fsutil, sensors
+from station import VERSION, clock, fsutil
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
@@ -26,7 +26,7 @@ RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer mea
 # station.drivers, with SensorFault, stay). The settings' defaults and checks (config.py)
 # go as soon as the settings are read (an upload that brings a config change imports it
 # again).
-CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing",
+CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing", "station.sensors",
               "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
               "station.drivers.current_loop", "station.drivers.ads1115",
               "station.drivers.bme280", "station.drivers.battery",
@@ -153,7 +153,7 @@ def rain_counted(board, cfg, pins, st):
 
     board.pin_out(pins["sensor_power"], 1)  # the bus's pull-ups are on the sensor rail
     try:
-        now, started = sensors.rain_counter(board, pins).count()
+        now, started = _call("sensors", "rain_counter", board, pins).count()
     except SensorFault as e:
         st["rain_count"] = None
         return False, "%s: rain counted by wakes instead" % e
@@ -249,7 +249,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
     st["wakes"] += 1
     counted, rain_note = rain_counted(board, cfg, pins, st)
     # tips while awake: the counter's, else an IRQ's (on the real board)
-    gauge = None if counted else sensors.rain_gauge(board, pins)
+    gauge = None if counted else _call("sensors", "rain_gauge", board, pins)
     result = None
     reboot = False
     try:
@@ -285,7 +285,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]
-    sensors.rail_off(board, pins)
+    _call("sensors", "rail_off", board, pins)  # imported again: let go with the cycle
     if gauge is not None:
         st["rain"] += gauge.take()
     st["crashes"] = 0

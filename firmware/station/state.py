@@ -93,6 +93,14 @@ def load(board):
     return st
 
 
+def _dumps(st):
+    """The values that differ from their defaults (load() puts the defaults back): a
+    Wi-Fi station's state is ~300 bytes, not ~1.4 KB of mostly LoRaWAN defaults, which at
+    the end of a wake with an upload is a block the heap may no longer have in one piece."""
+    base = defaults()
+    return json.dumps({k: v for k, v in st.items() if k not in base or v != base[k]}).encode()
+
+
 def save(board, st):
     """Never raises: long texts are cut, and what does not fit is dropped (the clock
     adjustments first: clock.json has them), so the board still sleeps."""
@@ -100,11 +108,11 @@ def save(board, st):
         if isinstance(st[k], str):
             st[k] = st[k][:MAX_TEXT]
     try:
-        data = json.dumps(st).encode()
+        data = _dumps(st)
         if len(data) > MAX_BYTES:
             st["adj"] = []
             st["err"] = st["uplink"] = ""
-            data = json.dumps(st).encode()
+            data = _dumps(st)
         if len(data) > MAX_BYTES:
             data = json.dumps(defaults()).encode()
         board.set_rtc_memory(data)

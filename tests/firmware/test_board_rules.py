@@ -2,6 +2,7 @@
 # the firmware lives by them: the sensor rail, the ADC's range, the clock and RTC memory lost
 # at power-on, a watchdog that bites, a level-triggered rain wake, the port's reset causes
 # and time_pulse_us codes, Wi-Fi scans with SSIDs that are not UTF-8.
+from records import decode
 from station import app, codec, config, cycle, lorawan, sensors, state, uplink, wifi
 from station.drivers import SensorFault
 from station.drivers.a02yyuw import A02YYUW
@@ -51,7 +52,7 @@ def test_a_wake_powers_the_sensors_and_switches_them_off_before_sleep():
     d, _ = setup()
     board = sim.Board(sim.World())
     wake(d, board)
-    rec = codec.decode(FlashQueue(d + "/queue").peek(1)[0][1][4:])[0]
+    rec = decode(FlashQueue(d + "/queue").peek(1)[0][1][4:])[0]
     assert abs(rec["level_mm"] - 1000) <= 3 and rec["temperature_c"] is not None
     assert not board.rail_on()
 

@@ -4,6 +4,7 @@
 import struct
 
 import test_codec as codec_tests
+from records import decode
 from station import codec, config, cycle, lorawan, state, uplink
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -28,14 +29,14 @@ def encode(f):
 def test_record_vectors_encode_and_decode():
     for v in VECTORS["records"]:
         assert encode(v["fields"]).hex() == v["hex"], v["name"]
-        [got] = codec.decode(bytes.fromhex(v["hex"]))
+        [got] = decode(bytes.fromhex(v["hex"]))
         codec_tests.same_fields(got, v["fields"])
 
 
 def test_batch_vectors_encode_and_decode():
     for v in VECTORS["batches"]:
         assert b"".join(encode(f) for f in v["records"]).hex() == v["hex"], v["name"]
-        got = codec.decode(bytes.fromhex(v["hex"]))
+        got = decode(bytes.fromhex(v["hex"]))
         assert len(got) == len(v["records"]), v["name"]
         for g, w in zip(got, v["records"]):
             codec_tests.same_fields(g, w)
@@ -43,7 +44,7 @@ def test_batch_vectors_encode_and_decode():
 
 def test_invalid_vectors_are_refused_with_their_reason():
     for v in VECTORS["invalid"]:
-        e = raises(codec.CodecError, codec.decode, bytes.fromhex(v["hex"]))
+        e = raises(codec.CodecError, decode, bytes.fromhex(v["hex"]))
         assert v["error"] in str(e), (v["name"], str(e))
 
 
@@ -51,17 +52,17 @@ def test_quality_reserved_bits_are_not_sent_and_not_read():
     rec = codec.encode_quality(0xFF, 12, 0x12345)
     assert rec == bytes([0x14, 0x1F, 12, 0x23, 0x45])
     body = codec.encode_level(1, 0, 100, 3700, 0) + bytes([0x14, 0xE4, 3, 0, 1])
-    assert codec.decode(body)[1]["flags"] == ["noisy"]
+    assert decode(body)[1]["flags"] == ["noisy"]
     body = codec.encode_level(1, 0, 100, 3700, 0) + bytes([0x14, 0xF4, 3, 0, 1])
-    assert codec.decode(body)[1]["flags"] == ["noisy", "short_window"]
+    assert decode(body)[1]["flags"] == ["noisy", "short_window"]
     assert codec.QUALITY_NAMES[4] == "short_window" and codec.SHORT_WINDOW == 0x10
 
 
 def test_levels_and_spread_clamp_instead_of_wrapping():
-    d = codec.decode(codec.encode_digest(5, 999, -40000, 40000, 9000, 0))[0]
+    d = decode(codec.encode_digest(5, 999, -40000, 40000, 9000, 0))[0]
     assert (d["readings"], d["level_min_mm"], d["level_max_mm"], d["battery_mv"]) == (
         255, -32767, 32767, 5100)
-    q = codec.decode(codec.encode_level(1, 0, 1, 1, 0) + codec.encode_quality(0, 900, 1))[1]
+    q = decode(codec.encode_level(1, 0, 1, 1, 0) + codec.encode_quality(0, 900, 1))[1]
     assert q["spread_mm"] == 254
 
 
@@ -71,11 +72,11 @@ def test_a_digest_sums_up_stored_readings():
             codec.encode_level(2, 0, None, None, codec.NO_ECHO),
             codec.encode_full(3, 0, 845, 3660, codec.CLOCK_UNSYNCED, None, None, None, None),
             codec.encode_level(4, 0, 790, None, 0)]
-    d = codec.decode(codec.digest(4, 4, recs))[0]
+    d = decode(codec.digest(4, 4, recs))[0]
     assert (d["seq"], d["readings"], d["level_min_mm"], d["level_max_mm"]) == (4, 4, 790, 845)
     assert d["battery_mv"] == 3660  # the newest reading that knew its battery
     assert d["flags"] == ["no_echo", "clock_unsynced"]
-    d = codec.decode(codec.digest(9, 1, [codec.encode_level(9, 0, None, None, 0)]))[0]
+    d = decode(codec.digest(9, 1, [codec.encode_level(9, 0, None, None, 0)]))[0]
     assert (d["level_min_mm"], d["level_max_mm"], d["battery_mv"]) == (None, None, None)
 
 
@@ -90,7 +91,7 @@ def test_lorawan_sends_a_quality_record_only_with_a_flag_and_never_at_dr2():
     assert codec.lean(both) == both
     assert codec.to_level(flagged) == codec.encode_level(7, 0, 1500, 3700, 0)
     aged = codec.with_age(flagged, 600)
-    assert codec.decode(aged)[0]["age_s"] == 600 and aged[18:] == flagged[18:]
+    assert decode(aged)[0]["age_s"] == 600 and aged[18:] == flagged[18:]
 
 
 def test_a_servers_422_names_a_record_the_station_finds_its_reading():
@@ -108,7 +109,7 @@ def stored_pair(q, seq=None):
     """(reading, quality) as stored for seq (default the newest)."""
     got = q.peek(1000, 100000)
     payload = got[-1][1] if seq is None else [p for s, p in got if s == seq][0]
-    reading, quality = codec.decode(payload[4:])
+    reading, quality = decode(payload[4:])
     return reading, quality
 
 
@@ -185,7 +186,7 @@ class Refusing:
     def post(self, board, creds, st, path, body, content_type=None, feed=None, conn=None):
         st["counter"] += 1
         self.bodies.append(body)
-        recs = codec.decode(body)
+        recs = decode(body)
         for i, r in enumerate(recs):
             if r["type"] == "quality" and recs[i - 1]["seq"] == self.seq:
                 return 422, {"code": "bad_record", "record": i, "detail": "bad quality"}
@@ -213,7 +214,7 @@ def test_wifi_sends_each_quality_record_and_a_refused_one_costs_only_its_reading
         assert uplink.send(board, cfg, tempdir() + "/c.json", creds, st, q) is not None
     finally:
         uplink.post_signed = real
-    first = codec.decode(server.bodies[0])
+    first = decode(server.bodies[0])
     assert [r["type"] for r in first] == ["full", "quality"] * 4 + ["status"]
     assert [r["spread_mm"] for r in first if r["type"] == "quality"] == [1, 2, 3, 4]
     # record 5 (reading 3's quality) refused: 1, 2 went alone, then 3 was given up
@@ -230,10 +231,10 @@ def test_readings_stored_before_the_update_go_on_as_they_are():
     q.append(struct.pack(">I", 1000) + old)
     q.append(struct.pack(">I", 1600) + new)
     body, seqs = uplink.build_body(q, state.defaults(), 2200, b"", 10, 4096)
-    assert seqs == [1, 2] and [(r["type"], r.get("age_s")) for r in codec.decode(body)] == [
+    assert seqs == [1, 2] and [(r["type"], r.get("age_s")) for r in decode(body)] == [
         ("full", 1200), ("full", 600), ("quality", None)]
     payload, seqs = lorawan.pack(q, state.defaults(), 2200, 53)
-    assert seqs == [1, 2] and [r["type"] for r in codec.decode(payload)] == [
+    assert seqs == [1, 2] and [r["type"] for r in decode(payload)] == [
         "full", "full", "quality"]
     payload, _ = lorawan.pack(q, state.defaults(), 2200, 11, after=1)  # DR2: a level record
     assert payload == codec.with_age(codec.to_level(new), 600)
@@ -248,7 +249,7 @@ class Fleet(Network):
     def fleet(self, port, payload):
         body = payload[6:] if port == lorawan.REPORT_PORT else payload
         if self.heard:
-            for r in codec.decode(body) if body else []:
+            for r in decode(body) if body else []:
                 if r["type"] == "digest":
                     self.stored.update(range(r["seq"] - r["readings"] + 1, r["seq"]))
         Network.fleet(self, port, payload)
@@ -274,7 +275,7 @@ def readings_sent(net):
     for port, payload, _, _, _ in net.frames:
         records = payload[6:] if port == lorawan.REPORT_PORT else payload
         if records:
-            out += [r for r in codec.decode(records) if r["type"] != "status"]
+            out += [r for r in decode(records) if r["type"] != "status"]
     return out
 
 

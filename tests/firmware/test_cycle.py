@@ -1,4 +1,5 @@
 # Whole wake cycles on the simulated board: real drivers, real queue, real codec.
+from records import decode
 from station import app, codec, config, cycle, state
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -20,7 +21,7 @@ def wake(d, board):
 
 def stored(d):
     q = FlashQueue(d + "/queue")
-    return [codec.decode(p[4:])[0] for _, p in q.peek(1000, 100000)]
+    return [decode(p[4:])[0] for _, p in q.peek(1000, 100000)]
 
 
 def one_cycle(world, **changes):
@@ -38,7 +39,7 @@ def test_a_cycle_stores_one_reading_with_everything_measured():
     r, q, st = one_cycle(w)
     assert abs(r["level_mm"] - 1200) <= 3
     assert r["seq"] == 1 and q.depth() == 1
-    rec = codec.decode(q.peek(1)[0][1][4:])[0]
+    rec = decode(q.peek(1)[0][1][4:])[0]
     assert rec["type"] == "full" and rec["seq"] == 1
     assert rec["level_mm"] == r["level_mm"]
     # through the 2:1 divider the ESP32 ADC's +-60 mV calibrated error is +-120 mV
@@ -67,7 +68,7 @@ def test_each_sensor_fault_gives_a_flagged_reading_not_an_exception():
         w = sim.World()
         w.faults.add(fault)
         r, q, st = one_cycle(w)
-        rec = codec.decode(q.peek(1)[0][1][4:])[0]
+        rec = decode(q.peek(1)[0][1][4:])[0]
         assert rec["level_mm"] is None and flag in rec["flags"], (fault, rec)
         assert "level" in st["err"]
 
@@ -76,7 +77,7 @@ def test_missing_environment_sensor_keeps_the_level():
     w = sim.World()
     w.faults.add("env_missing")
     r, q, st = one_cycle(w)
-    rec = codec.decode(q.peek(1)[0][1][4:])[0]
+    rec = decode(q.peek(1)[0][1][4:])[0]
     assert rec["temperature_c"] is None and rec["pressure_hpa"] is None
     assert abs(rec["level_mm"] - w.level_mm) <= 3
     assert "env sensor" in st["err"]

@@ -3,6 +3,7 @@
 import os
 import struct
 
+from records import decode
 from station import codec, config, fsutil, lorawan, state
 from station.drivers.rak3172 import ModemError, Rak3172
 from station.flashqueue import FlashQueue
@@ -68,7 +69,7 @@ class Network:
             oldest, newest = int.from_bytes(payload[:3], "big"), int.from_bytes(payload[3:6],
                                                                                 "big")
             payload = payload[6:]
-        seqs = [r["seq"] for r in codec.decode(payload) if r["type"] != "status"] \
+        seqs = [r["seq"] for r in decode(payload) if r["type"] != "status"] \
             if payload else []
         if set(seqs) & self.refuse:
             return  # 422: nothing stored, nothing answered
@@ -231,7 +232,7 @@ def test_dr2_sends_one_level_record_per_unconfirmed_uplink():
     assert net.joins == 1 and len(net.frames) == 4  # lora_uplinks per wake
     for k, (port, payload, confirmed, dr, fcnt) in enumerate(net.frames):
         assert (port, confirmed, dr, fcnt, len(payload)) == (1, False, 2, k + 1, 11)
-        [rec] = codec.decode(payload)
+        [rec] = decode(payload)
         assert rec["type"] == "level" and rec["seq"] == k + 1
         assert rec["age_s"] == (6 - k) * 600  # age at sending, from the stored time
     assert unsent(q, st) == 2 and q.depth() == 6 and st["uplink"] == ""  # kept until reported
@@ -245,7 +246,7 @@ def test_dr5_packs_full_records_and_the_status():
     d, cfg, board, q, st = station(5, lora_dr=5)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     [(port, payload, _, dr, _)] = net.frames
-    recs = codec.decode(payload)
+    recs = decode(payload)
     assert dr == 5 and [r["type"] for r in recs] == ["full"] * 5 + ["status"]
     assert unsent(q, st) == 0
 
@@ -301,7 +302,7 @@ def test_config_downlinks_apply_and_the_version_is_reported():
     assert cfg["thresholds_mm"][1] == 1600 and cfg["thresholds_mm"][3] is None
     assert cfg["interval_flood_s"] == 60 and cfg["mount_mm"] == 4200
     # the queue is empty after 3 uplinks; the 4th tells the server the version (DR2: alone)
-    status = [codec.decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == codec.STATUS]
+    status = [decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == codec.STATUS]
     assert [s["config_version"] for s in status] == [7] and not st["lora_status"]
 
 
@@ -353,7 +354,7 @@ def test_uplinks_are_unconfirmed_and_a_delivery_report_lets_the_readings_go():
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     port, payload = net.frames[-1][:2]
     assert port == lorawan.REPORT_PORT and payload[:6] == b"\x00\x00\x01\x00\x00\x06"
-    assert [r["type"] for r in codec.decode(payload[6:])] == ["full", "status"]
+    assert [r["type"] for r in decode(payload[6:])] == ["full", "status"]
     assert "AT+LINKCHECK=1" in module.log and st["lora_link"] == [12, 1]
     assert q.depth() == 7  # the report comes down with the next uplink
     add_reading(board, q)
@@ -369,7 +370,7 @@ def test_a_frame_lost_in_the_air_is_sent_again_when_the_server_sees_the_gap():
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     # seq 3 showed the gap: RESEND 2 came down with seq 4's uplink; 2, 3, 4 went again
     assert net.stored == {1, 2, 3, 4}
-    assert [codec.decode(f[1])[0]["seq"] for f in net.frames if f[1]] == [1, 3, 4, 2, 3, 4]
+    assert [decode(f[1])[0]["seq"] for f in net.frames if f[1]] == [1, 3, 4, 2, 3, 4]
     report_due(board, st)
     add_reading(board, q)
     assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
@@ -564,14 +565,14 @@ def test_a_reading_the_station_no_longer_holds_is_not_asked_for_in_a_loop():
         add_reading(board, q)
         assert lorawan.send(modem, board, cfg, d + "/config.json", CREDS, st, q, "deepsleep")
     # RESEND 4 came once; the station holds nothing below 9 and sent each reading once
-    seqs = [r["seq"] for f in net.frames for r in codec.decode(f[1]) if r["type"] != "status"]
+    seqs = [r["seq"] for f in net.frames for r in decode(f[1]) if r["type"] != "status"]
     assert seqs == [9, 10, 11, 12] and st["lora_sent"] == 12
     assert st["gone"] == 5 and "4..8" in st["err"]  # counted and said, never silent
 
 
 def sent_seqs(net, frames=None):
     return [r["seq"] for f in (frames or net.frames)
-            for r in codec.decode(f[1][6:] if f[0] == lorawan.REPORT_PORT else f[1])
+            for r in decode(f[1][6:] if f[0] == lorawan.REPORT_PORT else f[1])
             if r["type"] != "status"]
 
 

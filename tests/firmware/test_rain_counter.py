@@ -2,6 +2,7 @@
 # event-counter mode on the always-on rail, read over I2C at each wake, as the sim models it
 # from NXP's data sheet (hw/sim_counter.py); without one, or when it does not answer, each
 # tip wakes the board (ext0) and an IRQ counts while awake, as before.
+from records import decode
 from station import app, codec, config, sensors, state
 from station.drivers import SensorFault
 from station.drivers.pcf8583 import MODULUS, PCF8583, since
@@ -37,7 +38,7 @@ def tips_stored(d):
     """Tips in the stored readings (0.1 mm resolution, 0.2 mm a tip) and in RTC state."""
     n = 0
     for _, payload in FlashQueue(d + "/queue").peek(10000, 1000000):
-        n += int(codec.decode(payload[4:])[0]["rain_mm"] * 5 + 0.5)
+        n += int(decode(payload[4:])[0]["rain_mm"] * 5 + 0.5)
     return n + state.load(sim.Board(sim.World(), rtc_path=d + "/rtc.bin"))["rain"]
 
 

@@ -2,6 +2,7 @@
 # Talking to a real server is tested in tests/server/test_station_e2e.py.
 import struct
 
+from records import decode
 from station import codec, hmac_sha256, state, uplink
 from station.flashqueue import FlashQueue
 from support import tempdir
@@ -19,7 +20,7 @@ def test_body_sets_each_age_at_sending_and_ends_with_status():
     st = state.defaults()
     status = codec.encode_status(3, 0, 0, 4, -60)
     body, seqs = uplink.build_body(q, st, 2500, status, 10, 4096)
-    recs = codec.decode(body)
+    recs = decode(body)
     assert seqs == [1, 2, 3]
     assert [r["age_s"] for r in recs[:3]] == [1500, 900, 300]
     assert recs[3]["type"] == "status" and recs[3]["queue_depth"] == 3
@@ -65,7 +66,7 @@ class Server:
         if state["counter"] <= self.last_counter:
             return 401, {"code": "stale_counter", "last_counter": self.last_counter}
         self.last_counter = state["counter"]
-        seqs = [r["seq"] for r in codec.decode(body) if r["type"] != "status"]
+        seqs = [r["seq"] for r in decode(body) if r["type"] != "status"]
         self.batches.append(seqs)
         reply = {"ack_upto": max(seqs) if seqs else None}
         if seqs and min(seqs) > self.last_seq + 1:
@@ -172,7 +173,7 @@ class IngestSocket:
         n = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) if sep else -1
         if 0 <= n <= len(body):
             self.got = b""
-            seqs = [r["seq"] for r in codec.decode(body[:n]) if r["type"] != "status"]
+            seqs = [r["seq"] for r in decode(body[:n]) if r["type"] != "status"]
             self.server.batches.append(seqs)
             reply = b'{"ack_upto": %d}' % max(seqs)
             self.out += b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (

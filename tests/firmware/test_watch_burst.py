@@ -2,6 +2,7 @@
 # the standard's full 20 s window whenever the burst could decide anything (near a level
 # that switches a mode, noisy, faulty, no level, the daily heartbeat). Runs under CPython
 # and MicroPython.
+from records import decode
 from station import app, codec, config, cycle, schedule, sensors, state
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -24,7 +25,7 @@ def watch_wake(world, st=None, **changes):
         st["beat_t"] = board.time() - 3600
     q = FlashQueue(tempdir())
     r = cycle.run(board, cfg, config.pins(cfg), st, q)
-    quality = codec.decode(q.peek(1)[0][1][4:])[1]
+    quality = decode(q.peek(1)[0][1][4:])[1]
     assert quality["type"] == "quality"
     return r, board, quality, st
 
@@ -207,7 +208,7 @@ def test_watch_wakes_through_app_main_burst_then_escalate_as_the_water_rises():
     assert seen == [(True, "watch"), (False, "watch"), (False, "watch"), (True, "watch"),
                     (True, "observation"), (True, "observation")]
     q = FlashQueue(d + "/queue")
-    flags = [codec.decode(p[4:])[1]["flags"] for _, p in q.peek(100, 100000, 0, True)]
+    flags = [decode(p[4:])[1]["flags"] for _, p in q.peek(100, 100000, 0, True)]
     assert flags == [[], ["short_window"], ["short_window"], [], [], []]
 
 
