@@ -17,8 +17,10 @@ STUB_PACKAGES := micropython-esp32-stubs==1.29.0.post1 micropython-stdlib-stubs=
 run: $(INSTALLED)
 	$(VENV)/bin/mizumori demo $(DEMO_ARGS)
 
+# Two workers (pytest-xdist), a test file each at a time: the suite waits on simulated
+# stations, servers and browsers far more than it computes. `.venv/bin/pytest FILE` runs one.
 test: $(INSTALLED) $(STUBS) system-packages lint typecheck
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile
 
 bench: $(INSTALLED)
 	$(PY) bench/run.py

@@ -8,7 +8,8 @@ import sys
 MICROPYTHON = sys.implementation.name == "micropython"
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 ROOT = _here + "/../.."
-TMP_BASE = "/tmp/mizumori-fwtest"
+# One folder per pytest-xdist worker (make test runs two): each runner clears its own at start.
+TMP_BASE = "/tmp/mizumori-fwtest" + ("-" + os.getenv("PYTEST_XDIST_WORKER", "")).rstrip("-")
 
 
 class Skip(Exception):

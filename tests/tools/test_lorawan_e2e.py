@@ -77,9 +77,18 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         # an operator lowers the caution level: it reaches the station as a downlink
         r = api.http.patch("/api/stations/ogi-paddy-01", json={"caution_mm": 1800})
         r.raise_for_status()
-        fleet.run_until(START + 4 * 3600)
-        ns.settle()
-        cfg = json.loads((station.flash / "config.json").read_text())
+        # Within the hour; or, when its event was lost on the board's side (on a busy host
+        # the board's light sleep can end late, and its UART is gated while it lasts) and a
+        # later downlink (a resend request, a delivery report) took AT+RECV's one place,
+        # after the server's requeue an hour later (api/lorawan.py, requeue_wait).
+        now = START + 3 * 3600
+        while now < START + 6 * 3600:
+            now += 1800
+            fleet.run_until(now)
+            ns.settle()
+            cfg = json.loads((station.flash / "config.json").read_text())
+            if now >= START + 4 * 3600 and cfg["thresholds_mm"][1] == 1800:
+                break
         assert cfg["thresholds_mm"][1] == 1800
         dev = api.get(f"/api/devices/{device['device_id']}")
         assert dev["reported_config_version"] == dev["config_version"] == cfg["config_version"]
@@ -89,13 +98,13 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         # station finds out from two unanswered link checks and joins again
         assert station.state()["flood"]
         ns.forget(EUI)
-        fleet.run_until(START + 5 * 3600 + 600)
+        fleet.run_until(now + 3600 + 600)
         ns.settle()
         assert ns.joins == 2 and station.state()["uplink"] == "", station.state()
         # nothing measured is lost: what the air and the dead session swallowed was asked
         # for again (RESEND at a hole; a resend lost again is caught by the next delivery
         # report, every 96 readings: 3.2 h in flood) and stored once
-        fleet.run_until(START + 9 * 3600)
+        fleet.run_until(now + 5 * 3600)
         ns.settle()
         after = readings()
         assert len(after) >= len(got) + 20

@@ -199,8 +199,15 @@ class VirtualStation:
         return self.flash / "sleep.ms"
 
     def state(self) -> dict[str, Any]:
+        """The state in RTC memory as the firmware reads it (state.load: RTC memory holds
+        only what differs from the defaults); {} before the first wake."""
         rtc = self.flash / "rtc.bin"
-        return json.loads(rtc.read_bytes()) if rtc.exists() else {}
+        if not rtc.exists():
+            return {}
+        paths.import_firmware()
+        from station import state
+
+        return {**state.defaults(), **json.loads(rtc.read_bytes())}
 
 
 class CPythonStation(VirtualStation):
