@@ -3,14 +3,18 @@
 a local stand-in for the fleet server (bench/ram.py).
 
 The budgets are 56 KiB for a wake with an upload and 72 KiB for the OTA check on a 32-bit
-build, enforced on the 64-bit unix port as 80 and 100 KiB of `-X heapsize` for the
-firmware: the wake is given the budget plus the sim board's own live heap (its modules,
-World and Board, measured in the same run; on a board that is C code outside the heap).
+build, enforced on the 64-bit unix port as 80 and 100 KiB of `-X heapsize` as on a board:
+the wake is given the budget plus the sim board's share (its live heap, measured after the
+firmware modules the wake loaded, less what a real board's hw/esp32.py holds in its place).
+The firmware does not fit them yet (docs/firmware.md says what is left): those two tests are
+strict xfails, so the day it fits they fail and the marker must go. Until then the ceilings
+below hold what was won, so the heap cannot creep back up unnoticed.
 
 Whether a wake fits is not monotonic in the heap size near the limit (where the GC finds a
 hole for a module's bytecode depends on what came before, and the collector is conservative):
 the wake with an upload has run in 109 KiB but not in 110, and in every size from 111 KiB.
-A budget therefore counts as held when the wake runs in any of the three sizes up to it."""
+A ceiling therefore counts as held when the wake runs in any of the three sizes up to it; a
+budget only in its own size (a board has one heap)."""
 
 import importlib.util
 import json
@@ -28,11 +32,16 @@ ram: Any = importlib.util.module_from_spec(_spec)
 sys.modules["bench_ram"] = ram
 _spec.loader.exec_module(ram)
 
-# Measured by bench/ram.py (64-bit unix port), the whole heap less the sim board's: 77-78 KiB
-# for a wake with an upload, 91 KiB with the OTA check. Before: 81 and 94 KiB (114 and 127 KiB
-# with the sim board) until the station's codec lost its decoder (the tests' records.py),
-# `sensors` went with the cycle's code and the saved state kept only what differs from its
-# defaults; the history before is in docs/firmware.md.
+# Measured by bench/ram.py (64-bit unix port), as on a board (the sim board's share given
+# back): 88 KiB for a wake with an upload, 103 KiB with the OTA check. Before this step: about
+# 92 and 104 KiB by the same account (114 and 127 KiB with the sim board, whose main.py-like
+# script did not import guard yet); the station's codec then lost its decoder (the tests'
+# records.py), `sensors` went with the cycle's code and the saved state kept only what
+# differs from its defaults. The history before is in docs/firmware.md. The ceilings are
+# today's and ~2 %.
+CEILING_WAKE_KIB = 90
+CEILING_OTA_KIB = 106
+NOT_YET = "over the RAM budget: docs/firmware.md, RAM budget, what is left"
 
 
 @pytest.fixture(scope="module")
@@ -43,37 +52,54 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def up_wake(releases: Any) -> tuple[dict[str, int], list[str]]:
     """The wake with an upload: its live heap at each stage, the sim board's modules it loaded."""
-    marks, sims = ram.stages_and_sim(releases, False)
+    marks, sims, _ = ram.stages_and_modules(releases, False)
     return dict(marks), sims
 
 
-def _check(releases: Any, ota: bool, budget_kib: int) -> None:
-    """The wake runs in budget_kib plus the sim board's share, or 2 or 4 KiB less."""
-    heap_kib = budget_kib + ram.sim_kib(releases, ota)
-    for kib in range(heap_kib, heap_kib - 6, -2):
-        proc = ram.wake(releases, ota, kib)
+def _check(releases: Any, ota: bool, kib: int, window: int = 1) -> None:
+    """The wake runs in kib as on a board (with the sim board's share added), or (window 3)
+    in 2 or 4 KiB less."""
+    heap_kib = kib + ram.credit_kib(releases, ota)[0]
+    for size in range(heap_kib, heap_kib - 2 * window, -2):
+        proc = ram.wake(releases, ota, size)
         if "wake ok" in proc.stdout:
             return
     raise AssertionError(
         f"the wake{' with the OTA check' if ota else ' with an upload'} does not run in "
-        f"{budget_kib} KiB (with the sim board: {heap_kib} KiB):\n{proc.stdout[-2000:]}\n"
+        f"{kib} KiB (with the sim board: {heap_kib} KiB):\n{proc.stdout[-2000:]}\n"
         f"{proc.stderr[-2000:]}")
 
 
+def test_wake_with_upload_under_its_ceiling(releases: Any) -> None:
+    _check(releases, False, CEILING_WAKE_KIB, window=3)
+
+
+def test_wake_with_ota_check_under_its_ceiling(releases: Any) -> None:
+    _check(releases, True, CEILING_OTA_KIB, window=3)
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
 def test_wake_with_upload_within_budget(releases: Any) -> None:
     _check(releases, False, ram.BUDGET_WAKE_KIB)
 
 
+@pytest.mark.xfail(strict=True, reason=NOT_YET)
 def test_wake_with_ota_check_within_budget(releases: Any) -> None:
     _check(releases, True, ram.BUDGET_OTA_KIB)
 
 
-def test_the_sim_board_share_is_what_it_adds_to_the_heap(releases: Any) -> None:
-    """The share credited to the sim board is its own: a wake in the budget plus that share
-    would not run without it (so the credit is not a blanket allowance), and the share is
-    the size of a sim board (its core, World, Board and three part models), not more."""
-    assert 25 <= ram.sim_kib(releases, False) <= 36
-    assert "wake ok" not in ram.wake(releases, False, ram.BUDGET_WAKE_KIB).stdout
+def test_the_sim_board_is_credited_only_its_own_heap(releases: Any) -> None:
+    """The credit is the sim board's own: measured after every firmware module the wake
+    loaded (station.pins and the station.hw package are the firmware's, though the sim
+    imports them), and less the real board's hardware module (hw/esp32.py), which a board
+    holds in its place."""
+    _, sims, firmware = ram.stages_and_modules(releases, False)
+    assert {"station.pins", "station.hw", "station.guard", "station.app"} <= set(firmware)
+    assert not [m for m in firmware if m.startswith("station.hw.sim")]
+    credit, sim, real = ram.credit_kib(releases, False)
+    assert real > 2048 and credit == (sim - real) // 1024
+    # over the application alone the sim board would count the modules it imports
+    assert ram.sim_share(releases, ["station.app"], sims) > sim + 1024
 
 
 def test_update_code_only_on_the_wake_that_checks_an_offer(

@@ -285,7 +285,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
     except Exception as e:  # never die awake: record it and try again next wake
         st["err"] = "cycle: %r" % e
         st["next_wake"] = board.time() + cfg["interval_normal_s"]
-    _call("sensors", "rail_off", board, pins)  # imported again: let go with the cycle
+    board.pin_out(pins["sensor_power"], 0)  # sensors.rail_off, not imported again this late
     if gauge is not None:
         st["rain"] += gauge.take()
     st["crashes"] = 0

@@ -87,10 +87,11 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
             fleet.run_until(now)
             ns.settle()
             cfg = json.loads((station.flash / "config.json").read_text())
-            if now >= START + 4 * 3600 and cfg["thresholds_mm"][1] == 1800:
-                break
+            dev = api.get(f"/api/devices/{device['device_id']}")
+            if now >= START + 4 * 3600 and dev["reported_config_version"] == \
+                    dev["config_version"] == cfg["config_version"]:
+                break  # applied, and the station's status record said so
         assert cfg["thresholds_mm"][1] == 1800
-        dev = api.get(f"/api/devices/{device['device_id']}")
         assert dev["reported_config_version"] == dev["config_version"] == cfg["config_version"]
         assert station.state()["uplink"] == ""
 
