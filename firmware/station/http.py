@@ -119,8 +119,11 @@ class Connection:
             host, path, reused = self._open(url, verify)
             length = None if body is None else len(body)
             try:
-                _send(self.sock, _head(method, host, path, headers, length, last) +
-                      (body or b""))
+                # head and body apart: joined, a 4 KiB batch would need a second 4 KiB
+                # block late in the wake, when the heap has few holes that large
+                _send(self.sock, _head(method, host, path, headers, length, last))
+                if body:
+                    _send(self.sock, body)
                 return _read_head(self.sock, self.feed)
             except OSError as e:
                 self.close()

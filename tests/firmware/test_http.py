@@ -18,6 +18,7 @@ class Server:
         self.fail = fail  # an OSError raised by the first read after a request
         self.pending = b""
         self.requests = []
+        self.inbox = b""  # written, not yet a whole request
         self.closed = False
 
     def _ended(self):
@@ -25,9 +26,22 @@ class Server:
         return self.close_after is not None and len(self.requests) >= self.close_after
 
     def write(self, data):
+        """A request is whole at the end of its head and Content-Length bytes of body,
+        however many writes it takes (the client writes head and body apart)."""
         assert not self.closed, "write on a closed socket"
-        if not self._ended():
-            self.requests.append(bytes(data))
+        self.inbox += bytes(data)
+        while not self._ended():
+            end = self.inbox.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            size = end + 4
+            for line in self.inbox[:end].split(b"\r\n"):
+                if line.startswith(b"Content-Length:"):
+                    size += int(line[15:])
+            if len(self.inbox) < size:
+                break
+            self.requests.append(self.inbox[:size])
+            self.inbox = self.inbox[size:]
             self.pending += self.replies.pop(0)
         return len(data)  # after the server's close: taken by TCP, lost
 
