@@ -1,4 +1,5 @@
-# Reading codec v1: the bytes a station sends. See docs/protocol.md.
+# Reading codec v1: the bytes a station sends (it only encodes: the server decodes, and the
+# tests read a station's records with tests/firmware/records.py). See docs/protocol.md.
 #
 # Every record starts with one header byte: high nibble = codec version (1), low nibble =
 # record type. Records have a fixed length per type, so a batch is simply records laid end to
