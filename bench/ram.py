@@ -10,12 +10,12 @@ manifest and its signature, checks them (Ed25519 over SHA-512) and installs the 
 
 The unix port is 64-bit (objects about 1.4x an ESP32's): the budgets, 56 KiB for a wake with
 an upload and 72 KiB for the OTA check on a 32-bit build, are enforced here as 80 and 100 KiB
-of `-X heapsize` for the firmware. The sim board shares that heap (its modules, World and
-Board: ~33 KB of Python that on a real board is C code outside the heap, `machine` and
-`network`), so a wake is given the budget plus the sim board's own live heap, measured in
-the same run of the bench (`sim_share`). What the sim allocates while the wake runs (its
-sockets' read buffers, as py/stream.c allocates them on a board, and its own bookkeeping)
-stays on the firmware's side of the account."""
+of `-X heapsize` as on a board. The sim board shares the measured heap, so a wake is given
+the budget plus its credit (`credit_kib`): the sim board's live heap (its modules, World
+and Board, measured after the firmware modules the same wake loaded) less what a real
+board's hardware module, hw/esp32.py, holds in its place. What the sim allocates while the
+wake runs (its sockets' read buffers, as py/stream.c allocates them on a board, and its
+own bookkeeping) stays on the firmware's side of the account."""
 
 import json
 import subprocess
