@@ -430,26 +430,10 @@ class Board:
         digital peripherals ... are clock-gated" and keep their state (ESP-IDF, Sleep
         Modes). An edge IRQ does not fire meanwhile (docs/firmware.md, "Rain": not modelled)."""
         if self.realtime:
-            self._gated_wait(ms / self.realtime)
+            _time.sleep(ms / 1000 / self.realtime)
         self.advance(ms, "light_sleep")
         for u in self.uarts_made:
-            if not getattr(u, "host", False):
-                u.read()  # a modelled part's bytes of the slept time
-
-    def _gated_wait(self, host_ms):
-        """Light sleep in real time, beside a host serial port's peer (the rig's sensor or
-        modem): what arrives before the sleep's end is lost (drained as it comes), what
-        arrives after it is kept even when this process is scheduled late: a board's timer
-        wakes it on time, so a busy host must not lose bytes a board would have read."""
-        end = _time.ticks_add(_time.ticks_ms(), int(host_ms))
-        while True:
-            left = _time.ticks_diff(end, _time.ticks_ms())
-            if left <= 0:
-                return
-            for u in self.uarts_made:
-                if getattr(u, "host", False):
-                    u.read()
-            _time.sleep(min(left, 2) / 1000)
+            u.read()
 
     def time(self):
         return self.world.now + self.ms // 1000 + self.clock_offset

@@ -10,8 +10,6 @@ class SerialPortUART:
     sensor streams its real bytes, or its simulated LoRaWAN modem answers. any() says only
     whether a byte is waiting. While the part is unpowered its bytes are lost."""
 
-    host = True  # real time passes on it (Board.lightsleep drains it while it lasts)
-
     def __init__(self, path, powered=_always):
         self.f = open(path, "r+b", 0)  # unbuffered: poll() must see every byte
         self.poller = select.poll()
