@@ -1,10 +1,10 @@
-"""The LoRaWAN side of the rig: a RAK3172 on a pseudo-terminal of its own (the firmware's
-simulated module, speaking the AT dialogue byte for byte) whose radio reaches a small
-network server. The network server does what ChirpStack v4 does for the fleet server: it
-admits the stations registered with it, posts each uplink to the HTTP integration's URL
-(`?event=up`, JSON, the integration's secret header) — once per gateway that heard it, as
-a network server without deduplication would, so the fleet server's own deduplication is
-tested — and takes downlinks on ChirpStack's REST queue API
+"""The LoRaWAN side of the rig: a RAK3172 linked to the virtual station's UART (the
+firmware's simulated module, speaking the AT dialogue byte for byte, on the board's clock)
+whose radio reaches a small network server. The network server does what ChirpStack v4 does
+for the fleet server: it admits the stations registered with it, posts each uplink to the
+HTTP integration's URL (`?event=up`, JSON, the integration's secret header) — once per
+gateway that heard it, as a network server without deduplication would, so the fleet
+server's own deduplication is tested — and takes downlinks on ChirpStack's REST queue API
 (`POST /api/devices/{devEui}/queue`, bearer token; `DELETE` on it flushes the queue) for the
 device's next receive window.
 Like a real network server it asks for MAC answers (LinkADRReq after a join, DevStatusReq now
@@ -19,12 +19,10 @@ the webhook was being answered). `settle()` waits until everything heard was pos
 import base64
 import datetime as dt
 import json
-import os
-import pty
 import queue
+import socket
 import threading
 import time
-import tty
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -207,44 +205,52 @@ class NetworkServer:
         self.http.close()
 
 
-class ModemPty:
-    """The simulated RAK3172 behind a pseudo-terminal: what the board writes goes to the
-    module, what the module says comes back, on the module's own clock sped up by
-    time_scale (so that a join's 5 s accept delay takes 5 / time_scale s)."""
+class ModemLink:
+    """The simulated RAK3172 of a virtual station, on the board's clock: the board's UART
+    (firmware station/hw/sim_link.py) connects to `address` and sends each write, read and
+    any() with the board's true time in ms, and the module answers as of that time. One
+    clock for both, so what the module prints while the board light-sleeps is lost and
+    nothing else, however busy the host. The module lives here, between wakes as through
+    them (it stays powered while the ESP32 deep-sleeps). Before it answers, the network
+    server has posted what it heard, as a real one does in the seconds before the device's
+    next uplink: the fleet server's answers (a resend request, a delivery report) wait in
+    the queue for that uplink whichever process the host runs first."""
 
-    def __init__(self, network: NetworkServer, time_scale: float = 20.0):
+    def __init__(self, network: NetworkServer):
         paths.import_firmware()
         from station.hw.rak3172_sim import Rak3172Sim
 
-        start = time.monotonic()
-        self.time_scale = time_scale
-        self.module = Rak3172Sim(network, lambda: int((time.monotonic() - start) * 1000
-                                                      * time_scale))
-        self._master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.path = os.ttyname(self._slave)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.network = network
+        self.now = 0  # ms: the board's true time at its last call
+        self.module = Rak3172Sim(network, lambda: self.now)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp:127.0.0.1:{self._server.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.002):
+    def _serve(self) -> None:
+        while True:
             try:
-                data = os.read(self._master, 4096)
-            except (BlockingIOError, OSError):
-                data = b""
-            if data:
-                self.module.write(data)
-            if self.module.any():
-                out = self.module.read()
-                try:
-                    os.write(self._master, out)
-                except BlockingIOError:
-                    pass
+                conn, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            with conn, conn.makefile("rwb") as f:
+                for line in f:
+                    f.write(self._answer(line.decode().split()).encode() + b"\n")
+                    f.flush()
+
+    def _answer(self, call: list[str]) -> str:
+        op, t = call[0], int(call[1])
+        self.now = max(self.now, t)
+        if op == "W":
+            n = self.module.write(bytes.fromhex(call[2]) if len(call) > 2 else b"")
+            self.network.settle()
+            return str(n)
+        if op == "A":
+            return str(self.module.any())
+        n = int(call[2])
+        return self.module.read(None if n < 0 else n).hex()
 
     def close(self) -> None:
-        self._stop.set()
+        self._server.close()
         self._thread.join(2)
-        os.close(self._master)
-        os.close(self._slave)

@@ -94,11 +94,13 @@ class VirtualStation:
         self.firmware = firmware
         self.seed = seed
         self.hardware_id = hardware_id
-        self.uarts: dict[str, str] = {}  # UART id -> a rig part's pseudo-terminal
+        # UART id -> a rig part's pseudo-terminal, or "tcp:HOST:PORT": a part on the board's
+        # clock (netserver.ModemLink)
+        self.uarts: dict[str, str] = {}
         self.ext0 = False  # the next wake is a rain gauge's (ext0)
         self.wdt_resets = 0  # watchdog resets in a row
         # the board's waits on the host's clock, this much faster (a part on a serial device
-        # sped up alike, e.g. netserver.ModemPty's time_scale); None: the board's default
+        # sped up alike); None: the board's default
         self.realtime: float | None = None
         flash.mkdir(parents=True, exist_ok=True)
 

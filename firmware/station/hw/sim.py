@@ -111,12 +111,13 @@ WORLD_KEYS = ("now", "level_mm", "mount_mm", "air_temp_c", "humidity_pct", "pres
 def from_spec(path):
     """The board of a virtual station, from the JSON its rig writes before each wake: the
     world's values, "faults", "reset_cause", "seed", "hardware_id", "uarts" (UART id -> a host
-    serial device where a simulated part streams its bytes), "realtime" (waits also pass on
+    serial device where a simulated part streams its bytes, or "tcp:HOST:PORT", a link to a
+    part simulated on the board's clock: hw/sim_link.py), "realtime" (waits also pass on
     the host, as they must when a part on a serial device or mpremote is at the other end;
-    the default when there are "uarts"; a number: the host's time runs that much faster, as
-    a part on a serial device sped up by the same factor does) and "clock_drift_ppm". Its RTC memory
-    lives in rtc.bin and its RTC clock in rtc.clock; deep sleep writes the duration to
-    sleep.ms and ends the process."""
+    the default when a part is on a serial device; a number: the host's time runs that much
+    faster, as a part on a serial device sped up by the same factor does) and
+    "clock_drift_ppm". Its RTC memory lives in rtc.bin and its RTC clock in rtc.clock; deep
+    sleep writes the duration to sleep.ms and ends the process."""
     with open(path) as f:
         spec = json.load(f)
     cause = spec.get("reset_cause", "deepsleep")
@@ -124,13 +125,19 @@ def from_spec(path):
     board = Board(world, reset_cause=cause, rtc_path="rtc.bin", exit_on_sleep=True,
                   clock=_restore_clock(world.now, cause, spec.get("clock_drift_ppm",
                                                                   CLOCK_DRIFT_PPM)),
-                  realtime=spec.get("realtime", bool(spec.get("uarts"))),
+                  realtime=spec.get("realtime", _on_host_serial(spec.get("uarts", {}))),
                   woke_by_ext0=spec.get("ext0", False))
     board.hardware_id = spec.get("hardware_id", board.hardware_id)
     board.uart_ports = spec.get("uarts", {})
     board.flash_limit = spec.get("flash_free")
     board.clock_path = "rtc.clock"
     return board
+
+
+def _on_host_serial(uarts):
+    """Whether a part streams on a host serial device (on the host's clock: the board's
+    waits must pass on it too), not only on a link that runs on the board's clock."""
+    return any(not p.startswith("tcp:") for p in uarts.values())
 
 
 def _restore_clock(now, cause, drift_ppm):
@@ -493,7 +500,11 @@ class Board:
         port = self.uart_ports.get(str(uid))
         part = "a02yyuw" if uid == self.pins["ultrasonic_uart"] else None
         powered = self._powered(part) if part else _always
-        if port:
+        if port and port.startswith("tcp:"):
+            from station.hw.sim_link import LinkUART
+
+            u = LinkUART(self, port[4:])
+        elif port:
             from station.hw.sim_serial import SerialPortUART
 
             u = SerialPortUART(port, powered)
