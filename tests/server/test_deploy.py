@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from device import Device, codec, reading
 from fastapi.testclient import TestClient
+from mizumori_tools.fleet import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -174,12 +174,6 @@ def test_the_rules_load_in_promtool(tmp_path: Path) -> None:
 
 
 # --- two workers ----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_metrics_add_up_across_two_workers(tmp_path: Path) -> None:
     """What `mizumori serve --workers 2` does (metrics.prepare_multiprocess, then uvicorn's

@@ -4,7 +4,6 @@ refuses to start with one line saying what to do; `rotate_key` re-seals every se
 a new key while the old one still opens them; misspelt MIZUMORI_* settings are reported."""
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from mizumori_server.app import create_app
 from mizumori_server.models import Device as DeviceRow
 from mizumori_server.models import LorawanIntegration, ServerMeta
 from mizumori_server.settings import DEV_SECRET_KEY, Settings
+from mizumori_tools.fleet import free_port
 from receiver import receiver
 from sqlalchemy import delete, select
 
@@ -225,12 +225,6 @@ def test_unknown_settings_are_named_with_the_closest_known_one(tmp_path: Path) -
     assert line == ("mizumori: unknown setting, ignored: MIZUMORI_DATABASE_UR "
                     "(did you mean MIZUMORI_DATABASE_URL?)")
     assert keys.warn_unknown_settings({"MIZUMORI_PORT": "1"}, None) is None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_says_it_in_one_line(database_url: str, tmp_path: Path) -> None:

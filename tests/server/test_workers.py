@@ -5,7 +5,6 @@ import hashlib
 import hmac
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +17,10 @@ import httpx
 import psycopg
 import pytest
 from device import reading
+from mizumori_tools.fleet import free_port
 from receiver import Receiver, receiver
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -118,9 +118,21 @@ class Fleet:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now, for a server about to start. Below Linux's ephemeral range (32768 and
+    up, net.ipv4.ip_local_port_range), where no outgoing connection takes it meanwhile, and
+    in a band of its own per pytest-xdist worker, so that the other worker's next server
+    cannot take it between this check and the server's bind."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
+    base = 20000 + 2000 * (int(worker) % 6 if worker.isdigit() else 0)
+    for _ in range(200):
+        port = random.randrange(base, base + 2000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken, or still in TIME_WAIT
+            return port
+    raise RuntimeError(f"no free port between {base} and {base + 1999}")
 
 
 class ServerProcess:
