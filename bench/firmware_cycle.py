@@ -8,7 +8,7 @@ import vfs
 
 sys.path.insert(0, sys.argv[1])
 
-from station import app, codec, config, cycle, state  # noqa: E402
+from station import app, batch, codec, config, cycle, state  # noqa: E402
 from station.flashqueue import FlashQueue  # noqa: E402
 from station.hw import sim  # noqa: E402
 
@@ -113,7 +113,7 @@ else:
     print("cycle_heap_alloc_bytes", alloc)
     print("flash_programmed_bytes_per_reading", int(prog))
     print("flash_erased_bytes_per_reading", int(erase))
-    print("record_bytes_level", len(codec.to_level(full)))
+    print("record_bytes_level", len(batch.to_level(full)))
     print("record_bytes_full", len(full))
-    print("record_bytes_status", len(codec.encode_status(0, 0, 0, 0, None)))
+    print("record_bytes_status", len(batch.encode_status(0, 0, 0, 0, None)))
     print("queue_frame_bytes_per_reading", 4 + len(full) + 10)

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-from station import codec, config, lorawan, schedule  # noqa: E402
+from station import batch, config, lorawan, schedule  # noqa: E402
 
 DAY = 86400
-FULL, LEVEL, STATUS = codec.FULL_LEN, codec.LEVEL_LEN, codec.STATUS_LEN
+FULL, LEVEL, STATUS = batch.FULL_LEN, batch.LEVEL_LEN, batch.STATUS_LEN
 BUDGETS = (("TTN fair use (30 s uplink / day)", 30.0),
            ("1 % duty cycle (864 s / day)", 864.0))
 TTN_DOWNLINKS = 10  # TTN fair use: downlinks (acknowledgements included) per device per day
@@ -61,7 +61,7 @@ def watch_day(dr: int) -> tuple[int, float, float]:
     readings = DAY // schedule.WATCH_MAX_S
     uplinks, before = day(dr, schedule.WATCH_MAX_S, readings)
     ask = readings >= lorawan.REPORT_READINGS
-    after = lorawan.airtime_ms(codec.DIGEST_LEN, dr) + ask * lorawan.airtime_ms(6, dr)
+    after = lorawan.airtime_ms(batch.DIGEST_LEN, dr) + ask * lorawan.airtime_ms(6, dr)
     return uplinks, before, after / 1000
 
 
@@ -100,7 +100,7 @@ def main() -> None:
     for dr in (2, 3, 5):
         uplinks, before, after = watch_day(dr)
         print(f"  MLIT watch mode (a reading every 10 min, a heartbeat a day), DR{dr}: one "
-              f"{codec.DIGEST_LEN} B digest and a report request, {after:.2f} s on air per day "
+              f"{batch.DIGEST_LEN} B digest and a report request, {after:.2f} s on air per day "
               f"({after / BUDGETS[0][1]:.0%} of TTN fair use; the day's readings: {uplinks} "
               f"uplinks, {before:.1f} s)")
     print("  Japan (ARIB STD-T108): carrier sense before each transmission and at most 4 s "

@@ -30,11 +30,12 @@ CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing", "statio
               "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
               "station.drivers.current_loop", "station.drivers.ads1115",
               "station.drivers.bme280", "station.drivers.battery",
-              "station.drivers.pcf8583")  # the rain counter is read before the cycle
+              "station.drivers.pcf8583",  # the rain counter is read before the cycle
+              "station.codec")  # a reading's encoders and flags (the radios use batch)
 # The upload's code that the update's installer does not use (it has its own HTTP GETs; a
 # config change in the reply imported config again).
 UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync",
-               "station.config", "station.codec")
+               "station.config", "station.batch")
 
 
 def release(names):

@@ -229,7 +229,7 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         quality |= temp_quality
     # Every reading is stored with its quality record (5 bytes): over Wi-Fi each reading
     # carries its spread and calibration version; LoRaWAN sends it only with a flag set
-    # (codec.lean). docs/protocol.md, "quality".
+    # (batch.lean). docs/protocol.md, "quality".
     record = codec.encode_full(queue.next_seq, 0, level, battery_mv, flags,
                                temp_c, hum, pres, rain_mm) + \
         codec.encode_quality(quality, spread, cfg["cal_version"])

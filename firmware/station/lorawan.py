@@ -8,7 +8,7 @@
 import struct
 import time
 
-from station import clock, codec, config
+from station import batch, clock, config
 from station.clock import reading_time
 
 READINGS_PORT = 1
@@ -93,7 +93,7 @@ def pack(queue, state, now, limit, after=0, digest_upto=0):
     While the server wants acknowledged readings again (state["lora_resend"]: it was
     restored from a backup), they go first, from lora_sent on: oldest first, so no uplink
     starts above a hole the server would ask about again. Readings up to digest_upto (watch
-    mode: watch_upto) go as one 11-byte digest instead (codec.digest, DIGEST_MAX at most)."""
+    mode: watch_upto) go as one 11-byte digest instead (batch.digest, DIGEST_MAX at most)."""
     acked_too = bool(state["lora_resend"])
     if acked_too:
         after = state["lora_sent"]
@@ -101,20 +101,20 @@ def pack(queue, state, now, limit, after=0, digest_upto=0):
             _gone(state, after + 1, min(queue.oldest(), queue.acked + 1))
             after = state["lora_sent"] = queue.oldest() - 1
     if digest_upto > after:
-        if limit < codec.DIGEST_LEN:
+        if limit < batch.DIGEST_LEN:
             return b"", []
-        upto = min(digest_upto, after + codec.DIGEST_MAX)
-        return codec.digest(upto, upto - after, (p[4:] for _, p in queue.each(
+        upto = min(digest_upto, after + batch.DIGEST_MAX)
+        return batch.digest(upto, upto - after, (p[4:] for _, p in queue.each(
             after, upto, acked_too))), [upto]
     parts = []
     seqs = []
     size = 0
-    for seq, stored in queue.peek(max(1, limit // codec.LEVEL_LEN), after=after,
+    for seq, stored in queue.peek(max(1, limit // batch.LEVEL_LEN), after=after,
                                   acked_too=acked_too):
-        rec = codec.with_age(codec.lean(stored[4:]),
+        rec = batch.with_age(batch.lean(stored[4:]),
                              now - reading_time(stored, seq, state["adj"]))
         if size + len(rec) > limit:
-            rec = codec.to_level(rec)
+            rec = batch.to_level(rec)
         if size + len(rec) > limit:
             break
         parts.append(rec)
@@ -226,8 +226,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
                                  watch_upto(cfg, state, queue))
             # The status record (queue depth, config version) rides along when it fits;
             # alone when the server must learn of an applied config, or to ask the time.
-            status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
-                                         cause_code(reset_cause), None)
+            status = batch.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
+                                         batch.cause_code(reset_cause), None)
             with_status = len(payload) + len(status) <= room and (
                 seqs or state["lora_status"] or want_time or want_link or report)
             if with_status:
@@ -428,10 +428,6 @@ def send_timeout_ms():
     have closed (McpsConfirm): the airtime, RX1 (up to 5 s on The Things Stack), RX2 a
     second later and its own airtime."""
     return 10000
-
-
-def cause_code(name):
-    return codec.RESET_CAUSES.index(name) if name in codec.RESET_CAUSES else 0
 
 
 def _fail(state, now, why):

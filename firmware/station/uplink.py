@@ -6,7 +6,7 @@
 import json
 import time
 
-from station import clock, codec, fsutil, hmac_sha256, http, wifi
+from station import batch, clock, fsutil, hmac_sha256, http, wifi
 from station import state as state_mod
 from station.clock import reading_time
 
@@ -34,13 +34,13 @@ def build_body(queue, state, now, status, max_records, max_bytes):
     """(body, seqs): the oldest readings with their ages, then the status record. While the
     server wants acknowledged readings again (state["resend"], after a restore), they come
     first and take up to half the batch when new readings wait, all of it otherwise."""
-    batch = pick(queue, state, max_records, max_bytes)
+    picked = pick(queue, state, max_records, max_bytes)
     parts = []
-    for seq, payload in batch:
+    for seq, payload in picked:
         age = now - reading_time(payload, seq, state["adj"])
-        parts.append(codec.with_age(payload[4:], age))
+        parts.append(batch.with_age(payload[4:], age))
     parts.append(status)
-    return b"".join(parts), [s for s, _ in batch]
+    return b"".join(parts), [s for s, _ in picked]
 
 
 def pick(queue, state, max_records, max_bytes):
@@ -197,8 +197,8 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
         if deadline is not None and time.ticks_diff(deadline, board.ticks_ms()) <= 0:
             state["uplink"] = "radio time for this wake used up"
             return last
-        status = codec.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
-                                     cause_code(reset_cause), rssi)
+        status = batch.encode_status(queue.depth(), queue.dropped, cfg["config_version"],
+                                     batch.cause_code(reset_cause), rssi)
         body, seqs = build_body(queue, state, board.time(), status, limit, 4096)
         try:
             code, reply = post_signed(board, creds, state, "/api/ingest", body, feed=feed,
@@ -243,7 +243,7 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
             continue
         if code == 422 and "record" in reply:
             # The server names a record; a quality record's fault is its reading's.
-            bad = codec.reading_at(body, _int(reply["record"]))
+            bad = batch.reading_at(body, _int(reply["record"]))
             if bad == 0 and seqs:
                 # A reading the server cannot decode can never be delivered: give it up,
                 # counted and reported, so the queue behind it moves (one sent again was
@@ -258,11 +258,6 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
             continue
         return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or last
     return last
-
-
-def cause_code(name):
-    """The reset cause's number in the status record (codec.RESET_CAUSES; = lorawan's)."""
-    return codec.RESET_CAUSES.index(name) if name in codec.RESET_CAUSES else 0
 
 
 def _int(v):

@@ -1,23 +1,22 @@
 # The records' decoder the firmware tests read a station's output with (under CPython and
-# MicroPython). The station only encodes (firmware/station/codec.py): its decoder stays off the
-# board, where it cost ~2 KB of heap from the cycle to the end of the upload. The server
-# decodes with its own codec (server/mizumori_server/codec.py), from the same vectors.
+# MicroPython). The station only encodes (firmware/station/codec.py, batch.py): its decoder
+# stays off the board, where it cost ~2 KB of heap from the cycle to the end of the upload.
+# The server decodes with its own codec (server/mizumori_server/codec.py), from the same vectors.
 import struct
 
-from station.codec import (
+from station.batch import (
     _LEN,
-    _NO_I16,
     DIGEST,
     FULL,
     LEVEL,
+    NO_I16,
     QUALITY,
-    QUALITY_NAMES,
     RESET_CAUSES,
     STATUS,
     VERSION,
     CodecError,
-    flags_to_names,
 )
+from station.codec import QUALITY_NAMES, flags_to_names
 
 _TYPE_NAMES = {LEVEL: "level", FULL: "full", STATUS: "status"}
 
@@ -41,12 +40,12 @@ def _decode_one(b, i):
                    "spread_mm": None if spread == 255 else spread, "calibration_version": cal}
     if hdr == DIGEST:
         count, lo, hi, bat, flags = struct.unpack_from(">BhhBB", b, i + 4)
-        if count == 0 or (lo == _NO_I16) != (hi == _NO_I16) or lo > hi:
+        if count == 0 or (lo == NO_I16) != (hi == NO_I16) or lo > hi:
             raise CodecError("record %d: digest of %d readings, levels %d..%d out of range" % (
                 i, count, lo, hi))
         return n, {"type": "digest", "seq": _u24(b, i + 1), "readings": count,
-                   "level_min_mm": None if lo == _NO_I16 else lo,
-                   "level_max_mm": None if hi == _NO_I16 else hi,
+                   "level_min_mm": None if lo == NO_I16 else lo,
+                   "level_max_mm": None if hi == NO_I16 else hi,
                    "battery_mv": None if bat == 0 else bat * 20,
                    "flags": flags_to_names(flags)}
     if hdr == STATUS:
@@ -60,7 +59,7 @@ def _decode_one(b, i):
     lv, bat, flags = struct.unpack_from(">hBB", b, i + 7)
     rec = {
         "type": _TYPE_NAMES[hdr], "seq": _u24(b, i + 1), "age_s": _u24(b, i + 4),
-        "level_mm": None if lv == _NO_I16 else lv,
+        "level_mm": None if lv == NO_I16 else lv,
         "battery_mv": None if bat == 0 else bat * 20,
         "flags": flags_to_names(flags),
     }
@@ -68,7 +67,7 @@ def _decode_one(b, i):
         t, h, p, r = struct.unpack_from(">hBHH", b, i + 11)
         if h != 255 and h > 200:
             raise CodecError("record %d: humidity %d out of range" % (i, h))
-        rec["temperature_c"] = None if t == _NO_I16 else t / 100
+        rec["temperature_c"] = None if t == NO_I16 else t / 100
         rec["humidity_pct"] = None if h == 255 else h / 2
         rec["pressure_hpa"] = None if p == 0 else p / 10
         rec["rain_mm"] = None if r == 65535 else r / 10

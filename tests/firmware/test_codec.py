@@ -1,5 +1,5 @@
 from records import decode
-from station import codec
+from station import batch, codec
 from support import load_json, raises
 
 VECTORS = load_json("tests/vectors/codec-v1.json")
@@ -14,8 +14,8 @@ def encode(f):
         return codec.encode_full(f["seq"], f["age_s"], f["level_mm"], f["battery_mv"], flags,
                                  f["temperature_c"], f["humidity_pct"], f["pressure_hpa"],
                                  f["rain_mm"])
-    return codec.encode_status(f["queue_depth"], f["dropped"], f["config_version"],
-                               codec.RESET_CAUSES.index(f["reset_cause"]), f["rssi_dbm"])
+    return batch.encode_status(f["queue_depth"], f["dropped"], f["config_version"],
+                               batch.RESET_CAUSES.index(f["reset_cause"]), f["rssi_dbm"])
 
 
 def same_fields(got, want):
@@ -52,7 +52,7 @@ def test_batches_are_records_end_to_end():
 
 def test_invalid_vectors_are_refused_with_a_reason():
     for v in VECTORS["invalid"]:
-        e = raises(codec.CodecError, decode, bytes.fromhex(v["hex"]))
+        e = raises(batch.CodecError, decode, bytes.fromhex(v["hex"]))
         msg = str(e)
         assert msg, v["name"]
         want = {"empty": "empty", "version": "version", "type": "type",
@@ -61,26 +61,26 @@ def test_invalid_vectors_are_refused_with_a_reason():
 
 
 def test_level_record_fits_lorawan_as923_dr2():
-    rec = codec.encode_level(0xFFFFFF, codec.AGE_MAX, -32767, 5100, 0xFF)
-    assert len(rec) == codec.LEVEL_LEN == 11
+    rec = codec.encode_level(0xFFFFFF, batch.AGE_MAX, -32767, 5100, 0xFF)
+    assert len(rec) == batch.LEVEL_LEN == 11
     full = codec.encode_full(1, 0, 1, 3700, 0, 20.0, 50.0, 1000.0, 0.0)
-    assert len(full) == codec.FULL_LEN == 18
+    assert len(full) == batch.FULL_LEN == 18
 
 
 def test_age_is_set_at_transmission_and_saturates():
     full = codec.encode_full(5, 0, 1500, 3700, 0, 21.5, 40.0, 1000.1, 0.2)
-    aged = codec.with_age(full, 3600)
+    aged = batch.with_age(full, 3600)
     assert decode(aged)[0]["age_s"] == 3600
-    assert decode(codec.with_age(full, 10 ** 9))[0]["age_s"] == codec.AGE_MAX
+    assert decode(batch.with_age(full, 10 ** 9))[0]["age_s"] == batch.AGE_MAX
     # everything else untouched
     assert aged[:4] == full[:4] and aged[7:] == full[7:]
 
 
 def test_full_record_downgrades_to_level_record():
     full = codec.encode_full(77, 30, 1500, 3700, codec.FLOOD_MODE, 21.5, 40.0, 1000.1, 0.2)
-    lv = codec.to_level(full)
+    lv = batch.to_level(full)
     assert lv == codec.encode_level(77, 30, 1500, 3700, codec.FLOOD_MODE)
-    raises(codec.CodecError, codec.to_level, codec.encode_status(1, 0, 0, 0, None))
+    raises(batch.CodecError, batch.to_level, batch.encode_status(1, 0, 0, 0, None))
 
 
 def test_sequence_is_sent_as_its_low_24_bits():

@@ -5,7 +5,7 @@ import struct
 
 import test_codec as codec_tests
 from records import decode
-from station import codec, config, cycle, lorawan, state, uplink
+from station import batch, codec, config, cycle, lorawan, state, uplink
 from station.flashqueue import FlashQueue
 from station.hw import sim
 from support import load_json, raises, tempdir
@@ -20,7 +20,7 @@ def encode(f):
         return codec.encode_quality(codec.flags_from_names(f["flags"], codec.QUALITY_NAMES),
                                     f["spread_mm"], f["calibration_version"])
     if t == "digest":
-        return codec.encode_digest(f["seq"], f["readings"], f["level_min_mm"],
+        return batch.encode_digest(f["seq"], f["readings"], f["level_min_mm"],
                                    f["level_max_mm"], f["battery_mv"],
                                    codec.flags_from_names(f.get("flags", [])))
     return codec_tests.encode(f)
@@ -44,7 +44,7 @@ def test_batch_vectors_encode_and_decode():
 
 def test_invalid_vectors_are_refused_with_their_reason():
     for v in VECTORS["invalid"]:
-        e = raises(codec.CodecError, decode, bytes.fromhex(v["hex"]))
+        e = raises(batch.CodecError, decode, bytes.fromhex(v["hex"]))
         assert v["error"] in str(e), (v["name"], str(e))
 
 
@@ -59,7 +59,7 @@ def test_quality_reserved_bits_are_not_sent_and_not_read():
 
 
 def test_levels_and_spread_clamp_instead_of_wrapping():
-    d = decode(codec.encode_digest(5, 999, -40000, 40000, 9000, 0))[0]
+    d = decode(batch.encode_digest(5, 999, -40000, 40000, 9000, 0))[0]
     assert (d["readings"], d["level_min_mm"], d["level_max_mm"], d["battery_mv"]) == (
         255, -32767, 32767, 5100)
     q = decode(codec.encode_level(1, 0, 1, 1, 0) + codec.encode_quality(0, 900, 1))[1]
@@ -72,35 +72,35 @@ def test_a_digest_sums_up_stored_readings():
             codec.encode_level(2, 0, None, None, codec.NO_ECHO),
             codec.encode_full(3, 0, 845, 3660, codec.CLOCK_UNSYNCED, None, None, None, None),
             codec.encode_level(4, 0, 790, None, 0)]
-    d = decode(codec.digest(4, 4, recs))[0]
+    d = decode(batch.digest(4, 4, recs))[0]
     assert (d["seq"], d["readings"], d["level_min_mm"], d["level_max_mm"]) == (4, 4, 790, 845)
     assert d["battery_mv"] == 3660  # the newest reading that knew its battery
     assert d["flags"] == ["no_echo", "clock_unsynced"]
-    d = decode(codec.digest(9, 1, [codec.encode_level(9, 0, None, None, 0)]))[0]
+    d = decode(batch.digest(9, 1, [codec.encode_level(9, 0, None, None, 0)]))[0]
     assert (d["level_min_mm"], d["level_max_mm"], d["battery_mv"]) == (None, None, None)
 
 
 def test_lorawan_sends_a_quality_record_only_with_a_flag_and_never_at_dr2():
     full = codec.encode_full(7, 0, 1500, 3700, 0, 21.5, 40.0, 1000.1, 0.2)
-    assert codec.lean(full + codec.encode_quality(0, 3, 9)) == full
+    assert batch.lean(full + codec.encode_quality(0, 3, 9)) == full
     # a watch-mode burst's flag alone does not earn the airtime either
-    assert codec.lean(full + codec.encode_quality(codec.SHORT_WINDOW, 3, 9)) == full
+    assert batch.lean(full + codec.encode_quality(codec.SHORT_WINDOW, 3, 9)) == full
     flagged = full + codec.encode_quality(codec.TEMP_HELD, 3, 9)
-    assert codec.lean(flagged) == flagged
+    assert batch.lean(flagged) == flagged
     both = full + codec.encode_quality(codec.TEMP_HELD | codec.SHORT_WINDOW, 3, 9)
-    assert codec.lean(both) == both
-    assert codec.to_level(flagged) == codec.encode_level(7, 0, 1500, 3700, 0)
-    aged = codec.with_age(flagged, 600)
+    assert batch.lean(both) == both
+    assert batch.to_level(flagged) == codec.encode_level(7, 0, 1500, 3700, 0)
+    aged = batch.with_age(flagged, 600)
     assert decode(aged)[0]["age_s"] == 600 and aged[18:] == flagged[18:]
 
 
 def test_a_servers_422_names_a_record_the_station_finds_its_reading():
     r = codec.encode_full(1, 0, 1, 3700, 0, 20.0, 50.0, 1000.0, 0.0)
     q = codec.encode_quality(0, 2, 1)
-    body = r + q + r + q + codec.encode_status(2, 0, 0, 4, None)
-    assert [codec.reading_at(body, i) for i in range(5)] == [0, 0, 1, 1, 1]
-    old = r + r + codec.encode_status(2, 0, 0, 4, None)  # no quality records: as before
-    assert [codec.reading_at(old, i) for i in range(2)] == [0, 1]
+    body = r + q + r + q + batch.encode_status(2, 0, 0, 4, None)
+    assert [batch.reading_at(body, i) for i in range(5)] == [0, 0, 1, 1, 1]
+    old = r + r + batch.encode_status(2, 0, 0, 4, None)  # no quality records: as before
+    assert [batch.reading_at(old, i) for i in range(2)] == [0, 1]
 
 
 # --- the cycle stores a quality record with every reading -----------------------------------
@@ -122,7 +122,7 @@ def test_every_reading_is_stored_with_its_spread_and_calibration_version():
     assert reading["level_mm"] == r["level_mm"] and r["quality"] == 0
     assert quality == {"type": "quality", "flags": [], "spread_mm": r["spread_mm"],
                        "calibration_version": 70000 & 0xFFFF}
-    assert len(q.peek(1)[0][1]) == 4 + codec.FULL_LEN + codec.QUALITY_LEN
+    assert len(q.peek(1)[0][1]) == 4 + batch.FULL_LEN + batch.QUALITY_LEN
 
 
 def test_a_noisy_burst_is_flagged_on_its_reading():
@@ -237,7 +237,7 @@ def test_readings_stored_before_the_update_go_on_as_they_are():
     assert seqs == [1, 2] and [r["type"] for r in decode(payload)] == [
         "full", "full", "quality"]
     payload, _ = lorawan.pack(q, state.defaults(), 2200, 11, after=1)  # DR2: a level record
-    assert payload == codec.with_age(codec.to_level(new), 600)
+    assert payload == batch.with_age(batch.to_level(new), 600)
 
 
 # --- LoRaWAN: a watch-mode day is one digest --------------------------------------------------
@@ -286,7 +286,7 @@ def test_a_watch_day_over_lorawan_is_one_11_byte_digest():
     assert (dig["type"], dig["seq"], dig["readings"]) == ("digest", 144, 144)
     assert (dig["level_min_mm"], dig["level_max_mm"], dig["battery_mv"]) == (1000, 1143, 3700)
     port, payload, confirmed, dr, _ = net.frames[0]
-    assert (port, confirmed, dr, len(payload)) == (1, False, 2, codec.DIGEST_LEN)
+    assert (port, confirmed, dr, len(payload)) == (1, False, 2, batch.DIGEST_LEN)
     # with the delivery report it asks for (the 144 readings count as sent): under a second
     # on air, where the day's readings took ~53 s
     assert sum(lorawan.airtime_ms(len(f[1]), 2) for f in net.frames) < 1000

@@ -4,7 +4,7 @@ import os
 import struct
 
 from records import decode
-from station import codec, config, fsutil, lorawan, state
+from station import batch, codec, config, fsutil, lorawan, state
 from station.drivers.rak3172 import ModemError, Rak3172
 from station.flashqueue import FlashQueue
 from station.hw import sim
@@ -154,9 +154,9 @@ def test_a_station_without_the_time_asks_the_network_in_a_frame_with_room():
                         d + "/clock.json")
     # DR2 carries 11 bytes: the 9-byte status record leaves room for DeviceTimeReq, an
     # 11-byte level record would not (the module refuses it with the request pending)
-    assert "AT+TIMEREQ=1" in module.log and len(net.frames[0][1]) == codec.STATUS_LEN
+    assert "AT+TIMEREQ=1" in module.log and len(net.frames[0][1]) == batch.STATUS_LEN
     assert st["synced"] and abs(board.time() + board.EPOCH_OFFSET - 1790000000) <= 5
-    assert [len(f[1]) for f in net.frames[1:]] == [codec.LEVEL_LEN] * 2 and unsent(q, st) == 0
+    assert [len(f[1]) for f in net.frames[1:]] == [batch.LEVEL_LEN] * 2 and unsent(q, st) == 0
     assert clock_mod.load(d + "/clock.json")["floor"] == board.time()
 
 
@@ -302,7 +302,7 @@ def test_config_downlinks_apply_and_the_version_is_reported():
     assert cfg["thresholds_mm"][1] == 1600 and cfg["thresholds_mm"][3] is None
     assert cfg["interval_flood_s"] == 60 and cfg["mount_mm"] == 4200
     # the queue is empty after 3 uplinks; the 4th tells the server the version (DR2: alone)
-    status = [decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == codec.STATUS]
+    status = [decode(p)[0] for _, p, _, _, _ in net.frames if p[0] == batch.STATUS]
     assert [s["config_version"] for s in status] == [7] and not st["lora_status"]
 
 

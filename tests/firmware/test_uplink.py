@@ -3,7 +3,7 @@
 import struct
 
 from records import decode
-from station import codec, hmac_sha256, state, uplink
+from station import batch, codec, hmac_sha256, state, uplink
 from station.flashqueue import FlashQueue
 from support import tempdir
 
@@ -18,7 +18,7 @@ def test_body_sets_each_age_at_sending_and_ends_with_status():
     for t in (1000, 1600, 2200):
         q.append(stored(t, q.next_seq))
     st = state.defaults()
-    status = codec.encode_status(3, 0, 0, 4, -60)
+    status = batch.encode_status(3, 0, 0, 4, -60)
     body, seqs = uplink.build_body(q, st, 2500, status, 10, 4096)
     recs = decode(body)
     assert seqs == [1, 2, 3]

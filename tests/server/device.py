@@ -5,6 +5,7 @@ import hmac
 from typing import Any
 
 import httpx
+from station import batch  # noqa: F401 - the firmware's framing, for the tests
 from station import codec as fw_codec  # the firmware's encoder (firmware/ is on the path)
 
 codec = fw_codec

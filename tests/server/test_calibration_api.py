@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import make_user
-from device import Device, codec, reading
+from device import Device, batch, codec, reading
 from fastapi.testclient import TestClient
 from mizumori_server.models import Calibration
 from sqlalchemy import inspect, select
@@ -27,7 +27,7 @@ def dev(app_client: TestClient, admin: dict[str, str], station: dict[str, object
 
 
 def upload(d: Device, seq: int, level_mm: int, config_version: int = 0) -> Any:
-    r = d.send(reading(seq, level_mm) + codec.encode_status(0, 0, config_version, 4, -67))
+    r = d.send(reading(seq, level_mm) + batch.encode_status(0, 0, config_version, 4, -67))
     assert r.status_code == 200, r.text
     return r.json()
 

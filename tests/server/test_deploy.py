@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from device import Device, codec, reading
+from device import Device, batch, reading
 from fastapi.testclient import TestClient
 from mizumori_tools.fleet import free_port
 
@@ -145,7 +145,7 @@ def exported(text: str) -> set[str]:
 
 def test_every_rule_names_metrics_the_server_exports(dev: Device,
                                                      app_client: TestClient) -> None:
-    assert dev.send(reading(1) + codec.encode_status(3, 3, 0, 4, -67)).status_code == 200
+    assert dev.send(reading(1) + batch.encode_status(3, 3, 0, 4, -67)).status_code == 200
     names = exported(app_client.get("/metrics").text)
     doc = yaml.safe_load(RULES.read_text())
     rules = [r for g in doc["groups"] for r in g["rules"]]

@@ -4,7 +4,7 @@ import random
 import time
 
 import pytest
-from device import Device, codec, reading
+from device import Device, batch, codec, reading
 from fastapi.testclient import TestClient
 from mizumori_server.models import Device as DeviceRow
 from mizumori_server.models import Reading
@@ -129,20 +129,20 @@ def test_latest_state_follows_the_newest_reading(dev: Device, app_client: TestCl
 
 def test_status_record_reports_queue_and_config_version(dev: Device, app_client: TestClient,
                                                         admin: dict[str, str]) -> None:
-    status = codec.encode_status(740, 3, 0, 4, -67)
+    status = batch.encode_status(740, 3, 0, 4, -67)
     reply = dev.send(reading(1) + status).json()
     assert reply["config"] is not None  # installing gave it a config version to apply
     version = reply["config_version"]
     (f,) = app_client.get("/api/fleet", headers=admin).json()
     assert f["queue_depth"] == 740 and f["rssi_dbm"] == -67
-    applied = codec.encode_status(0, 3, version, 4, -67)
+    applied = batch.encode_status(0, 3, version, 4, -67)
     assert dev.send(reading(2) + applied).json()["config"] is None
 
 
 def test_config_change_reaches_the_device_in_the_reply(dev: Device, app_client: TestClient,
                                                        admin: dict[str, str]) -> None:
     v = dev.send(reading(1)).json()["config_version"]
-    dev.send(codec.encode_status(0, 0, v, 4, None))
+    dev.send(batch.encode_status(0, 0, v, 4, None))
     r = app_client.patch("/api/stations/taku-01", headers=admin, json={"danger_mm": 2400})
     assert r.status_code == 200
     reply = dev.send(reading(2)).json()

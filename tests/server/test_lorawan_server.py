@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import make_user
-from device import codec
+from device import batch, codec
 from fastapi.testclient import TestClient
 from mizumori_server import clock, lorawan
 from mizumori_server.app import create_app
@@ -180,7 +180,7 @@ def test_integrations_are_for_admins(app_client: TestClient, admin: dict[str, st
 
 
 def status_record(config_version: int) -> bytes:
-    return codec.encode_status(0, 0, config_version, 4, -100)
+    return batch.encode_status(0, 0, config_version, 4, -100)
 
 
 def decode_frames(frames: list[bytes]) -> tuple[int, dict[int, int], bool]:

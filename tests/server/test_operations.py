@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN_PASSWORD
-from device import Device, codec, reading
+from device import Device, batch, reading
 from fastapi.testclient import TestClient
 from mizumori_server import accesslog, background, clock, db, metrics, prune
 from mizumori_server.app import create_app
@@ -121,7 +121,7 @@ def test_fleet_gauges_are_read_from_the_database(dev: Device, app_client: TestCl
     assert before['mizumori_stations{status="unseen"}'] == 1
     assert before["mizumori_database_up"] == 1
     assert "mizumori_last_upload_timestamp_seconds" not in before
-    status = codec.encode_status(740, 3, 0, 4, -67)
+    status = batch.encode_status(740, 3, 0, 4, -67)
     assert dev.send(reading(1) + status).status_code == 200
     m = scrape(app_client)
     assert m['mizumori_stations{status="online"}'] == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from device import Device, codec, reading
+from device import Device, batch, codec, reading
 from fastapi.testclient import TestClient
 from helpers import need
 from mizumori_server import alerts, clock, db, lorawan
@@ -135,8 +135,8 @@ def test_each_readings_quality_is_stored_and_served(dev: Device, app_client: Tes
 def test_malformed_quality_and_digest_records_are_a_clear_422(dev: Device,
                                                                engine: Any) -> None:
     q = quality([], 3, 1)
-    status = codec.encode_status(1, 0, 0, 4, None)
-    digest = codec.encode_digest(9, 9, 800, 850, 3700, 0)
+    status = batch.encode_status(1, 0, 0, 4, None)
+    digest = batch.encode_digest(9, 9, 800, 850, 3700, 0)
     cases = [(q + reading(1), 0, "must follow"),
              (reading(1) + status + q, 2, "must follow"),
              (reading(1) + q + q, 2, "must follow"),
@@ -211,7 +211,7 @@ def test_a_digest_is_a_daily_summary_that_keeps_a_watch_station_alive(
 
     day = NOW + 3 * 86400 + 1  # watch mode: a heartbeat a day, offline after 3 missed
     assert check(day) == 1
-    reply = uplink(app_client, integ, codec.encode_digest(145, 144, 812, 845, 3620,
+    reply = uplink(app_client, integ, batch.encode_digest(145, 144, 812, 845, 3620,
                                                           codec.JUMP), day, monkeypatch)
     assert reply["acked"] == [145]
     alerts_now = app_client.get("/api/alerts", headers=admin).json()
@@ -227,7 +227,7 @@ def test_a_digest_is_a_daily_summary_that_keeps_a_watch_station_alive(
     assert series["digests"] == [{"t": day, "seq": 145, "first_seq": 2, "readings": 144,
                                   "level_min_mm": 812, "level_max_mm": 845,
                                   "battery_mv": 3620, "flags": codec.JUMP}]
-    uplink(app_client, integ, codec.encode_digest(145, 144, 812, 845, 3620, 0), day + 5,
+    uplink(app_client, integ, batch.encode_digest(145, 144, 812, 845, 3620, 0), day + 5,
            monkeypatch)  # a second gateway's copy, a retried webhook: stored once
     with app.state.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Digest)) == 1
@@ -249,7 +249,7 @@ def test_delivery_reports_count_a_digests_readings_as_held(
                    at, monkeypatch, lorawan.REPORT_PORT)
 
         def day(k: int, at: int) -> None:  # the digest of readings 144k-143..144k
-            uplink(app_client, integ, codec.encode_digest(144 * k, 144, 800, 840, 3700, 0),
+            uplink(app_client, integ, batch.encode_digest(144 * k, 144, 800, 840, 3700, 0),
                    at, monkeypatch)
 
         day(1, NOW)
