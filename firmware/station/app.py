@@ -21,7 +21,9 @@ QUEUE_DIR = "queue"
 CREDENTIALS = "secrets.json"  # = uplink.CREDENTIALS, without importing the uplink
 CONFIG = "config.json"  # = config.PATH: the settings module is released after the cycle
 FS_MARKER = "fs_reformatted"  # written by the firmware image's _boot.py (firmware/board/)
-RAIN_RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
+# Where an update leaves news (= ota.POINTER, OFFER, EVENTS): without any, a wake does not
+# import ota before the cycle (its names would stay in the heap through the upload).
+OTA_FILES = ("slot.json", "ota/offer.json", "ota/events.json")
 # The code only the cycle runs: released before the radio work (the rain gauge's driver and
 # station.drivers, with SensorFault, stay). The settings' defaults and checks (config.py)
 # go as soon as the settings are read (an upload that brings a config change imports it
@@ -30,7 +32,7 @@ CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing", "statio
               "station.drivers.a02yyuw", "station.drivers.jsnsr04t",
               "station.drivers.current_loop", "station.drivers.ads1115",
               "station.drivers.bme280", "station.drivers.battery",
-              "station.drivers.pcf8583",  # the rain counter is read before the cycle
+              "station.drivers.pcf8583", "station.rainwake",  # read before the cycle
               "station.codec")  # a reading's encoders and flags (the radios use batch)
 # The upload's code that the update's installer does not use (it has its own HTTP GETs; a
 # config change in the reply imported config again).
@@ -108,65 +110,6 @@ def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, 
     return None
 
 
-def _released(pin, board):
-    """True once the reed switch is open; a tip closes it for tens of ms, so it is given
-    RAIN_RELEASE_MS before it counts as held closed."""
-    for _ in range(RAIN_RELEASE_MS // 10):
-        if pin.value():
-            return True
-        board.sleep_ms(10)
-    return bool(pin.value())
-
-
-def rain_pin(board, pins, st):
-    """The pin to arm the rain wake on, or None. ext0 is level-triggered: a reed switch held
-    closed (bucket resting on the magnet, water in the connector) would wake the board again
-    at once, thousands of times. Disarmed until a later wake finds it open, and said so."""
-    if not _released(board.pin_in(pins["rain"], pull_up=True), board):
-        if not st["rain_off"]:
-            st["rain_off"] = True
-            st["err"] = ("rain gauge switch stays closed: rain wake off until it opens; " +
-                         st["err"])
-        return None
-    st["rain_off"] = False
-    return pins["rain"]
-
-
-def rain_wake(board, pins, st):
-    """A tip woke the board: count it once the switch opens again (debounce), and sleep on to
-    the scheduled wake."""
-    st["rain"] += 1
-    arm = rain_pin(board, pins, st)
-    state_mod.save(board, st)
-    board.deepsleep(max(1000, (st["next_wake"] - board.time()) * 1000), arm)
-
-
-def rain_counted(board, cfg, pins, st):
-    """(counted, note). counted: the PCF8583 (cfg rain_counter) was read and its tips since
-    the last wake are in st["rain"]; it counts while the board sleeps and while it is awake,
-    so no rain wake is armed and no IRQ counts. False without a counter, or when it did not
-    answer: ext0 and the IRQ count instead (as without one), and its count is used again
-    from the next reading on (the tips meanwhile are theirs). note: what went wrong."""
-    if cfg["rain_counter"] != "pcf8583":
-        return False, None
-    from station.drivers import SensorFault
-    from station.drivers.pcf8583 import since
-
-    board.pin_out(pins["sensor_power"], 1)  # the bus's pull-ups are on the sensor rail
-    try:
-        now, started = _call("sensors", "rain_counter", board, pins).count()
-    except SensorFault as e:
-        st["rain_count"] = None
-        return False, "%s: rain counted by wakes instead" % e
-    last, st["rain_count"] = st["rain_count"], now
-    if last is None:  # the first reading (after a power-on or a fallback): the base
-        return True, None
-    if started:
-        return True, "rain counter had restarted (lost power?): tips since the last wake lost"
-    st["rain"] += since(last, now)
-    return True, None
-
-
 def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path):
     """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
     installed and the board must reboot into it."""
@@ -195,6 +138,14 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
 
         ota.confirm(board.time())
     return False
+
+
+def _ota_news():
+    """Whether an update may have news, without importing ota: a rollback boot.py made or
+    a trial (in slot.json), an offer, events not yet reported. ota.busy() decides."""
+    pointer = fsutil.read_bytes(OTA_FILES[0]) or b""
+    return (b"rolled_back" in pointer or b"trial" in pointer
+            or fsutil.exists(OTA_FILES[1]) or fsutil.exists(OTA_FILES[2]))
 
 
 def _text(raw):
@@ -236,7 +187,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
     release(("station.config",))  # its checks and defaults: done with before the cycle
     st = state_mod.load(board)
     if board.woke_by_rain():
-        return rain_wake(board, pins, st)
+        return _call("rainwake", "tip_wake", board, pins, st)
     wdt = board.watchdog(cfg["wdt_ms"])
     cause = board.reset_cause()
     clock_path = _beside(cfg_path, clock.PATH)
@@ -248,7 +199,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         _call("uplink", "back_off", st, board.time(),
               "radio work cut short by a %s reset" % cause)
     st["wakes"] += 1
-    counted, rain_note = rain_counted(board, cfg, pins, st)
+    counted, rain_note = _call("rainwake", "counted", board, cfg, pins, st)
     # tips while awake: the counter's, else an IRQ's (on the real board)
     gauge = None if counted else _call("sensors", "rain_gauge", board, pins)
     result = None
@@ -257,9 +208,11 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         # ota's bookkeeping only (the installer is ota_install): report a rollback boot.py
         # made; busy: an update is in progress or has news (upload this wake). The cycle
         # changes neither.
-        _call("ota", "after_boot", board.time())
-        busy = _call("ota", "busy")
-        release(("station.ota",))  # out of the cycle's and the upload's heap: update() again
+        busy = _ota_news()
+        if busy:
+            _call("ota", "after_boot", board.time())
+            busy = _call("ota", "busy")
+            release(("station.ota",))  # out of the cycle's and the upload's heap
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"], keep=cfg["queue_keep"])
         if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)
             clock.after_power_loss(board, st, queue, clock_path)
@@ -291,7 +244,7 @@ def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
         st["rain"] += gauge.take()
     st["crashes"] = 0
     wdt.feed()
-    arm = rain_pin(board, pins, st)  # a switch held closed is reported either way
+    arm = _call("rainwake", "pin", board, pins, st)  # a switch held closed: said either way
     if counted:
         arm = None  # no wake per tip: the counter has them
     state_mod.save(board, st)

@@ -93,12 +93,21 @@ def load(board):
     return st
 
 
+# The keys whose default is None. Every default is empty (None, 0, False, "", []), so a
+# value differs from its default when it is not empty, or empty but not None where the
+# default is None (a level of 0 mm, a channel 0).
+NONE_DEFAULTS = ("level", "t", "stuck", "temp", "rain_count", "resend", "bssid", "channel",
+                 "err_reported", "lora_link", "lora_report_wait", "lora_rewind",
+                 "lora_resend", "lora_cfg")
+
+
 def _dumps(st):
     """The values that differ from their defaults (load() puts the defaults back): a
-    Wi-Fi station's state is ~300 bytes, not ~1.4 KB of mostly LoRaWAN defaults, which at
-    the end of a wake with an upload is a block the heap may no longer have in one piece."""
-    base = defaults()
-    return json.dumps({k: v for k, v in st.items() if k not in base or v != base[k]}).encode()
+    Wi-Fi station's state is ~300 bytes, not ~1.4 KB of mostly LoRaWAN defaults. Told
+    apart without a second dict of the defaults: at the end of a wake with an upload the
+    heap may no longer have that dict's ~800 bytes in one piece."""
+    return json.dumps({k: v for k, v in st.items()
+                       if v or (v is not None and k in NONE_DEFAULTS)}).encode()
 
 
 def save(board, st):

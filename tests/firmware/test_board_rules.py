@@ -2,8 +2,10 @@
 # the firmware lives by them: the sensor rail, the ADC's range, the clock and RTC memory lost
 # at power-on, a watchdog that bites, a level-triggered rain wake, the port's reset causes
 # and time_pulse_us codes, Wi-Fi scans with SSIDs that are not UTF-8.
+import json
+
 from records import decode
-from station import app, codec, config, cycle, lorawan, sensors, state, uplink, wifi
+from station import app, codec, config, cycle, lorawan, rainwake, sensors, state, uplink, wifi
 from station.drivers import SensorFault
 from station.drivers.a02yyuw import A02YYUW
 from station.drivers.bme280 import BME280
@@ -115,6 +117,24 @@ def test_rtc_memory_holds_2048_bytes_and_saving_state_never_raises():
     state.save(board, st)  # must not raise: the board must still get to sleep
     back = state.load(board)
     assert len(board.rtc_memory()) <= 2048 and back["wakes"] == st["wakes"]
+
+
+def test_state_is_saved_as_what_differs_from_the_defaults():
+    """state._dumps tells a value from its default by emptiness: every default is empty,
+    and NONE_DEFAULTS are those that are None."""
+    base = state.defaults()
+    assert not [k for k, v in base.items() if v]
+    assert sorted(state.NONE_DEFAULTS) == sorted(k for k, v in base.items() if v is None)
+    board = sim.Board(sim.World())
+    st = state.defaults()
+    state.save(board, st)
+    assert board.rtc_memory() == b"{}"
+    st.update({"level": 0, "channel": 0, "err_reported": "", "wakes": 3, "flood": True,
+               "adj": [[1, 5, 2]], "alert": 0, "err": ""})
+    state.save(board, st)
+    assert json.loads(board.rtc_memory()) == {"level": 0, "channel": 0, "err_reported": "",
+                                               "wakes": 3, "flood": True, "adj": [[1, 5, 2]]}
+    assert state.load(board) == st
 
 
 def test_corrupt_but_valid_state_falls_back_to_defaults():
@@ -351,9 +371,9 @@ def test_a_tip_in_progress_at_sleep_is_not_taken_for_a_stuck_switch():
     board = sim.Board(w)
     w.reed_closed_ms = 60  # the bucket is tipping as the wake ends
     st = state.defaults()
-    assert app.rain_pin(board, PINS, st) == PINS["rain"] and not st["rain_off"]
+    assert rainwake.pin(board, PINS, st) == PINS["rain"] and not st["rain_off"]
     w.faults.add("reed_stuck")
-    assert app.rain_pin(board, PINS, st) is None and st["rain_off"]
+    assert rainwake.pin(board, PINS, st) is None and st["rain_off"]
 
 
 def test_a_reset_in_the_middle_of_the_radio_backs_off_instead_of_retrying_at_once():

@@ -1,0 +1,52 @@
+# A wake imports ota's bookkeeping before the cycle only when an update may have news
+# (app._ota_news): otherwise its names would stay in the heap through the upload
+# (docs/firmware.md, RAM budget). The check must never miss what ota.busy() or
+# ota.after_boot() would act on.
+import json
+import os
+
+from station import app, fsutil, ota
+from support import tempdir
+
+
+def _in(d, fn):
+    here = os.getcwd()
+    os.chdir(d)
+    try:
+        return fn()
+    finally:
+        os.chdir(here)
+
+
+def test_app_looks_for_the_files_ota_keeps_its_news_in():
+    assert app.OTA_FILES == (ota.POINTER, ota.OFFER, ota.EVENTS)
+
+
+def test_no_news_no_ota():
+    def check():
+        assert not app._ota_news()  # a board as flashed without slots
+        ota.write_pointer({"good": "a"})
+        assert not app._ota_news() and not ota.busy()
+        fsutil.makedirs(ota.DIR)  # the folder stays after everything was reported
+        assert not app._ota_news() and not ota.busy()
+    _in(tempdir(), check)
+
+
+def test_every_kind_of_news_is_seen():
+    cases = [
+        ({"good": "a", "rolled_back": "9.9.9", "max_boots": 3}, None),
+        ({"good": "a", "trial": "b", "boots": 0}, None),
+        ({"good": "a"}, (ota.OFFER, {"release": "9.9.9", "phase": "offered"})),
+        ({"good": "a"}, (ota.EVENTS, [{"release": "9.9.9", "state": "failed"}])),
+    ]
+    for pointer, news in cases:
+        _in(tempdir(), lambda p=pointer, n=news: _check_news(p, n))
+
+
+def _check_news(pointer, news):
+    ota.write_pointer(pointer)
+    if news:
+        fsutil.makedirs(ota.DIR)
+        with open(news[0], "w") as f:
+            f.write(json.dumps(news[1]))
+    assert app._ota_news(), (pointer, news)
