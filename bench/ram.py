@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mizumori_tools import paths, release
 
 MPY = paths.micropython()
@@ -213,8 +215,15 @@ class Releases:
     """The running release (slot a/) and an update to it, both signed release bundles."""
 
     def __init__(self, tmp: Path) -> None:
-        key, pub = release.keygen(tmp / "release")
-        self.public_hex = pub.read_text().strip()
+        # One signing key for every run (a release engineer's is random): the signature's
+        # numbers change the Ed25519 check's allocations by a few bytes, and near the limit
+        # that alone decides whether the OTA wake fits (at 100 KiB it did with 5 keys of 6).
+        signer = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+        key = tmp / "release.key"
+        key.write_bytes(signer.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()))
+        self.public_hex = release.public_hex(signer)
         self.running = _bundle_files(release.build(key, tmp / "running"))
         self.update = _bundle_files(release.build(key, tmp / "update", version=RELEASE))
 

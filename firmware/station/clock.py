@@ -2,10 +2,12 @@
 # mbedTLS on the ESP32 checks certificate dates against it, so the station keeps in flash a
 # clock floor (a time it has certainly passed: set when flashing and provisioning, raised
 # when the server's time is learnt) and the adjustments that put stored readings on the true
-# time. RTC state holds the working copy ("adj", "era"); clock.json is what survives.
+# time. RTC state holds the working copy ("adj", "era"; state.reading_time applies it);
+# clock.json is what survives. Imported only by a wake that sets or restores the clock.
 import json
 
 from station import fsutil
+from station.state import adjustments_ok
 
 PATH = "clock.json"
 MAX_ADJUSTMENTS = 8
@@ -31,15 +33,6 @@ def load(path=PATH):
     return out
 
 
-def adjustments_ok(adj):
-    if not isinstance(adj, list):
-        return False
-    for a in adj:
-        if not (isinstance(a, list) and len(a) == 3 and all(isinstance(x, int) for x in a)):
-            return False
-    return True
-
-
 def save(floor, adj, opened=None, path=PATH):
     fsutil.write_atomic(path, json.dumps({"floor": floor, "adj": adj,
                                           "open": opened}).encode())
@@ -61,18 +54,11 @@ def after_power_loss(board, state, queue, path=PATH):
         save(saved["floor"], saved["adj"], state["era"], path)
 
 
-def reading_time(payload, seq, adjustments):
-    """A stored reading's time on the current clock: the clock may have been set since."""
-    t = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
-    for lo, hi, delta in adjustments:
-        if lo <= seq < hi:
-            t += delta
-    return t
-
-
-def set_from_server(board, state, queue, server_unix, path=PATH):
+def set_from_server(board, state, queue, server_unix, path=None):
     """Set the clock to the server's time. The readings of this era (since the power-on or
-    the last setting) move with it; earlier ones keep their times. True when it changed."""
+    the last setting) move with it; earlier ones keep their times. True when it changed.
+    path: clock.json (None: PATH)."""
+    path = path or PATH
     target = server_unix - board.EPOCH_OFFSET
     delta = target - board.time()
     if state["synced"] and -2 <= delta <= 2:

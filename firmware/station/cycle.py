@@ -3,8 +3,9 @@
 import struct
 import time
 
-from station import clock, codec, processing, schedule, sensors
+from station import codec, processing, schedule, sensors
 from station.drivers import SensorFault
+from station.state import reading_time
 
 
 def _attempt(sensor, good, faults):
@@ -199,7 +200,7 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
     now = board.time()
     newest = None
     if queue.newest is not None:
-        newest = clock.reading_time(queue.newest[1], queue.newest[0], state["adj"])
+        newest = reading_time(queue.newest[1], queue.newest[0], state["adj"])
     if newest is not None and now <= newest:
         # The clock went back (power loss resets the RTC, to the same floor each time):
         # never at or before a stored reading.

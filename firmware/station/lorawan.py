@@ -8,8 +8,8 @@
 import struct
 import time
 
-from station import batch, clock, config
-from station.clock import reading_time
+from station import batch, config
+from station.state import reading_time
 
 READINGS_PORT = 1
 # "What do you hold?": the oldest seq the station holds and the newest it sent (u24 each),
@@ -174,7 +174,7 @@ def apply_downlink(cfg, cfg_path, data, state):
 
 
 def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
-         clock_path=clock.PATH, deadline=None):
+         clock_path=None, deadline=None):
     """Send up to cfg["lora_uplinks"] uplinks. True when the link worked (or there was
     nothing to send), False when it failed: the next try backs off. A station whose clock
     is not set asks the network's time with a frame that has room for the request
@@ -249,6 +249,8 @@ def send(modem, board, cfg, cfg_path, creds, state, queue, reset_cause,
             if want_time and done and not state["synced"]:
                 t = modem.network_time()
                 if t is not None:
+                    from station import clock  # the modem's driver has imported it
+
                     clock.set_from_server(board, state, queue, t, clock_path)
                     state["lora_report_at"] = state["lora_probe_at"] = board.time()
             if not done:

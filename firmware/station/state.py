@@ -2,8 +2,6 @@
 # which is fine: everything durable lives in flash, the clock's in clock.json).
 import json
 
-from station import clock
-
 MAX_BYTES = 2048  # RTC user memory on the ESP32 port (machine_rtc.c)
 MAX_TEXT = 160  # characters of any message kept here (server replies can be long)
 
@@ -64,6 +62,25 @@ def defaults():
     }
 
 
+def adjustments_ok(adj):
+    """The clock adjustments (clock.py) as kept: [[first seq, end seq, seconds]]."""
+    if not isinstance(adj, list):
+        return False
+    for a in adj:
+        if not (isinstance(a, list) and len(a) == 3 and all(isinstance(x, int) for x in a)):
+            return False
+    return True
+
+
+def reading_time(payload, seq, adjustments):
+    """A stored reading's time on the current clock: the clock may have been set since."""
+    t = (payload[0] << 24) | (payload[1] << 16) | (payload[2] << 8) | payload[3]
+    for lo, hi, delta in adjustments:
+        if lo <= seq < hi:
+            t += delta
+    return t
+
+
 def _same_kind(a, b):
     """A restored value fits the default's kind (None defaults take anything simple)."""
     if b is None:
@@ -88,7 +105,7 @@ def load(board):
                     st[k] = saved[k]
         except (ValueError, TypeError, AttributeError):
             st["err"] = "RTC memory unreadable"
-    if not clock.adjustments_ok(st["adj"]):
+    if not adjustments_ok(st["adj"]):
         st["adj"] = []
     return st
 

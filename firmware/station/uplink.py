@@ -6,9 +6,9 @@
 import json
 import time
 
-from station import batch, clock, fsutil, hmac_sha256, http, wifi
+from station import batch, fsutil, hmac_sha256, http, wifi
 from station import state as state_mod
-from station.clock import reading_time
+from station.state import reading_time
 
 CREDENTIALS = "secrets.json"
 UNIX_TO_2000 = 946684800
@@ -167,7 +167,7 @@ def report_ota(board, creds, state, version, slot, events, feed=None):
 
 
 def send(board, cfg, cfg_path, creds, state, queue, reset_cause="deepsleep", feed=None,
-         deadline=None, clock_path=clock.PATH):
+         deadline=None, clock_path=None):
     """Drain up to cfg["batches_per_wake"] batches. Returns the server's last reply (a dict:
     ack, time, config, OTA offer), or None when no upload got through. Failures leave the
     queue untouched and back off exponentially. feed() runs through every wait (the
@@ -211,7 +211,7 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
             t = None if learnt_time else timesync.fetch(board, creds, feed)
             if t is None:
                 return _fail(state, now, "upload: %s (clock %d)" % (e, board.time())) or last
-            clock.set_from_server(board, state, queue, t, clock_path)
+            _set_clock(board, state, queue, t, clock_path)
             learnt_time = True
             continue
         except (OSError, MemoryError) as e:  # MemoryError too: back off, never loop on it
@@ -224,8 +224,7 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
             if reply.get("resend_from"):
                 resend_from(state, queue, _int(reply["resend_from"]), seqs)
             if reply.get("server_time"):
-                clock.set_from_server(board, state, queue, _int(reply["server_time"]),
-                                      clock_path)
+                _set_clock(board, state, queue, _int(reply["server_time"]), clock_path)
             if isinstance(reply.get("config"), dict):
                 cfg = apply_config(cfg, cfg_path, reply["config"], state)
             state["backoff_s"] = 0
@@ -258,6 +257,12 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
             continue
         return _fail(state, now, "upload: HTTP %d %s" % (code, reply.get("detail", ""))) or last
     return last
+
+
+def _set_clock(board, state, queue, server_unix, clock_path):
+    from station import clock  # only on a wake that sets the clock
+
+    clock.set_from_server(board, state, queue, server_unix, clock_path)
 
 
 def _int(v):

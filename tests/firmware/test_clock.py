@@ -15,7 +15,7 @@ def stored(t, seq):
 
 
 def times(q, st):
-    return [clock.reading_time(p, s, st["adj"]) for s, p in q.peek(100)]
+    return [state.reading_time(p, s, st["adj"]) for s, p in q.peek(100)]
 
 
 def test_a_sync_moves_the_readings_of_this_era_only_and_is_kept_in_flash():
