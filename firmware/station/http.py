@@ -1,8 +1,8 @@
 # A minimal HTTP/1.1 client over the board's network stack (net: board.net_connect /
 # net_tls). A Connection carries the requests of one wake to one server over one connection
 # (HTTP/1.1 persistent connections, RFC 9112 §9.3): one DNS lookup, TCP connect and TLS
-# handshake for all of them, not one each (seconds of radio time on the ESP32). request(),
-# post() and get_to_file() are one request on a connection of its own.
+# handshake for all of them, not one each (seconds of radio time on the ESP32). request()
+# and post() are one request on a connection of its own.
 # https:// verifies the server's certificate against a CA file provisioned on the device
 # (CERT_REQUIRED; it may hold several CAs, any of which may sign the server's: docs/ota.md,
 # "Changing the CA"): micropython-lib's requests does not verify. http:// is for the test rig
@@ -183,12 +183,6 @@ def request(net, method, url, body, headers, timeout_s=15, ca_file=None, feed=No
 
 def post(net, url, body, headers, timeout_s=15, ca_file=None, feed=None):
     return request(net, "POST", url, body, headers, timeout_s, ca_file, feed)
-
-
-def get_to_file(net, url, headers, f, timeout_s=15, ca_file=None, on_chunk=None):
-    """One GET into the open file f on a connection of its own (Connection.get_to_file);
-    on_chunk() runs after each chunk (to feed the watchdog)."""
-    return Connection(net, ca_file, timeout_s, on_chunk).get_to_file(url, headers, f, True)
 
 
 def check_server(net, url, ca_file, timeout_s=15, feed=None):

@@ -106,11 +106,11 @@ def _resent(state, seqs):
 
 
 def signed_headers(creds, counter, body):
-    msg = b"MZM1\n" + ("%d\n%d\n" % (creds["device_id"], counter)).encode() + body
+    head = ("MZM1\n%d\n%d\n" % (creds["device_id"], counter)).encode()
     return {
         "X-Mizumori-Device": str(creds["device_id"]),
         "X-Mizumori-Counter": str(counter),
-        "X-Mizumori-Signature": hmac_sha256.hexdigest(creds["key"], msg),
+        "X-Mizumori-Signature": hmac_sha256.hexdigest(creds["key"], head, body),
         "Content-Type": "application/octet-stream",
     }
 

@@ -16,3 +16,9 @@ def test_rfc4231_case_6_key_longer_than_a_block():
     msg = b"Test Using Larger Than Block-Size Key - Hash Key First"
     assert hmac_sha256.hexdigest(b"\xaa" * 131, msg) == (
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+
+
+def test_a_message_in_parts_signs_as_the_whole():
+    msg = b"Test Using Larger Than Block-Size Key - Hash Key First"
+    assert hmac_sha256.hexdigest(b"\xaa" * 131, msg[:5], msg[5:40], b"", msg[40:]) == (
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
