@@ -22,6 +22,7 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -273,7 +274,9 @@ def fleet_server(rel: Releases, offer: bool) -> Iterator[str]:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             reply: dict[str, Any] = {}
             if self.path == "/api/ingest":
-                reply = {"ack_upto": 2**31 - 1, "ota": OFFER if offer else None}
+                # as the fleet server replies: the server's time in every reply
+                reply = {"ack_upto": 2**31 - 1, "ota": OFFER if offer else None,
+                         "server_time": int(time.time())}
             self._reply(200, json.dumps(reply).encode())
 
         def do_GET(self) -> None:  # noqa: N802

@@ -34,12 +34,13 @@ sys.modules["bench_ram"] = ram
 _spec.loader.exec_module(ram)
 
 # Measured by bench/ram.py (64-bit unix port), as on a board (the sim board's share given
-# back): 81 KiB for a wake with an upload, 99 KiB with the OTA check, which meets its budget.
-# Before this step: 87 and 103 KiB (baeafcb, 88 and 103 with a random release key); the
-# collector's threshold (app.GC_THRESHOLD) gave most of it, and codec's split (batch.py), the
-# rain wake's module, ota not imported without news and clock.py only where the clock is set
-# the rest. The history before is in docs/firmware.md. The ceiling is today's and ~2 %.
-CEILING_WAKE_KIB = 83
+# back): 83 KiB for a wake with an upload, 100 KiB with the OTA check, which meets its budget
+# with nothing to spare. Before this step: 87 and 103 KiB (baeafcb, whose stand-in server
+# left the server's time out of its reply); the collector's threshold (app.GC_THRESHOLD)
+# gave most of it, and codec's split (batch.py), the rain wake's module, ota not imported
+# without news and clock.py only where the clock is set the rest. The history before is in
+# docs/firmware.md. The ceiling is today's and ~2 %.
+CEILING_WAKE_KIB = 85
 Credits = dict[bool, tuple[int, int, int]]  # ram.credit_kib of each wake (True: the OTA one)
 NOT_YET = "over the RAM budget: docs/firmware.md, RAM budget, what is left"
 

@@ -42,9 +42,9 @@ CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing", "statio
               "station.drivers.pcf8583", "station.rainwake",  # read before the cycle
               "station.codec")  # a reading's encoders and flags (the radios use batch)
 # The upload's code that the update's installer does not use (it has its own HTTP GETs; a
-# config change in the reply imported config again).
+# config change in the reply imported config again, a clock set from it clock.py).
 UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync",
-               "station.config", "station.batch")
+               "station.config", "station.batch", "station.clock")
 
 
 def release(names):
@@ -266,7 +266,11 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
         st["rain"] += gauge.take()
     st["crashes"] = 0
     wdt.feed()
-    arm = _call("rainwake", "pin", board, pins, st)  # a switch held closed: said either way
+    try:  # loaded again this late: whatever fails, the state is still saved below
+        arm = _call("rainwake", "pin", board, pins, st)  # a switch held closed: said either way
+    except Exception as e:  # noqa: BLE001 - e.g. no heap left to load it
+        arm = None
+        st["err"] = "rain wake not armed: %r; %s" % (e, st["err"])
     if counted:
         arm = None  # no wake per tip: the counter has them
     state_mod.save(board, st)

@@ -7,7 +7,7 @@
 import json
 
 from station import fsutil
-from station.state import adjustments_ok
+from station.state import adjustments_ok, clock_right
 
 PATH = "clock.json"
 MAX_ADJUSTMENTS = 8
@@ -59,10 +59,10 @@ def set_from_server(board, state, queue, server_unix, path=None):
     the last setting) move with it; earlier ones keep their times. True when it changed.
     path: clock.json (None: PATH)."""
     path = path or PATH
+    if clock_right(board, state, server_unix):
+        return False
     target = server_unix - board.EPOCH_OFFSET
     delta = target - board.time()
-    if state["synced"] and -2 <= delta <= 2:
-        return False
     board.set_time(target)
     # Times kept on the old clock move with it: the next wake, the last level's time (the
     # rate of rise), the upload backoffs.

@@ -62,6 +62,12 @@ def defaults():
     }
 
 
+def clock_right(board, st, server_unix):
+    """The clock was set since power-on and is within 2 s of the server's time: most
+    replies find it so, and then clock.py (which sets it) is not imported."""
+    return st["synced"] and -2 <= server_unix - board.EPOCH_OFFSET - board.time() <= 2
+
+
 def adjustments_ok(adj):
     """The clock adjustments (clock.py) as kept: [[first seq, end seq, seconds]]."""
     if not isinstance(adj, list):

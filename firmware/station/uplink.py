@@ -260,7 +260,9 @@ def _drain(board, cfg, cfg_path, creds, state, queue, reset_cause, feed, deadlin
 
 
 def _set_clock(board, state, queue, server_unix, clock_path):
-    from station import clock  # only on a wake that sets the clock
+    if state_mod.clock_right(board, state, server_unix):
+        return  # every reply has the server's time: clock.py comes in only to set it
+    from station import clock
 
     clock.set_from_server(board, state, queue, server_unix, clock_path)
 

@@ -18,8 +18,12 @@ def _in(d, fn):
         os.chdir(here)
 
 
-def test_app_looks_for_the_files_ota_keeps_its_news_in():
+def test_app_names_the_files_of_the_modules_it_does_not_import():
+    from station import clock, config, uplink
+
     assert app.OTA_FILES == (ota.POINTER, ota.OFFER, ota.EVENTS)
+    assert (app.CLOCK, app.CONFIG, app.CREDENTIALS) == (clock.PATH, config.PATH,
+                                                         uplink.CREDENTIALS)
 
 
 def test_no_news_no_ota():

@@ -266,3 +266,26 @@ def test_the_ledger_charges_the_counter_for_the_whole_wake_and_sleep():
     e, _, awake = wake(d, board)
     assert board.spent["rain_counter"] == sim.BOOT_MS + awake + e.ms
     assert "rain_counter" in load_json("hardware/energy.json")["states_ma"]
+
+
+def test_a_rain_wake_that_cannot_be_armed_leaves_the_state_saved_and_says_so():
+    """rainwake is loaded again at the end of the wake, after the radio: when that fails
+    (no heap left for it), the wake still saves its state and sleeps, unarmed."""
+    d = setup()
+    w = sim.World()
+    real = app._call
+
+    def call(module, name, *args):
+        if (module, name) == ("rainwake", "pin"):
+            raise MemoryError("memory allocation failed, allocating 368 bytes")
+        return real(module, name, *args)
+
+    app._call = call
+    try:
+        e, armed, _ = wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))
+    finally:
+        app._call = real
+    st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
+    assert armed is None and e.ms > 500000
+    assert st["wakes"] == 1 and "rain wake not armed: MemoryError" in st["err"]
+    assert len(FlashQueue(d + "/queue").peek(10)) == 1  # the reading is stored

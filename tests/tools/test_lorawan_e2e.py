@@ -110,6 +110,7 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
         # and the next report request was lost too: asked again at the next wake). Only the
         # last wake's uplinks (4) may still be unheard.
         assert [m for m in missing if m <= held - 4] == [], (missing, held)
+        assert modem.errors == []
     finally:
         server.stop()
         if modem:

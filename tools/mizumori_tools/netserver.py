@@ -208,20 +208,26 @@ class NetworkServer:
 class ModemLink:
     """The simulated RAK3172 of a virtual station, on the board's clock: the board's UART
     (firmware station/hw/sim_link.py) connects to `address` and sends each write, read and
-    any() with the board's true time in ms, and the module answers as of that time. One
-    clock for both, so what the module prints while the board light-sleeps is lost and
-    nothing else, however busy the host. The module lives here, between wakes as through
-    them (it stays powered while the ESP32 deep-sleeps). Before it answers, the network
-    server has posted what it heard, as a real one does in the seconds before the device's
-    next uplink: the fleet server's answers (a resend request, a delivery report) wait in
-    the queue for that uplink whichever process the host runs first."""
+    any() with the board's true time in ms, and the module answers as of that time (its own
+    clock counts from its first call, its power-on). One clock for both, so what the module
+    prints while the board light-sleeps is lost however busy the host. The module lives
+    here, between wakes as through them: it stays powered while the ESP32 deep-sleeps, and
+    goes on with what it started (its own uplink after a downlink with FPending, a retry)
+    when the board's process ends, printing to a UART that is off. Before it answers, the
+    network server has posted what it heard, as a real one does in the seconds before the
+    device's next uplink: the fleet server's answers (a resend request, a delivery report)
+    wait in the queue for that uplink whichever process the host runs first. A call the
+    module could not answer is kept in `errors` (and the board reads a line it cannot
+    parse)."""
 
     def __init__(self, network: NetworkServer):
         paths.import_firmware()
         from station.hw.rak3172_sim import Rak3172Sim
 
         self.network = network
-        self.now = 0  # ms: the board's true time at its last call
+        self.origin: int | None = None  # the board's time at the first call
+        self.now = 0  # the module's time (ms since its power-on)
+        self.errors: list[str] = []
         self.module = Rak3172Sim(network, lambda: self.now)
         self._server = socket.create_server(("127.0.0.1", 0))
         self.address = f"tcp:127.0.0.1:{self._server.getsockname()[1]}"
@@ -236,12 +242,20 @@ class ModemLink:
                 return  # closed
             with conn, conn.makefile("rwb") as f:
                 for line in f:
-                    f.write(self._answer(line.decode().split()).encode() + b"\n")
+                    try:
+                        out = self._answer(line.decode().split())
+                    except Exception as e:  # noqa: BLE001 - kept for the test to see
+                        self.errors.append(repr(e))
+                        out = "error"
+                    f.write(out.encode() + b"\n")
                     f.flush()
+            self._board_asleep()
 
     def _answer(self, call: list[str]) -> str:
         op, t = call[0], int(call[1])
-        self.now = max(self.now, t)
+        if self.origin is None:
+            self.origin = t
+        self.now = max(self.now, t - self.origin)
         if op == "W":
             n = self.module.write(bytes.fromhex(call[2]) if len(call) > 2 else b"")
             self.network.settle()
@@ -251,6 +265,20 @@ class ModemLink:
         n = int(call[2])
         return self.module.read(None if n < 0 else n).hex()
 
+    def _board_asleep(self) -> None:
+        """The board's process ended (deep sleep): the module does what it had scheduled,
+        each at its time, and what it prints is lost."""
+        for _ in range(100):
+            if not self.module.pending:
+                break
+            self.now = max(self.now, min(p[0] for p in self.module.pending))
+            self.module.read()
+        self.network.settle()
+
     def close(self) -> None:
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        except OSError:
+            pass
         self._server.close()
         self._thread.join(2)
