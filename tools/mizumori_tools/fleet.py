@@ -117,20 +117,27 @@ class Fleet:
             on_wake(m, result)
 
 
+_HANDED_OUT: set[int] = set()  # ports free_port() gave in this process
+
+
 def free_port() -> int:
     """A port free now, for a server about to start. Below Linux's ephemeral range (32768 and
     up, net.ipv4.ip_local_port_range), where no outgoing connection takes it meanwhile, and
-    in a band of its own per pytest-xdist worker, so that the other worker's next server
-    cannot take it between this check and the server's bind."""
+    in a band of its own per pytest-xdist worker (up to six), so that the other worker's next
+    server cannot take it between this check and the server's bind; never one it gave
+    before (two servers asked for ports before either started)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
     base = 20000 + 2000 * (int(worker) % 6 if worker.isdigit() else 0)
     for _ in range(200):
         port = random.randrange(base, base + 2000)
+        if port in _HANDED_OUT:
+            continue  # given to a server that may not have bound it yet
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue  # taken, or still in TIME_WAIT
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError(f"no free port between {base} and {base + 1999}")
 
