@@ -268,9 +268,9 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
     wdt.feed()
     try:  # loaded again this late: whatever fails, the state is still saved below
         arm = _call("rainwake", "pin", board, pins, st)  # a switch held closed: said either way
-    except Exception as e:  # noqa: BLE001 - e.g. no heap left to load it
+    except Exception:  # noqa: BLE001 - e.g. no heap left to load it (nor to say more)
         arm = None
-        st["err"] = "rain wake not armed: %r; %s" % (e, st["err"])
+        st["err"] = "rain wake not armed"
     if counted:
         arm = None  # no wake per tip: the counter has them
     state_mod.save(board, st)

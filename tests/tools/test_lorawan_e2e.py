@@ -62,6 +62,7 @@ def test_station_reports_over_lorawan(tmp_path: Path) -> None:
 
         fleet.run_until(START + 3 * 3600)
         ns.settle()
+        assert modem.errors == []
         assert station.state()["uplink"] == "", station.state()
         assert ns.refused == []
         got = readings()

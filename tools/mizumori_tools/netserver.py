@@ -245,11 +245,14 @@ class ModemLink:
                     try:
                         out = self._answer(line.decode().split())
                     except Exception as e:  # noqa: BLE001 - kept for the test to see
-                        self.errors.append(repr(e))
+                        self.errors.append(f"{line.decode().strip()[:40]}: {e!r}")
                         out = "error"
                     f.write(out.encode() + b"\n")
                     f.flush()
-            self._board_asleep()
+            try:
+                self._board_asleep()
+            except Exception as e:  # noqa: BLE001 - the thread must serve the next wake
+                self.errors.append(f"while the board slept: {e!r}")
 
     def _answer(self, call: list[str]) -> str:
         op, t = call[0], int(call[1])

@@ -15,8 +15,10 @@ class LinkUART:
     def __init__(self, board, address):
         host, port = address.rsplit(":", 1)
         self.board = board
-        # the part may wait on the rig (its network server posting to the fleet server)
-        self.sock = net.connect(host, int(port), 600)
+        # The part may wait on the rig (its network server posting to the fleet server);
+        # within the 120 s the rig gives a wake, so a stuck rig is an OSError the wake
+        # records, not a killed process (which the fleet takes for a power cut).
+        self.sock = net.connect(host, int(port), 100)
         self.buf = b""
 
     def _ask(self, op, arg=""):
