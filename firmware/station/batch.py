@@ -21,7 +21,9 @@ DIGEST_MAX = 255  # readings one digest stands for at most
 AGE_OFFSET = 4  # bytes 4..6 of level and full records hold the age
 AGE_MAX = 0xFFFFFF  # about 194 days; older readings are sent with this age
 NO_I16 = -32768  # an absent level or temperature
-SHORT_WINDOW = 0x10  # the quality flag lean() lets pass alone (= codec.SHORT_WINDOW)
+# Quality flag (codec.py has the others, and takes this one from here): profile "mlit",
+# watch mode, a short burst, not the 20 s window. lean() lets it pass alone.
+SHORT_WINDOW = 0x10
 
 RESET_CAUSES = ("unknown", "power_on", "hard", "wdt", "deepsleep", "soft", "brownout")
 

@@ -22,7 +22,16 @@
 # pressure 0, rain 65535, rssi -128, spread 255.
 import struct
 
-from station.batch import AGE_MAX, FULL, LEVEL, NO_I16, QUALITY, battery_byte, clamp
+from station.batch import (
+    AGE_MAX,
+    FULL,
+    LEVEL,
+    NO_I16,
+    QUALITY,
+    battery_byte,
+    clamp,
+)
+from station.batch import SHORT_WINDOW as SHORT_WINDOW  # a quality flag; lean() reads it
 
 # Status flag bits, in wire order.
 NO_ECHO = 0x01
@@ -44,7 +53,7 @@ NO_TEMP_CORRECTION = 0x01  # an ultrasonic level not corrected for the speed of 
 TEMP_HELD = 0x02  # corrected with the last good temperature (the BME280 gave none)
 NOISY = 0x04  # spread over max_dev_mm, or over a quarter of the samples dropped
 LOOP_OVER_RANGE = 0x08  # a 4-20 mA sample above 20.5 mA (NAMUR NE 43)
-SHORT_WINDOW = 0x10  # profile "mlit", watch mode: a short burst, not the 20 s window
+# SHORT_WINDOW = 0x10 (profile "mlit", watch mode: a short burst) is batch.py's, above.
 QUALITY_NAMES = ("no_temp_correction", "temp_held", "noisy", "loop_over_range",
                  "short_window")
 QUALITY_MASK = 0x1F
