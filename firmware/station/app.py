@@ -13,7 +13,7 @@
 import sys
 import time
 
-from station import VERSION, fsutil
+from station import VERSION, fsutil, running_slot
 from station import state as state_mod
 from station.flashqueue import FlashQueue
 
@@ -22,9 +22,9 @@ CREDENTIALS = "secrets.json"  # = uplink.CREDENTIALS, without importing the upli
 CONFIG = "config.json"  # = config.PATH: the settings module is released after the cycle
 CLOCK = "clock.json"  # = clock.PATH: clock.py comes in only where the clock is set
 FS_MARKER = "fs_reformatted"  # written by the firmware image's _boot.py (firmware/board/)
-# Where an update leaves news (= ota.POINTER, OFFER, EVENTS): without any, a wake does not
-# import ota before the cycle (its names would stay in the heap through the upload).
-OTA_FILES = ("slot.json", "ota/offer.json", "ota/events.json")
+# Where an update leaves news (= ota.POINTER, OFFER, EVENTS, TRUST_NEW): without any, a wake
+# does not import ota at all (its names would stay in the heap through the upload).
+OTA_FILES = ("slot.json", "ota/offer.json", "ota/events.json", "ota/trust.pem")
 # The collector runs after every GC_THRESHOLD bytes allocated (gc.threshold), not only when
 # the heap is full: the wake's short-lived objects are freed before its modules and data
 # land beyond them, so they pack into less heap (docs/firmware.md, RAM budget: 109 -> 104
@@ -65,32 +65,33 @@ def release(names):
     gc.collect()
 
 
-def update(board, creds, st, reply, result, wdt, deadline):
+def update(board, creds, st, reply, result, wdt, deadline, news):
     """After a successful upload: confirm a trial, take an offer, report what changed, and
     advance a pending update (not during a flood: the station's job comes first).
-    True when an update was installed and the station must reboot.
+    True when an update was installed and the station must reboot. news: an update may
+    have some (_ota_news); without it or an offer in the reply, ota is not imported.
     The upload's code and ota's bookkeeping are never in the heap together (each is let go
     before the other comes in): the report needs the upload's, the installer neither."""
     release(UPLOAD_CODE)
     now = board.time()
-    _call("ota", "accept", reply.get("ota"), now)
-    _call("ota", "confirm", now)
+    offer = reply.get("ota")
+    news = news or offer
+    events = []
+    if news:
+        _call("ota", "accept", offer, now)
+        _call("ota", "confirm", now)
+        events = _call("ota", "pending_events")
+        release(("station.ota",))
     if time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False  # the radio time is used up: report and update at a later wake
-    events = _call("ota", "pending_events")
     if events or st["fw_reported"] != VERSION or st["err_reported"] != st["err"]:
-        slot = _call("ota", "running_slot")
-        release(("station.ota",))
-        sent = _call("uplink", "report_ota", board, creds, st, VERSION, slot, events,
-                     wdt.feed)
+        sent = _call("uplink", "report_ota", board, creds, st, VERSION, running_slot(),
+                     events, wdt.feed)
         release(UPLOAD_CODE)
-        if sent:
+        if sent and events:
             _call("ota", "events_sent", len(events))
-            st["fw_reported"] = VERSION
-            st["err_reported"] = st["err"]
-            st["reset"] = ""  # told: the next report says "deepsleep" until another reset
     events = None
-    if result["flood"] or time.ticks_diff(deadline, board.ticks_ms()) <= 0:
+    if not news or result["flood"] or time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False
     # the installer, SHA-512 and Ed25519 come in here
     return _call("ota", "work", board, creds, result["battery_mv"], now, wdt.feed)
@@ -117,9 +118,10 @@ def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, 
     return None
 
 
-def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path):
+def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path,
+          news):
     """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
-    installed and the board must reboot into it."""
+    installed and the board must reboot into it. news: an update may have some (_ota_news)."""
     creds = _call("uplink", "load_credentials", creds_path)
     if creds is None:
         return False
@@ -139,7 +141,7 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
                     clock_path)
     st["radio_at"] = 0
     if reply:
-        return update(board, creds, st, reply, result, wdt, deadline)
+        return update(board, creds, st, reply, result, wdt, deadline, news)
     if reply is not None:  # over LoRaWAN: no offers, but a trial is good
         from station import ota
 
@@ -149,10 +151,11 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
 
 def _ota_news():
     """Whether an update may have news, without importing ota: a rollback boot.py made or
-    a trial (in slot.json), an offer, events not yet reported. ota.busy() decides."""
+    a trial (in slot.json), an offer, events not yet reported, a CA bundle to adopt.
+    ota.busy() decides whether to upload for it; ota.work() adopts the bundle."""
     pointer = fsutil.read_bytes(OTA_FILES[0]) or b""
     return (b"rolled_back" in pointer or b"trial" in pointer
-            or fsutil.exists(OTA_FILES[1]) or fsutil.exists(OTA_FILES[2]))
+            or any(fsutil.exists(f) for f in OTA_FILES[1:]))
 
 
 def _text(raw):
@@ -228,10 +231,10 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
     reboot = False
     try:
         # ota's bookkeeping only (the installer is ota_install): report a rollback boot.py
-        # made; busy: an update is in progress or has news (upload this wake). The cycle
-        # changes neither.
-        busy = _ota_news()
-        if busy:
+        # made; busy: an update is in progress or has news (upload this wake); news: ota
+        # may have something to do after an upload. The cycle changes neither.
+        news = busy = _ota_news()
+        if news:
             _call("ota", "after_boot", board.time())
             busy = _call("ota", "busy")
             release(("station.ota",))  # out of the cycle's and the upload's heap
@@ -255,7 +258,7 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
                 st["since_upload"] = 0
         elif result["upload"] or busy:
             reboot = radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt,
-                           creds_path, clock_path)
+                           creds_path, clock_path, news)
         if reformatted and st["err_reported"] == st["err"]:
             fsutil.remove(_beside(cfg_path, FS_MARKER))
     except Exception as e:  # never die awake: record it and try again next wake

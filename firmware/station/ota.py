@@ -14,9 +14,8 @@
 import json
 import sys
 
-from station import fsutil
+from station import SLOTS, fsutil, running_slot  # noqa: F401 (ota.running_slot)
 
-SLOTS = ("a", "b")
 POINTER = "slot.json"
 DIR = "ota"
 OFFER = "ota/offer.json"
@@ -33,16 +32,6 @@ TRIAL_BOOTS = 3  # boots of a trial without a successful report before boot.py r
 
 class Refused(Exception):
     """The offer cannot be installed; the message is the reason reported to the server."""
-
-
-def running_slot():
-    """The slot the application was imported from, or None (flashed without slots, or a
-    test run from firmware/)."""
-    import station
-
-    path = getattr(station, "__file__", "") or ""
-    first = path.lstrip("/").split("/")[0]
-    return first if first in SLOTS else None
 
 
 def other(slot):

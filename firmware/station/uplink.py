@@ -145,7 +145,8 @@ def post_signed(board, creds, state, path, body, content_type="application/octet
 
 def report_ota(board, creds, state, version, slot, events, feed=None):
     """Tell the server the running version, the update events queued since the last report,
-    why the board last reset and the last error. True when it took them."""
+    why the board last reset and the last error. True when it took them; then the state
+    says they were told."""
     body = json.dumps({"version": version, "slot": slot, "events": events,
                        "reset_cause": state["reset"] or "deepsleep",
                        "error": state["err"][:200],
@@ -162,7 +163,11 @@ def report_ota(board, creds, state, version, slot, events, feed=None):
             continue
         if code != 200:
             state["uplink"] = "ota report: HTTP %d %s" % (code, reply.get("detail", ""))
-        return code == 200
+            return False
+        state["fw_reported"] = version
+        state["err_reported"] = state["err"]
+        state["reset"] = ""  # told: the next report says "deepsleep" until another reset
+        return True
     return False
 
 

@@ -1,7 +1,7 @@
-# A wake imports ota's bookkeeping before the cycle only when an update may have news
-# (app._ota_news): otherwise its names would stay in the heap through the upload
-# (docs/firmware.md, RAM budget). The check must never miss what ota.busy() or
-# ota.after_boot() would act on.
+# A wake imports ota's bookkeeping only when an update may have news (app._ota_news) or the
+# server offers one: otherwise its names would stay in the heap through the upload
+# (docs/firmware.md, RAM budget). The check must never miss what ota.busy(),
+# ota.after_boot() or ota.work() would act on.
 import json
 import os
 
@@ -21,7 +21,7 @@ def _in(d, fn):
 def test_app_names_the_files_of_the_modules_it_does_not_import():
     from station import clock, config, uplink
 
-    assert app.OTA_FILES == (ota.POINTER, ota.OFFER, ota.EVENTS)
+    assert app.OTA_FILES == (ota.POINTER, ota.OFFER, ota.EVENTS, ota.TRUST_NEW)
     assert (app.CLOCK, app.CONFIG, app.CREDENTIALS) == (clock.PATH, config.PATH,
                                                          uplink.CREDENTIALS)
 
@@ -42,6 +42,7 @@ def test_every_kind_of_news_is_seen():
         ({"good": "a", "trial": "b", "boots": 0}, None),
         ({"good": "a"}, (ota.OFFER, {"release": "9.9.9", "phase": "offered"})),
         ({"good": "a"}, (ota.EVENTS, [{"release": "9.9.9", "state": "failed"}])),
+        ({"good": "a"}, (ota.TRUST_NEW, "a confirmed release's CA bundle")),  # ota.work()
     ]
     for pointer, news in cases:
         _in(tempdir(), lambda p=pointer, n=news: _check_news(p, n))

@@ -105,7 +105,8 @@ def test_compromised_server_cannot_install_tampered_files_or_manifest(rig: OtaRi
     rig.upload(rig.build("0.2.0"))
     # what a compromised server could do after the upload: change a file (one the station
     # downloads: unchanged ones are copied from its own slot), or the manifest
-    _db(rig, "UPDATE release_files SET content = content || x'00' "
+    # (|| makes TEXT of a BLOB: cast back, or the server reads a text column)
+    _db(rig, "UPDATE release_files SET content = CAST(content || x'00' AS BLOB) "
              "WHERE path = 'station/__init__.mpy'")
     rig.rollout("0.2.0")
     rounds(rig, [st], 2)
