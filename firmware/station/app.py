@@ -262,7 +262,7 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
         if reformatted and st["err_reported"] == st["err"]:
             fsutil.remove(_beside(cfg_path, FS_MARKER))
     except Exception as e:  # never die awake: record it and try again next wake
-        st["err"] = "cycle: %r" % e
+        state_mod.note_after(st, "cycle: %r" % e)
         st["next_wake"] = board.time() + cfg["interval_normal_s"]
     board.pin_out(pins["sensor_power"], 0)  # sensors.rail_off, not imported again this late
     if gauge is not None:
@@ -273,7 +273,7 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
         arm = _call("rainwake", "pin", board, pins, st)  # a switch held closed: said either way
     except Exception:  # noqa: BLE001 - e.g. no heap left to load it (nor to say more)
         arm = None
-        st["err"] = "rain wake not armed"
+        st["err"] = st["carry"] = "rain wake not armed"  # note_after would allocate
     if counted:
         arm = None  # no wake per tip: the counter has them
     state_mod.save(board, st)

@@ -63,7 +63,7 @@ def crashed(e, board=None):
         st = state.load(board)
         n = st["crashes"]
         st["crashes"] = n + 1
-        st["err"] = "crash: %r" % e
+        state.note_after(st, "crash: %r" % e)
         state.save(board, st)
     except Exception:  # noqa: BLE001
         pass

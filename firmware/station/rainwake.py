@@ -25,8 +25,8 @@ def pin(board, pins, st):
     if not _released(board.pin_in(pins["rain"], pull_up=True), board):
         if not st["rain_off"]:
             st["rain_off"] = True
-            st["err"] = ("rain gauge switch stays closed: rain wake off until it opens; " +
-                         st["err"])
+            state_mod.note_after(st, "rain gauge switch stays closed: rain wake off until"
+                                     " it opens")
         return None
     st["rain_off"] = False
     return pins["rain"]

@@ -42,6 +42,7 @@ def defaults():
         "radio_at": 0,      # set while the radio works: a reset then backs off
         "wakes": 0,
         "err": "",          # what went wrong in the last wake, for `info` and the server
+        "carry": "",        # what went wrong after it reported: into the next wake's err
         "uplink": "",       # why the last upload failed ("" once one succeeds)
         "lora_setup": 0,  # lorawan.SETUP once the modem's settings were checked (power-on: 0)
         "lora_status": False,  # a config was applied: send a status record
@@ -60,6 +61,16 @@ def defaults():
         "lora_silent": 0,  # wakes in a row the module did not answer (then: reset it)
         "lora_cfg": None,  # [version, next frame, items] of a config downlink still arriving
     }
+
+
+def note_after(st, msg):
+    """Something went wrong where the wake's err was already set, and maybe reported: at the
+    end of a wake, in a crash, in a rain tip's wake, before the state could be read. In err
+    now (for `info`), and carried into the next wake's err (cycle.run), which the server
+    hears; the cycle's notes would overwrite it otherwise."""
+    for k in ("err", "carry"):
+        if msg not in st[k]:  # a crash every wake says so once
+            st[k] = msg + "; " + st[k] if st[k] else msg
 
 
 def clock_right(board, st, server_unix):
@@ -110,7 +121,7 @@ def load(board):
                 if k in saved and _same_kind(saved[k], st[k]):
                     st[k] = saved[k]
         except (ValueError, TypeError, AttributeError):
-            st["err"] = "RTC memory unreadable"
+            note_after(st, "RTC memory unreadable")
     if not adjustments_ok(st["adj"]):
         st["adj"] = []
     return st
@@ -136,7 +147,7 @@ def _dumps(st):
 def save(board, st):
     """Never raises: long texts are cut, and what does not fit is dropped (the clock
     adjustments first: clock.json has them), so the board still sleeps."""
-    for k in ("err", "uplink", "err_reported"):
+    for k in ("err", "carry", "uplink", "err_reported"):
         if isinstance(st[k], str):
             st[k] = st[k][:MAX_TEXT]
     try:

@@ -256,6 +256,14 @@ def test_a_switch_held_closed_never_wakes_the_board_and_is_reported():
     st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
     assert armed is None and not e.ext0 and e.ms > 500000
     assert st["rain_off"] and "rain gauge switch stays closed" in st["err"]
+    # said at the end of the wake, after its report: the next wake's notes carry it, so the
+    # report the server hears (err, when it differs from err_reported) has it; once
+    for heard in (True, False):
+        w.now += 600
+        wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))
+        st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
+        assert ("rain gauge switch stays closed" in st["err"]) == heard, st["err"]
+        assert st["rain_off"] and not st["carry"]
 
 
 def test_the_ledger_charges_the_counter_for_the_whole_wake_and_sleep():
@@ -289,3 +297,6 @@ def test_a_rain_wake_that_cannot_be_armed_leaves_the_state_saved_and_says_so():
     assert armed is None and e.ms > 500000
     assert st["wakes"] == 1 and st["err"] == "rain wake not armed"
     assert len(FlashQueue(d + "/queue").peek(10)) == 1  # the reading is stored
+    w.now += 600
+    wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))  # its cycle's notes carry it on
+    assert state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))["err"] == "rain wake not armed"

@@ -22,10 +22,15 @@ def test_a_crashing_application_sleeps_longer_each_time(tmp_path: Path) -> None:
     assert [s[0] for s in sleeps if s] == [60, 600, 3600, 3600]
     assert "MemoryError" in (station.flash / "crash.txt").read_text()
     assert station.state()["crashes"] == 4 and "MemoryError" in station.state()["err"]
-    # repaired (an update, a reflash): the next wake is an ordinary one and the count resets
+    assert station.state()["err"].count("crash:") == 1  # said once, not once a crash
+    # repaired (an update, a reflash): the next wake is an ordinary one and the count resets;
+    # its notes carry the crash, so that its report tells the server
     (fw / "station" / "app.py").write_text((paths.FIRMWARE / "station" / "app.py").read_text())
     assert station.wake(world, 800_020_000, reset_cause="deepsleep") is not None
     assert station.state()["crashes"] == 0
+    assert "crash: MemoryError" in station.state()["err"]
+    assert station.wake(world, 800_030_000, reset_cause="deepsleep") is not None
+    assert "crash" not in station.state()["err"]  # carried once
 
 
 def test_a_boot_py_failure_still_runs_main_py(tmp_path: Path) -> None:
