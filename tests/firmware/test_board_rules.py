@@ -494,3 +494,28 @@ def test_light_sleep_loses_what_the_uarts_receive_and_is_charged_as_such():
     board.sleep_ms(300)
     assert u.any()  # awake again, it hears the sensor
     board.drive(board.pins["sensor_power"], 0)
+
+
+def test_uarts_read_none_when_empty_and_keep_only_what_their_buffer_holds():
+    """As machine.UART on the ESP32 (sim.UART_RXBUF): read() is None with nothing waiting,
+    and bytes that arrive while the 256-byte receive buffer is full are lost, the oldest
+    kept."""
+    from station.hw.rak3172_sim import Rak3172Sim
+
+    board = sim.Board(sim.World())
+    u = board.uart(board.pins["ultrasonic_uart"], 9600, 17, 16)
+    assert u.read() is None  # the rail is off: nothing on the line
+    board.drive(board.pins["sensor_power"], 1)
+    board.sleep_ms(400)  # warmed up: its first frames
+    first = u.read(4)
+    board.sleep_ms(30000)  # 300 frames of 4 bytes, nobody reading
+    assert u.any() == sim.UART_RXBUF
+    board.drive(board.pins["sensor_power"], 0)
+
+    module = Rak3172Sim(None, lambda: 0)
+    assert module.read() is None
+    for _ in range(50):  # 50 replies of 6 bytes ("\r\nOK\r\n"), nobody reading
+        module.write(b"AT\r\n")
+    held = module.read()
+    assert len(held) == sim.UART_RXBUF and held.startswith(b"\r\nOK\r\n")
+    assert module.read() is None and len(first) == 4

@@ -266,7 +266,7 @@ class ModemLink:
         if op == "A":
             return str(self.module.any())
         n = int(call[2])
-        return self.module.read(None if n < 0 else n).hex()
+        return (self.module.read(None if n < 0 else n) or b"").hex()
 
     def _board_asleep(self) -> None:
         """The board's process ended (deep sleep): the module does what it had scheduled,

@@ -13,6 +13,7 @@
 # Used by the firmware tests (in-process, a fake clock) and the rig (on a pseudo-terminal).
 # Runs under CPython and the MicroPython unix port.
 from station import lorawan
+from station.hw.sim import UART_RXBUF
 
 JOIN_ACCEPT_DELAY_MS = 5000  # service_nvm.c jn1dl
 RX1_DELAY_MS = 1000  # service_nvm.c rx1dl; RX2 a second later (rx2dl)
@@ -95,7 +96,7 @@ class Rak3172Sim:
             if line.strip():
                 text = line.strip().decode()
                 if self.echo:  # service_mode_cli.c echoes the line before its reply
-                    self.out += (text + "\r\n").encode()
+                    self._print((text + "\r\n").encode())
                 self._command(text)
         return len(data)
 
@@ -104,10 +105,17 @@ class Rak3172Sim:
         return len(self.out)
 
     def read(self, n=None):
+        """None when nothing is waiting, as the ESP32's machine.UART.read() the firmware
+        reads it through (sim.UART_NOTHING)."""
         self._tick()
         n = len(self.out) if n is None else n
         data, self.out = self.out[:n], self.out[n:]
-        return data
+        return data or None
+
+    def _print(self, data):
+        """What the module sends, into the ESP32's receive buffer: beyond UART_RXBUF bytes
+        not yet read, lost (sim.UART_RXBUF)."""
+        self.out = (self.out + data)[:UART_RXBUF]
 
     def _tick(self):
         now = self.now_ms()
@@ -116,7 +124,7 @@ class Rak3172Sim:
         for p in sorted(due, key=lambda p: p[0]):
             if p[2] is not None:
                 p[2]()
-            self.out += p[1]
+            self._print(p[1])
         if due:
             self.idle_since = now
 
@@ -124,8 +132,8 @@ class Rak3172Sim:
         self.pending.append([self.now_ms() + ms, text.encode() if text else b"", action])
 
     def _reply(self, status, value=None):
-        self.out += ((value + "\r\n") if value is not None else "").encode()
-        self.out += ("\r\n%s\r\n" % status).encode()
+        self._print(((value + "\r\n") if value is not None else "").encode())
+        self._print(("\r\n%s\r\n" % status).encode())
 
     # --- commands ------------------------------------------------------------------------
     def _command(self, line):
@@ -164,7 +172,7 @@ class Rak3172Sim:
         if name == "NWM" and arg != self.regs["NWM"]:
             # atcmd_p2p.c At_NwkWorkMode: atcmd_printf("OK") without a line end, then reboot
             self.regs["NWM"] = arg
-            self.out += b"OK"
+            self._print(b"OK")
             return self._reboot()
         if name == "TIMEREQ" and not self.joined:  # -UDRV_NO_WAN_CONNECTION
             return self._reply("AT_NO_NETWORK_JOINED")

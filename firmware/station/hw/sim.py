@@ -58,6 +58,14 @@ ADS1115_OFFSET_LSB = 3
 # temperature. 1000 ppm (0.1 %, 86 s a day) is the low end of the review's 0.1-1 % estimate
 # (shared/reviews/firmware-on-esp32.md #10); a spec's "clock_drift_ppm" overrides it.
 CLOCK_DRIFT_PPM = 1000
+# Every UART of the sim board (sim_ultrasonic, sim_link, sim_serial, rak3172_sim) as
+# machine.UART on the ESP32: read() returns None when nothing is waiting, not b"" (MicroPython
+# docs, machine.UART.read: "Returns None on timeout"; the port's default timeout is 0), and
+# the driver's receive ring buffer holds UART_RXBUF bytes (hw/esp32.py: rxbuf=256; ESP-IDF
+# uart_driver_install). Once it is full, what arrives is lost: ESP-IDF's uart.c stops
+# taking bytes from the 128-byte hardware FIFO (UART_BUFFER_FULL) and resets the FIFO when
+# it overflows (UART_FIFO_OVF), so the oldest bytes stay and the newest go.
+UART_RXBUF = 256
 # Sensor warm-up after the rail comes on, ms (hardware/pinmap.json "switched_rail"):
 # BME280 start-up time 2 ms (Bosch BST-BME280-DS002, table 1, t_startup); A02YYUW: first frame
 # after one measurement cycle, 100-300 ms (DFRobot SEN0311 wiki: response time); JSN-SR04T

@@ -40,7 +40,8 @@ class LinkUART:
         return int(self._ask("A"))
 
     def read(self, n=None):
-        return bytes.fromhex(self._ask("R", "-1" if n is None else str(n)))
+        """None when nothing is waiting, as machine.UART.read() (sim.UART_NOTHING)."""
+        return bytes.fromhex(self._ask("R", "-1" if n is None else str(n))) or None
 
     def write(self, data):
         return int(self._ask("W", bytes(data).hex()))

@@ -24,12 +24,13 @@ class SerialPortUART:
         return 1 if self.poller.poll(0) else 0
 
     def read(self, n=None):
+        """None when nothing is waiting, as machine.UART.read() (sim.UART_NOTHING)."""
         out = b""
         if not self.any():
-            return out
+            return None
         while (n is None or len(out) < n) and self.poller.poll(0):
             out += self.f.read(1)
-        return out
+        return out or None
 
     def write(self, data):
         return self.f.write(data)

@@ -1,7 +1,7 @@
 # The sim board's ultrasonic level sensors (hw/sim.py imports this module only when the
 # firmware opens their UART or pulses their TRIG pin): the A02YYUW's frames and the
 # JSN-SR04T's echo timing, from the World's water level and air.
-from station.hw.sim import RuleBroken, _always
+from station.hw.sim import UART_RXBUF, RuleBroken, _always
 
 # JSN-SR04T timing. With nothing to reflect, the module holds ECHO high about 60 ms and then
 # drops it ("if the echo cannot be received ... the ECHO port will automatically change to
@@ -72,8 +72,6 @@ class SimUltrasonicUART:
     (DFRobot SEN0311: one frame per measurement), nothing while it is not. Without a clock
     (a part on the bench), two fresh frames whenever the buffer runs dry."""
 
-    RXBUF = 256  # the UART's receive buffer (hw/esp32.py: rxbuf=256); older bytes are lost
-
     def __init__(self, world, powered=_always, clock=None):
         self.world = world
         self.powered = powered
@@ -106,18 +104,19 @@ class SimUltrasonicUART:
         while now >= self.next_ms:
             self.buf += self.frame()
             self.next_ms += self.world.a02_frame_ms
-        self.buf = self.buf[-self.RXBUF:]
+        self.buf = self.buf[:UART_RXBUF]  # the newest are lost (sim.UART_RXBUF)
 
     def any(self):
         self._fill()
         return len(self.buf)
 
     def read(self, n=None):
+        """None when nothing is waiting, as machine.UART.read() (sim.UART_NOTHING)."""
         self._fill()
         if n is None:
             n = len(self.buf)
         data, self.buf = self.buf[:n], self.buf[n:]
-        return data
+        return data or None
 
     def write(self, data):
         return len(data)
