@@ -120,16 +120,28 @@ class Fleet:
 _HANDED_OUT: set[int] = set()  # ports free_port() gave in this process
 
 
+def _ephemeral_start() -> int:
+    """Where Linux's ephemeral ports start (net.ipv4.ip_local_port_range; 32768 by
+    default), which outgoing connections take."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A port free now, for a server about to start. Below Linux's ephemeral range (32768 and
-    up, net.ipv4.ip_local_port_range), where no outgoing connection takes it meanwhile, and
-    in a band of its own per pytest-xdist worker (up to six), so that the other worker's next
-    server cannot take it between this check and the server's bind; never one it gave
-    before (two servers asked for ports before either started)."""
+    """A port free now, for a server about to start. Below the ephemeral range, where no
+    outgoing connection takes it meanwhile, and in a band of its own per pytest-xdist worker,
+    so that another worker's next server cannot take it between this check and the server's
+    bind; never one it gave before (two servers asked for ports before either started)."""
+    top = _ephemeral_start()
+    low = 10000 if top > 11000 else 1024
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
-    base = 20000 + 2000 * (int(worker) % 6 if worker.isdigit() else 0)
+    band = max(1, (top - low) // max(1, workers))
+    base = low + band * (int(worker) % workers if worker.isdigit() and workers > 0 else 0)
     for _ in range(200):
-        port = random.randrange(base, base + 2000)
+        port = random.randrange(base, base + band)
         if port in _HANDED_OUT:
             continue  # given to a server that may not have bound it yet
         with socket.socket() as s:
@@ -139,7 +151,7 @@ def free_port() -> int:
                 continue  # taken, or still in TIME_WAIT
             _HANDED_OUT.add(port)
             return port
-    raise RuntimeError(f"no free port between {base} and {base + 1999}")
+    raise RuntimeError(f"no free port between {base} and {base + band - 1}")
 
 
 class ServerProcess:
