@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from mizumori_tools import paths
+from mizumori_tools.virtual import ESP32_EPOCH
 
 
 class NetworkServer:
@@ -267,6 +268,14 @@ class ModemLink:
             return str(self.module.any())
         n = int(call[2])
         return (self.module.read(None if n < 0 else n) or b"").hex()
+
+    def time_s(self) -> int:
+        """The true time at the module's clock (Unix seconds; the board's calls carry the
+        rig's time since the ESP32 epoch): the network server's clock (NetworkServer.now) for
+        its DeviceTimeReq answers and events, as of the uplink, not the start of the wake."""
+        if self.origin is None:
+            raise RuntimeError("the board has not called the modem yet")
+        return (self.origin + self.now) // 1000 + ESP32_EPOCH
 
     def _board_asleep(self) -> None:
         """The board's process ended (deep sleep): the module does what it had scheduled,
