@@ -143,9 +143,11 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
     if reply:
         return update(board, creds, st, reply, result, wdt, deadline, news)
     if reply is not None:  # over LoRaWAN: no offers, but a trial is good
-        from station import ota
-
-        ota.confirm(board.time())
+        # nor any error text: what earlier wakes carried (state.note_after) was in this
+        # wake's err, for `info`, and goes
+        st["carry"] = ""
+        if news:
+            _call("ota", "confirm", board.time())
     return False
 
 
@@ -273,7 +275,10 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
         arm = _call("rainwake", "pin", board, pins, st)  # a switch held closed: said either way
     except Exception:  # noqa: BLE001 - e.g. no heap left to load it (nor to say more)
         arm = None
-        st["err"] = st["carry"] = "rain wake not armed"  # note_after would allocate
+        try:
+            state_mod.note_after(st, "rain wake not armed")
+        except MemoryError:  # not even for that: a constant
+            st["err"] = st["carry"] = "rain wake not armed"
     if counted:
         arm = None  # no wake per tip: the counter has them
     state_mod.save(board, st)

@@ -251,10 +251,9 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         state["beat_t"], state["beat_seq"] = now, seq
     state["since_upload"] += 1
     state["next_wake"] = now + decision["interval_s"]
-    # what went wrong in this wake ("" if nothing), after what the last one noted too late
-    # for its report (state.note_after)
-    state["err"] = "; ".join(notes + ([state["carry"]] if state["carry"] else []))
-    state["carry"] = ""
+    # what went wrong in this wake ("" if nothing), after what an earlier one noted too late
+    # for its report and the server has not heard yet (state.note_after)
+    state["err"] = "; ".join(([state["carry"]] if state["carry"] else []) + notes)
     return {
         "seq": seq, "t": now, "level_mm": level, "flags": flags, "battery_mv": battery_mv,
         "temperature_c": temp_c, "humidity_pct": hum, "pressure_hpa": pres,

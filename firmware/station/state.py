@@ -66,8 +66,9 @@ def defaults():
 def note_after(st, msg):
     """Something went wrong where the wake's err was already set, and maybe reported: at the
     end of a wake, in a crash, in a rain tip's wake, before the state could be read. In err
-    now (for `info`), and carried into the next wake's err (cycle.run), which the server
-    hears; the cycle's notes would overwrite it otherwise."""
+    now (for `info`), and carried into each later wake's err (cycle.run, first: a long err
+    is cut at its end) until a report tells the server (uplink.report_ota); the cycle's
+    notes would overwrite it otherwise."""
     for k in ("err", "carry"):
         if msg not in st[k]:  # a crash every wake says so once
             st[k] = msg + "; " + st[k] if st[k] else msg
@@ -154,7 +155,7 @@ def save(board, st):
         data = _dumps(st)
         if len(data) > MAX_BYTES:
             st["adj"] = []
-            st["err"] = st["uplink"] = ""
+            st["err"] = st["uplink"] = st["carry"] = ""
             data = _dumps(st)
         if len(data) > MAX_BYTES:
             data = b"{}"  # the defaults (load() fills them in)

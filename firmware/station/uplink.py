@@ -166,6 +166,7 @@ def report_ota(board, creds, state, version, slot, events, feed=None):
             return False
         state["fw_reported"] = version
         state["err_reported"] = state["err"]
+        state["carry"] = ""  # told (state.note_after)
         state["reset"] = ""  # told: the next report says "deepsleep" until another reset
         return True
     return False

@@ -256,14 +256,13 @@ def test_a_switch_held_closed_never_wakes_the_board_and_is_reported():
     st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
     assert armed is None and not e.ext0 and e.ms > 500000
     assert st["rain_off"] and "rain gauge switch stays closed" in st["err"]
-    # said at the end of the wake, after its report: the next wake's notes carry it, so the
-    # report the server hears (err, when it differs from err_reported) has it; once
-    for heard in (True, False):
-        w.now += 600
-        wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))
-        st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
-        assert ("rain gauge switch stays closed" in st["err"]) == heard, st["err"]
-        assert st["rain_off"] and not st["carry"]
+    # said at the end of the wake, after its report: later wakes carry it in their err until
+    # a report tells the server (tests/firmware/test_carried_errors.py); this station has
+    # no server to tell
+    w.now += 600
+    wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))
+    st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
+    assert st["err"].startswith("rain gauge switch stays closed") and st["rain_off"]
 
 
 def test_the_ledger_charges_the_counter_for_the_whole_wake_and_sleep():

@@ -120,26 +120,29 @@ class Fleet:
 _HANDED_OUT: set[int] = set()  # ports free_port() gave in this process
 
 
-def _ephemeral_start() -> int:
-    """Where Linux's ephemeral ports start (net.ipv4.ip_local_port_range; 32768 by
-    default), which outgoing connections take."""
+def _ephemeral_range() -> tuple[int, int]:
+    """Linux's ephemeral ports, which outgoing connections take (net.ipv4.ip_local_port_range;
+    32768-60999 by default)."""
     try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    """A port free now, for a server about to start. Below the ephemeral range, where no
-    outgoing connection takes it meanwhile, and in a band of its own per pytest-xdist worker,
-    so that another worker's next server cannot take it between this check and the server's
-    bind; never one it gave before (two servers asked for ports before either started)."""
-    top = _ephemeral_start()
-    low = 10000 if top > 11000 else 1024
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    """A port free now, for a server about to start. Outside the ephemeral range (below it,
+    or above it on a host where it starts low), where no outgoing connection takes it
+    meanwhile, and in a band of its own per pytest-xdist worker, so that another worker's
+    next server cannot take it between this check and the server's bind; never one it gave
+    before (two servers asked for ports before either started)."""
+    start, end = _ephemeral_range()
+    low, top = max((10000, start), (end + 1, 65536), key=lambda r: r[1] - r[0])
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")
+    workers = max(1, int(count) if count.isdigit() else 1)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:]
-    band = max(1, (top - low) // max(1, workers))
-    base = low + band * (int(worker) % workers if worker.isdigit() and workers > 0 else 0)
+    band = max(1, (top - low) // workers)
+    base = low + band * (int(worker) % workers if worker.isdigit() else 0)
     for _ in range(200):
         port = random.randrange(base, base + band)
         if port in _HANDED_OUT:

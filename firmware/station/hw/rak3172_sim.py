@@ -106,7 +106,7 @@ class Rak3172Sim:
 
     def read(self, n=None):
         """None when nothing is waiting, as the ESP32's machine.UART.read() the firmware
-        reads it through (sim.UART_NOTHING)."""
+        reads it through (hw/sim.py, "Every UART")."""
         self._tick()
         n = len(self.out) if n is None else n
         data, self.out = self.out[:n], self.out[n:]

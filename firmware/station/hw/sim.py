@@ -58,13 +58,16 @@ ADS1115_OFFSET_LSB = 3
 # temperature. 1000 ppm (0.1 %, 86 s a day) is the low end of the review's 0.1-1 % estimate
 # (shared/reviews/firmware-on-esp32.md #10); a spec's "clock_drift_ppm" overrides it.
 CLOCK_DRIFT_PPM = 1000
-# Every UART of the sim board (sim_ultrasonic, sim_link, sim_serial, rak3172_sim) as
-# machine.UART on the ESP32: read() returns None when nothing is waiting, not b"" (MicroPython
-# docs, machine.UART.read: "Returns None on timeout"; the port's default timeout is 0), and
-# the driver's receive ring buffer holds UART_RXBUF bytes (hw/esp32.py: rxbuf=256; ESP-IDF
-# uart_driver_install). Once it is full, what arrives is lost: ESP-IDF's uart.c stops
-# taking bytes from the 128-byte hardware FIFO (UART_BUFFER_FULL) and resets the FIFO when
-# it overflows (UART_FIFO_OVF), so the oldest bytes stay and the newest go.
+# Every UART of the sim board (sim_ultrasonic, sim_link, sim_serial, rak3172_sim) reads as
+# machine.UART on the ESP32 does: None when nothing is waiting, not b"" (MicroPython docs,
+# machine.UART.read: "Returns None on timeout"; the port's default timeout is 0). The parts
+# the sim itself plays (the A02YYUW, the RAK3172 behind the modem link) fill a receive buffer
+# of UART_RXBUF bytes, the driver's ring buffer (hw/esp32.py: rxbuf=256; ESP-IDF
+# uart_driver_install), and what arrives while it is full is lost, the oldest kept. A board
+# holds somewhat more: ESP-IDF's uart.c keeps the chunk that did not fit (UART_BUFFER_FULL)
+# and what the 128-byte hardware FIFO took until it overflowed and was reset
+# (UART_FIFO_OVF), and hands them over after the next read; the sim is the stricter. A
+# host serial device (sim_serial, the rig's pseudo-terminals) has the kernel's buffer.
 UART_RXBUF = 256
 # Sensor warm-up after the rail comes on, ms (hardware/pinmap.json "switched_rail"):
 # BME280 start-up time 2 ms (Bosch BST-BME280-DS002, table 1, t_startup); A02YYUW: first frame

@@ -40,7 +40,7 @@ class LinkUART:
         return int(self._ask("A"))
 
     def read(self, n=None):
-        """None when nothing is waiting, as machine.UART.read() (sim.UART_NOTHING)."""
+        """None when nothing is waiting, as machine.UART.read() (hw/sim.py, "Every UART")."""
         return bytes.fromhex(self._ask("R", "-1" if n is None else str(n))) or None
 
     def write(self, data):

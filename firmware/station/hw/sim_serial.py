@@ -24,7 +24,7 @@ class SerialPortUART:
         return 1 if self.poller.poll(0) else 0
 
     def read(self, n=None):
-        """None when nothing is waiting, as machine.UART.read() (sim.UART_NOTHING)."""
+        """None when nothing is waiting, as machine.UART.read() (hw/sim.py, "Every UART")."""
         out = b""
         if not self.any():
             return None

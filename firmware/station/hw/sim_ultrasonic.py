@@ -111,7 +111,7 @@ class SimUltrasonicUART:
         return len(self.buf)
 
     def read(self, n=None):
-        """None when nothing is waiting, as machine.UART.read() (sim.UART_NOTHING)."""
+        """None when nothing is waiting, as machine.UART.read() (hw/sim.py, "Every UART")."""
         self._fill()
         if n is None:
             n = len(self.buf)
