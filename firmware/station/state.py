@@ -42,7 +42,7 @@ def defaults():
         "radio_at": 0,      # set while the radio works: a reset then backs off
         "wakes": 0,
         "err": "",          # what went wrong in the last wake, for `info` and the server
-        "carry": "",        # what went wrong after it reported: into the next wake's err
+        "carry": "",        # noted after a report (note_after): in err until one tells it
         "uplink": "",       # why the last upload failed ("" once one succeeds)
         "lora_setup": 0,  # lorawan.SETUP once the modem's settings were checked (power-on: 0)
         "lora_status": False,  # a config was applied: send a status record
