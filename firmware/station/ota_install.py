@@ -1,6 +1,7 @@
 # The OTA installer (docs/ota.md): fetch the offered release's manifest and signature, check
 # them against the provisioned release key (Ed25519 over SHA-512), download or copy each file
-# into the other slot, verify it and commit the slot as a trial. Imported by ota.work() only
+# into the other slot (station/ota_files.py, imported after the check), verify it and commit
+# the slot as a trial. Imported by ota.work() only
 # on a wake that advances an offer: SHA-512, Ed25519 and this module stay out of RAM on every
 # other wake (docs/firmware.md, RAM budget). Each step is persisted in the offer (ota.py).
 #
@@ -9,9 +10,7 @@
 # _entries() reads it from its file in small pieces and parses one file's entry at a time;
 # Ed25519 and SHA-512 are imported for the signature check and let go after it.
 import binascii
-import hashlib
 import json
-import os
 import sys
 
 from station import fsutil, http
@@ -28,9 +27,6 @@ from station.ota import (
     save_offer,
     write_pointer,
 )
-
-FLASH_MARGIN = 16384  # left free for the queue and config after an update
-
 
 MANIFEST = DIR + "/manifest.json"  # the verified manifest of the offer being installed
 _BLANK = b" \t\r\n"  # JSON's whitespace
@@ -159,8 +155,14 @@ def _advance(o, board, conn, creds, battery_mv, now, mpy):
     if slot is None:
         raise Refused("not installed in a slot (flash with `mizumori device flash`)")
     target = other(slot)
-    if o["phase"] == "offered":
-        _check_resources(board, _fetch_manifest(conn, o, creds, mpy), target, battery_mv)
+    # The file work comes in after the signature check: not in the heap with Ed25519's
+    # big integers (docs/firmware.md, RAM budget).
+    manifest = _fetch_manifest(conn, o, creds, mpy) if o["phase"] == "offered" else None
+    from station import ota_files
+
+    if manifest is not None:
+        ota_files.check_resources(board, manifest, target, battery_mv)
+        manifest = None
         # The target slot is incomplete from here on: its markers go first.
         fsutil.remove(target + "/manifest.json")
         fsutil.remove(target + "/confirmed")
@@ -174,7 +176,7 @@ def _advance(o, board, conn, creds, battery_mv, now, mpy):
     if o["phase"] == "downloading":
         got = local = files = 0
         for entry in _entries(MANIFEST):
-            n = _fetch_file(conn, o, creds, entry, slot, target)
+            n = ota_files.fetch_file(conn, o, creds, entry, slot, target)
             files += 1
             if n is None:
                 local += 1
@@ -192,10 +194,10 @@ def _advance(o, board, conn, creds, battery_mv, now, mpy):
             from station import trust
 
             trust.check_file(target + "/" + TRUST)  # refused here: the slot is never booted
-        _remove_stale(target)
+        ota_files.remove_stale(target)
         # Written last: a slot with manifest.json is complete (boot.py checks for it).
-        _copy(MANIFEST, target + "/manifest.json.tmp")
-        _replace(target + "/manifest.json.tmp", target + "/manifest.json")
+        ota_files.copy(MANIFEST, target + "/manifest.json.tmp")
+        ota_files.replace(target + "/manifest.json.tmp", target + "/manifest.json")
         o["phase"] = "installed"
         save_offer(o)
     if o["phase"] == "installed":
@@ -289,113 +291,3 @@ def _fetch_manifest(conn, o, creds, mpy):
         raise Refused("release built for mpy %s, this firmware loads %s"
                       % (manifest.get("mpy"), mpy))
     return manifest
-
-
-def _check_resources(board, manifest, target, battery_mv):
-    """manifest: its fields but its entries (_fetch_manifest)."""
-    need_mv = int(manifest.get("min_battery_mv") or 0)
-    if battery_mv is None or battery_mv < need_mv:
-        raise Refused("battery %s mV below the release's minimum %d mV" % (battery_mv, need_mv))
-    # The new slot is a full copy (unchanged files are copied, not downloaded); what the
-    # target slot holds now is replaced.
-    need = FLASH_MARGIN
-    for e in _entries(MANIFEST):
-        need += e["size"] - _size(target + "/" + e["path"])
-    free = board.flash_free()
-    if free < need:
-        raise Refused("not enough flash: %d bytes free, %d needed" % (free, need))
-
-
-def _fetch_file(conn, o, creds, entry, slot, target):
-    """Put one file into the target slot, verified. The bytes downloaded, or None when it
-    came from the flash (already there, or copied from the running slot)."""
-    dest = target + "/" + entry["path"]
-    if file_sha256(dest) == entry["sha256"]:
-        return None  # there from an earlier try, or an earlier release in this slot
-    _dirs(dest)
-    here = slot + "/" + entry["path"]
-    part = dest + ".part"
-    got = None
-    if file_sha256(here) == entry["sha256"]:
-        _copy(here, part)  # unchanged: copy from the running slot, no download
-    else:
-        have = _size(part)
-        if have >= entry["size"]:
-            fsutil.remove(part)
-            have = 0
-        with open(part, "ab") as f:
-            got = _get(conn, o, creds, "files/" + entry["path"], f, have)
-    if file_sha256(part) != entry["sha256"]:
-        fsutil.remove(part)
-        raise Refused("sha256 mismatch for %s" % entry["path"])
-    fsutil.remove(dest)
-    os.rename(part, dest)
-    return got
-
-
-def _remove_stale(target):
-    keep = {target + "/" + e["path"] for e in _entries(MANIFEST)}
-    keep.add(target + "/confirmed")
-
-    def walk(d):
-        for name in fsutil.listdir(d):
-            path = d + "/" + name
-            if _is_dir(path):
-                walk(path)
-            elif path not in keep:
-                fsutil.remove(path)
-
-    walk(target)
-
-
-def file_sha256(path):
-    """Hex SHA-256 of a file, or None when it does not exist."""
-    try:
-        f = open(path, "rb")
-    except OSError:
-        return None
-    h = hashlib.sha256()
-    with f:
-        while True:
-            b = f.read(1024)
-            if not b:
-                break
-            h.update(b)
-    return binascii.hexlify(h.digest()).decode()
-
-
-def _size(path):
-    try:
-        return os.stat(path)[6]
-    except OSError:
-        return 0
-
-
-def _is_dir(path):
-    try:
-        return os.stat(path)[0] & 0x4000 != 0
-    except OSError:
-        return False
-
-
-def _dirs(path):
-    d = path.rsplit("/", 1)[0]
-    fsutil.makedirs(d)
-
-
-def _replace(tmp, path):
-    """rename over path (atomic on littlefs; FAT refuses to rename onto a file: fsutil)."""
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        os.remove(path)
-        os.rename(tmp, path)
-
-
-def _copy(src, dst):
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        while True:
-            b = fi.read(1024)
-            if not b:
-                break
-            fo.write(b)
