@@ -181,8 +181,8 @@ def _call(module, name, *args):
     return getattr(__import__("station." + module, None, None, (name,)), name)(*args)
 
 
-def _cycle(board, cfg, pins, st, queue, wdt):
-    return _call("cycle", "run", board, cfg, pins, st, queue, wdt, board.sleep_tips())
+def _cycle(board, cfg, pins, st, queue, wdt, gauge):
+    return _call("cycle", "run", board, cfg, pins, st, queue, wdt, board.sleep_tips(), gauge)
 
 
 def main(board=None, cfg_path=CONFIG, queue_dir=QUEUE_DIR, uploader=None,
@@ -243,7 +243,7 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
         queue = FlashQueue(queue_dir, max_records=cfg["queue_max"], keep=cfg["queue_keep"])
         if cause == "power_on":  # the RTC and its memory are gone (a brown-out too)
             _call("clock", "after_power_loss", board, st, queue, clock_path)
-        result = _cycle(board, cfg, pins, st, queue, wdt)
+        result = _cycle(board, cfg, pins, st, queue, wdt, gauge)
         release(CYCLE_CODE)  # the radio's code comes in next
         notes = cfg_errors + ([rain_note] if rain_note else [])
         if notes:  # with the cycle's own notes (a stale temperature, a noisy burst)

@@ -44,13 +44,16 @@ WINDOW_SLACK_MS = 10000  # a sensor that keeps failing ends the window this much
 BURST_SIGMAS = 3  # a burst stands only if its mean 3 standard errors higher decides the same
 
 
-def sample_window(board, sensor, wdt=None, times=None, burst=None):
+def sample_window(board, sensor, wdt=None, times=None, burst=None, nap=None):
     """(good samples, {fault flag: count}) over WINDOW_MS: at least WINDOW_MS // STEP_MS + 1
     attempts, each within STEP_MS of the last, light sleep in between; stops early if the
     sensor is gone. times: a list to get each attempt's end (board ticks, ms).
     burst: (ms, stands) to stop at a short burst: once the attempts cover ms as they cover
     WINDOW_MS, stands(good, faults) is asked, once: True ends the window there; False goes
-    on to the full window, the burst's samples part of it (one window, not two)."""
+    on to the full window, the burst's samples part of it (one window, not two).
+    nap: the light sleep between attempts (the rain gauge's, which counts tips meanwhile;
+    else board.lightsleep)."""
+    nap = nap or board.lightsleep
     good = []
     faults = {}
     start = board.ticks_ms()
@@ -80,7 +83,7 @@ def sample_window(board, sensor, wdt=None, times=None, burst=None):
             burst = None
         rest = STEP_MS - longest
         if rest > 0:
-            board.lightsleep(rest)
+            nap(rest)
     return good, faults
 
 
@@ -148,7 +151,7 @@ def _age(s):
     return "%d h" % ((s + 1800) // 3600) if s >= 1800 else "under 1 h"
 
 
-def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
+def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0, nap=None):
     """(level mm or None, fault flags, spread mm or None, quality flags: NOISY,
     LOOP_OVER_RANGE, SHORT_WINDOW); updates state["stuck"]."""
     short = []
@@ -156,7 +159,7 @@ def read_level(board, cfg, pins, state, temp_c, notes, wdt, now=0):
         kind, sensor = sensors.level_sensor(board, cfg, pins)
         if cfg["profile"] == "mlit":
             good, faults = sample_window(board, sensor, wdt, None,
-                                         _burst(kind, cfg, state, temp_c, now, short))
+                                         _burst(kind, cfg, state, temp_c, now, short), nap)
         else:
             good, faults = sample(sensor, cfg["samples"], wdt)
     except (OSError, ValueError) as e:  # the bus itself could not be opened
@@ -194,8 +197,20 @@ def stored_time(payload):
     return struct.unpack_from(">I", payload, 0)[0]
 
 
-def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
-    """Measure, store and decide. Returns a dict describing the reading and the decision."""
+def _nap(board, gauge):
+    """The light sleep that counts the rain gauge's tips (rainwake.nap) as a function of ms."""
+    from station import rainwake
+
+    def nap(ms):
+        rainwake.nap(board, gauge, ms)
+    return nap
+
+
+def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0, gauge=None):
+    """Measure, store and decide. Returns a dict describing the reading and the decision.
+    gauge: the rain gauge (drivers/rain.py) when its tips are counted by the board: the
+    warm-up's and the MLIT window's light sleeps count them too (rainwake.nap)."""
+    nap = None if gauge is None else _nap(board, gauge)
     notes = []
     now = board.time()
     newest = None
@@ -207,12 +222,12 @@ def run(board, cfg, pins, state, queue, wdt=None, rain_tips=0):
         now = newest + 1
         board.set_time(now)
         state["synced"] = False
-    sensors.rail_on(board, cfg, pins)
+    sensors.rail_on(board, cfg, pins, nap)
     try:
         temp_c, hum, pres = read_env(board, cfg, pins, notes)
         level_temp, temp_quality = level_temperature(cfg, state, temp_c, now, notes)
         level, flags, spread, quality = read_level(board, cfg, pins, state, level_temp, notes,
-                                                   wdt, now)
+                                                   wdt, now, nap)
     finally:
         sensors.rail_off(board, pins)  # never left on: it would drain the battery asleep
     battery_mv = read_battery(board, cfg, pins, notes)

@@ -1,8 +1,10 @@
 # The rain gauge's part of a wake (docs/firmware.md, "Rain"): the pin its ext0 wake is armed
-# on unless the reed switch stays closed, a tip's own short wake, and the PCF8583's count at
-# a scheduled wake. Its own module so that it is in the heap only where a wake uses it: app
-# calls it before the cycle and after the radio (app.release lets it go with the cycle's
-# code).
+# on unless the reed switch stays closed, a tip's own short wake, the PCF8583's count at a
+# scheduled wake, and the cycle's light sleeps that count tips (nap). Its own module so that
+# it is in the heap only where a wake uses it: app calls it before the cycle and after the
+# radio, the cycle in its light sleeps (app.release lets it go with the cycle's code).
+import time
+
 from station import state as state_mod
 
 RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
@@ -30,6 +32,28 @@ def pin(board, pins, st):
         return None
     st["rain_off"] = False
     return pins["rain"]
+
+
+def nap(board, gauge, ms):
+    """Light sleep for ms, counting the rain gauge's tips meanwhile: a GPIO IRQ does not fire
+    in light sleep (the GPIO block is clock-gated), so ext0 is armed on the pin and a tip
+    wakes the board; the tip counts once the switch opens again, and the rest is slept. A
+    switch closed when the nap starts (a tip the IRQ has just counted, or one held closed)
+    is not armed: ext0 is level-triggered and would wake the board at once."""
+    end = time.ticks_add(board.ticks_ms(), ms)
+    while True:
+        left = time.ticks_diff(end, board.ticks_ms())
+        if left <= 0:
+            return
+        if gauge.stuck or not gauge.pin.value():
+            board.lightsleep(left)
+            return
+        woke = board.lightsleep(left, gauge.pin_num)
+        gauge.rearm()
+        if not woke:
+            return
+        gauge.stuck = not _released(gauge.pin, board)
+        gauge.tip()
 
 
 def tip_wake(board, pins, st):

@@ -10,13 +10,14 @@
 WARMUP_MS = {"bme280": 2, "a02yyuw": 300, "jsnsr04t": 100, "current_loop": 500}
 
 
-def rail_on(board, cfg, pins):
+def rail_on(board, cfg, pins, nap=None):
     """Switch the sensor rail on and wait until the fitted parts have warmed up, in light
-    sleep: no bus is open yet, so nothing is lost while the UARTs' clock is gated, and the
-    rail's enable pin keeps its level (sample_window sleeps with the rail on too)."""
+    sleep (nap: the rain gauge's, which counts tips meanwhile; else board.lightsleep): no
+    bus is open yet, so nothing is lost while the UARTs' clock is gated, and the rail's
+    enable pin keeps its level (sample_window sleeps with the rail on too)."""
     board.pin_out(pins["sensor_power"], 1)
     fitted = [cfg["level_sensor"]] + (["bme280"] if cfg["env_sensor"] else [])
-    board.lightsleep(max(WARMUP_MS.get(p, 0) for p in fitted))
+    (nap or board.lightsleep)(max(WARMUP_MS.get(p, 0) for p in fitted))
 
 
 def rail_off(board, pins):
@@ -68,7 +69,7 @@ def battery(board, cfg, pins):
 def rain_gauge(board, pins):
     from station.drivers.rain import RainGauge
 
-    return RainGauge(board.pin_in(pins["rain"], pull_up=True), board.IRQ_FALLING)
+    return RainGauge(board, pins["rain"])
 
 
 def rain_counter(board, pins):

@@ -299,3 +299,20 @@ def test_a_rain_wake_that_cannot_be_armed_leaves_the_state_saved_and_says_so():
     w.now += 600
     wake(d, sim.Board(w, rtc_path=d + "/rtc.bin"))  # its cycle's notes carry it on
     assert state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))["err"] == "rain wake not armed"
+
+
+def test_tips_during_the_light_sleeps_of_a_wake_are_counted_without_a_counter():
+    """The MLIT window sleeps ~18 s of its 20 s in light sleep, where the rain pin's IRQ is
+    deaf: the rain gauge's nap arms ext0 on the pin, counts the tip that wakes it, and
+    sleeps on. Tips in the warm-up, between samples and while a sample is read: all
+    counted, into the next reading's rain (st["rain"])."""
+    d = setup(profile="mlit", obs_start_mm=100, obs_interval_s=120)
+    w = sim.World()
+    tips = [150, 900, 2600, 2650, 7300, 12000, 15500, 19990]
+    w.awake_tips_ms = list(tips)
+    board = sim.Board(w, rtc_path=d + "/rtc.bin")
+    e, _, awake = wake(d, board)
+    st = state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
+    assert awake > 20000 and w.awake_tips_ms == []  # the window went past every tip
+    assert st["rain"] == len(tips), st
+    assert board.spent["light_sleep"] > 15000  # it still slept most of the window

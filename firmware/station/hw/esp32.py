@@ -56,11 +56,21 @@ class Board:
     def sleep_ms(self, ms):
         time.sleep_ms(ms)
 
-    def lightsleep(self, ms):
+    def lightsleep(self, ms, rain_pin=None):
         """The CPU stops (0.8 mA instead of ~40 mA awake) and the UARTs' clock is gated: what
         arrives on them meanwhile is lost (esp-idf issue 8098), so only for waits in which
-        no peripheral speaks. ticks_ms runs on (esp_timer is compensated for the sleep)."""
+        no peripheral speaks. ticks_ms runs on (esp_timer is compensated for the sleep).
+        rain_pin: wake when it goes low too (ext0: esp32.wake_on_ext0 arms light sleep as
+        well as deep sleep, ports/esp32/modesp32.c), and disarmed again after (a deep sleep
+        arms its own). True when the pin woke the board. Its pad is then on the RTC IO mux
+        until a mode-setting Pin init (drivers/rain.py rearm)."""
+        if rain_pin is None:
+            machine.lightsleep(ms)
+            return False
+        esp32.wake_on_ext0(machine.Pin(rain_pin), esp32.WAKEUP_ALL_LOW)
         machine.lightsleep(ms)
+        esp32.wake_on_ext0(None, esp32.WAKEUP_ALL_LOW)
+        return machine.wake_reason() == machine.EXT0_WAKE
 
     def sleep_us(self, us):
         time.sleep_us(us)
@@ -125,6 +135,7 @@ class Board:
         return machine.WDT(timeout=timeout_ms)
 
     def deepsleep(self, ms, rain_pin=None):
-        if rain_pin is not None:
-            esp32.wake_on_ext0(machine.Pin(rain_pin), esp32.WAKEUP_ALL_LOW)
+        # ext0 set or cleared here: machine_rtc_config keeps what a light sleep armed
+        esp32.wake_on_ext0(None if rain_pin is None else machine.Pin(rain_pin),
+                           esp32.WAKEUP_ALL_LOW)
         machine.deepsleep(ms)

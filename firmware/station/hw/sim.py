@@ -88,6 +88,9 @@ RAIL_DRAW = {"bme280": "bme280_sleep"}
 # the firmware's own computing is not in the board's time and is left out (about 10 ms a
 # wake at the host's measured cycle CPU time scaled to an ESP32, bench/run.py).
 BOOT_MS = 300
+# A tipping bucket's reed switch closes for tens of ms as the bucket swings past the magnet
+# (station/rainwake.py waits up to 300 ms for it to open before calling it stuck).
+TIP_MS = 40
 ENERGY_FILE = "energy.json"  # a virtual station's ledger, summed over its wakes
 ETIMEDOUT = 116  # lwIP's errno on the ESP32
 # A level-triggered ext0 wake (esp32.wake_on_ext0, ports/esp32/modesp32.c; ESP-IDF
@@ -202,6 +205,11 @@ class World:
         self.ads1115_fitted = True  # an ADS1115 on the I2C bus (fault "ads_missing": silent)
         self.net_request_ms = None  # a request's round trip on a slow network, else sim_net's
         self.reed_closed_ms = 0  # a tip in progress: the reed is closed until then (board ms)
+        # Tips while the board is awake, at these board ms since its boot (a wake's tips while
+        # it deep-sleeps are rain_tips): each closes the reed for TIP_MS. Board.advance runs
+        # the rain pin's IRQ for those that come while the CPU runs; in light sleep only an
+        # ext0 armed on the pin sees one (Board.lightsleep).
+        self.awake_tips_ms = []
         self.air_temp_c = 20.0
         self.humidity_pct = 60.0
         self.pressure_hpa = 1013.2
@@ -348,7 +356,13 @@ class SimPin:
         self.board.drive(self.num, v)
 
     def irq(self, handler=None, trigger=0):
+        """Pin.irq: the handler runs at each tip while the CPU runs (Board._tips_awake; the
+        rain pin is the only one whose edges the sim makes)."""
         self.handler = handler
+        if handler is None:
+            self.board.irqs.pop(self.num, None)
+        else:
+            self.board.irqs[self.num] = handler
 
 
 class SimWDT:
@@ -401,6 +415,10 @@ class Board:
         self.spent = {"boot": BOOT_MS}  # ms in each ledger state this wake
         self.rail_parts = set()  # parts wired to the switched rail (they draw while it is on)
         self.uarts_made = []  # every UART opened (light sleep loses what they receive)
+        self.irqs = {}  # GPIO -> its IRQ handler (SimPin.irq)
+        # GPIOs whose pad a light sleep with ext0 armed left on the RTC IO mux: no IRQ there
+        # until a mode-setting Pin init takes it back (pin_in)
+        self.rtc_pads = set()
         self.wlan = None  # network.WLAN, made at the first wifi() (hw/sim_net.py)
         power_lost = reset_cause in ("power_on", "brownout")
         if power_lost:
@@ -428,7 +446,10 @@ class Board:
         """Let ms of the board's time pass, charged to the ledger (Wi-Fi on or the CPU
         awake, or `state`, and every part on the sensor rail while it is on); the watchdog
         bites if it was not fed."""
-        self.ms += ms
+        end = self.ms + ms
+        if state != "light_sleep":
+            self._tips_awake(end)
+        self.ms = end
         self._spend(state or ("wifi" if self.wifi_on else "cpu"), ms)
         if self.rail_on():
             for part in self.rail_parts:
@@ -440,18 +461,51 @@ class Board:
             raise WatchdogReset("watchdog not fed for %d ms (timeout %d ms)" % (
                 self.ms - wdt.fed_at, wdt.timeout_ms))
 
-    def lightsleep(self, ms):
+    def _tips_awake(self, end):
+        """The tips until board ms `end` while the CPU runs: the reed closes, and the rain
+        pin's IRQ runs when one is set and the pin's pad is a GPIO's (not left on the RTC IO
+        mux by a light sleep with ext0 armed)."""
+        w = self.world
+        rain = self.pins["rain"]
+        while w.awake_tips_ms and w.awake_tips_ms[0] <= end:
+            self.ms = max(self.ms, w.awake_tips_ms.pop(0))
+            w.reed_closed_ms = self.ms + TIP_MS
+            handler = self.irqs.get(rain)
+            if handler is not None and rain not in self.rtc_pads:
+                handler(SimPin(self, rain))
+
+    def lightsleep(self, ms, rain_pin=None):
         """machine.lightsleep(ms): the CPU stops (ESP32 datasheet: light sleep 0.8 mA) and
         the UARTs' clock is gated, so whatever arrives on them meanwhile is lost (esp-idf
         issue 8098, Espressif's answer); ticks_ms runs on (esp_timer is compensated). Pins
         driven as outputs keep their level (the sensor rail stays on): in light sleep "the
         digital peripherals ... are clock-gated" and keep their state (ESP-IDF, Sleep
-        Modes). An edge IRQ does not fire meanwhile (docs/firmware.md, "Rain": not modelled)."""
+        Modes), so a GPIO IRQ does not fire meanwhile and a rain tip is lost. rain_pin: ext0
+        armed on it too (hw/esp32.py: esp32.wake_on_ext0, which arms light sleep as well as
+        deep sleep, ports/esp32/modesp32.c), level-triggered (low): the board wakes at a tip,
+        or at once when the reed is already closed. Its pad is then on the RTC IO mux, and
+        stays there after the wake whatever woke the board ("the pin is configured in
+        esp_sleep_start", ESP-IDF esp_sleep_enable_ext0_wakeup; the pad is RTC IO after the
+        wake until rtc_gpio_deinit): no IRQ on it until pin_in sets it up again. True when
+        the rain pin woke the board (machine.wake_reason() == EXT0_WAKE)."""
         if self.realtime:
             _time.sleep(ms / 1000 / self.realtime)
-        self.advance(ms, "light_sleep")
+        w = self.world
+        end = self.ms + ms
+        woke = False
+        if rain_pin is not None:
+            self.rtc_pads.add(rain_pin)
+            if self.level(rain_pin) == 0:
+                end, woke = self.ms, True
+        while not woke and w.awake_tips_ms and w.awake_tips_ms[0] <= end:
+            t = max(self.ms, w.awake_tips_ms.pop(0))
+            w.reed_closed_ms = t + TIP_MS
+            if rain_pin is not None:
+                end, woke = t, True
+        self.advance(end - self.ms, "light_sleep")
         for u in self.uarts_made:
             u.read()
+        return woke
 
     def time(self):
         return self.world.now + self.ms // 1000 + self.clock_offset
@@ -543,6 +597,11 @@ class Board:
         raise ValueError("no simulated ADC on pin %d" % pin)
 
     def pin_in(self, pin, pull_up=False):
+        """machine.Pin(pin, Pin.IN[, Pin.PULL_UP]): a mode-setting init, which takes the pad
+        back from the RTC IO mux (ports/esp32/machine_pin.c: rtc_gpio_deinit) and leaves no
+        IRQ on it (set it again)."""
+        self.rtc_pads.discard(pin)
+        self.irqs.pop(pin, None)
         return SimPin(self, pin)
 
     def pin_out(self, pin, value=0):
