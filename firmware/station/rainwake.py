@@ -10,10 +10,10 @@ from station import state as state_mod
 RELEASE_MS = 300  # a tip closes the reed switch for tens of ms; longer means stuck
 
 
-def _released(pin, board):
-    """True once the reed switch is open; a tip closes it for tens of ms, so it is given
-    RELEASE_MS before it counts as held closed."""
-    for _ in range(RELEASE_MS // 10):
+def _released(pin, board, ms=RELEASE_MS):
+    """True once the reed switch is open, waiting up to ms (awake); a tip closes it for tens
+    of ms, so it is given RELEASE_MS before it counts as held closed."""
+    for _ in range(ms // 10):
         if pin.value():
             return True
         board.sleep_ms(10)
@@ -37,23 +37,31 @@ def pin(board, pins, st):
 def nap(board, gauge, ms):
     """Light sleep for ms, counting the rain gauge's tips meanwhile: a GPIO IRQ does not fire
     in light sleep (the GPIO block is clock-gated), so ext0 is armed on the pin and a tip
-    wakes the board; the tip counts once the switch opens again, and the rest is slept. A
-    switch closed when the nap starts (a tip the IRQ has just counted, or one held closed)
-    is not armed: ext0 is level-triggered and would wake the board at once."""
+    wakes the board; it counts at once (the gauge's debounce keeps a tip the IRQ just
+    counted from counting twice), and the rest is slept once the switch opens again. The
+    IRQ is off while ext0 is armed: arming moves the pin's pad to the RTC IO mux, where
+    the digital side reads 0, an edge that is no tip. A switch closed when the nap starts
+    (a tip in progress) is waited for, awake, before ext0 is armed (level-triggered, it
+    would wake the board at once); one held closed RELEASE_MS is stuck and not armed
+    again this wake. Never past ms."""
     end = time.ticks_add(board.ticks_ms(), ms)
     while True:
         left = time.ticks_diff(end, board.ticks_ms())
         if left <= 0:
             return
-        if gauge.stuck or not gauge.pin.value():
-            board.lightsleep(left)
+        if gauge.stuck or (left < 10 and not gauge.pin.value()):
+            board.lightsleep(left)  # unarmed: ext0 would wake at once
             return
+        if not gauge.pin.value():
+            wait = min(RELEASE_MS, left)
+            if not _released(gauge.pin, board, wait):
+                gauge.stuck = wait == RELEASE_MS
+            continue
+        gauge.pin.irq(handler=None)
         woke = board.lightsleep(left, gauge.pin_num)
         gauge.rearm()
-        if not woke:
-            return
-        gauge.stuck = not _released(gauge.pin, board)
-        gauge.tip()
+        if woke or not gauge.pin.value():  # a tip woke it, or came as it woke
+            gauge.tip()
 
 
 def tip_wake(board, pins, st):

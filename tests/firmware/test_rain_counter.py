@@ -316,3 +316,45 @@ def test_tips_during_the_light_sleeps_of_a_wake_are_counted_without_a_counter():
     assert awake > 20000 and w.awake_tips_ms == []  # the window went past every tip
     assert st["rain"] == len(tips), st
     assert board.spent["light_sleep"] > 15000  # it still slept most of the window
+
+
+def nap_board(tips, tip_ms=40, stuck=False):
+    from station.drivers.rain import RainGauge
+
+    w = sim.World()
+    w.awake_tips_ms, w.tip_ms = list(tips), tip_ms
+    if stuck:
+        w.faults.add("reed_stuck")
+    board = sim.Board(w)
+    return board, RainGauge(board, PINS["rain"])
+
+
+def test_a_nap_counts_each_tip_once_and_never_runs_past_its_end():
+    from station import rainwake
+
+    # closures longer than the debounce, one at the very end, one at the very start
+    board, gauge = nap_board([0, 300, 995], tip_ms=120)
+    rainwake.nap(board, gauge, 1000)
+    assert gauge.take() == 3 and board.ms == 1000
+    # a closure in progress when the nap starts is waited for, then ext0 armed: the next
+    # tip wakes it
+    board, gauge = nap_board([50, 400], tip_ms=100)
+    board.sleep_ms(60)  # the IRQ counts the first, the reed still closed
+    rainwake.nap(board, gauge, 1000)
+    assert gauge.take() == 2 and board.ms == 1060
+    # no tips: arming ext0 (the pad's move to the RTC mux) never counts one
+    board, gauge = nap_board([])
+    for _ in range(25):
+        rainwake.nap(board, gauge, 700)
+    assert gauge.take() == 0 and board.spent["light_sleep"] == 25 * 700
+
+
+def test_a_switch_held_closed_is_not_armed_and_the_nap_still_ends_on_time():
+    from station import rainwake
+
+    board, gauge = nap_board([], stuck=True)
+    rainwake.nap(board, gauge, 1000)
+    assert gauge.stuck and gauge.take() == 0 and board.ms == 1000
+    assert board.spent["light_sleep"] == 700  # 300 ms awake waiting for it to open, once
+    rainwake.nap(board, gauge, 1000)
+    assert board.spent["light_sleep"] == 1700

@@ -20,7 +20,8 @@ if not _HERE.startswith("/"):
     _HERE = os.getcwd() + "/" + _HERE
 BOARD_DIR = _HERE + "/../../firmware/board"
 FROZEN = _HERE + "/../../firmware"  # what the image freezes: firmware/board/manifest.py
-ROM_FILES = ("sim.json", "rtc.bin", "rtc.clock", "sleep.ms", "awake.txt")  # not the flash
+ROM_FILES = ("sim.json", "rtc.bin", "rtc.clock", "sleep.ms", "sleep.ms.tmp",
+             "awake.txt")  # not the flash
 AWAKE = 4  # exit status of a board that would stay awake for ever
 WDT = 5  # exit status of a watchdog reset: the board boots again at once, reset cause wdt
 
@@ -55,8 +56,11 @@ class _Machine:
 
     @staticmethod
     def deepsleep(ms):
-        with open("sleep.ms", "w") as f:  # as hw/sim.py's: ms, clock, ext0 wake, awake ms
+        # as hw/sim.py's: ms, clock, ext0 wake, awake ms; whole or not at all, because a rig
+        # reads it as soon as it exists (it had read an empty file under load)
+        with open("sleep.ms.tmp", "w") as f:
             f.write("%d %d 0 0" % (ms, SPEC.get("now", 0)))
+        os.rename("sleep.ms.tmp", "sleep.ms")
         sys.exit(0)
 
 

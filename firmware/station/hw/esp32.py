@@ -61,15 +61,20 @@ class Board:
         arrives on them meanwhile is lost (esp-idf issue 8098), so only for waits in which
         no peripheral speaks. ticks_ms runs on (esp_timer is compensated for the sleep).
         rain_pin: wake when it goes low too (ext0: esp32.wake_on_ext0 arms light sleep as
-        well as deep sleep, ports/esp32/modesp32.c), and disarmed again after (a deep sleep
-        arms its own). True when the pin woke the board. Its pad is then on the RTC IO mux
-        until a mode-setting Pin init (drivers/rain.py rearm)."""
+        well as deep sleep, ports/esp32/modesp32.c), and disarmed again after, whatever
+        happens: a port whose machine_sleep_helper does not clear the wake sources first
+        (older than micropython#12579) would keep it for every later sleep. True when the
+        pin woke the board (machine.wake_reason(): esp_sleep_get_wakeup_cause, of light
+        sleep too). Its pad is then on the RTC IO mux until a mode-setting Pin init
+        (drivers/rain.py rearm)."""
         if rain_pin is None:
             machine.lightsleep(ms)
             return False
         esp32.wake_on_ext0(machine.Pin(rain_pin), esp32.WAKEUP_ALL_LOW)
-        machine.lightsleep(ms)
-        esp32.wake_on_ext0(None, esp32.WAKEUP_ALL_LOW)
+        try:
+            machine.lightsleep(ms)
+        finally:
+            esp32.wake_on_ext0(None, esp32.WAKEUP_ALL_LOW)
         return machine.wake_reason() == machine.EXT0_WAKE
 
     def sleep_us(self, us):
@@ -135,7 +140,8 @@ class Board:
         return machine.WDT(timeout=timeout_ms)
 
     def deepsleep(self, ms, rain_pin=None):
-        # ext0 set or cleared here: machine_rtc_config keeps what a light sleep armed
+        # ext0 set, or cleared, here, last: Pin.irq() on the rain pin clears it too
+        # (machine_pin.c), and nothing must arm it after the choice made for this sleep
         esp32.wake_on_ext0(None if rain_pin is None else machine.Pin(rain_pin),
                            esp32.WAKEUP_ALL_LOW)
         machine.deepsleep(ms)

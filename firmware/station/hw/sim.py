@@ -206,10 +206,11 @@ class World:
         self.net_request_ms = None  # a request's round trip on a slow network, else sim_net's
         self.reed_closed_ms = 0  # a tip in progress: the reed is closed until then (board ms)
         # Tips while the board is awake, at these board ms since its boot (a wake's tips while
-        # it deep-sleeps are rain_tips): each closes the reed for TIP_MS. Board.advance runs
+        # it deep-sleeps are rain_tips): each closes the reed for tip_ms. Board.advance runs
         # the rain pin's IRQ for those that come while the CPU runs; in light sleep only an
-        # ext0 armed on the pin sees one (Board.lightsleep).
+        # ext0 armed on the pin sees one (Board.lightsleep). Those left at deep sleep: gone.
         self.awake_tips_ms = []
+        self.tip_ms = TIP_MS
         self.air_temp_c = 20.0
         self.humidity_pct = 60.0
         self.pressure_hpa = 1013.2
@@ -351,8 +352,10 @@ class SimPin:
         self.handler = None
 
     def value(self, v=None):
+        """The pin's level; 0 while its pad is on the RTC IO mux (after a light sleep with
+        ext0 armed on it, until a mode-setting Pin init: esp-idf issue 245)."""
         if v is None:
-            return self.board.level(self.num)
+            return 0 if self.num in self.board.rtc_pads else self.board.level(self.num)
         self.board.drive(self.num, v)
 
     def irq(self, handler=None, trigger=0):
@@ -469,7 +472,7 @@ class Board:
         rain = self.pins["rain"]
         while w.awake_tips_ms and w.awake_tips_ms[0] <= end:
             self.ms = max(self.ms, w.awake_tips_ms.pop(0))
-            w.reed_closed_ms = self.ms + TIP_MS
+            w.reed_closed_ms = self.ms + w.tip_ms
             handler = self.irqs.get(rain)
             if handler is not None and rain not in self.rtc_pads:
                 handler(SimPin(self, rain))
@@ -487,19 +490,25 @@ class Board:
         stays there after the wake whatever woke the board ("the pin is configured in
         esp_sleep_start", ESP-IDF esp_sleep_enable_ext0_wakeup; the pad is RTC IO after the
         wake until rtc_gpio_deinit): no IRQ on it until pin_in sets it up again. True when
-        the rain pin woke the board (machine.wake_reason() == EXT0_WAKE)."""
+        the rain pin woke the board (machine.wake_reason() == EXT0_WAKE). Arming moves the
+        pad to the RTC IO mux, where its digital side reads 0 (esp-idf issue 245,
+        micropython issue 3835): an IRQ still set on it sees a falling edge, a tip that
+        never was."""
         if self.realtime:
             _time.sleep(ms / 1000 / self.realtime)
         w = self.world
         end = self.ms + ms
         woke = False
         if rain_pin is not None:
+            handler = self.irqs.get(rain_pin)
+            if handler is not None and rain_pin not in self.rtc_pads and self.level(rain_pin):
+                handler(SimPin(self, rain_pin))
             self.rtc_pads.add(rain_pin)
             if self.level(rain_pin) == 0:
                 end, woke = self.ms, True
         while not woke and w.awake_tips_ms and w.awake_tips_ms[0] <= end:
             t = max(self.ms, w.awake_tips_ms.pop(0))
-            w.reed_closed_ms = t + TIP_MS
+            w.reed_closed_ms = t + w.tip_ms
             if rain_pin is not None:
                 end, woke = t, True
         self.advance(end - self.ms, "light_sleep")
@@ -598,8 +607,9 @@ class Board:
 
     def pin_in(self, pin, pull_up=False):
         """machine.Pin(pin, Pin.IN[, Pin.PULL_UP]): a mode-setting init, which takes the pad
-        back from the RTC IO mux (ports/esp32/machine_pin.c: rtc_gpio_deinit) and leaves no
-        IRQ on it (set it again)."""
+        back from the RTC IO mux (ports/esp32/machine_pin.c: rtc_gpio_deinit). The chip
+        keeps an IRQ set on the pin across it; the sim drops it, the stricter of the two
+        (firmware that relies on it either way sets it again)."""
         self.rtc_pads.discard(pin)
         self.irqs.pop(pin, None)
         return SimPin(self, pin)
@@ -704,6 +714,7 @@ class Board:
         if self.rail_on():
             raise RuleBroken("deep sleep with the sensor rail (GPIO %d) on: a battery drain"
                              % self.pins["sensor_power"])
+        self.world.awake_tips_ms = []  # this wake's: a later tip is the sleep's (rain_tips)
         if rain_pin is not None and self.level(rain_pin) == 0:
             ms = 0
             self.ext0 = True
