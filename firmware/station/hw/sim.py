@@ -349,7 +349,6 @@ class SimPin:
     def __init__(self, board, num):
         self.board = board
         self.num = num
-        self.handler = None
 
     def value(self, v=None):
         """The pin's level; 0 while its pad is on the RTC IO mux (after a light sleep with
@@ -361,7 +360,6 @@ class SimPin:
     def irq(self, handler=None, trigger=0):
         """Pin.irq: the handler runs at each tip while the CPU runs (Board._tips_awake; the
         rain pin is the only one whose edges the sim makes)."""
-        self.handler = handler
         if handler is None:
             self.board.irqs.pop(self.num, None)
         else:
