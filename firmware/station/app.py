@@ -43,8 +43,8 @@ CYCLE_CODE = ("station.cycle", "station.schedule", "station.processing", "statio
               "station.codec")  # a reading's encoders and flags (the radios use batch)
 # The upload's code that the update's installer does not use (it has its own HTTP GETs; a
 # config change in the reply imported config again, a clock set from it clock.py).
-UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.timesync",
-               "station.config", "station.batch", "station.clock")
+UPLOAD_CODE = ("station.uplink", "station.wifi", "station.hmac_sha256", "station.signed",
+               "station.timesync", "station.config", "station.batch", "station.clock")
 
 
 def release(names):
@@ -85,7 +85,7 @@ def update(board, creds, st, reply, result, wdt, deadline, news):
     if time.ticks_diff(deadline, board.ticks_ms()) <= 0:
         return False  # the radio time is used up: report and update at a later wake
     if events or st["fw_reported"] != VERSION or st["err_reported"] != st["err"]:
-        sent = _call("uplink", "report_ota", board, creds, st, VERSION, running_slot(),
+        sent = _call("signed", "report_ota", board, creds, st, VERSION, running_slot(),
                      events, wdt.feed)
         release(UPLOAD_CODE)
         if sent and events:

@@ -36,7 +36,7 @@ class Closed(HTTPError):
     earlier request, the server closed it meanwhile (its keep-alive timeout)."""
 
 
-def _split(url):
+def split_url(url):
     scheme, rest = url.split("://", 1)
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.partition(":")
@@ -48,7 +48,7 @@ def _feed(feed):
         feed()
 
 
-def _connect(net, scheme, host, port, timeout_s, ca_file, feed, verify=True):
+def connect(net, scheme, host, port, timeout_s, ca_file, feed, verify=True):
     """A socket to host, TLS-wrapped and verified for https (verify=False only for a reply
     that carries its own signature)."""
     if scheme == "https" and verify and not ca_file:
@@ -97,12 +97,12 @@ class Connection:
     def _open(self, url, verify):
         """(host, path, reused): url's host and path, and whether the connection was open
         already."""
-        scheme, host, port, path = _split(url)
+        scheme, host, port, path = split_url(url)
         to = (scheme, host, port, verify)
         if self.sock is not None and self.to == to:
             return host, path, True
         self.close()
-        self.sock = _connect(self.net, scheme, host, port, self.timeout_s, self.ca_file,
+        self.sock = connect(self.net, scheme, host, port, self.timeout_s, self.ca_file,
                              self.feed, verify)
         self.to = to
         self.opened += 1
@@ -113,7 +113,7 @@ class Connection:
             self.sock.close()
             self.sock = None
 
-    def _ask(self, method, url, body, headers, verify, last):
+    def ask(self, method, url, body, headers, verify, last):
         """Send a request, read the reply's status line and headers: (status, headers)."""
         for _ in range(2):
             host, path, reused = self._open(url, verify)
@@ -131,7 +131,7 @@ class Connection:
                     raise  # a new connection that fails, or a server that does not answer
         raise Closed("connection closed before the reply")
 
-    def _body(self, hdrs, write, limit):
+    def read_body(self, hdrs, write, limit):
         """Read the reply's body into write() (None: dropped), no more than limit bytes
         (None: any). Closes the connection after a reply that ends only with it, or a
         failure part-way."""
@@ -155,23 +155,12 @@ class Connection:
     def request(self, method, url, body, headers, verify=True, last=False):
         """(status, headers dict with lower-case names, body bytes); body None for a GET.
         last: no more requests follow (the server closes the connection after it)."""
-        status, hdrs = self._ask(method, url, body, headers, verify, last)
+        status, hdrs = self.ask(method, url, body, headers, verify, last)
         parts = []
-        self._body(hdrs, parts.append, MAX_REPLY)
+        self.read_body(hdrs, parts.append, MAX_REPLY)
         if last:
             self.close()
         return status, hdrs, b"".join(parts)
-
-    def get_to_file(self, url, headers, f, last=False):
-        """GET url and append a 200/206 body to the open file f as it comes (a release file
-        does not fit in RAM twice), feed() after each chunk: (status, headers, bytes
-        written). Other replies' bodies are read, up to MAX_REPLY, and dropped."""
-        status, hdrs = self._ask("GET", url, None, headers, True, last)
-        ok = status in (200, 206)
-        n = self._body(hdrs, f.write if ok else None, None if ok else MAX_REPLY)
-        if last:
-            self.close()
-        return status, hdrs, n if ok else 0
 
 
 def request(net, method, url, body, headers, timeout_s=15, ca_file=None, feed=None,
@@ -183,13 +172,6 @@ def request(net, method, url, body, headers, timeout_s=15, ca_file=None, feed=No
 
 def post(net, url, body, headers, timeout_s=15, ca_file=None, feed=None):
     return request(net, "POST", url, body, headers, timeout_s, ca_file, feed)
-
-
-def check_server(net, url, ca_file, timeout_s=15, feed=None):
-    """Connect to url's server and verify its certificate against ca_file, nothing sent
-    (docs/ota.md, "Changing the CA"); raises as a request would."""
-    scheme, host, port, _ = _split(url)
-    _connect(net, scheme, host, port, timeout_s, ca_file, feed).close()
 
 
 def ca_der(path):

@@ -213,12 +213,24 @@ def _advance(o, board, conn, creds, battery_mv, now, mpy):
     return False
 
 
+def _to_file(conn, url, headers, f):
+    """GET url on conn and append a 200/206 body to the open file f as it comes (a release
+    file does not fit in RAM twice), feed() after each chunk: (status, bytes written). Other
+    replies' bodies are read, up to http.MAX_REPLY, and dropped. Here, not in http.py: only
+    the update's wakes download (the upload's wake holds http.py: docs/firmware.md, RAM
+    budget)."""
+    status, hdrs = conn.ask("GET", url, None, headers, True, False)
+    ok = status in (200, 206)
+    n = conn.read_body(hdrs, f.write if ok else None, None if ok else http.MAX_REPLY)
+    return status, n if ok else 0
+
+
 def _get(conn, o, creds, name, f, offset=0):
     headers = {"X-Mizumori-Device": str(creds["device_id"]),
                "X-Mizumori-Ota-Token": o["token"]}
     if offset:
         headers["Range"] = "bytes=%d-" % offset
-    status, _, n = conn.get_to_file(creds["server"] + o["base"] + name, headers, f)
+    status, n = _to_file(conn, creds["server"] + o["base"] + name, headers, f)
     if status in (401, 403, 404, 410):
         raise Refused("download of %s refused (HTTP %d)" % (name, status))
     if status not in (200, 206):

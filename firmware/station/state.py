@@ -67,7 +67,7 @@ def note_after(st, msg):
     """Something went wrong where the wake's err was already set, and maybe reported: at the
     end of a wake, in a crash, in a rain tip's wake, before the state could be read. In err
     now (for `info`), and carried into each later wake's err (cycle.run, first: a long err
-    is cut at its end) until a report tells the server (uplink.report_ota); the cycle's
+    is cut at its end) until a report tells the server (signed.report_ota); the cycle's
     notes would overwrite it otherwise."""
     for k in ("err", "carry"):
         if msg not in st[k]:  # a crash every wake says so once

@@ -3,7 +3,7 @@
 # between could not tell it, and only once.
 import json
 
-from station import app, config, state, uplink
+from station import app, config, signed, state
 from station.hw import sim
 from support import raises, tempdir
 
@@ -45,13 +45,13 @@ def wake(d, w, server):
     here and give later test files new module objects (batch.CodecError among them): it
     keeps them this time."""
     w.now += 600
-    real = uplink.post_signed, app.release
-    uplink.post_signed, app.release = server.post, lambda names: None
+    real = signed.post_signed, app.release
+    signed.post_signed, app.release = server.post, lambda names: None
     try:
         raises(sim.DeepSleep, app.main, sim.Board(w, rtc_path=d + "/rtc.bin"),
                d + "/config.json", d + "/queue", None, d + "/secrets.json")
     finally:
-        uplink.post_signed, app.release = real
+        signed.post_signed, app.release = real
     return state.load(sim.Board(w, rtc_path=d + "/rtc.bin"))
 
 

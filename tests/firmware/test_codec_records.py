@@ -5,7 +5,7 @@ import struct
 
 import test_codec as codec_tests
 from records import decode
-from station import batch, codec, config, cycle, lorawan, state, uplink
+from station import batch, codec, config, cycle, lorawan, signed, state, uplink
 from station.flashqueue import FlashQueue
 from station.hw import sim
 from support import load_json, raises, tempdir
@@ -208,12 +208,12 @@ def test_wifi_sends_each_quality_record_and_a_refused_one_costs_only_its_reading
              "wifi": {"ssid": sim.SIM_SSID, "password": "pw"}}
     st = state.defaults()
     server = Refusing(3)
-    real = uplink.post_signed
-    uplink.post_signed = server.post
+    real = signed.post_signed
+    signed.post_signed = server.post
     try:
         assert uplink.send(board, cfg, tempdir() + "/c.json", creds, st, q) is not None
     finally:
-        uplink.post_signed = real
+        signed.post_signed = real
     first = decode(server.bodies[0])
     assert [r["type"] for r in first] == ["full", "quality"] * 4 + ["status"]
     assert [r["spread_mm"] for r in first if r["type"] == "quality"] == [1, 2, 3, 4]

@@ -3,7 +3,7 @@
 import struct
 
 from records import decode
-from station import batch, codec, hmac_sha256, state, uplink
+from station import batch, codec, hmac_sha256, signed, state, uplink
 from station.flashqueue import FlashQueue
 from support import tempdir
 
@@ -30,7 +30,7 @@ def test_body_sets_each_age_at_sending_and_ends_with_status():
 
 def test_signature_covers_device_counter_and_body():
     creds = {"device_id": 7, "key": b"k" * 32}
-    h = uplink.signed_headers(creds, 42, b"\x11body")
+    h = signed.signed_headers(creds, 42, b"\x11body")
     want = hmac_sha256.hexdigest(b"k" * 32, b"MZM1\n7\n42\n\x11body")
     assert h["X-Mizumori-Signature"] == want and h["X-Mizumori-Counter"] == "42"
 
@@ -96,13 +96,13 @@ def add(q, n):
 
 
 def upload(server, cfg, q, board, creds, st):
-    real = uplink.post_signed
-    uplink.post_signed = server.post
+    real = signed.post_signed
+    signed.post_signed = server.post
     try:
         server.batches = []
         return uplink.send(board, cfg, tempdir() + "/c.json", creds, st, q)
     finally:
-        uplink.post_signed = real
+        signed.post_signed = real
 
 
 def test_a_restored_server_gets_the_acknowledged_readings_again():
