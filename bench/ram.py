@@ -48,7 +48,7 @@ OFFER = {"release": RELEASE, "rollout": 1, "token": "ram-bench", "url": "/ota/"}
 # good wake.)
 WAKE = """
 import sys
-sys.path.insert(0, "a")
+sys.path[0:0] = SLOT_PATH
 from station import guard  # noqa  (main.py imports it first and keeps it)
 from station import app  # noqa
 mark("after imports")
@@ -159,7 +159,7 @@ base = gc.mem_alloc()  # the heap above what the interpreter and these hooks hol
 # port stops with "uncaught NLR" on an argument of 256 characters or more).
 SIM_SHARE = """
 import gc, sys
-sys.path.insert(0, "a")
+sys.path[0:0] = SLOT_PATH
 cut = sys.argv.index("--")
 for name in sys.argv[1:cut]:
     __import__(name)
@@ -191,7 +191,7 @@ for i, name in enumerate(("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_R
     setattr(machine, name, i + 1)
 sys.modules["machine"] = machine
 sys.modules["esp32"] = esp32
-sys.path.insert(0, "a")
+sys.path[0:0] = SLOT_PATH
 for name in sys.argv[1:sys.argv.index("--")]:
     __import__(name)
 gc.collect()
@@ -200,6 +200,26 @@ from station.hw import esp32 as backend  # noqa
 gc.collect()
 print(gc.mem_alloc() - before)
 """
+
+
+# Put before every script: where the application is imported from. From the slot's files
+# (FILES), or (ROM) from its code image mounted at /rom ahead of the slot, as boot.py does
+# on a board with the station's image (docs/firmware.md, "Code in flash (ROMFS)"). On a
+# board the image is the romfs partition, mapped flash; here it is read into a bytearray
+# first, one block at the bottom of the heap, and its size is not counted (rom_kib).
+FILES = 'import sys\nSLOT_PATH = ["a"]\n'
+ROM = """import sys, vfs
+SLOT_PATH = ["/rom", "a"]
+_img = bytearray(%d)
+with open("code.romfs", "rb") as _f:
+    _f.readinto(_img)
+vfs.mount(vfs.VfsRom(_img), "/rom")
+del _f
+"""
+
+
+def _prelude(flash: Path, rom: bool) -> str:
+    return ROM % (flash / "code.romfs").stat().st_size if rom else FILES
 
 
 def _bundle_files(bundle: Path) -> dict[str, bytes]:
@@ -233,7 +253,8 @@ def install(flash: Path, rel: Releases, server: str) -> None:
     """A provisioned board's flash: the running release in slot a/ (plus the sim board's
     modules, which a release leaves out, compiled like the application: a real board's
     hardware is C code that costs the heap nothing), the release key, credentials and
-    configuration."""
+    configuration; and code.romfs, slot a/'s .mpy files as a ROMFS image (the release's
+    own, with the sim board's modules in it too)."""
     for name, data in rel.running.items():
         if name.startswith("files/"):
             dest = flash / "a" / name[len("files/"):]
@@ -246,6 +267,9 @@ def install(flash: Path, rel: Releases, server: str) -> None:
         mpy = (flash / "a" / module).with_suffix(".mpy")
         subprocess.run([release.mpy_cross(), "-s", module, "-o", str(mpy),
                         str(paths.FIRMWARE / module)], check=True)
+    slot = flash / "a"
+    (flash / "code.romfs").write_bytes(release.romfs_image(
+        {str(p.relative_to(slot)): p.read_bytes() for p in slot.rglob("*.mpy")}))
     (flash / "release.pub").write_text(rel.public_hex + "\n")
     (flash / "secrets.json").write_text(json.dumps({
         "device_id": 1, "secret": "11" * 32, "server": server, "ca": None,
@@ -304,41 +328,52 @@ def fleet_server(rel: Releases, offer: bool) -> Iterator[str]:
 
 
 def wake(rel: Releases, ota: bool, heap_kib: int | None = None,
-         stages: bool = False) -> subprocess.CompletedProcess[str]:
+         stages: bool = False, rom: bool = False) -> subprocess.CompletedProcess[str]:
     """One wake of a freshly provisioned board in a heap of heap_kib (None: the port's
-    default); its output says "wake ok" when it did its work."""
+    default), its code from the slot's files or (rom) its code image; its output says
+    "wake ok" when it did its work."""
     with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp, \
             fleet_server(rel, ota) as url:
         flash = Path(tmp)
         install(flash, rel, url)
         script = flash / "wake_script.py"
-        script.write_text((STAGES if stages else NO_STAGES) + WAKE)
+        script.write_text(_prelude(flash, rom) + (STAGES if stages else NO_STAGES) + WAKE)
         cmd = [MPY] + (["-X", f"heapsize={heap_kib}K"] if heap_kib else [])
         return subprocess.run(cmd + [str(script), "ota" if ota else "up"],
                               cwd=flash, capture_output=True, text=True, timeout=300)
 
 
-def runs(rel: Releases, ota: bool, heap_kib: int) -> bool:
-    return "wake ok" in wake(rel, ota, heap_kib).stdout
+def rom_kib(rel: Releases) -> int:
+    """The code image's size in whole KiB, rounded down (what is left of a KiB counts
+    against the firmware): what a wake from the image is not charged for."""
+    with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp:
+        install(Path(tmp), rel, "http://127.0.0.1:9")
+        return (Path(tmp) / "code.romfs").stat().st_size // 1024
 
 
-def smallest_heap_kib(rel: Releases, ota: bool, lo: int = 16, hi: int = 512) -> int:
-    """The smallest heap (KiB) in which the wake still does its work (binary search)."""
-    if not runs(rel, ota, hi):
-        proc = wake(rel, ota, hi)
+def runs(rel: Releases, ota: bool, heap_kib: int, rom: bool = False) -> bool:
+    return "wake ok" in wake(rel, ota, heap_kib, rom=rom).stdout
+
+
+def smallest_heap_kib(rel: Releases, ota: bool, lo: int = 16, hi: int = 512,
+                      rom: bool = False) -> int:
+    """The smallest heap (KiB) in which the wake still does its work (binary search); with
+    rom, the code image's KiB included."""
+    if not runs(rel, ota, hi, rom):
+        proc = wake(rel, ota, hi, rom=rom)
         raise RuntimeError(proc.stdout + proc.stderr)
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if runs(rel, ota, mid) else (mid + 1, hi)
+        lo, hi = (lo, mid) if runs(rel, ota, mid, rom) else (mid + 1, hi)
     return lo
 
 
-def stages_and_modules(rel: Releases, ota: bool) -> tuple[
+def stages_and_modules(rel: Releases, ota: bool, rom: bool = False) -> tuple[
         list[tuple[str, int]], list[str], list[str]]:
     """(stage, live heap in bytes after gc.collect()) through one wake, above what the
     interpreter holds before the application is imported; the sim board's modules that
     wake loaded, and the firmware's."""
-    proc = wake(rel, ota, stages=True)
+    proc = wake(rel, ota, stages=True, rom=rom)
     if "wake ok" not in proc.stdout:
         raise RuntimeError(proc.stdout + proc.stderr)
     marks, sims, firmware = [], [], []
@@ -353,36 +388,38 @@ def stages_and_modules(rel: Releases, ota: bool) -> tuple[
     return marks, sims, firmware
 
 
-def stages(rel: Releases, ota: bool) -> list[tuple[str, int]]:
-    return stages_and_modules(rel, ota)[0]
+def stages(rel: Releases, ota: bool, rom: bool = False) -> list[tuple[str, int]]:
+    return stages_and_modules(rel, ota, rom)[0]
 
 
-def _share(rel: Releases, script: str, firmware: list[str], sims: list[str]) -> int:
+def _share(rel: Releases, script: str, firmware: list[str], sims: list[str],
+           rom: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="mizumori-ram-") as tmp:
         flash = Path(tmp)
         install(flash, rel, "http://127.0.0.1:9")
-        (flash / "share.py").write_text(script)
+        (flash / "share.py").write_text(_prelude(flash, rom) + script)
         proc = subprocess.run([MPY, "share.py", *firmware, "--", *sims], cwd=flash,
                               capture_output=True, text=True, timeout=60, check=True)
         return int(proc.stdout.split()[-1])
 
 
-def sim_share(rel: Releases, firmware: list[str], sims: list[str]) -> int:
+def sim_share(rel: Releases, firmware: list[str], sims: list[str], rom: bool = False) -> int:
     """Live heap (bytes) of the sim board in a wake that loaded these modules."""
-    return _share(rel, SIM_SHARE, firmware, sims)
+    return _share(rel, SIM_SHARE, firmware, sims, rom)
 
 
-def esp32_share(rel: Releases, firmware: list[str]) -> int:
+def esp32_share(rel: Releases, firmware: list[str], rom: bool = False) -> int:
     """Live heap (bytes) of a real board's hardware module (hw/esp32.py) in its place."""
-    return _share(rel, ESP32_SHARE, firmware, [])
+    return _share(rel, ESP32_SHARE, firmware, [], rom)
 
 
-def credit_kib(rel: Releases, ota: bool) -> tuple[int, int, int]:
+def credit_kib(rel: Releases, ota: bool, rom: bool = False) -> tuple[int, int, int]:
     """(credit, sim board, esp32 module): what the wake's heap is given for the sim board,
     whole KiB rounded down (what is left of a KiB counts against the firmware): the sim
-    board's live heap less the real board's hardware module's, in bytes."""
-    _, sims, firmware = stages_and_modules(rel, ota)
-    sim, real = sim_share(rel, firmware, sims), esp32_share(rel, firmware)
+    board's live heap less the real board's hardware module's, in bytes. With rom both
+    run from the code image, as they would on a board with it."""
+    _, sims, firmware = stages_and_modules(rel, ota, rom)
+    sim, real = sim_share(rel, firmware, sims, rom), esp32_share(rel, firmware, rom)
     return (sim - real) // 1024, sim, real
 
 
@@ -391,21 +428,25 @@ def main() -> None:
         rel = Releases(Path(tmp))
         print("Firmware RAM under the MicroPython unix port (64-bit: an ESP32's objects are"
               " about 0.7x; docs/firmware.md, RAM budget)")
-        for ota_wake, budget, what in ((False, BUDGET_WAKE_KIB, "wake with upload"),
-                                       (True, BUDGET_OTA_KIB, "wake with OTA")):
-            whole = smallest_heap_kib(rel, ota_wake)
-            credit, sim, real = credit_kib(rel, ota_wake)
-            print(f"  smallest heap, {what}: {whole} KiB with the sim board; as on a board"
-                  f" {whole - credit} KiB (budget {budget} KiB)")
-            print(f"    sim board {sim} B, the real board's hw/esp32.py {real} B in its place:"
-                  f" {credit} KiB credited")
-        for ota_wake in (False, True):
-            marks = stages(rel, ota_wake)
-            print(f"  live heap after gc.collect(), wake with {'OTA' if ota_wake else 'upload'}"
-                  " (the sim board in it):")
-            for label, n in marks:
-                if not ota_wake or label.startswith("ota") or label == "end of wake":
-                    print(f"    {label:38s} {n:7d} B")
+        image = rom_kib(rel)
+        for rom, where in ((True, f"code in flash (its {image} KiB image not counted)"),
+                           (False, "code from the slot's .mpy files")):
+            print(f"  {where}:")
+            for ota_wake, budget, what in ((False, BUDGET_WAKE_KIB, "wake with upload"),
+                                           (True, BUDGET_OTA_KIB, "wake with OTA")):
+                whole = smallest_heap_kib(rel, ota_wake, rom=rom) - (image if rom else 0)
+                credit, sim, real = credit_kib(rel, ota_wake, rom)
+                print(f"    smallest heap, {what}: {whole} KiB with the sim board; as on a"
+                      f" board {whole - credit} KiB (budget {budget} KiB)")
+                print(f"      sim board {sim} B, the real board's hw/esp32.py {real} B in its"
+                      f" place: {credit} KiB credited")
+            for ota_wake in (False, True):
+                marks = stages(rel, ota_wake, rom)
+                print(f"    live heap after gc.collect(), wake with "
+                      f"{'OTA' if ota_wake else 'upload'} (the sim board in it):")
+                for label, n in marks:
+                    if not ota_wake or label.startswith("ota") or label == "end of wake":
+                        print(f"      {label:38s} {n:7d} B")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ SLOTS = ("a", "b")  # the two application directories (station/ota.py)
 
 
 def running_slot():
-    """The slot the application was imported from, or None (flashed without slots, or a
+    """The slot boot.py put on sys.path, whose code runs (from its files, or from its code
+    image in the romfs partition, mounted at /rom), or None (flashed without slots, or a
     test run from firmware/). Here, not in ota: a wake reports it without importing ota."""
-    first = (globals().get("__file__") or "").lstrip("/").split("/")[0]
-    return first if first in SLOTS else None
+    import sys
+
+    for path in sys.path:
+        if path.lstrip("/") in SLOTS:
+            return path.lstrip("/")
+    return None

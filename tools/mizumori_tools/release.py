@@ -76,6 +76,46 @@ def source_version(source: Path) -> str:
     return m[1]
 
 
+# The application's code as a ROMFS image, in every slot beside its .mpy files: boot.py
+# copies the running slot's into the board's romfs partition and runs the code from there,
+# in place, out of the heap (docs/firmware.md, "Code in flash (ROMFS)").
+ROMFS = "code.romfs"  # = boot.py's ROM_IMAGE
+ROMFS_PARTITION_BYTES = 0x40000  # firmware/board/partitions.csv, the romfs partition
+
+
+def romfs_image(files: dict[str, bytes]) -> bytes:
+    """A ROMFS image (MicroPython's format, extmod/vfs_rom.c; mpremote's writer) of the
+    release's .mpy files under their paths, directories and files in sorted order, so that
+    one release's image is the same bytes from every build."""
+    from mpremote.romfs import VfsRomWriter
+
+    tree: dict[str, Any] = {}
+    for path, data in files.items():
+        if path.endswith(".mpy"):
+            *dirs, name = path.split("/")
+            node = tree
+            for d in dirs:
+                node = node.setdefault(d, {})
+            node[name] = data
+    writer = VfsRomWriter()
+
+    def add(node: dict[str, Any]) -> None:
+        for name in sorted(node):
+            if isinstance(node[name], dict):
+                writer.opendir(name)
+                add(node[name])
+                writer.closedir()
+            else:
+                writer.mkfile(name, node[name])
+
+    add(tree)
+    image: bytes = writer.finalise()
+    if len(image) > ROMFS_PARTITION_BYTES:
+        raise ReleaseError(f"the code image is {len(image)} bytes, more than the romfs "
+                           f"partition's {ROMFS_PARTITION_BYTES}")
+    return image
+
+
 TRUST = "trust.pem"  # the trust bundle's path in a release (= station.ota.TRUST)
 TRUST_MAX_BYTES = 16384  # = station.trust.MAX_BYTES
 TRUST_MAX_CERTS = 8  # = station.trust.MAX_CERTS
@@ -139,7 +179,8 @@ def build(key_path: Path, out_dir: Path, source: Path = paths.FIRMWARE,
           compile_mpy: bool = True, ca: list[Path] | None = None) -> Path:
     """The signed bundle out_dir/mizumori-VERSION.tar: the application package (station/,
     compiled, without the simulators of paths.HOST_ONLY; boot.py and main.py are never
-    updated over the air), its manifest and the manifest's signature. ca: PEM files whose
+    updated over the air), the same .mpy files as a ROMFS image (code.romfs; not with
+    compile_mpy False), its manifest and the manifest's signature. ca: PEM files whose
     certificates become the stations' trust bundle (trust.pem; docs/ota.md, "Changing the
     CA"); without it the release leaves the stations' trust as it is."""
     key = load_key(key_path)
@@ -168,6 +209,8 @@ def build(key_path: Path, out_dir: Path, source: Path = paths.FIRMWARE,
                 files[str(rel.with_suffix(".mpy"))] = out.read_bytes()
             else:
                 files[str(rel)] = src.read_bytes()
+    if compile_mpy:
+        files[ROMFS] = romfs_image(files)
     manifest = {
         "version": version, "mpy": mpy_version(), "min_battery_mv": min_battery_mv,
         "files": [{"path": p, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}

@@ -21,7 +21,7 @@ if not _HERE.startswith("/"):
 BOARD_DIR = _HERE + "/../../firmware/board"
 FROZEN = _HERE + "/../../firmware"  # what the image freezes: firmware/board/manifest.py
 ROM_FILES = ("sim.json", "rtc.bin", "rtc.clock", "sleep.ms", "sleep.ms.tmp",
-             "awake.txt")  # not the flash
+             "awake.txt", "romfs.bin")  # not the filesystem (romfs.bin: its own partition)
 AWAKE = 4  # exit status of a board that would stay awake for ever
 WDT = 5  # exit status of a watchdog reset: the board boots again at once, reset cause wdt
 
@@ -94,9 +94,10 @@ def _wipe(d):
 
 
 class _Partition:
-    """esp32.Partition for the "vfs" partition of the port's 4 MiB layout (2 MiB at
-    0x200000, partitions-4MiB.csv), whose files are the flash directory. flashbdev.bdev is
-    this partition (ports/esp32/modules/flashbdev.py finds it by its label)."""
+    """esp32.Partition for the "vfs" partition, whose files are the flash directory: 2 MiB
+    at 0x200000 in the port's 4 MiB layout (partitions-4MiB.csv), 1792 KiB at 0x240000 in
+    the station image's (firmware/board/partitions.csv). flashbdev.bdev is this partition
+    (ports/esp32/modules/flashbdev.py finds it by its label)."""
 
     TYPE_APP, TYPE_DATA = 0, 1
     BLOCK = 4096
@@ -104,12 +105,14 @@ class _Partition:
     def __init__(self, spec):
         self.corrupt = spec.get("fs") == "corrupt"
         self.erased = bool(spec.get("fs_first_sector_erased"))
+        self.at, self.size = ((0x240000, 0x1C0000) if spec.get("image") == "mizumori"
+                              else (0x200000, 0x200000))
 
     def info(self):
-        return (1, 0x81, 0x200000, 0x200000, "vfs", False)
+        return (1, 0x81, self.at, self.size, "vfs", False)
 
     def ioctl(self, op, arg):
-        return {4: 0x200000 // self.BLOCK, 5: self.BLOCK}.get(op, 0)
+        return {4: self.size // self.BLOCK, 5: self.BLOCK}.get(op, 0)
 
     def readblocks(self, n, buf, off=0):
         # Erased flash reads 0xFF; a damaged filesystem anything else.
@@ -151,6 +154,79 @@ class _Vfs:
 
 class _Esp32:
     Partition = _Partition
+
+
+class _RomPartition:
+    """The station image's "romfs" partition (firmware/board/partitions.csv: 256 KiB at
+    0x200000), as vfs.rom_ioctl(2, 0) gives it on the ESP32 port (ports/esp32/
+    esp32_partition.c: an esp32.Partition found by that label, whose buffer is the
+    partition mapped into memory). Kept in romfs.bin across wakes. Its writes are the
+    flash's, so a power cut (cut_after_writes) can fall between them. As NOR flash:
+    erased bytes read 0xFF, writeblocks(n, buf) erases its 4 KiB blocks first and then
+    writes (esp_partition_erase_range needs whole blocks), writeblocks(n, buf, off) only
+    clears bits, ioctl 6 erases one block (MP_BLOCKDEV_IOCTL_BLOCK_ERASE)."""
+
+    BLOCK = 4096
+    SIZE = 0x40000
+    PATH = "romfs.bin"
+
+    def __init__(self):
+        try:
+            with open(self.PATH, "rb") as f:
+                self.data = bytearray(f.read())
+        except OSError:
+            self.data = bytearray(b"\xff" * self.SIZE)
+            with open(self.PATH, "wb") as f:
+                f.write(self.data)
+
+    def _put(self, at, data):
+        if at < 0 or at + len(data) > len(self.data):
+            raise OSError(22)  # ESP_ERR_INVALID_ARG: outside the partition
+        self.data[at:at + len(data)] = data
+        with open(self.PATH, "r+b") as f:
+            f.seek(at)
+            f.write(data)
+
+    def readblocks(self, n, buf, off=0):
+        at = n * self.BLOCK + off
+        if at < 0 or at + len(buf) > len(self.data):
+            raise OSError(22)
+        buf[:] = self.data[at:at + len(buf)]
+
+    def writeblocks(self, n, buf, off=None):
+        at = n * self.BLOCK + (off or 0)
+        if off is None:
+            if len(buf) % self.BLOCK:
+                raise OSError(22)  # ESP_ERR_INVALID_SIZE: erase whole blocks only
+            self._put(at, b"\xff" * len(buf))
+        self._put(at, bytes(a & b for a, b in zip(self.data[at:at + len(buf)], buf)))
+
+    def ioctl(self, op, arg):
+        if op == 6:
+            self._put(arg * self.BLOCK, b"\xff" * self.BLOCK)
+        return {4: len(self.data) // self.BLOCK, 5: self.BLOCK}.get(op, 0)
+
+
+class _RomVfs:
+    """vfs with the ROMFS support the station's image is built with (MICROPY_VFS_ROM): the
+    unix port's own mount, umount and VfsRom, and rom_ioctl over the romfs partition (one
+    segment; -EINVAL for anything but asking for it). VfsRom reads the partition's bytes
+    where they lie, as a board reads its mapped flash."""
+
+    def __init__(self, real):
+        self._real = real
+        self.mount, self.umount = real.mount, real.umount
+        self.partition = _RomPartition()
+
+    def rom_ioctl(self, op, *args):
+        if op == 1:
+            return 1
+        if op == 2 and args and args[0] == 0:
+            return self.partition
+        return -22
+
+    def VfsRom(self, dev):  # noqa: N802 - vfs's name
+        return self._real.VfsRom(dev.data)
 
 
 def _image_boot(run):
@@ -291,6 +367,10 @@ if _image:
     if _image == "mizumori":
         sys.path.insert(1, FROZEN)
     _image_boot(_stock if _image == "stock" else _mizumori)
+    if _image == "mizumori":  # built with ROMFS; the stock ESP32_GENERIC is not
+        import vfs as _vfs
+
+        sys.modules["vfs"] = _RomVfs(_vfs)  # type: ignore
 class _RomModule:
     """A module the ROM brings, loaded from its source at first use (MicroPython looks a
     dotted import up in sys.modules before the package's own folder)."""
