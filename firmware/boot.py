@@ -11,7 +11,8 @@ import os
 import sys
 
 ROM_IMAGE = "code.romfs"  # in each slot: its station/ as a ROMFS image (mizumori release)
-ROM_MARK = "rom.json"  # {"sha": SHA-256 of what the romfs partition holds, checked}
+ROM_MARK = "rom.json"  # {"want": SHA-256, "tries": n}: copies of that image into the partition
+ROM_TRIES = 3  # copies of one image at most: a partition that never takes it is not worn out
 BLOCK = 4096  # the partition's block (ports/esp32/esp32_partition.c: NATIVE_BLOCK_SIZE_BYTES)
 
 
@@ -55,46 +56,35 @@ def _pick():
     return trial
 
 
-def _want(slot):
-    """The SHA-256 the slot's signed manifest gives its code image, or None without one
-    (its keys in the order both writers give them: path, sha256, size)."""
+def _image(slot):
+    """(SHA-256, size) that the slot's signed manifest gives its code image, or None without
+    one (its keys in the order both writers give them: path, sha256, size)."""
     with open(slot + "/manifest.json") as f:
         text = f.read()
     i = text.find('"%s"' % ROM_IMAGE)
     if i < 0:
         return None
     i = text.find('"', text.find(":", text.find('"sha256"', i)) + 1) + 1
-    return text[i:i + 64]
-
-
-def _sha(dev, size):
-    """SHA-256 of the partition's first size bytes, read from the flash itself."""
-    import binascii
-    import hashlib
-
-    h = hashlib.sha256()
-    buf = bytearray(BLOCK)
-    for n in range((size + BLOCK - 1) // BLOCK):
-        dev.readblocks(n, buf)
-        h.update(buf if size - n * BLOCK >= BLOCK else buf[:size - n * BLOCK])
-    return binascii.hexlify(h.digest()).decode()
+    j = text.find(":", text.find('"size"', i)) + 1
+    k = j
+    while k < len(text) and text[k] in " 0123456789":
+        k += 1
+    return text[i:i + 64], int(text[j:k])
 
 
 def _copy(dev, path):
-    """The image into the partition, its first block last: a copy cut short leaves no valid
-    image (the header is in block 0), so the port mounts nothing and the next boot copies
-    again. writeblocks with three arguments erases the blocks it writes (esp32_partition.c).
-    The image's size."""
+    """The image into the partition, its first block last (a copy cut short has no header,
+    which the port's mount at start-up looks for). writeblocks with three arguments erases
+    the blocks it writes (esp32_partition.c: esp_partition_erase_range, then _write)."""
     dev.ioctl(6, 0)  # MP_BLOCKDEV_IOCTL_BLOCK_ERASE of block 0
     first = bytearray(BLOCK)
     buf = bytearray(BLOCK)
-    n = size = 0
+    n = 0
     with open(path, "rb") as f:
         while True:
             k = f.readinto(buf)
             if not k:
                 break
-            size += k
             buf[k:] = b"\xff" * (BLOCK - k)
             if n:
                 dev.writeblocks(n, buf)
@@ -102,17 +92,21 @@ def _copy(dev, path):
                 first[:] = buf
             n += 1
     dev.writeblocks(0, first)
-    return size
 
 
 def _rom(slot, vfs):
     """Put the slot's code, from the romfs partition, first on sys.path: an .mpy imported
     from the filesystem is copied into the heap (its bytecode and names), one in a ROMFS
-    runs where it lies in flash (docs/firmware.md, "Code in flash (ROMFS)"). The partition
-    holds one slot's image; another's is copied in (once per update or rollback) and used
-    from the next boot on, when the flash is mapped afresh. True when the code runs from
-    it; otherwise the slot's own .mpy files run, as without the image."""
-    while "/rom" in sys.path:  # the port may have mounted what the partition held
+    runs where it lies in flash (docs/firmware.md, "Code in flash (ROMFS)"). Used only when
+    what the partition holds, read through the mapping the code will run from, hashes to
+    what the slot's signed manifest says. Otherwise the slot's image is copied in (once per
+    update or rollback; at most ROM_TRIES times) and used from the next boot on, when the
+    flash is mapped afresh; until then the slot's .mpy files run. True when the code runs
+    from the partition."""
+    import binascii
+    import hashlib
+
+    while "/rom" in sys.path:  # the port mounts what the partition holds at start-up
         sys.path.remove("/rom")
     while "/rom/lib" in sys.path:
         sys.path.remove("/rom/lib")
@@ -120,33 +114,32 @@ def _rom(slot, vfs):
         vfs.umount("/rom")
     except OSError:
         pass
-    dev = vfs.rom_ioctl(2, 0)  # AttributeError: an image built without ROMFS
-    want = _want(slot)
-    if isinstance(dev, int) or not want:  # no romfs partition (-EINVAL), no image
+    if not hasattr(vfs, "rom_ioctl"):
+        return False  # an image built without ROMFS (the stock ESP32_GENERIC)
+    dev = vfs.rom_ioctl(2, 0)
+    image = _image(slot)
+    if isinstance(dev, int) or image is None:  # no romfs partition (-EINVAL), no image
         return False
-    try:
-        with open(ROM_MARK) as f:
-            mark = json.loads(f.read())
-    except (OSError, ValueError):
-        mark = {}
-    if mark.get("sha") == want:
+    want, size = image
+    mapped = memoryview(dev)  # the partition as the code would run from it
+    got = hashlib.sha256(mapped[:size]).digest() if size <= len(mapped) else b""
+    if binascii.hexlify(got).decode() == want:
         vfs.mount(vfs.VfsRom(dev), "/rom")
         sys.path.insert(0, "/rom")
         return True
-    if mark.get("failed") == want:
-        return False  # copied once and did not read back: not again (flash wear)
-    image = slot + "/" + ROM_IMAGE
-    if os.stat(image)[6] > dev.ioctl(4, 0) * BLOCK:  # OSError: the slot has no image
-        got = ""  # more than the partition holds
-    else:
-        with open(ROM_MARK, "w") as f:  # before the partition changes
-            f.write('{"sha": ""}')
-        try:
-            got = _sha(dev, _copy(dev, image))
-        except OSError:
-            got = ""
-    with open(ROM_MARK, "w") as f:
-        f.write(json.dumps({"sha": got} if got == want else {"sha": "", "failed": want}))
+    try:
+        with open(ROM_MARK) as f:
+            mark = json.loads(f.read())
+        tries = mark["tries"] if mark["want"] == want else 0
+    except (OSError, ValueError, KeyError, TypeError):
+        tries = 0
+    if tries >= ROM_TRIES or size > len(mapped):
+        print("boot.py: code image not used (%s)" % ("larger than the partition"
+                                                   if size > len(mapped) else "copies fail"))
+        return False
+    with open(ROM_MARK, "w") as f:  # counted before the partition changes
+        f.write(json.dumps({"want": want, "tries": tries + 1}))
+    _copy(dev, slot + "/" + ROM_IMAGE)
     return False
 
 
@@ -168,6 +161,5 @@ if _slot:
 
         _rom(_slot, vfs)
     except Exception as e:  # noqa: BLE001 - the slot's own files run
-        if not isinstance(e, AttributeError):
-            print("boot.py: code image:", repr(e))
+        print("boot.py: code image:", repr(e))
 gc.collect()

@@ -21,7 +21,8 @@ if not _HERE.startswith("/"):
 BOARD_DIR = _HERE + "/../../firmware/board"
 FROZEN = _HERE + "/../../firmware"  # what the image freezes: firmware/board/manifest.py
 ROM_FILES = ("sim.json", "rtc.bin", "rtc.clock", "sleep.ms", "sleep.ms.tmp",
-             "awake.txt", "romfs.bin")  # not the filesystem (romfs.bin: its own partition)
+             "awake.txt", "romfs.bin", "imported.txt")  # not the filesystem (romfs.bin:
+# the romfs partition; imported.txt: the rig's note of where the code ran from)
 AWAKE = 4  # exit status of a board that would stay awake for ever
 WDT = 5  # exit status of a watchdog reset: the board boots again at once, reset cause wdt
 
@@ -156,42 +157,44 @@ class _Esp32:
     Partition = _Partition
 
 
-class _RomPartition:
+class _RomPartition(bytearray):
     """The station image's "romfs" partition (firmware/board/partitions.csv: 256 KiB at
     0x200000), as vfs.rom_ioctl(2, 0) gives it on the ESP32 port (ports/esp32/
     esp32_partition.c: an esp32.Partition found by that label, whose buffer is the
-    partition mapped into memory). Kept in romfs.bin across wakes. Its writes are the
-    flash's, so a power cut (cut_after_writes) can fall between them. As NOR flash:
-    erased bytes read 0xFF, writeblocks(n, buf) erases its 4 KiB blocks first and then
-    writes (esp_partition_erase_range needs whole blocks), writeblocks(n, buf, off) only
-    clears bits, ioctl 6 erases one block (MP_BLOCKDEV_IOCTL_BLOCK_ERASE)."""
+    partition mapped into memory: here the bytes themselves). Kept in romfs.bin across
+    wakes; its writes are the flash's, so a power cut (cut_after_writes) can fall between
+    them. As NOR flash: erased bytes read 0xFF, writeblocks(n, buf) erases its 4 KiB blocks
+    first and then writes (esp_partition_erase_range needs whole blocks), writeblocks(n,
+    buf, off) only clears bits, ioctl 6 erases one block (MP_BLOCKDEV_IOCTL_BLOCK_ERASE)."""
 
     BLOCK = 4096
     SIZE = 0x40000
     PATH = "romfs.bin"
 
-    def __init__(self):
+    @classmethod
+    def load(cls):
         try:
-            with open(self.PATH, "rb") as f:
-                self.data = bytearray(f.read())
+            with open(cls.PATH, "rb") as f:
+                return cls(f.read())
         except OSError:
-            self.data = bytearray(b"\xff" * self.SIZE)
-            with open(self.PATH, "wb") as f:
-                f.write(self.data)
+            part = cls(b"\xff" * cls.SIZE)
+            with open(cls.PATH, "wb") as f:
+                f.write(part)
+            return part
 
     def _put(self, at, data):
-        if at < 0 or at + len(data) > len(self.data):
+        if at < 0 or at + len(data) > len(self):
             raise OSError(22)  # ESP_ERR_INVALID_ARG: outside the partition
-        self.data[at:at + len(data)] = data
         with open(self.PATH, "r+b") as f:
             f.seek(at)
             f.write(data)
+        self[at:at + len(data)] = data
 
     def readblocks(self, n, buf, off=0):
         at = n * self.BLOCK + off
-        if at < 0 or at + len(buf) > len(self.data):
+        if at < 0 or at + len(buf) > len(self):
             raise OSError(22)
-        buf[:] = self.data[at:at + len(buf)]
+        buf[:] = self[at:at + len(buf)]
 
     def writeblocks(self, n, buf, off=None):
         at = n * self.BLOCK + (off or 0)
@@ -199,24 +202,22 @@ class _RomPartition:
             if len(buf) % self.BLOCK:
                 raise OSError(22)  # ESP_ERR_INVALID_SIZE: erase whole blocks only
             self._put(at, b"\xff" * len(buf))
-        self._put(at, bytes(a & b for a, b in zip(self.data[at:at + len(buf)], buf)))
+        self._put(at, bytes(a & b for a, b in zip(self[at:at + len(buf)], buf)))
 
     def ioctl(self, op, arg):
         if op == 6:
             self._put(arg * self.BLOCK, b"\xff" * self.BLOCK)
-        return {4: len(self.data) // self.BLOCK, 5: self.BLOCK}.get(op, 0)
+        return {4: len(self) // self.BLOCK, 5: self.BLOCK}.get(op, 0)
 
 
 class _RomVfs:
     """vfs with the ROMFS support the station's image is built with (MICROPY_VFS_ROM): the
     unix port's own mount, umount and VfsRom, and rom_ioctl over the romfs partition (one
-    segment; -EINVAL for anything but asking for it). VfsRom reads the partition's bytes
-    where they lie, as a board reads its mapped flash."""
+    segment; -EINVAL for anything but asking for it)."""
 
     def __init__(self, real):
-        self._real = real
-        self.mount, self.umount = real.mount, real.umount
-        self.partition = _RomPartition()
+        self.mount, self.umount, self.VfsRom = real.mount, real.umount, real.VfsRom
+        self.partition = _RomPartition.load()
 
     def rom_ioctl(self, op, *args):
         if op == 1:
@@ -225,8 +226,26 @@ class _RomVfs:
             return self.partition
         return -22
 
-    def VfsRom(self, dev):  # noqa: N802 - vfs's name
-        return self._real.VfsRom(dev.data)
+
+def _mount_romfs(vfs):
+    """What the port does at start-up with ROMFS (extmod/vfs.c, mp_vfs_mount_romfs_protected:
+    the partition mounted at /rom if it holds a ROMFS image, silently not otherwise; /rom and
+    /rom/lib on sys.path after .frozen)."""
+    try:
+        vfs.mount(vfs.VfsRom(vfs.rom_ioctl(2, 0)), "/rom")
+    except OSError:
+        return
+    at = sys.path.index(FROZEN) + 1 if FROZEN in sys.path else len(sys.path)
+    sys.path[at:at] = ["/rom", "/rom/lib"]
+
+
+def _note_code_origin(write=open):
+    """At the end of the process, imported.txt: the file the station package was imported
+    from (the rig's view of where the code ran from, when sim.json asks with
+    "note_code_origin"; nothing on a board). Not a write to the flash: never cut."""
+    mod = sys.modules.get("station")
+    with write("imported.txt", "w") as f:
+        f.write(str(getattr(mod, "__file__", "")) if mod else "")
 
 
 def _image_boot(run):
@@ -371,6 +390,9 @@ if _image:
         import vfs as _vfs
 
         sys.modules["vfs"] = _RomVfs(_vfs)  # type: ignore
+        _mount_romfs(sys.modules["vfs"])
+if SPEC.get("note_code_origin"):
+    sys.atexit(_note_code_origin)
 class _RomModule:
     """A module the ROM brings, loaded from its source at first use (MicroPython looks a
     dotted import up in sys.modules before the package's own folder)."""
