@@ -133,6 +133,12 @@ def test_rows_a_real_board_can_fail() -> None:
                                  "micropython": "1.29.0", "version": "0.2.0", "errors": []})
     assert [r.status for r in stock] == ["INFO", "FAIL"]
     assert "firmware/board/README.md" in stock[1].advice
+    ours = {"machine": "Mizumori station with ESP32", "micropython": "1.29.0",
+            "version": "0.2.0", "errors": []}
+    assert [(r.check, r.status) for r in check.firmware_rows({**ours, "code_in_flash": True})
+            ] == [("firmware", "INFO"), ("application code", "PASS")]
+    files = check.firmware_rows({**ours, "code_in_flash": False})[1]
+    assert files.status == "INFO" and "next wake" in files.advice
     clipped = check.loop_row(20.0, {"ua": 16_333, "shunt_ohm": 150}, 0.2)
     assert clipped.status == "FAIL" and "2.45 V limit" in clipped.advice
     assert check.loop_row(12.0, {"ua": 12_150, "shunt_ohm": 100}, 0.2).status == "PASS"

@@ -76,7 +76,8 @@ for _k in [k for k in sys.modules if k == 'station' or k.startswith('station.')]
         del sys.modules[_k]
 globals().pop('app', None)
 out = {'heap_boot': _mz_mem(), 'machine': getattr(sys.implementation, '_machine', '?'),
-       'micropython': '.'.join(str(x) for x in sys.implementation.version[:3])}
+       'micropython': '.'.join(str(x) for x in sys.implementation.version[:3]),
+       'code_in_flash': '/rom' in sys.path}
 try:
     with open('fs_reformatted') as f:
         out['marker'] = json.loads(f.read())
@@ -426,6 +427,13 @@ def firmware_rows(info: dict[str, Any]) -> list[Row]:
         rows.append(Row("firmware image", "stock MicroPython", "FAIL",
                         "A corrupt filesystem would keep this board awake until its battery "
                         "is flat: install the Mizumori image (firmware/board/README.md)."))
+    if "Mizumori" in info["machine"]:  # boot.py: the slot's code image in the romfs partition
+        rows.append(Row("application code", "runs in place from the romfs partition", "PASS")
+                    if info.get("code_in_flash") else
+                    Row("application code", "from the slot's .mpy files (heap: ~35 KiB more)",
+                        "INFO", "The first boot after flashing or an update copies the code "
+                        "image; from the next wake it runs from flash. If this stays so, "
+                        "`mizumori device console` shows boot.py's reason after a reset."))
     marker = info.get("marker")
     if marker:
         rows.append(Row("filesystem", f"formatted at boot ({marker.get('why')})", "INFO",
