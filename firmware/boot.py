@@ -100,12 +100,9 @@ def _rom(slot, vfs):
     runs where it lies in flash (docs/firmware.md, "Code in flash (ROMFS)"). Used only when
     what the partition holds, read through the mapping the code will run from, hashes to
     what the slot's signed manifest says. Otherwise the slot's image is copied in (once per
-    update or rollback; at most ROM_TRIES times) and used from the next boot on, when the
-    flash is mapped afresh; until then the slot's .mpy files run. True when the code runs
-    from the partition."""
-    import binascii
-    import hashlib
-
+    update or rollback; at most ROM_TRIES times), and used once the mapping shows it whole
+    (at once, or from the next boot); until then the slot's .mpy files run. True when the
+    code runs from the partition."""
     while "/rom" in sys.path:  # the port mounts what the partition holds at start-up
         sys.path.remove("/rom")
     while "/rom/lib" in sys.path:
@@ -122,11 +119,8 @@ def _rom(slot, vfs):
         return False
     want, size = image
     mapped = memoryview(dev)  # the partition as the code would run from it
-    got = hashlib.sha256(mapped[:size]).digest() if size <= len(mapped) else b""
-    if binascii.hexlify(got).decode() == want:
-        vfs.mount(vfs.VfsRom(dev), "/rom")
-        sys.path.insert(0, "/rom")
-        return True
+    if _holds(mapped, want, size):
+        return _mount(vfs, dev)
     try:
         with open(ROM_MARK) as f:
             mark = json.loads(f.read())
@@ -140,7 +134,26 @@ def _rom(slot, vfs):
     with open(ROM_MARK, "w") as f:  # counted before the partition changes
         f.write(json.dumps({"want": want, "tries": tries + 1}))
     _copy(dev, slot + "/" + ROM_IMAGE)
-    return False
+    # The mapping may still show what the partition held before (the port mapped it at
+    # start-up; espressif/esp-idf#12679): used now only if it shows the copy whole, else
+    # from the next boot, when the flash is mapped afresh.
+    return _holds(mapped, want, size) and _mount(vfs, dev)
+
+
+def _holds(mapped, want, size):
+    """Whether the mapped partition starts with the image whose SHA-256 is want."""
+    import binascii
+    import hashlib
+
+    if size > len(mapped):
+        return False
+    return binascii.hexlify(hashlib.sha256(mapped[:size]).digest()).decode() == want
+
+
+def _mount(vfs, dev):
+    vfs.mount(vfs.VfsRom(dev), "/rom")
+    sys.path.insert(0, "/rom")
+    return True
 
 
 # The port runs main.py only when boot.py succeeded (ports/esp32/main.c): whatever fails here

@@ -107,7 +107,7 @@ def test_wakes_from_flash_under_their_ceilings(
 def test_wake_with_upload_from_files_under_its_ceiling(
         releases: Any, credits: Credits) -> None:
     """From the slot's .mpy files: a board without the code image (the stock firmware), or
-    the first boot of a new slot, which copies its image and runs its files once."""
+    the boot that copies a new slot's image while the flash mapping does not show it yet."""
     _check(releases, credits, False, CEILING_WAKE_KIB, window=3)
 
 

@@ -161,40 +161,52 @@ class _RomPartition(bytearray):
     """The station image's "romfs" partition (firmware/board/partitions.csv: 256 KiB at
     0x200000), as vfs.rom_ioctl(2, 0) gives it on the ESP32 port (ports/esp32/
     esp32_partition.c: an esp32.Partition found by that label, whose buffer is the
-    partition mapped into memory: here the bytes themselves). Kept in romfs.bin across
-    wakes; its writes are the flash's, so a power cut (cut_after_writes) can fall between
-    them. As NOR flash: erased bytes read 0xFF, writeblocks(n, buf) erases its 4 KiB blocks
-    first and then writes (esp_partition_erase_range needs whole blocks), writeblocks(n,
-    buf, off) only clears bits, ioctl 6 erases one block (MP_BLOCKDEV_IOCTL_BLOCK_ERASE)."""
+    partition mapped into memory). The object's own bytes are that mapping; `flash` is
+    the partition itself, kept in romfs.bin across wakes, which readblocks reads
+    (esp_partition_read) and writes change. The mapping is made at start-up and, as the
+    strict case, keeps showing what it showed until the next boot (ESP-IDF has reported
+    stale reads through a mapping after writes, espressif/esp-idf#12679); with
+    "romfs_mapping_follows_writes" in sim.json it shows every write at once (which of the
+    two a board does is for the bench). Its writes are the flash's, so a power cut
+    (cut_after_writes) can fall between them. As NOR flash: erased bytes read 0xFF,
+    writeblocks(n, buf) erases its 4 KiB blocks first and then writes
+    (esp_partition_erase_range needs whole blocks), writeblocks(n, buf, off) only clears
+    bits, ioctl 6 erases one block (MP_BLOCKDEV_IOCTL_BLOCK_ERASE)."""
 
     BLOCK = 4096
     SIZE = 0x40000
     PATH = "romfs.bin"
+    flash = bytearray()  # set by load()
+    follows = False
 
     @classmethod
     def load(cls):
         try:
             with open(cls.PATH, "rb") as f:
-                return cls(f.read())
+                part = cls(f.read())
         except OSError:
             part = cls(b"\xff" * cls.SIZE)
             with open(cls.PATH, "wb") as f:
                 f.write(part)
-            return part
+        part.flash = bytearray(part)
+        part.follows = bool(SPEC.get("romfs_mapping_follows_writes"))
+        return part
 
     def _put(self, at, data):
-        if at < 0 or at + len(data) > len(self):
+        if at < 0 or at + len(data) > len(self.flash):
             raise OSError(22)  # ESP_ERR_INVALID_ARG: outside the partition
         with open(self.PATH, "r+b") as f:
             f.seek(at)
             f.write(data)
-        self[at:at + len(data)] = data
+        self.flash[at:at + len(data)] = data
+        if self.follows:
+            self[at:at + len(data)] = data
 
     def readblocks(self, n, buf, off=0):
         at = n * self.BLOCK + off
-        if at < 0 or at + len(buf) > len(self):
+        if at < 0 or at + len(buf) > len(self.flash):
             raise OSError(22)
-        buf[:] = self[at:at + len(buf)]
+        buf[:] = self.flash[at:at + len(buf)]
 
     def writeblocks(self, n, buf, off=None):
         at = n * self.BLOCK + (off or 0)
@@ -202,12 +214,12 @@ class _RomPartition(bytearray):
             if len(buf) % self.BLOCK:
                 raise OSError(22)  # ESP_ERR_INVALID_SIZE: erase whole blocks only
             self._put(at, b"\xff" * len(buf))
-        self._put(at, bytes(a & b for a, b in zip(self[at:at + len(buf)], buf)))
+        self._put(at, bytes(a & b for a, b in zip(self.flash[at:at + len(buf)], buf)))
 
     def ioctl(self, op, arg):
         if op == 6:
             self._put(arg * self.BLOCK, b"\xff" * self.BLOCK)
-        return {4: len(self) // self.BLOCK, 5: self.BLOCK}.get(op, 0)
+        return {4: len(self.flash) // self.BLOCK, 5: self.BLOCK}.get(op, 0)
 
 
 class _RomVfs:
