@@ -5,14 +5,23 @@
 # what was rolled back. A missing or corrupt pointer falls back to the newest confirmed slot.
 # A board flashed without slots (no slot.json, no a/ or b/) runs station/ from the root.
 # With the station's firmware image the slot's code runs in place from flash (_rom, below).
-import gc
-import json
-import os
 import sys
+
+# The port mounts what the romfs partition holds at /rom at start-up, with /rom and /rom/lib
+# on sys.path (extmod/vfs.c): off the path before anything is imported, since a module there
+# named os, json, binascii or hashlib would be imported instead of the built-in one. _rom
+# puts the partition back, first, only once it has checked it.
+for _p in ("/rom", "/rom/lib"):
+    while _p in sys.path:
+        sys.path.remove(_p)
+
+import gc  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
 
 ROM_IMAGE = "code.romfs"  # in each slot: its station/ as a ROMFS image (mizumori release)
 ROM_MARK = "rom.json"  # {"want": SHA-256, "tries": n}: copies of that image into the partition
-ROM_TRIES = 3  # copies of one image at most: a partition that never takes it is not worn out
+ROM_TRIES = 3  # copies of one image until the next power-on: not worn out by one that fails
 BLOCK = 4096  # the partition's block (ports/esp32/esp32_partition.c: NATIVE_BLOCK_SIZE_BYTES)
 
 
@@ -57,30 +66,36 @@ def _pick():
 
 
 def _image(slot):
-    """(SHA-256, size) that the slot's signed manifest gives its code image, or None without
-    one (its keys in the order both writers give them: path, sha256, size)."""
+    """(SHA-256, size) that the slot's manifest gives its code image (signed, for an
+    update), or None without one. Read from the entry's own braces, its keys in any order."""
     with open(slot + "/manifest.json") as f:
         text = f.read()
-    i = text.find('"%s"' % ROM_IMAGE)
-    if i < 0:
+    at = text.find('"%s"' % ROM_IMAGE)
+    if at < 0:
         return None
-    i = text.find('"', text.find(":", text.find('"sha256"', i)) + 1) + 1
-    j = text.find(":", text.find('"size"', i)) + 1
-    k = j
-    while k < len(text) and text[k] in " 0123456789":
-        k += 1
-    return text[i:i + 64], int(text[j:k])
+    entry = text[text.rfind("{", 0, at):text.find("}", at)]
+
+    def value(key):
+        i = entry.find(":", entry.find('"%s"' % key)) + 1
+        while entry[i] in ' "':
+            i += 1
+        j = i
+        while j < len(entry) and entry[j] not in '", ':
+            j += 1
+        return entry[i:j]
+
+    return value("sha256"), int(value("size"))
 
 
 def _copy(dev, path):
     """The image into the partition, its first block last (a copy cut short has no header,
     which the port's mount at start-up looks for). writeblocks with three arguments erases
     the blocks it writes (esp32_partition.c: esp_partition_erase_range, then _write)."""
-    dev.ioctl(6, 0)  # MP_BLOCKDEV_IOCTL_BLOCK_ERASE of block 0
     first = bytearray(BLOCK)
     buf = bytearray(BLOCK)
     n = 0
     with open(path, "rb") as f:
+        dev.ioctl(6, 0)  # MP_BLOCKDEV_IOCTL_BLOCK_ERASE of block 0, once the file opened
         while True:
             k = f.readinto(buf)
             if not k:
@@ -103,12 +118,8 @@ def _rom(slot, vfs):
     update or rollback; at most ROM_TRIES times), and used once the mapping shows it whole
     (at once, or from the next boot); until then the slot's .mpy files run. True when the
     code runs from the partition."""
-    while "/rom" in sys.path:  # the port mounts what the partition holds at start-up
-        sys.path.remove("/rom")
-    while "/rom/lib" in sys.path:
-        sys.path.remove("/rom/lib")
     try:
-        vfs.umount("/rom")
+        vfs.umount("/rom")  # off sys.path already (the top of this file)
     except OSError:
         pass
     if not hasattr(vfs, "rom_ioctl"):
@@ -124,20 +135,39 @@ def _rom(slot, vfs):
     try:
         with open(ROM_MARK) as f:
             mark = json.loads(f.read())
-        tries = mark["tries"] if mark["want"] == want else 0
+        tries = max(0, int(mark["tries"])) if mark["want"] == want else 0
     except (OSError, ValueError, KeyError, TypeError):
         tries = 0
-    if tries >= ROM_TRIES or size > len(mapped):
-        print("boot.py: code image not used (%s)" % ("larger than the partition"
-                                                   if size > len(mapped) else "copies fail"))
+    if tries >= ROM_TRIES and _power_on():
+        tries = 0  # someone power-cycled the board: one more round of copies
+    path = slot + "/" + ROM_IMAGE
+    why = ("larger than the partition" if size > len(mapped)
+           else "the file is not the manifest's size" if _size(path) != size
+           else "%d copies failed (power-cycle the board to try again)" % tries
+           if tries >= ROM_TRIES else None)
+    if why:
+        print("boot.py: code image not used:", why)
         return False
     with open(ROM_MARK, "w") as f:  # counted before the partition changes
         f.write(json.dumps({"want": want, "tries": tries + 1}))
-    _copy(dev, slot + "/" + ROM_IMAGE)
+    _copy(dev, path)
     # The mapping may still show what the partition held before (the port mapped it at
     # start-up; espressif/esp-idf#12679): used now only if it shows the copy whole, else
     # from the next boot, when the flash is mapped afresh.
     return _holds(mapped, want, size) and _mount(vfs, dev)
+
+
+def _size(path):
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def _power_on():
+    import machine
+
+    return machine.reset_cause() == machine.PWRON_RESET
 
 
 def _holds(mapped, want, size):

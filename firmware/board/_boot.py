@@ -17,10 +17,19 @@
 #   (mpremote sends one), which leaves the board at the REPL; after a soft reset (Ctrl-D at the
 #   REPL) someone is there already, so it goes straight on to the REPL.
 # When the application can run, this does what the port's _boot.py does, and no more.
-import gc
+import sys
 
-import vfs
-from flashbdev import bdev
+# The port has mounted the romfs partition at /rom and put /rom and /rom/lib on sys.path
+# (extmod/vfs.c, before this file): off the path until boot.py has checked what it holds,
+# since a module there named os or json would be imported instead of the built-in one.
+for _p in ("/rom", "/rom/lib"):
+    while _p in sys.path:
+        sys.path.remove(_p)
+
+import gc  # noqa: E402
+
+import vfs  # noqa: E402
+from flashbdev import bdev  # noqa: E402
 
 MARKER = "fs_reformatted"
 NEEDS = ("main.py", "secrets.json", "config.json")

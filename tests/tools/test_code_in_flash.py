@@ -10,6 +10,7 @@ station package was imported from (imported.txt)."""
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -123,17 +124,46 @@ def test_a_partition_that_changed_is_not_run_and_is_copied_again(flash: Path) ->
     assert wake(flash).startswith("/rom/") and partition_holds(flash, image)
 
 
-@pytest.mark.parametrize("damage", ["image", "too big"])
+def test_nothing_in_the_partition_runs_before_it_is_checked(flash: Path) -> None:
+    """The port mounts whatever the partition holds at start-up, with /rom on sys.path: a
+    module there named like a built-in that a file may extend (os, json, binascii, hashlib:
+    _boot.py and boot.py import them) must not be imported."""
+    mpy = {}
+    for name in ("os", "json", "binascii", "hashlib"):
+        src = flash.parent / f"{name}.py"
+        src.write_text('print("ROM CODE RAN")\n')
+        out = flash.parent / f"{name}.mpy"
+        subprocess.run([release.mpy_cross(), "-o", str(out), str(src)], check=True)
+        mpy[f"{name}.mpy"] = out.read_bytes()
+    rogue = release.romfs_image(mpy)
+    (flash / "romfs.bin").write_bytes(rogue + b"\xff" * (0x40000 - len(rogue)))
+    done = boot(flash, image="mizumori", note_code_origin=True)
+    assert "ROM CODE RAN" not in done.stdout + done.stderr
+    assert (flash / "imported.txt").read_text() == "a/station/__init__.mpy"
+    assert wake(flash) == "/rom/station/__init__.mpy"  # the slot's image replaced it
+
+
+def test_the_manifest_entry_is_read_whatever_its_layout(flash: Path) -> None:
+    manifest = json.loads((flash / "a" / "manifest.json").read_text())
+    manifest["files"] = [dict(reversed(list(e.items()))) for e in manifest["files"]]
+    (flash / "a" / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    wake(flash)
+    assert wake(flash) == "/rom/station/__init__.mpy"
+
+
+@pytest.mark.parametrize("damage", ["image", "too big", "short"])
 def test_an_image_that_cannot_be_used_is_copied_a_few_times_at_most(
         flash: Path, damage: str) -> None:
     """An image that does not hash as its manifest says (a damaged file): copied TRIES times,
-    then not again (flash wear); one larger than the partition: never. The slot's own
-    files run."""
+    then not again until the board is power-cycled (flash wear); one larger than the
+    partition, or a file not of the manifest's size: never. The slot's own files run."""
     image = flash / IMAGE
     if damage == "image":
         data = bytearray(image.read_bytes())
         data[-1] ^= 1
         image.write_bytes(bytes(data))
+    elif damage == "short":
+        image.write_bytes(image.read_bytes()[:-100])
     else:  # a release with more code than the partition holds (release.py refuses one)
         big = image.read_bytes() + b"\0" * 0x40000
         image.write_bytes(big)
@@ -153,3 +183,5 @@ def test_an_image_that_cannot_be_used_is_copied_a_few_times_at_most(
     entries = json.loads((flash / "a" / "manifest.json").read_text())["files"]
     want = next(e["sha256"] for e in entries if e["path"] == release.ROMFS)
     assert rom_mark(flash) == ({"want": want, "tries": TRIES} if damage == "image" else {})
+    wake(flash, reset_cause="power_on")
+    assert rom_mark(flash) == ({"want": want, "tries": 1} if damage == "image" else {})

@@ -432,7 +432,7 @@ def firmware_rows(info: dict[str, Any]) -> list[Row]:
                     if info.get("code_in_flash") else
                     Row("application code", "from the slot's .mpy files (heap: ~35 KiB more)",
                         "INFO", "The first boot after flashing or an update copies the code "
-                        "image; from the next wake at the latest it runs from flash. If this "
+                        "image; from the next wake it normally runs from flash. If this "
                         "stays so, `mizumori device console` shows boot.py's reason after a "
                         "reset."))
     marker = info.get("marker")

@@ -397,12 +397,15 @@ if _image:
     ROOTS = [""]
     if _image == "mizumori":
         sys.path.insert(1, FROZEN)
-    _image_boot(_stock if _image == "stock" else _mizumori)
-    if _image == "mizumori":  # built with ROMFS; the stock ESP32_GENERIC is not
+        # built with ROMFS (the stock ESP32_GENERIC is not): the port mounts the partition
+        # in mp_init(), before the image's _boot.py runs
         import vfs as _vfs
 
-        sys.modules["vfs"] = _RomVfs(_vfs)  # type: ignore
-        _mount_romfs(sys.modules["vfs"])
+        _ROMVFS = _RomVfs(_vfs)
+        _mount_romfs(_ROMVFS)
+    _image_boot(_stock if _image == "stock" else _mizumori)
+    if _image == "mizumori":
+        sys.modules["vfs"] = _ROMVFS  # type: ignore
 if SPEC.get("note_code_origin"):
     sys.atexit(_note_code_origin)
 class _RomModule:
