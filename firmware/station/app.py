@@ -97,10 +97,12 @@ def update(board, creds, st, reply, result, wdt, deadline, news):
     return _call("ota", "work", board, creds, result["battery_mv"], now, wdt.feed)
 
 
-def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, clock_path):
+def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, clock_path,
+            gauge=None):
     """Send the queue over the configured transports in order of preference, the next when
     one fails: the fleet server's reply over Wi-Fi, {} after LoRaWAN uplinks (the network
-    server answers nothing), None when every transport failed."""
+    server answers nothing), None when every transport failed. gauge: the rain gauge, for
+    the tips in the LoRaWAN module's light sleeps (lorawan.modem)."""
     for name in cfg["transport"].split(","):
         if name == "wifi" and creds.get("server"):
             from station import uplink
@@ -112,16 +114,17 @@ def deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline, 
         elif name == "lorawan" and creds.get("lorawan"):
             from station import lorawan
 
-            if lorawan.send(lorawan.modem(board, pins, wdt.feed), board, cfg, cfg_path, creds,
-                            st, queue, cause, clock_path, deadline):
+            if lorawan.send(lorawan.modem(board, pins, wdt.feed, gauge), board, cfg, cfg_path,
+                            creds, st, queue, cause, clock_path, deadline):
                 return {}
     return None
 
 
 def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path, clock_path,
-          news):
+          news, gauge=None):
     """Upload, then updates, within cfg["radio_budget_s"]. True when an update was
-    installed and the board must reboot into it. news: an update may have some (_ota_news)."""
+    installed and the board must reboot into it. news: an update may have some (_ota_news);
+    gauge: the rain gauge (deliver)."""
     creds = _call("uplink", "load_credentials", creds_path)
     if creds is None:
         return False
@@ -138,7 +141,7 @@ def radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt, creds_path,
     st["radio_at"] = board.time()
     state_mod.save(board, st)
     reply = deliver(board, cfg, cfg_path, pins, creds, st, queue, cause, wdt, deadline,
-                    clock_path)
+                    clock_path, gauge)
     st["radio_at"] = 0
     if reply:
         return update(board, creds, st, reply, result, wdt, deadline, news)
@@ -260,7 +263,7 @@ def _wake(board, cfg_path, queue_dir, uploader, creds_path):
                 st["since_upload"] = 0
         elif result["upload"] or busy:
             reboot = radio(board, cfg, cfg_path, pins, st, queue, result, cause, wdt,
-                           creds_path, clock_path, news)
+                           creds_path, clock_path, news, gauge)
         if reformatted and st["err_reported"] == st["err"]:
             fsutil.remove(_beside(cfg_path, FS_MARKER))
     except Exception as e:  # never die awake: record it and try again next wake

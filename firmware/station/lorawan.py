@@ -52,9 +52,12 @@ REJOIN_UNANSWERED = 3  # probes in a row nothing came down for (each unanswered 
 # repeated with the next uplink): the session is dead, join again
 
 
-def modem(board, pins, feed=None):
+def modem(board, pins, feed=None, gauge=None):
     """The board's LoRaWAN module, waiting in the board's time and feeding the watchdog
-    through every wait; the ESP32 light-sleeps while the module is certainly silent."""
+    through every wait; the ESP32 light-sleeps while the module is certainly silent. gauge:
+    the rain gauge whose tips the board counts while awake (drivers/rain.py): its tips in
+    those light sleeps, where its IRQ is deaf, are counted as the cycle's are
+    (rainwake.nap)."""
     from station.drivers.rak3172 import Rak3172
 
     def wait(ms):
@@ -63,7 +66,12 @@ def modem(board, pins, feed=None):
             feed()
 
     def nap(ms):
-        board.lightsleep(ms)
+        if gauge is None:
+            board.lightsleep(ms)
+        else:
+            from station import rainwake
+
+            rainwake.nap(board, gauge, ms)
         if feed:
             feed()
 

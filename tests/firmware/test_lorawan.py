@@ -702,7 +702,7 @@ def test_lorawan_takes_over_when_wifi_fails():
     creds = dict(CREDS, device_id=7, secret="00" * 32, server="http://127.0.0.1:9",
                  key=b"\0" * 32)
     real = lorawan.modem
-    lorawan.modem = lambda board, pins, feed: modem
+    lorawan.modem = lambda board, pins, feed, gauge: modem
     try:
         reply = app.deliver(board, cfg, d + "/config.json", config.pins(cfg), creds, st, q,
                             "deepsleep", board.watchdog(60000), 60000, d + "/clock.json")

@@ -358,3 +358,19 @@ def test_a_switch_held_closed_is_not_armed_and_the_nap_still_ends_on_time():
     assert board.spent["light_sleep"] == 700  # 300 ms awake waiting for it to open, once
     rainwake.nap(board, gauge, 1000)
     assert board.spent["light_sleep"] == 1700
+
+
+def test_tips_in_the_lorawan_modules_light_sleeps_are_counted():
+    """The ESP32 light-sleeps through the RAK3172's transmission and receive windows
+    (lorawan.modem's nap, 1-2 s an uplink), where the rain pin's IRQ is deaf: given the
+    gauge, those naps count its tips as the cycle's do; without it they are lost."""
+    from station import lorawan
+
+    tips = [100, 700, 1500, 2900]
+    for gauge_given, counted in ((True, len(tips)), (False, 0)):
+        board, gauge = nap_board(tips)
+        modem = lorawan.modem(board, PINS, None, gauge if gauge_given else None)
+        assert modem.nap is not None
+        modem.nap(3000)
+        assert gauge.take() == counted
+        assert board.spent["light_sleep"] >= 2500  # slept, not waited awake
