@@ -20,8 +20,10 @@ import json  # noqa: E402
 import os  # noqa: E402
 
 ROM_IMAGE = "code.romfs"  # in each slot: its station/ as a ROMFS image (mizumori release)
-ROM_MARK = "rom.json"  # {"want": SHA-256, "tries": n}: copies of that image into the partition
+ROM_MARK = "rom.json"  # {"want": SHA-256, "tries": n[, "rounds": r]}: copies of that image
 ROM_TRIES = 3  # copies of one image until the next power-on: not worn out by one that fails
+ROM_ROUNDS = 3  # rounds of ROM_TRIES, a power-on starting the next: a brown-out is a power-on
+# to the port (machine.reset_cause), so a sagging cell must not restart them for ever
 BLOCK = 4096  # the partition's block (ports/esp32/esp32_partition.c: NATIVE_BLOCK_SIZE_BYTES)
 
 
@@ -114,10 +116,10 @@ def _rom(slot, vfs):
     from the filesystem is copied into the heap (its bytecode and names), one in a ROMFS
     runs where it lies in flash (docs/firmware.md, "Code in flash (ROMFS)"). Used only when
     what the partition holds, read through the mapping the code will run from, hashes to
-    what the slot's signed manifest says. Otherwise the slot's image is copied in (once per
-    update or rollback; at most ROM_TRIES times), and used once the mapping shows it whole
-    (at once, or from the next boot); until then the slot's .mpy files run. True when the
-    code runs from the partition."""
+    what the slot's manifest says. Otherwise the slot's image is copied in (once per update
+    or rollback; ROM_TRIES times at most, again after a power-on, for ROM_ROUNDS rounds),
+    and used once the mapping shows it whole (at once, or from the next boot); until then
+    the slot's .mpy files run. True when the code runs from the partition."""
     try:
         vfs.umount("/rom")  # off sys.path already (the top of this file)
     except OSError:
@@ -135,21 +137,27 @@ def _rom(slot, vfs):
     try:
         with open(ROM_MARK) as f:
             mark = json.loads(f.read())
-        tries = max(0, int(mark["tries"])) if mark["want"] == want else 0
-    except (OSError, ValueError, KeyError, TypeError):
-        tries = 0
-    if tries >= ROM_TRIES and _power_on():
-        tries = 0  # someone power-cycled the board: one more round of copies
+        if mark["want"] != want:
+            raise ValueError
+        tries, rounds = max(0, int(mark["tries"])), max(0, int(mark.get("rounds", 0)))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        tries = rounds = 0
+    if tries >= ROM_TRIES and rounds + 1 < ROM_ROUNDS and _power_on():
+        tries, rounds = 0, rounds + 1  # the board was power-cycled: another round
     path = slot + "/" + ROM_IMAGE
     why = ("larger than the partition" if size > len(mapped)
            else "the file is not the manifest's size" if _size(path) != size
-           else "%d copies failed (power-cycle the board to try again)" % tries
+           else "its copies failed%s" % (" (power-cycle the board to try again)"
+                                          if rounds + 1 < ROM_ROUNDS else "")
            if tries >= ROM_TRIES else None)
     if why:
         print("boot.py: code image not used:", why)
         return False
     with open(ROM_MARK, "w") as f:  # counted before the partition changes
-        f.write(json.dumps({"want": want, "tries": tries + 1}))
+        mark = {"want": want, "tries": tries + 1}
+        if rounds:
+            mark["rounds"] = rounds
+        f.write(json.dumps(mark))
     _copy(dev, path)
     # The mapping may still show what the partition held before (the port mapped it at
     # start-up; espressif/esp-idf#12679): used now only if it shows the copy whole, else
