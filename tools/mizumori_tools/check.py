@@ -430,7 +430,7 @@ def firmware_rows(info: dict[str, Any]) -> list[Row]:
     if "Mizumori" in info["machine"]:  # boot.py: the slot's code image in the romfs partition
         rows.append(Row("application code", "runs in place from the romfs partition", "PASS")
                     if info.get("code_in_flash") else
-                    Row("application code", "from the slot's .mpy files (heap: ~35 KiB more)",
+                    Row("application code", "from the slot's .mpy files (heap: ~16 KiB more)",
                         "INFO", "The first boot after flashing or an update copies the code "
                         "image; from the next wake it normally runs from flash. If this "
                         "stays so, `mizumori device console` shows boot.py's reason after a "
